@@ -1,0 +1,188 @@
+"""SCIM users and groups. Membership is stored once (on the group) and shown from both sides,
+so a user's `groups` and a group's `members` can never disagree."""
+from __future__ import annotations
+
+import itertools
+import re
+
+from .errors import ApiError
+
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+
+_FILTER = re.compile(r'^\s*(\w+)(?:\.(\w+))?\s+(eq|co|sw)\s+"([^"]*)"\s*$', re.IGNORECASE)
+_MEMBER_PATH = re.compile(r'^members\[value eq "?([^"\]]+)"?\]$', re.IGNORECASE)
+
+
+class Directory:
+    def __init__(self):
+        self.users: dict[str, dict] = {}
+        self.groups: dict[str, dict] = {}
+        self.members: dict[str, set[str]] = {}  # group id -> member ids (users or groups)
+        self._ids = itertools.count(1000001)
+        self.create_group({"displayName": "admins"})
+        self.create_group({"displayName": "users"})
+
+    # -- users ------------------------------------------------------------------------------
+    def create_user(self, body: dict) -> dict:
+        name = (body.get("userName") or "").strip()
+        if not name:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", "userName is required")
+        if self.find_user(name):
+            raise ApiError(409, "RESOURCE_ALREADY_EXISTS", f"User with username {name} already exists.")
+        uid = str(next(self._ids))
+        emails = body.get("emails") or [{"value": name, "primary": True, "type": "work"}]
+        self.users[uid] = {
+            "id": uid, "userName": name, "displayName": body.get("displayName") or name,
+            "emails": emails, "name": body.get("name") or {}, "active": body.get("active", True),
+            "entitlements": body.get("entitlements") or [{"value": "workspace-access"}],
+        }
+        self.members[self.group_id("users")].add(uid)
+        for ref in body.get("groups") or []:
+            self._group(ref["value"])
+            self.members[ref["value"]].add(uid)
+        return self.user_json(uid)
+
+    def find_user(self, user_name: str) -> str | None:
+        for uid, user in self.users.items():
+            if user["userName"].lower() == user_name.lower():
+                return uid
+        return None
+
+    def _user(self, uid: str) -> dict:
+        if uid not in self.users:
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"User {uid} does not exist.")
+        return self.users[uid]
+
+    def user_json(self, uid: str) -> dict:
+        user = dict(self._user(uid))
+        user["groups"] = [{"value": gid, "display": self.groups[gid]["displayName"], "type": "direct"}
+                          for gid, ids in self.members.items() if uid in ids]
+        user["schemas"] = [USER_SCHEMA]
+        return user
+
+    def delete_user(self, uid: str) -> None:
+        self._user(uid)
+        del self.users[uid]
+        for ids in self.members.values():
+            ids.discard(uid)
+
+    # -- groups -----------------------------------------------------------------------------
+    def create_group(self, body: dict) -> dict:
+        name = (body.get("displayName") or "").strip()
+        if not name:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", "displayName is required")
+        if self.group_id(name):
+            raise ApiError(409, "RESOURCE_ALREADY_EXISTS", f"Group with name {name} already exists.")
+        gid = str(next(self._ids))
+        self.groups[gid] = {"id": gid, "displayName": name,
+                            "entitlements": body.get("entitlements") or []}
+        self.members[gid] = set()
+        for ref in body.get("members") or []:
+            self._principal(ref["value"])
+            self.members[gid].add(ref["value"])
+        return self.group_json(gid)
+
+    def group_id(self, name: str) -> str | None:
+        for gid, group in self.groups.items():
+            if group["displayName"] == name:
+                return gid
+        return None
+
+    def _group(self, gid: str) -> dict:
+        if gid not in self.groups:
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Group {gid} does not exist.")
+        return self.groups[gid]
+
+    def _principal(self, pid: str) -> dict:
+        if pid in self.users:
+            return self.users[pid]
+        if pid in self.groups:
+            return self.groups[pid]
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Principal {pid} does not exist.")
+
+    def group_json(self, gid: str) -> dict:
+        group = dict(self._group(gid))
+        members = []
+        for pid in sorted(self.members[gid]):
+            if pid in self.users:
+                members.append({"value": pid, "display": self.users[pid]["displayName"],
+                                "$ref": f"Users/{pid}"})
+            elif pid in self.groups:
+                members.append({"value": pid, "display": self.groups[pid]["displayName"],
+                                "$ref": f"Groups/{pid}"})
+        group["members"] = members
+        group["schemas"] = [GROUP_SCHEMA]
+        return group
+
+    def delete_group(self, gid: str) -> None:
+        name = self._group(gid)["displayName"]
+        if name in ("admins", "users"):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Group {name} is a system group.")
+        del self.groups[gid]
+        del self.members[gid]
+        for ids in self.members.values():
+            ids.discard(gid)
+
+    def patch_group(self, gid: str, body: dict) -> None:
+        self._group(gid)
+        for op in body.get("Operations") or []:
+            kind = (op.get("op") or "").lower()
+            path = op.get("path") or ""
+            value = op.get("value")
+            if kind == "add" and path in ("", "members"):
+                refs = value.get("members", []) if isinstance(value, dict) else (value or [])
+                for ref in refs:
+                    self._principal(ref["value"])
+                    self.members[gid].add(ref["value"])
+            elif kind == "remove" and _MEMBER_PATH.match(path):
+                self.members[gid].discard(_MEMBER_PATH.match(path).group(1))
+            elif kind == "remove" and path == "members":
+                for ref in value or []:
+                    self.members[gid].discard(ref["value"])
+            elif kind == "replace" and path == "displayName":
+                self.groups[gid]["displayName"] = value
+            else:
+                raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Unsupported PATCH operation {op}")
+
+    def is_admin(self, user_name: str) -> bool:
+        uid = self.find_user(user_name)
+        return uid is not None and uid in self.members[self.group_id("admins")]
+
+    # -- listing ----------------------------------------------------------------------------
+    def list(self, kind: str, query: dict) -> dict:
+        if kind == "Users":
+            items = [self.user_json(uid) for uid in self.users]
+        else:
+            items = [self.group_json(gid) for gid in self.groups]
+        flt = query.get("filter")
+        if flt:
+            items = [item for item in items if _matches(item, flt)]
+        total = len(items)
+        start = max(int(query.get("startIndex") or 1), 1)
+        count = int(query.get("count") or 10000)
+        page = items[start - 1:start - 1 + count]
+        return {"schemas": [LIST_SCHEMA], "totalResults": total, "startIndex": start,
+                "itemsPerPage": len(page), "Resources": page}
+
+
+def _matches(item: dict, flt: str) -> bool:
+    for clause in re.split(r"\s+and\s+", flt, flags=re.IGNORECASE):
+        m = _FILTER.match(clause)
+        if not m:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Unsupported filter: {flt}")
+        attr, sub, op, want = m.groups()
+        value = item.get(attr)
+        if isinstance(value, list):  # emails.value
+            values = [str(v.get(sub or "value", "")) for v in value]
+        elif isinstance(value, dict):
+            values = [str(value.get(sub or "", ""))]
+        else:
+            values = [str(value or "")]
+        test = {"eq": lambda v: v.lower() == want.lower(),
+                "co": lambda v: want.lower() in v.lower(),
+                "sw": lambda v: v.lower().startswith(want.lower())}[op.lower()]
+        if not any(test(v) for v in values):
+            return False
+    return True

@@ -1,0 +1,60 @@
+"""Cluster ACLs. PUT replaces the direct entries; PATCH changes only the principals it names.
+The admins group always holds CAN_MANAGE, inherited from the clusters root object."""
+from __future__ import annotations
+
+from .errors import ApiError
+from .identity import Directory
+
+CLUSTER_LEVELS = ("CAN_ATTACH_TO", "CAN_RESTART", "CAN_MANAGE")
+PRINCIPAL_KEYS = ("user_name", "group_name", "service_principal_name")
+
+
+class ClusterAcls:
+    def __init__(self, directory: Directory):
+        self.directory = directory
+        self.direct: dict[str, dict[tuple[str, str], str]] = {}
+
+    def grant_creator(self, cluster_id: str, user_name: str) -> None:
+        self.direct.setdefault(cluster_id, {})[("user_name", user_name)] = "CAN_MANAGE"
+
+    def _parse(self, body: dict) -> dict[tuple[str, str], str]:
+        entries: dict[tuple[str, str], str] = {}
+        for entry in body.get("access_control_list") or []:
+            keys = [k for k in PRINCIPAL_KEYS if entry.get(k)]
+            if len(keys) != 1:
+                raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                               "Each ACL entry needs exactly one of user_name, group_name, "
+                               "service_principal_name")
+            key = keys[0]
+            name = entry[key]
+            level = entry.get("permission_level")
+            if level not in CLUSTER_LEVELS:
+                raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                               f"Permission {level} is not a valid permission for clusters; "
+                               f"valid levels are {', '.join(CLUSTER_LEVELS)}")
+            if key == "group_name" and not self.directory.group_id(name):
+                raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Group {name} does not exist")
+            if key == "user_name" and not self.directory.find_user(name):
+                raise ApiError(400, "INVALID_PARAMETER_VALUE", f"User {name} does not exist")
+            entries[(key, name)] = level
+        return entries
+
+    def put(self, cluster_id: str, body: dict) -> dict:
+        self.direct[cluster_id] = self._parse(body)
+        return self.get(cluster_id)
+
+    def patch(self, cluster_id: str, body: dict) -> dict:
+        self.direct.setdefault(cluster_id, {}).update(self._parse(body))
+        return self.get(cluster_id)
+
+    def level_of(self, cluster_id: str, key: str, name: str) -> str | None:
+        return self.direct.get(cluster_id, {}).get((key, name))
+
+    def get(self, cluster_id: str) -> dict:
+        acl = [{key: name, "all_permissions": [{"permission_level": level, "inherited": False}]}
+               for (key, name), level in sorted(self.direct.get(cluster_id, {}).items())]
+        acl.append({"group_name": "admins",
+                    "all_permissions": [{"permission_level": "CAN_MANAGE", "inherited": True,
+                                         "inherited_from_object": ["/clusters/"]}]})
+        return {"object_id": f"/clusters/{cluster_id}", "object_type": "cluster",
+                "access_control_list": acl}

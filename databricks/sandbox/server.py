@@ -1,0 +1,361 @@
+"""HTTP front of the emulated workspace: the REST paths the databricks-sdk calls, on 127.0.0.1."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+from urllib.parse import parse_qs, urlsplit
+
+from .clock import SandboxClock
+from .errors import ApiError
+from .workspace import Fault, LoggedRequest, Workspace
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Workspace, dict, dict, re.Match, str], object]
+ROUTES: list[tuple[str, re.Pattern, Handler]] = []
+API_PREFIX = re.compile(r"^/api/2\.[01]")
+
+
+def route(method: str, pattern: str):
+    def register(fn: Handler) -> Handler:
+        ROUTES.append((method, re.compile(f"^{pattern}$"), fn))
+        return fn
+    return register
+
+
+def _cluster_id(body: dict, query: dict) -> str:
+    cid = body.get("cluster_id") or query.get("cluster_id")
+    if not cid:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "Missing required field: cluster_id")
+    return cid
+
+
+# -- clusters ----------------------------------------------------------------------------------
+@route("GET", "/clusters/list")
+def clusters_list(ws, body, query, m, user):
+    clusters = [c.as_json() for c in ws.clusters.clusters.values() if not c.deleted]
+    clusters.sort(key=lambda c: c["cluster_name"])
+    size = int(query.get("page_size") or 0) or len(clusters) or 1
+    start = int(query.get("page_token") or 0)
+    out = {"clusters": clusters[start:start + size]}
+    if start + size < len(clusters):
+        out["next_page_token"] = str(start + size)
+    return out
+
+
+@route("GET", "/clusters/get")
+def clusters_get(ws, body, query, m, user):
+    return ws.clusters.get(_cluster_id(body, query)).as_json()
+
+
+@route("POST", "/clusters/create")
+def clusters_create(ws, body, query, m, user):
+    cluster = ws.clusters.create(body, user, ws.now())
+    ws.acls.grant_creator(cluster.cluster_id, user)
+    return {"cluster_id": cluster.cluster_id}
+
+
+@route("POST", "/clusters/edit")
+def clusters_edit(ws, body, query, m, user):
+    cid = _cluster_id(body, query)
+    ws.assert_can_manage(cid, user, ("CAN_MANAGE",))
+    ws.clusters.edit(cid, body, ws.now())
+    return {}
+
+
+@route("POST", "/clusters/start")
+def clusters_start(ws, body, query, m, user):
+    cid = _cluster_id(body, query)
+    ws.assert_can_manage(cid, user, ("CAN_RESTART", "CAN_MANAGE"))
+    ws.clusters.start(cid, ws.now(), user)
+    return {}
+
+
+@route("POST", "/clusters/restart")
+def clusters_restart(ws, body, query, m, user):
+    cid = _cluster_id(body, query)
+    ws.assert_can_manage(cid, user, ("CAN_RESTART", "CAN_MANAGE"))
+    ws.clusters.restart(cid, ws.now(), user)
+    return {}
+
+
+@route("POST", "/clusters/resize")
+def clusters_resize(ws, body, query, m, user):
+    ws.clusters.resize(_cluster_id(body, query), int(body.get("num_workers") or 0), ws.now())
+    return {}
+
+
+@route("POST", "/clusters/delete")
+def clusters_delete(ws, body, query, m, user):
+    cid = _cluster_id(body, query)
+    ws.assert_can_manage(cid, user, ("CAN_RESTART", "CAN_MANAGE"))
+    ws.clusters.terminate(cid, ws.now(), user)
+    return {}
+
+
+@route("POST", "/clusters/permanent-delete")
+def clusters_permanent_delete(ws, body, query, m, user):
+    cid = _cluster_id(body, query)
+    ws.assert_can_manage(cid, user, ("CAN_MANAGE",))
+    ws.clusters.permanent_delete(cid, ws.now(), user)
+    return {}
+
+
+@route("POST", "/clusters/(pin|unpin)")
+def clusters_pin(ws, body, query, m, user):
+    ws.clusters.get(_cluster_id(body, query)).pinned = m.group(1) == "pin"
+    return {}
+
+
+@route("POST", "/clusters/events")
+def clusters_events(ws, body, query, m, user):
+    return ws.clusters.events(body)
+
+
+# -- permissions -------------------------------------------------------------------------------
+@route("GET", "/permissions/clusters/([^/]+)")
+def permissions_get(ws, body, query, m, user):
+    ws.clusters.get(m.group(1))
+    return ws.acls.get(m.group(1))
+
+
+@route("PUT", "/permissions/clusters/([^/]+)")
+def permissions_put(ws, body, query, m, user):
+    ws.clusters.get(m.group(1))
+    ws.assert_can_manage(m.group(1), user, ("CAN_MANAGE",))
+    return ws.acls.put(m.group(1), body)
+
+
+@route("PATCH", "/permissions/clusters/([^/]+)")
+def permissions_patch(ws, body, query, m, user):
+    ws.clusters.get(m.group(1))
+    ws.assert_can_manage(m.group(1), user, ("CAN_MANAGE",))
+    return ws.acls.patch(m.group(1), body)
+
+
+@route("GET", "/permissions/clusters/([^/]+)/permissionLevels")
+def permission_levels(ws, body, query, m, user):
+    return {"permission_levels": [{"permission_level": lvl} for lvl in
+                                  ("CAN_ATTACH_TO", "CAN_RESTART", "CAN_MANAGE")]}
+
+
+# -- SCIM --------------------------------------------------------------------------------------
+SCIM = "/preview/scim/v2"
+
+
+@route("GET", SCIM + "/Me")
+def scim_me(ws, body, query, m, user):
+    return ws.directory.user_json(ws.directory.find_user(user))
+
+
+@route("GET", SCIM + "/(Users|Groups)")
+def scim_list(ws, body, query, m, user):
+    return ws.directory.list(m.group(1), query)
+
+
+@route("POST", SCIM + "/Users")
+def scim_create_user(ws, body, query, m, user):
+    created = ws.directory.create_user(body)
+    ws.tree.mkdirs(f"/Users/{created['userName']}")
+    return created
+
+
+@route("POST", SCIM + "/Groups")
+def scim_create_group(ws, body, query, m, user):
+    return ws.directory.create_group(body)
+
+
+@route("GET", SCIM + "/Users/([^/]+)")
+def scim_get_user(ws, body, query, m, user):
+    return ws.directory.user_json(m.group(1))
+
+
+@route("GET", SCIM + "/Groups/([^/]+)")
+def scim_get_group(ws, body, query, m, user):
+    return ws.directory.group_json(m.group(1))
+
+
+@route("DELETE", SCIM + "/Users/([^/]+)")
+def scim_delete_user(ws, body, query, m, user):
+    ws.directory.delete_user(m.group(1))
+    return None
+
+
+@route("DELETE", SCIM + "/Groups/([^/]+)")
+def scim_delete_group(ws, body, query, m, user):
+    ws.directory.delete_group(m.group(1))
+    return None
+
+
+@route("PATCH", SCIM + "/Groups/([^/]+)")
+def scim_patch_group(ws, body, query, m, user):
+    ws.directory.patch_group(m.group(1), body)
+    return None
+
+
+# -- workspace files and libraries -------------------------------------------------------------
+@route("GET", "/workspace/list")
+def workspace_list(ws, body, query, m, user):
+    return ws.tree.list(query.get("path", ""))
+
+
+@route("GET", "/workspace/get-status")
+def workspace_status(ws, body, query, m, user):
+    return ws.tree.get_status(query.get("path", ""))
+
+
+@route("POST", "/workspace/mkdirs")
+def workspace_mkdirs(ws, body, query, m, user):
+    ws.tree.mkdirs(body.get("path", ""))
+    return {}
+
+
+@route("POST", "/workspace/import")
+def workspace_import(ws, body, query, m, user):
+    ws.tree.import_(body)
+    return {}
+
+
+@route("GET", "/workspace/export")
+def workspace_export(ws, body, query, m, user):
+    return ws.tree.export(query.get("path", ""), query.get("format", "SOURCE"))
+
+
+@route("POST", "/workspace/delete")
+def workspace_delete(ws, body, query, m, user):
+    ws.tree.delete(body.get("path", ""), bool(body.get("recursive")))
+    return {}
+
+
+@route("POST", "/libraries/install")
+def libraries_install(ws, body, query, m, user):
+    cluster = ws.clusters.get(_cluster_id(body, query))
+    ws.libraries.install(cluster.cluster_id, body.get("libraries") or [], cluster.state == "RUNNING")
+    return {}
+
+
+@route("GET", "/libraries/cluster-status")
+def libraries_status(ws, body, query, m, user):
+    return ws.libraries.status(ws.clusters.get(_cluster_id(body, query)).cluster_id)
+
+
+# -- HTTP plumbing -----------------------------------------------------------------------------
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "teachinglab-sandbox/1"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # keep test output quiet; the request log records calls
+        logger.debug("sandbox: " + fmt, *args)
+
+    def _dispatch(self, method: str) -> None:
+        ws: Workspace = self.server.workspace  # type: ignore[attr-defined]
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        status, payload, headers = 200, None, {}
+        body: dict = {}
+        try:
+            if parts.path == "/.well-known/databricks-config":
+                raise ApiError(404, "NOT_FOUND", "No host metadata here")
+            try:
+                body = json.loads(raw) if raw else {}
+            except ValueError:
+                raise ApiError(400, "MALFORMED_REQUEST", "Request body is not valid JSON") from None
+            if not API_PREFIX.match(parts.path):
+                raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {parts.path}'")
+            path = API_PREFIX.sub("", parts.path)
+            user = ws.check_token(self.headers.get("Authorization"))
+            fault = ws.take_fault(method, path)
+            if fault is not None:
+                raise ApiError(fault.status, fault.error_code, f"Injected fault ({fault.status})",
+                               retry_after=fault.retry_after)
+            for verb, pattern, fn in ROUTES:
+                match = pattern.match(path)
+                if verb == method and match:
+                    with ws.lock:
+                        ws.now()  # let scheduled transitions that are due happen first
+                        payload = fn(ws, body, query, match, user)
+                    break
+            else:
+                raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {parts.path}'")
+        except ApiError as err:
+            status, payload = err.status, err.body()
+            if err.retry_after is not None:
+                headers["Retry-After"] = str(err.retry_after)
+        except Exception as err:  # noqa: BLE001 - the emulator answers like a server, not a crash
+            logger.exception("sandbox handler failed")
+            status, payload = 500, {"error_code": "INTERNAL_ERROR", "message": str(err)}
+        with ws.lock:
+            ws.requests.append(LoggedRequest(method, parts.path, status, body or None))
+        data = json.dumps(payload if payload is not None else {}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def do_PUT(self):
+        self._dispatch("PUT")
+
+    def do_PATCH(self):
+        self._dispatch("PATCH")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+
+class SandboxServer:
+    """Runs a Workspace behind HTTP on 127.0.0.1 in a background thread.
+
+    with SandboxServer(clock) as sandbox:
+        WorkspaceClient(host=sandbox.url, token=sandbox.token)
+    """
+
+    def __init__(self, clock: SandboxClock | None = None, *, workspace: Workspace | None = None,
+                 port: int = 0, token: str = "sandbox-token", admin: str = "admin@example.edu"):
+        if workspace is None:
+            from datetime import datetime, timezone
+            workspace = Workspace(clock or SandboxClock(datetime.now(timezone.utc)),
+                                  tokens={token: admin})
+        self.workspace = workspace
+        self.token = next(iter(workspace.tokens))
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.workspace = workspace  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "SandboxServer":
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> "SandboxServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def inject(self, **kwargs) -> Fault:
+        return self.workspace.inject(Fault(**kwargs))

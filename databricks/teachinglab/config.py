@@ -1,0 +1,202 @@
+"""Settings from the environment (or `.env` at the repository root; the environment wins).
+
+Every problem is collected, so an admin fixes the whole file in one go instead of one variable
+per run. Secrets (the token, a database password) never appear in a message or a repr.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+# Any of these lets databricks-sdk authenticate without DATABRICKS_TOKEN (its unified auth).
+OTHER_AUTH_VARS = ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_AUTH_TYPE", "DATABRICKS_CLIENT_ID",
+                   "ARM_CLIENT_ID", "AZURE_CLIENT_ID", "DATABRICKS_AZURE_RESOURCE_ID")
+
+
+class ConfigError(Exception):
+    """Raised with every problem found; entry points print them and exit 2."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str | None
+    token: str | None = field(repr=False)
+    profile: str | None
+    warn_minutes: int
+    max_minutes: int
+    admin_email: str | None
+    report_recipient: str | None
+    timezone: ZoneInfo
+    db_path: Path | None
+    database_url: str | None = field(repr=False)
+    email_transport: str
+    email_file_dir: Path
+    mail_templates_dir: Path | None
+    api_parallelism: int
+    lock_path: Path
+    mail_budget_seconds: float
+    sender: str
+    env: Mapping[str, str] = field(repr=False, default_factory=dict)
+
+    @property
+    def tz_name(self) -> str:
+        return self.timezone.key
+
+
+def machine_timezone(env: Mapping[str, str]) -> str:
+    """The machine's IANA zone: $TZ, else the /etc/localtime link, else /etc/timezone, else UTC."""
+    tz = env.get("TZ", "").lstrip(":")
+    if tz:
+        return tz
+    try:
+        target = os.readlink("/etc/localtime")
+        if "zoneinfo/" in target:
+            return target.split("zoneinfo/", 1)[1]
+    except OSError:
+        pass
+    try:
+        return Path("/etc/timezone").read_text().strip() or "UTC"
+    except OSError:
+        return "UTC"
+
+
+def data_home(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "share")
+    return Path(base) / "teachinglab"
+
+
+def normalize_host(raw: str) -> str:
+    """Accept `adb-1.azuredatabricks.net`, `https://…/` and `http://127.0.0.1:PORT` alike."""
+    host = raw.strip().rstrip("/")
+    if "://" not in host:
+        host = "https://" + host
+    return host
+
+
+def read_env(dotenv_path: Path | None = None) -> dict[str, str]:
+    """The process environment over `.env`; also exports `.env` so the SDK's own auth sees it."""
+    from dotenv import dotenv_values, load_dotenv
+
+    path = dotenv_path or REPO_ROOT / ".env"
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.exists() else {}
+    if path.exists():
+        load_dotenv(path, override=False)
+    return {**values, **os.environ}
+
+
+def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Settings:
+    problems: list[str] = []
+
+    def text(name: str) -> str | None:
+        value = env.get(name)
+        return value.strip() if value and value.strip() else None
+
+    def minutes(name: str, default: int) -> int:
+        raw = text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            problems.append(f"{name}={raw!r} is not a whole number of minutes (e.g. {name}={default}).")
+            return default
+        if not 1 <= value <= 24 * 60:
+            problems.append(f"{name}={value} must be between 1 and 1440 minutes (one day).")
+        return value
+
+    def email(name: str) -> str | None:
+        raw = text(name)
+        if raw is not None and not EMAIL_RE.match(raw):
+            problems.append(f"{name}={raw!r} is not an email address (e.g. {name}=admin@university.edu).")
+        return raw
+
+    host = text("DATABRICKS_HOST")
+    token = text("DATABRICKS_TOKEN")
+    profile = text("DATABRICKS_CONFIG_PROFILE")
+    if host is not None:
+        host = normalize_host(host)
+        parts = urlsplit(host)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append(f"DATABRICKS_HOST={host!r} is not a workspace URL "
+                            "(e.g. https://adb-123.azuredatabricks.net).")
+    if need_workspace:
+        if host is None and profile is None:
+            problems.append("DATABRICKS_HOST is not set: set it to the workspace URL, or set "
+                            "DATABRICKS_CONFIG_PROFILE to a profile in ~/.databrickscfg.")
+        elif token is None and not any(text(v) for v in OTHER_AUTH_VARS):
+            problems.append("DATABRICKS_TOKEN is not set: set a personal access token, or another "
+                            "databricks-sdk auth setting such as DATABRICKS_CONFIG_PROFILE.")
+
+    warn = minutes("DATABRICKS_WARN_UPTIME", 400)
+    hard = minutes("DATABRICKS_MAX_UPTIME", 480)
+    if warn >= hard:
+        problems.append(f"DATABRICKS_WARN_UPTIME ({warn}) must be less than DATABRICKS_MAX_UPTIME "
+                        f"({hard}), or no warning would ever be sent before a termination.")
+
+    admin = email("ADMIN_EMAIL")
+    sender = email("EMAIL_SENDER")
+    report_to = email("REPORT_RECIPIENT_EMAIL")
+
+    tz_name = text("QUOTA_TIMEZONE") or machine_timezone(env)
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"QUOTA_TIMEZONE={tz_name!r} is not an IANA time zone (e.g. Asia/Jerusalem).")
+        tz = ZoneInfo("UTC")
+
+    database_url = text("DATABASE_URL")
+    if database_url and not re.match(r"^(sqlite|postgres|postgresql|postgresext)://", database_url):
+        problems.append("DATABASE_URL must be a peewee db_url such as sqlite:////var/lib/lab.db "
+                        "or postgresql://user@host/db.")
+    db_raw = text("CLUSTER_UPTIMES_DB")
+    db_path = Path(db_raw).expanduser() if db_raw else data_home(env) / "cluster_uptimes.db"
+
+    from .transports import TRANSPORTS
+    transport = (text("EMAIL_TRANSPORT") or "console").lower()
+    if transport not in TRANSPORTS:
+        problems.append(f"EMAIL_TRANSPORT={transport!r} is not one of: {', '.join(sorted(TRANSPORTS))}.")
+
+    templates = text("MAIL_TEMPLATES_DIR")
+    if templates and not Path(templates).is_dir():
+        problems.append(f"MAIL_TEMPLATES_DIR={templates!r} is not a folder.")
+
+    parallel_raw = text("API_PARALLELISM") or "8"
+    if not parallel_raw.isdigit() or not 1 <= int(parallel_raw) <= 64:
+        problems.append(f"API_PARALLELISM={parallel_raw!r} must be a whole number from 1 to 64.")
+        parallel_raw = "8"
+
+    budget_raw = text("MAIL_BUDGET_SECONDS") or "8"
+    try:
+        budget = float(budget_raw)
+    except ValueError:
+        problems.append(f"MAIL_BUDGET_SECONDS={budget_raw!r} must be a number of seconds.")
+        budget = 8.0
+
+    if problems:
+        raise ConfigError(problems)
+    lock = text("TEACHINGLAB_LOCK_FILE")
+    return Settings(
+        host=host, token=token, profile=profile, warn_minutes=warn, max_minutes=hard,
+        admin_email=admin, report_recipient=report_to or admin, timezone=tz,
+        db_path=None if database_url else db_path, database_url=database_url,
+        email_transport=transport,
+        email_file_dir=Path(text("EMAIL_FILE_DIR") or data_home(env) / "mail").expanduser(),
+        mail_templates_dir=Path(templates) if templates else None,
+        api_parallelism=int(parallel_raw),
+        lock_path=Path(lock).expanduser() if lock else (
+            db_path.with_suffix(".lock") if not database_url else data_home(env) / "teachinglab.lock"),
+        mail_budget_seconds=budget,
+        sender=sender or admin or "teachinglab@localhost",
+        env=dict(env),
+    )

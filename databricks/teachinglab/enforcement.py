@@ -1,0 +1,195 @@
+"""One poll: measure usage, decide, act, notify.
+
+    1. list clusters; measure usage from events (parallel)            -> usage_sync.measure
+    2. decide per cluster (pure)                                       -> quota.decide
+    3. one transaction: usage, warnings (flag + outbox row together), over-quota intent
+    4. workspace actions in parallel: terminate, block, restore        -> each safe to repeat
+    5. one transaction: what the actions did, termination notices
+    6. deliver the outbox within the mail budget
+
+A kill between any two steps is safe: the next poll decides again from the ledger and the
+workspace, finds the unfinished actions still needed, and the outbox's keys stop duplicates.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .ledger import ClusterDay
+from .messages import dedupe_key, minutes, quota_resets_at, render, show_local
+from .model import GroupInfo
+from .notify import queue_failure_alert, recipients_for
+from .outbox import enqueue
+from .quota import Action, Decision, decide
+from .usage_sync import ClusterUsage, measure, record
+
+logger = logging.getLogger(__name__)
+BLOCKED_LEVEL = "CAN_ATTACH_TO"
+RESTORED_LEVEL = "CAN_RESTART"
+
+
+@dataclass
+class Outcome:
+    usage: ClusterUsage
+    decision: Decision
+    done: list[Action] = field(default_factory=list)
+    error: Exception | None = None
+    previous_level: str | None = None
+
+
+@dataclass
+class PollReport:
+    outcomes: list[Outcome]
+    dry_run: bool
+    delivered: object = None
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.error is not None]
+
+    def count_done(self, action: str) -> int:
+        return sum(Action(action) in o.done for o in self.outcomes)
+
+
+def run_poll(lab, now: datetime, *, dry_run: bool = False) -> PollReport:
+    clusters = lab.gateway.list_clusters()
+    usages = measure(lab, clusters, now)
+    outcomes = [Outcome(u, decide(used_ms=u.used_ms, limits=u.limits, state=u.info.state,
+                                  flags=u.flags, group=u.group, exempt=u.info.exempt),
+                        error=u.error) for u in usages]
+    for o in outcomes:
+        _log_decision(o, dry_run)
+    if dry_run:
+        return PollReport(outcomes, dry_run=True)
+
+    needs_mail = {o.usage.group for o in outcomes
+                  if o.usage.group and {Action.WARN, Action.NOTIFY} & set(o.decision.actions)}
+    groups = dict(lab.parallel(lambda name: lab.gateway.group(name), sorted(needs_mail)))
+
+    with lab.db.atomic():
+        record(usages, now)
+        for o in outcomes:
+            _record_intent(lab, o, groups, now)
+
+    acting = [o for o in outcomes if o.error is None and
+              {Action.TERMINATE, Action.BLOCK, Action.RESTORE} & set(o.decision.actions)]
+    results = lab.parallel(lambda o: _act(lab, o), acting)
+    for o, result in results:
+        if isinstance(result, Exception):
+            o.error = result
+            logger.error("%s %s action failed: %s", o.usage.label, o.usage.used_limit, result)
+
+    with lab.db.atomic():
+        for o in outcomes:
+            if o.error is None:
+                _record_results(lab, o, groups, now)
+        failures = [o for o in outcomes if o.error is not None]
+        if failures:
+            queue_failure_alert(lab, "poll_clusters", [(o.usage.info.name, o.error) for o in failures], now)
+
+    report = PollReport(outcomes, dry_run=False)
+    report.delivered = lab.deliver(now)
+    return report
+
+
+def _log_decision(o: Outcome, dry_run: bool) -> None:
+    u = o.usage
+    prefix = "DRY-RUN would " if dry_run else ""
+    if o.decision.is_noop:
+        logger.debug("%s %s no action: %s", u.label, u.used_limit, o.decision.reason)
+    else:
+        logger.info("%s %s %s%s: %s%s", u.label, u.used_limit, prefix,
+                    "+".join(a.value for a in o.decision.actions), o.decision.reason,
+                    " (estimate)" if u.estimated else "")
+
+
+def _day_row(o: Outcome) -> ClusterDay:
+    row, _ = ClusterDay.get_or_create(cluster=o.usage.info.cluster_id, day=o.usage.day)
+    return row
+
+
+def _context(lab, o: Outcome, now: datetime) -> dict:
+    u = o.usage
+    tz = lab.settings.timezone
+    return {"group": u.group, "cluster_name": u.info.name, "cluster_id": u.info.cluster_id,
+            "course": u.info.custom_tags.get("course"), "used_minutes": minutes(u.used_ms),
+            "limit_minutes": u.limits.max_ms // 60_000, "resets_at": quota_resets_at(now, tz),
+            "seen_at": show_local(now, tz), "tz_name": tz.key,
+            "contact": lab.settings.admin_email or "your course staff"}
+
+
+def _queue(lab, o: Outcome, kind: str, groups: dict, now: datetime, *, admin_only: bool = False) -> None:
+    u = o.usage
+    to, cc = recipients_for(lab, groups.get(u.group) if not admin_only else None)
+    limit = u.limits.warn_ms if kind == "warning" else u.limits.max_ms
+    # the limit is in the key: after a grant, the new limit may earn a new message
+    enqueue(kind=kind, key=dedupe_key(kind, u.info.cluster_id, f"{u.day}:{limit}"), to=to, cc=cc,
+            rendered=render(kind, _context(lab, o, now), templates_dir=lab.settings.mail_templates_dir),
+            now=now)
+
+
+def _record_intent(lab, o: Outcome, groups: dict[str, GroupInfo | Exception], now: datetime) -> None:
+    if o.error is not None:
+        return
+    actions = set(o.decision.actions)
+    if Action.WARN in actions:
+        # The flag and the message commit together: a warning is queued exactly once.
+        _queue(lab, o, "warning", groups, now)
+        ClusterDay.update(warned_at=now).where(_key(o)).execute()
+        o.done.append(Action.WARN)
+    if Action.BLOCK in actions or Action.TERMINATE in actions:
+        row = _day_row(o)
+        if row.over_quota_at is None or row.blocked_group is None:
+            ClusterDay.update(over_quota_at=row.over_quota_at or now, blocked_group=o.usage.group).where(
+                _key(o)).execute()
+
+
+def _act(lab, o: Outcome) -> None:
+    u = o.usage
+    actions = o.decision.actions
+    if Action.TERMINATE in actions:
+        lab.gateway.terminate(u.info.cluster_id)
+        o.done.append(Action.TERMINATE)
+        logger.info("%s %s terminated", u.label, u.used_limit)
+    if Action.BLOCK in actions:
+        o.previous_level = lab.gateway.set_group_level(u.info.cluster_id, u.group, BLOCKED_LEVEL)
+        o.done.append(Action.BLOCK)
+        logger.info("%s %s blocked: group lowered from %s to %s", u.label, u.used_limit,
+                    o.previous_level or "none", BLOCKED_LEVEL)
+    if Action.RESTORE in actions:
+        level = u.previous_level or RESTORED_LEVEL
+        lab.gateway.set_group_level(u.info.cluster_id, u.group, level)
+        o.done.append(Action.RESTORE)
+        logger.info("%s %s restored: group back to %s", u.label, u.used_limit, level)
+
+
+def _key(o: Outcome):
+    return (ClusterDay.cluster == o.usage.info.cluster_id) & (ClusterDay.day == o.usage.day)
+
+
+def _record_results(lab, o: Outcome, groups: dict, now: datetime) -> None:
+    done = set(o.done)
+    flags = o.usage.flags
+    if Action.TERMINATE in done:
+        row = _day_row(o)
+        ClusterDay.update(terminated_at=row.terminated_at or now,
+                          reterminations=row.reterminations + (1 if flags.terminated else 0)).where(
+            _key(o)).execute()
+    if Action.BLOCK in done:
+        kept = o.previous_level if o.previous_level not in (None, BLOCKED_LEVEL) else None
+        ClusterDay.update(blocked_at=now, blocked_group=o.usage.group,
+                          previous_level=kept or _day_row(o).previous_level or RESTORED_LEVEL).where(
+            _key(o)).execute()
+    if Action.NOTIFY in o.decision.actions:
+        _queue(lab, o, "termination", groups, now)
+        ClusterDay.update(notified_at=now).where(_key(o)).execute()
+        o.done.append(Action.NOTIFY)
+    if Action.NOTIFY_RETERMINATION in o.decision.actions and Action.TERMINATE in done:
+        _queue(lab, o, "retermination", groups, now, admin_only=True)
+        ClusterDay.update(retermination_notified_at=now).where(_key(o)).execute()
+        o.done.append(Action.NOTIFY_RETERMINATION)
+    if Action.RESTORE in done:
+        # A grant lifted the limit: today's flags start over against the new limit.
+        ClusterDay.update(blocked_at=None, over_quota_at=None, notified_at=None, warned_at=None, terminated_at=None,
+                          restored_at=now, blocked_group=None).where(_key(o)).execute()

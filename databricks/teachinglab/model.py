@@ -1,0 +1,56 @@
+"""The project's own view of workspace objects. The gateway turns SDK objects into these, so
+nothing above it depends on databricks-sdk types."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    cluster_id: str
+    name: str
+    state: str
+    custom_tags: dict = field(default_factory=dict, hash=False, compare=False)
+    start_time: datetime | None = None
+    terminated_time: datetime | None = None
+    last_restarted_time: datetime | None = None
+    creator: str | None = None
+    node_type_id: str | None = None
+    num_workers: int | None = None
+
+    @property
+    def group_tag(self) -> str | None:
+        return (self.custom_tags.get("group") or "").strip() or None
+
+    @property
+    def exempt(self) -> bool:
+        return (self.custom_tags.get("quota") or "").strip().lower() == "exempt"
+
+
+@dataclass(frozen=True)
+class ClusterEvent:
+    at: datetime
+    kind: str
+
+
+@dataclass(frozen=True)
+class AclEntry:
+    principal_type: str  # user_name | group_name | service_principal_name
+    principal: str
+    level: str
+    inherited: bool = False
+
+
+@dataclass(frozen=True)
+class Person:
+    user_name: str
+    email: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    group_id: str
+    name: str
+    members: tuple[Person, ...]

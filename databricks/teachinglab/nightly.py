@@ -1,0 +1,153 @@
+"""The nightly close (cron 00:07): for every finished day not yet closed, oldest first,
+
+    1. bring usage up to now from events (so a session that ended at 23:58 is in);
+    2. archive each cluster's day, split at midnight, and queue the daily report  (one transaction);
+    3. give CAN_RESTART back to the groups blocked that day                      (safe to repeat);
+    4. clear the day's counters and flags, and mark the day complete             (one transaction).
+
+A day archived but not completed (killed during step 3) is picked up at step 3 next time.
+Today's partial usage never lands on yesterday: the open interval is split at midnight and
+its start moves to midnight once the part before it is archived.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from . import accounting as acc
+from .accounting import Tracker
+from .enforcement import RESTORED_LEVEL
+from .ledger import Cluster, ClusterDay, ClosedDay, OutboxMessage, UsageHistory
+from .messages import dedupe_key, render, show_local
+from .notify import queue_failure_alert
+from .outbox import enqueue
+from .report import day_rows, totals
+from .usage_sync import measure, record
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CloseReport:
+    closed: list[date] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    failures: list[tuple[str, Exception]] = field(default_factory=list)
+
+
+def days_to_close(today: date, tz) -> list[date]:
+    done = {row.day for row in ClosedDay.select().where(ClosedDay.completed_at.is_null(False))}
+    closed = [row.day for row in ClosedDay.select()]
+    first_seen = Cluster.select(Cluster.first_seen).order_by(Cluster.first_seen).first()
+    if first_seen is None:
+        return []
+    start = max(closed) + timedelta(days=1) if closed else acc.local_day(first_seen.first_seen, tz)
+    pending = {d for d in closed if d not in done}
+    day = start
+    while day < today:
+        pending.add(day)
+        day += timedelta(days=1)
+    return sorted(pending)
+
+
+def run_end_of_day(lab, now: datetime) -> CloseReport:
+    tz = lab.settings.timezone
+    today = acc.local_day(now, tz)
+    report = CloseReport()
+    usages = measure(lab, lab.gateway.list_clusters(), now)
+    with lab.db.atomic():
+        record(usages, now)
+    report.failures += [(u.info.name, u.error) for u in usages if u.error is not None]
+
+    for day in days_to_close(today, tz):
+        if ClosedDay.get_or_none(ClosedDay.day == day) is None:
+            with lab.db.atomic():
+                _archive(lab, day, now)
+        restored, complete = _restore(lab, day, today, now, report)
+        report.restored += restored
+        if not complete:
+            logger.error("day %s archived, but some permissions are not restored yet; "
+                         "the next run tries again", day)
+            continue
+        with lab.db.atomic():
+            ClusterDay.delete().where(ClusterDay.day == day).execute()
+            ClosedDay.update(completed_at=now).where(ClosedDay.day == day).execute()
+        report.closed.append(day)
+        logger.info("day %s closed", day)
+    if not report.closed:
+        logger.info("nothing to close: every finished day is closed already")
+    if report.failures:
+        with lab.db.atomic():
+            queue_failure_alert(lab, "end_of_day_operations", report.failures, now)
+    lab.deliver(now)
+    return report
+
+
+def _archive(lab, day: date, now: datetime) -> None:
+    tz = lab.settings.timezone
+    lo, hi = acc.day_bounds(day, tz)
+    rows = {r.cluster_id: r for r in ClusterDay.select().where(ClusterDay.day == day)}
+    for cluster in Cluster.select():
+        row = rows.get(cluster.cluster_id)
+        open_ms = acc.overlap_ms(cluster.open_since, min(now, hi), lo, hi) if cluster.open_since else 0
+        sessions = (row.sessions if row else 0) + (1 if open_ms else 0)
+        UsageHistory.insert(
+            cluster=cluster.cluster_id, day=day, cluster_name=cluster.name, group_name=cluster.group_name,
+            used_ms=(row.closed_ms if row else 0) + open_ms,
+            limit_ms=(row.limit_ms if row and row.limit_ms else lab.settings.max_minutes * 60_000),
+            sessions=sessions, warned=bool(row and row.warned_at),
+            terminated=bool(row and (row.terminated_at or row.over_quota_at)),
+            blocked_group=row.blocked_group if row and (row.blocked_at or row.over_quota_at) else None,
+            previous_level=row.previous_level if row else None,
+            estimated=bool(row and row.estimated) or cluster.estimated, archived_at=now,
+        ).on_conflict_replace().execute()
+        # The part before `hi` is archived now; the open interval continues from midnight.
+        clipped = acc.clip_open_interval(Tracker(cluster.open_since), hi)
+        if clipped.open_since != cluster.open_since:
+            Cluster.update(open_since=clipped.open_since).where(
+                Cluster.cluster_id == cluster.cluster_id).execute()
+    ClosedDay.create(day=day, archived_at=now)
+    _queue_report(lab, day, now)
+
+
+def _queue_report(lab, day: date, now: datetime) -> None:
+    tz = lab.settings.timezone
+    rows = day_rows(day)
+    failed = list(OutboxMessage.select().where(OutboxMessage.status == "failed"))
+    context = {"day": day.isoformat(), "at": show_local(now, tz), "tz_name": tz.key, "rows": rows,
+               "totals": totals(rows), "never_ran": [r.cluster_name for r in rows if r.used_minutes == 0],
+               "failed_messages": failed, "contact": lab.settings.admin_email or "the lab admin"}
+    enqueue(kind="daily_report", key=dedupe_key("daily_report", "all", day),
+            to=[lab.settings.report_recipient or ""],
+            rendered=render("daily_report", context, templates_dir=lab.settings.mail_templates_dir),
+            now=now)
+
+
+def _restore(lab, day: date, today: date, now: datetime, report: CloseReport) -> tuple[list[str], bool]:
+    blocked_today = {r.cluster_id for r in ClusterDay.select().where(
+        (ClusterDay.day == today) & ClusterDay.blocked_group.is_null(False))}
+    todo = [h for h in UsageHistory.select().where(
+        (UsageHistory.day == day) & UsageHistory.blocked_group.is_null(False)
+        & UsageHistory.restored_at.is_null())
+        if h.cluster_id not in blocked_today]
+
+    def restore(h: UsageHistory) -> str | None:
+        level = h.previous_level or RESTORED_LEVEL
+        before = lab.gateway.set_group_level(h.cluster_id, h.blocked_group, level)
+        logger.info("cluster=%s name=%s group=%s restored: %s -> %s", h.cluster_id, h.cluster_name,
+                    h.blocked_group, before or "none", level)
+        return before
+
+    results = lab.parallel(restore, todo)
+    done = []
+    with lab.db.atomic():
+        for h, result in results:
+            if isinstance(result, Exception):
+                report.failures.append((h.cluster_name, result))
+                logger.error("cluster=%s name=%s group=%s restore failed: %s", h.cluster_id,
+                             h.cluster_name, h.blocked_group, result)
+                continue
+            UsageHistory.update(restored_at=now).where(
+                (UsageHistory.cluster == h.cluster_id) & (UsageHistory.day == day)).execute()
+            done.append(h.cluster_name)
+    return done, not any(isinstance(r, Exception) for _, r in results)

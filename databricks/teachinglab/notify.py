@@ -1,0 +1,38 @@
+"""Who gets a message, and the failure alert every job sends when something did not finish."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+
+from . import accounting as acc
+from .messages import dedupe_key, render, show_local
+from .model import GroupInfo
+from .outbox import enqueue
+
+logger = logging.getLogger(__name__)
+
+
+def recipients_for(lab, group: GroupInfo | Exception | None) -> tuple[list[str], list[str]]:
+    """The group's members, with the admin in copy; the admin alone when the group is unknown."""
+    admin = [lab.settings.admin_email] if lab.settings.admin_email else []
+    if isinstance(group, Exception) or group is None:
+        if isinstance(group, Exception):
+            logger.warning("group members unavailable (%s); the admin alone is told", group)
+        return admin, []
+    members = [p.email for p in group.members]
+    return (members, admin) if members else (admin, [])
+
+
+def queue_failure_alert(lab, job: str, failures: list[tuple[str, Exception]], now: datetime) -> None:
+    """One alert per job run with failures; the same failures on the same day are not re-sent."""
+    tz = lab.settings.timezone
+    items = [{"cluster": name, "error": f"{type(err).__name__}: {err}",
+              "traceback": getattr(err, "__traceback_text__", "")} for name, err in failures]
+    signature = hashlib.sha256("|".join(sorted(f"{i['cluster']}:{i['error']}" for i in items))
+                               .encode()).hexdigest()[:12]
+    context = {"job": job, "at": show_local(now, tz), "tz_name": tz.key, "failures": items,
+               "contact": lab.settings.admin_email or "the lab admin"}
+    enqueue(kind="failure", key=dedupe_key("failure", f"{job}-{signature}", acc.local_day(now, tz)),
+            to=[lab.settings.admin_email or ""], rendered=render(
+                "failure", context, templates_dir=lab.settings.mail_templates_dir), now=now)

@@ -1,0 +1,114 @@
+"""What only entry points do: read the clock, configure logging, take the run lock, and turn
+bad configuration into one clear message with exit code 2."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import logging
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .config import ConfigError, Settings, load_settings, read_env
+
+EXIT_CONFIG = 2
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run is still going; cron tries again next time
+
+# journald priorities for `systemd-cat --level-prefix`
+PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+
+def utcnow() -> datetime:
+    """The only clock read in the project (freezegun moves it in tests)."""
+    return datetime.now(timezone.utc)
+
+
+class _Redact(logging.Filter):
+    def __init__(self, secrets: list[str]):
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            text = record.getMessage()
+            for secret in self.secrets:
+                text = text.replace(secret, "***")
+            record.msg, record.args = text, None
+        record.priority = PRIORITY.get(record.levelno, 6)
+        return True
+
+
+def add_logging_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help="also log no-op decisions (DEBUG)")
+    parser.add_argument("--journald", action="store_true",
+                        help="prefix lines with <N> priorities for `systemd-cat --level-prefix` "
+                             "(also on when LOG_JOURNALD=1)")
+
+
+def setup_logging(args: argparse.Namespace, secrets: list[str] = ()) -> None:
+    journald = getattr(args, "journald", False) or os.environ.get("LOG_JOURNALD") == "1"
+    fmt = "<%(priority)d>%(name)s: %(message)s" if journald else \
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(fmt))
+    handler.addFilter(_Redact(list(secrets)))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
+    # The SDK logs its host-metadata probe and retries at WARNING/DEBUG; ours say what matters.
+    logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("azure").setLevel(logging.WARNING)
+
+
+def settings_or_exit(*, need_workspace: bool = True) -> Settings:
+    try:
+        return load_settings(read_env(), need_workspace=need_workspace)
+    except ConfigError as err:
+        print("Configuration problems (set them in the environment or in .env):", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+
+
+class LockBusy(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def run_lock(path: Path) -> Iterator[None]:
+    """An flock that stops overlapping runs; the kernel drops it if the process is killed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockBusy(str(path)) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_locked(settings: Settings, job: str, body: Callable[[], int]) -> int:
+    log = logging.getLogger(job)
+    try:
+        with run_lock(settings.lock_path):
+            return body()
+    except LockBusy as busy:
+        log.warning("another run holds the lock %s; this %s run stops without doing anything", busy, job)
+        print(f"{job}: another run is in progress (lock {busy}); nothing done.", file=sys.stderr)
+        return EXIT_LOCKED
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    out = [settings.token or ""]
+    if settings.database_url and "@" in settings.database_url:
+        from urllib.parse import urlsplit
+        out.append(urlsplit(settings.database_url).password or "")
+    for name in ("AZURE_EMAIL_ACCESS_KEY", "SMTP_PASSWORD", "AZURE_EMAIL_CONNECTION_STRING"):
+        out.append(settings.env.get(name, ""))
+    return out

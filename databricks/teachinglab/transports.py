@@ -1,0 +1,97 @@
+"""Mail transports, chosen by name (EMAIL_TRANSPORT) from a registry.
+
+A transport takes one outbox message and either returns a provider reference (accepted) or
+raises TransientSendError (try again later) or PermanentSendError (give up, report it).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Callable, Protocol
+
+from .messages import EVENT_HEADER
+
+logger = logging.getLogger(__name__)
+
+
+class TransientSendError(Exception):
+    pass
+
+
+class PermanentSendError(Exception):
+    pass
+
+
+class Transport(Protocol):
+    name: str
+
+    def send(self, message, sender: str) -> str: ...
+
+
+TRANSPORTS: dict[str, Callable[..., Transport]] = {}
+
+
+def register(name: str):
+    def add(factory):
+        TRANSPORTS[name] = factory
+        factory.name = name
+        return factory
+    return add
+
+
+def make_transport(name: str, settings) -> Transport:
+    return TRANSPORTS[name](settings)
+
+
+def to_email(message, sender: str) -> EmailMessage:
+    """The RFC 5322 form of an outbox row: plain text and HTML, plus the event header."""
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = message.to_addrs
+    if message.cc_addrs:
+        mail["Cc"] = message.cc_addrs
+    mail["Subject"] = message.subject
+    mail[EVENT_HEADER] = message.event
+    mail["Message-ID"] = f"<{message.dedupe_key.replace(':', '.')}@teachinglab>"
+    mail.set_content(message.text_body)
+    mail.add_alternative(message.html_body, subtype="html")
+    return mail
+
+
+@register("console")
+class ConsoleTransport:
+    """Prints messages: for trying the tool out and for the demo."""
+
+    def __init__(self, settings, stream=None):
+        self.stream = stream or sys.stdout
+
+    def send(self, message, sender: str) -> str:
+        print(f"--- mail [{EVENT_HEADER}: {message.event}] to {message.to_addrs}"
+              + (f" cc {message.cc_addrs}" if message.cc_addrs else ""), file=self.stream)
+        print(f"Subject: {message.subject}", file=self.stream)
+        print(message.text_body, file=self.stream)
+        self.stream.flush()
+        return f"console:{message.id}"
+
+
+@register("file")
+class FileTransport:
+    """Writes each message as an .eml file. The name comes from the message's dedupe key, so a
+    message sent again after a crash overwrites itself instead of appearing twice."""
+
+    def __init__(self, settings):
+        self.folder = Path(settings.email_file_dir)
+
+    def send(self, message, sender: str) -> str:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in message.dedupe_key)
+            path = self.folder / f"{safe}.eml"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(bytes(to_email(message, sender)))
+            tmp.replace(path)
+        except OSError as err:
+            raise TransientSendError(f"cannot write {self.folder}: {err}") from err
+        return str(path)

@@ -1,0 +1,182 @@
+"""The one module that imports databricks.sdk. It turns SDK objects into the project's dataclasses
+and retries what is safe to retry, so everything above it is plain Python."""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Callable, Iterable, TypeVar
+
+import requests
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.core import Config
+from databricks.sdk import errors as sdk_errors
+from databricks.sdk.service import compute, iam
+
+from .model import AclEntry, ClusterEvent, ClusterInfo, GroupInfo, Person
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TRANSIENT = (sdk_errors.InternalError, sdk_errors.TemporarilyUnavailable, sdk_errors.TooManyRequests,
+             sdk_errors.DeadlineExceeded, sdk_errors.RequestLimitExceeded, sdk_errors.ResourceExhausted,
+             requests.ConnectionError, requests.Timeout, TimeoutError)
+ApiFailure = sdk_errors.DatabricksError
+NotFound = (sdk_errors.NotFound, sdk_errors.ResourceDoesNotExist)
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc) if ms else None
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+class WorkspaceGateway:
+    def __init__(self, client: WorkspaceClient, *, attempts: int = 4, backoff: float = 0.25,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.client = client
+        self.attempts = attempts
+        self.backoff = backoff
+        self._sleep = sleep
+        self._people: dict[str, Person] = {}
+
+    @classmethod
+    def connect(cls, *, host: str | None, token: str | None, profile: str | None,
+                retry_timeout_seconds: int = 20) -> "WorkspaceGateway":
+        # The SDK retries 429/503 by itself; its default budget (300 s) would outlive the
+        # cron's 30 s timeout, so it gets a short one and ours handles 5xx on top.
+        config = Config(host=host, token=token, profile=profile,
+                        retry_timeout_seconds=retry_timeout_seconds, http_timeout_seconds=15)
+        client = WorkspaceClient(config=config)
+        return cls(client)
+
+    @property
+    def host(self) -> str:
+        return self.client.config.host
+
+    def _retry(self, what: str, call: Callable[[], T]) -> T:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return call()
+            except TRANSIENT as err:
+                if attempt == self.attempts:
+                    raise
+                delay = self.backoff * 2 ** (attempt - 1)
+                logger.debug("%s failed (%s); retry %d in %.2fs", what, type(err).__name__, attempt, delay)
+                self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    # -- clusters ---------------------------------------------------------------------------
+    def list_clusters(self) -> list[ClusterInfo]:
+        return self._retry("list clusters", lambda: [self._cluster(c) for c in self.client.clusters.list()])
+
+    def get_cluster(self, cluster_id: str) -> ClusterInfo:
+        return self._retry(f"get {cluster_id}", lambda: self._cluster(self.client.clusters.get(cluster_id)))
+
+    @staticmethod
+    def _cluster(c: compute.ClusterDetails) -> ClusterInfo:
+        return ClusterInfo(
+            cluster_id=c.cluster_id, name=c.cluster_name or c.cluster_id,
+            state=c.state.value if c.state else "UNKNOWN",
+            custom_tags=dict(c.custom_tags or {}),
+            start_time=_dt(c.start_time), terminated_time=_dt(c.terminated_time),
+            last_restarted_time=_dt(c.last_restarted_time), creator=c.creator_user_name,
+            node_type_id=c.node_type_id,
+            num_workers=c.num_workers if c.autoscale is None else c.autoscale.max_workers,
+        )
+
+    def events(self, cluster_id: str, start: datetime, end: datetime,
+               kinds: Iterable[str]) -> list[ClusterEvent]:
+        types = [compute.EventType(k) for k in kinds]
+
+        def fetch() -> list[ClusterEvent]:
+            out = []
+            for e in self.client.clusters.events(cluster_id, start_time=_ms(start), end_time=_ms(end),
+                                                 order=compute.GetEventsOrder.ASC, event_types=types,
+                                                 limit=500):
+                if e.type is not None and e.timestamp is not None:
+                    out.append(ClusterEvent(_dt(e.timestamp), e.type.value))
+            return out
+
+        return self._retry(f"events of {cluster_id}", fetch)
+
+    def terminate(self, cluster_id: str) -> None:
+        # Terminating a TERMINATING or TERMINATED cluster is a no-op, so this is safe to repeat.
+        self._retry(f"terminate {cluster_id}", lambda: self.client.clusters.delete(cluster_id))
+
+    # -- permissions ------------------------------------------------------------------------
+    def acl(self, cluster_id: str) -> list[AclEntry]:
+        perms = self._retry(f"permissions of {cluster_id}",
+                            lambda: self.client.clusters.get_permissions(cluster_id))
+        out = []
+        for entry in perms.access_control_list or []:
+            kind, name = _principal(entry)
+            for p in entry.all_permissions or []:
+                out.append(AclEntry(kind, name, p.permission_level.value, bool(p.inherited)))
+        return out
+
+    def set_group_level(self, cluster_id: str, group: str, level: str) -> str | None:
+        """Give `group` exactly `level` on the cluster and return the level it had.
+
+        Read-modify-write of the direct entries: every other principal keeps exactly what it had.
+        (A plain PUT with only the group, as the old tool did, wiped the rest; PATCH cannot be
+        relied on to lower a level.)
+        """
+        direct = [e for e in self.acl(cluster_id) if not e.inherited]
+        previous = next((e.level for e in direct if e.principal_type == "group_name"
+                         and e.principal == group), None)
+        if previous == level:
+            return previous
+        entries = [compute.ClusterAccessControlRequest(
+            **{e.principal_type: e.principal}, permission_level=compute.ClusterPermissionLevel(e.level))
+            for e in direct if not (e.principal_type == "group_name" and e.principal == group)]
+        entries.append(compute.ClusterAccessControlRequest(
+            group_name=group, permission_level=compute.ClusterPermissionLevel(level)))
+        self._retry(f"set permissions of {cluster_id}",
+                    lambda: self.client.clusters.set_permissions(cluster_id, access_control_list=entries))
+        return previous
+
+    # -- identity ---------------------------------------------------------------------------
+    def groups(self) -> list[GroupInfo]:
+        raw = self._retry("list groups", lambda: list(self.client.groups.list(
+            attributes="id,displayName,members")))
+        return [self._group(g) for g in raw]
+
+    def group(self, name: str) -> GroupInfo | None:
+        safe = name.replace('"', '\\"')
+        found = self._retry(f"group {name}", lambda: list(self.client.groups.list(
+            filter=f'displayName eq "{safe}"', attributes="id,displayName,members")))
+        return self._group(found[0]) if found else None
+
+    def _group(self, g: iam.Group) -> GroupInfo:
+        members = []
+        for ref in g.members or []:
+            if ref.ref and not ref.ref.startswith("Users/"):
+                continue  # nested groups and service principals get no mail
+            person = self.person(ref.value)
+            if person:
+                members.append(person)
+        return GroupInfo(g.id, g.display_name, tuple(members))
+
+    def person(self, user_id: str) -> Person | None:
+        if user_id not in self._people:
+            try:
+                u = self._retry(f"user {user_id}", lambda: self.client.users.get(user_id))
+            except NotFound:
+                return None
+            email = next((e.value for e in (u.emails or []) if e.primary), None) or u.user_name
+            self._people[user_id] = Person(u.user_name, email, u.display_name or u.user_name)
+        return self._people[user_id]
+
+    def me(self) -> str:
+        return self._retry("current user", lambda: self.client.current_user.me().user_name)
+
+
+def _principal(entry: compute.ClusterAccessControlResponse) -> tuple[str, str]:
+    for kind in ("user_name", "group_name", "service_principal_name"):
+        value = getattr(entry, kind)
+        if value:
+            return kind, value
+    return "unknown", ""

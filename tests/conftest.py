@@ -1,0 +1,116 @@
+"""Shared fixtures: an emulated workspace on 127.0.0.1 reached through the real databricks-sdk,
+a real SQLite ledger in a temp folder, and settings pointing at both."""
+from __future__ import annotations
+
+import io
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from databricks.sandbox import Delays, SandboxClock, SandboxServer, Workspace, load_scenario  # noqa: E402
+from databricks.teachinglab.config import load_settings  # noqa: E402
+from databricks.teachinglab.lab import Lab  # noqa: E402
+from databricks.teachinglab.transports import ConsoleTransport  # noqa: E402
+from databricks.teachinglab.workspace_gateway import WorkspaceGateway  # noqa: E402
+
+TZ = ZoneInfo("Asia/Jerusalem")
+ADMIN = "admin@example.edu"
+
+
+def local(y, m, d, hh=0, mm=0, ss=0, tz=TZ) -> datetime:
+    return datetime(y, m, d, hh, mm, ss, tzinfo=tz).astimezone(timezone.utc)
+
+
+class Env:
+    """One emulated workspace + ledger + settings, with helpers that drive time."""
+
+    def __init__(self, tmp: Path, start: datetime, extra_env: dict | None = None):
+        self.clock = SandboxClock(start)
+        self.workspace = Workspace(self.clock, tokens={"sandbox-token": ADMIN},
+                                   delays=Delays(startup=0, restart=60, resize=30, shutdown=30))
+        self.server = SandboxServer(workspace=self.workspace).start()
+        self.tmp = tmp
+        self.env = {
+            "DATABRICKS_HOST": self.server.url, "DATABRICKS_TOKEN": "sandbox-token",
+            "QUOTA_TIMEZONE": "Asia/Jerusalem", "ADMIN_EMAIL": ADMIN,
+            "REPORT_RECIPIENT_EMAIL": "reports@example.edu",
+            "CLUSTER_UPTIMES_DB": str(tmp / "ledger.db"), "EMAIL_TRANSPORT": "file",
+            "EMAIL_FILE_DIR": str(tmp / "mail"), "HOME": str(tmp), "API_PARALLELISM": "8",
+            **(extra_env or {}),
+        }
+        self.settings = load_settings(self.env)
+        self.mail_out = io.StringIO()
+        self._lab: Lab | None = None
+
+    def lab(self, **kwargs) -> Lab:
+        if self._lab is None:
+            gateway = WorkspaceGateway.connect(host=self.settings.host, token=self.settings.token,
+                                               profile=None, retry_timeout_seconds=10)
+            gateway.backoff = 0.01
+            self._lab = Lab.open(self.settings, self.now, gateway=gateway, **kwargs)
+        return self._lab
+
+    @property
+    def now(self) -> datetime:
+        return self.workspace.now()
+
+    def seed(self, scenario: dict) -> dict[str, str]:
+        return load_scenario(self.workspace, scenario)
+
+    def at(self, when: datetime) -> datetime:
+        self.clock.set(when)
+        return self.workspace.now()
+
+    def poll(self, when: datetime | None = None, **kwargs):
+        from databricks.teachinglab.enforcement import run_poll
+        if when is not None:
+            self.at(when)
+        return run_poll(self.lab(), self.now, **kwargs)
+
+    def close_day(self, when: datetime | None = None):
+        from databricks.teachinglab.nightly import run_end_of_day
+        if when is not None:
+            self.at(when)
+        return run_end_of_day(self.lab(), self.now)
+
+    def mails(self) -> list[str]:
+        folder = self.tmp / "mail"
+        return sorted(p.name for p in folder.glob("*.eml")) if folder.exists() else []
+
+    def stop(self):
+        if self._lab is not None:
+            self._lab.db.close()
+        self.server.stop()
+
+
+@pytest.fixture
+def make_env(tmp_path):
+    envs = []
+
+    def make(start: datetime, **extra) -> Env:
+        env = Env(tmp_path / f"env{len(envs)}", start, extra)
+        (tmp_path / f"env{len(envs)}").mkdir(exist_ok=True)
+        envs.append(env)
+        return env
+
+    yield make
+    for env in envs:
+        env.stop()
+
+
+def course(n_groups=2, size=2, **cluster_extra) -> dict:
+    from databricks.sandbox import sample_course
+    scenario = sample_course(n_groups, size)
+    for c in scenario["clusters"]:
+        c.update(cluster_extra)
+    return scenario
+
+
+__all__ = ["local", "course", "TZ", "ADMIN", "timedelta"]
