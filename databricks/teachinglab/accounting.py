@@ -32,6 +32,12 @@ class Interval:
     start: datetime
     end: datetime
 
+    def __post_init__(self):
+        # Arithmetic between datetimes sharing one tzinfo is wall-clock arithmetic in Python,
+        # which is wrong across DST; in UTC it is real elapsed time.
+        object.__setattr__(self, "start", self.start.astimezone(timezone.utc))
+        object.__setattr__(self, "end", self.end.astimezone(timezone.utc))
+
     @property
     def ms(self) -> int:
         return max(0, (self.end - self.start) // MS)
@@ -77,7 +83,8 @@ def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 
 def overlap_ms(start: datetime, end: datetime, lo: datetime, hi: datetime) -> int:
-    return max(0, (min(end, hi) - max(start, lo)) // MS)
+    utc = timezone.utc
+    return max(0, (min(end, hi).astimezone(utc) - max(start, lo).astimezone(utc)) // MS)
 
 
 def split_by_day(interval: Interval, tz: ZoneInfo) -> dict[date, int]:
@@ -107,10 +114,13 @@ def may_have_run(cluster: ClusterInfo, tracker: Tracker | None) -> bool:
 
 
 def events_window_start(tracker: Tracker | None, now: datetime, tz: ZoneInfo) -> datetime:
-    """Where to ask for events from: after the watermark, or from today's start for a new cluster."""
-    if tracker is None or tracker.watermark is None:
-        return day_start(local_day(now, tz), tz)
-    return tracker.watermark + MS
+    """Where to ask for events from: just after the last applied event; after the last look when
+    none was ever applied; from today's start for a cluster never seen before."""
+    if tracker is not None and tracker.watermark is not None:
+        return tracker.watermark + MS
+    if tracker is not None and tracker.checked_until is not None:
+        return tracker.checked_until
+    return day_start(local_day(now, tz), tz)
 
 
 def events_expired(tracker: Tracker | None, now: datetime) -> bool:

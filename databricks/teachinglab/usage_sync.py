@@ -68,6 +68,22 @@ def resolve_group(info: ClusterInfo, known: Cluster | None, acl_group: str | Non
     return (by_name, "name") if by_name else (None, None)
 
 
+def limits_book(settings, day: date):
+    """Limits per cluster on `day`: its override or the defaults, plus the day's grants."""
+    overrides = {row.cluster_id: row for row in QuotaOverride.select()}
+    grants: dict[str, int] = {}
+    for grant in QuotaGrant.select().where(QuotaGrant.day == day):
+        grants[grant.cluster_id] = grants.get(grant.cluster_id, 0) + grant.minutes
+
+    def limits_for(cluster_id: str) -> Limits:
+        override = overrides.get(cluster_id)
+        warn = override.warn_minutes if override else settings.warn_minutes
+        hard = override.max_minutes if override else settings.max_minutes
+        return Limits.from_minutes(warn, hard, grants.get(cluster_id, 0))
+
+    return limits_for
+
+
 def _tracker(row: Cluster | None) -> Tracker | None:
     if row is None:
         return None
@@ -88,10 +104,7 @@ def measure(lab, clusters: list[ClusterInfo], now: datetime) -> list[ClusterUsag
     known = {row.cluster_id: row for row in Cluster.select()}
     rows_today = {row.cluster_id: row for row in
                   ClusterDay.select().where(ClusterDay.day == today)}
-    overrides = {row.cluster_id: row for row in QuotaOverride.select()}
-    grants: dict[str, int] = {}
-    for grant in QuotaGrant.select().where(QuotaGrant.day == today):
-        grants[grant.cluster_id] = grants.get(grant.cluster_id, 0) + grant.minutes
+    limits_for = limits_book(lab.settings, today)
 
     def activity(info: ClusterInfo) -> Activity:
         tracker = _tracker(known.get(info.cluster_id))
@@ -142,10 +155,7 @@ def measure(lab, clusters: list[ClusterInfo], now: datetime) -> list[ClusterUsag
         usage.previous_level = day_row.previous_level if day_row else None
         usage.closed_ms = (day_row.closed_ms if day_row else 0) + usage.pieces.get(today, [0])[0]
         usage.used_ms = acc.used_ms_on(today, tz, usage.closed_ms, usage.tracker.open_since, now)
-        override = overrides.get(info.cluster_id)
-        warn = override.warn_minutes if override else lab.settings.warn_minutes
-        hard = override.max_minutes if override else lab.settings.max_minutes
-        usage.limits = Limits.from_minutes(warn, hard, grants.get(info.cluster_id, 0))
+        usage.limits = limits_for(info.cluster_id)
         out.append(usage)
     return out
 

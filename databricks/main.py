@@ -1,0 +1,92 @@
+"""Admin CLI: python -m databricks.main --flags (see --help)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import date
+
+logger = logging.getLogger(__name__)
+
+# Commands that only read or change the ledger run without workspace credentials.
+LEDGER_ONLY = {"cluster_usage", "history", "outbox", "retry", "set_quota", "clear_quota", "test_email"}
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-03-02") from None
+
+
+def _quota(text: str) -> tuple[int, int]:
+    try:
+        warn, hard = (int(x) for x in text.split(":"))
+        return warn, hard
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WARN:MAX minutes, e.g. 300:360") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from databricks.teachinglab.runtime import add_logging_flags
+    p = argparse.ArgumentParser(
+        prog="python -m databricks.main",
+        description="Admin commands for the Databricks teaching lab. Settings come from the "
+                    "environment or .env (see README).")
+    cmd = p.add_mutually_exclusive_group(required=True)
+    cmd.add_argument("--print_clusters", action="store_true", help="list clusters with state and group")
+    cmd.add_argument("--print_user_groups", action="store_true", help="list groups and their members")
+    cmd.add_argument("--test_email", nargs="?", const="", metavar="ADDRESS",
+                     help="send a test message (default: ADMIN_EMAIL) through EMAIL_TRANSPORT")
+    cmd.add_argument("--cluster_usage", action="store_true",
+                     help="today's usage per cluster as of the last poll (a table, or --json)")
+    cmd.add_argument("--history", action="store_true",
+                     help="archived usage per cluster and closed day (--from, --to, --json)")
+    cmd.add_argument("--grant", type=int, metavar="MINUTES",
+                     help="extra minutes today for --cluster; unblocks it if the new limit allows")
+    cmd.add_argument("--set_quota", type=_quota, metavar="WARN:MAX",
+                     help="a lasting per-cluster quota for --cluster, in minutes per day")
+    cmd.add_argument("--clear_quota", action="store_true", help="remove --cluster's own quota")
+    cmd.add_argument("--outbox", action="store_true", help="list queued, sent and failed messages")
+    cmd.add_argument("--retry", metavar="ID|all", help="send failed messages again")
+    p.add_argument("--cluster", metavar="NAME_OR_ID", help="the cluster for --grant/--set_quota")
+    p.add_argument("--reason", default="", help="why, recorded with --grant")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--from", dest="date_from", type=_day, metavar="YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", type=_day, metavar="YYYY-MM-DD")
+    p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+    add_logging_flags(p)
+    return p
+
+
+def command_of(args: argparse.Namespace) -> str:
+    for name in ("print_clusters", "print_user_groups", "cluster_usage", "history", "outbox",
+                 "clear_quota"):
+        if getattr(args, name):
+            return name
+    for name in ("test_email", "grant", "set_quota", "retry"):
+        if getattr(args, name) is not None:
+            return name
+    raise AssertionError("argparse requires one command")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = command_of(args)
+    if command in ("grant", "set_quota", "clear_quota") and not args.cluster:
+        parser.error(f"--{command} needs --cluster NAME_OR_ID")
+    from databricks.teachinglab import cli_commands
+    from databricks.teachinglab.admin import AdminError
+    from databricks.teachinglab.runtime import secrets_of, settings_or_exit, setup_logging
+    settings = settings_or_exit(need_workspace=command not in LEDGER_ONLY)
+    setup_logging(args, secrets_of(settings))
+    try:
+        return getattr(cli_commands, command)(settings, args)
+    except AdminError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

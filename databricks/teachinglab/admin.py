@@ -1,0 +1,117 @@
+"""What the admin CLI reads and changes in the ledger. Every function takes `now`."""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+
+from . import accounting as acc
+from .ledger import Cluster, ClusterDay, OutboxMessage, QuotaGrant, QuotaOverride, UsageHistory
+from .messages import dedupe_key, render, show_local
+from .outbox import enqueue
+from .usage_sync import limits_book
+
+logger = logging.getLogger(__name__)
+
+
+class AdminError(Exception):
+    """A request the admin can fix (unknown cluster, bad value); printed without a traceback."""
+
+
+@dataclass(frozen=True)
+class UsageLine:
+    cluster_id: str
+    cluster_name: str
+    group: str | None
+    used_seconds: int
+    warn_minutes: int
+    max_minutes: int
+    warned: bool
+    blocked: bool
+    as_of: str | None
+    state: str
+    estimated: bool
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def cluster_usage(settings, now: datetime) -> list[UsageLine]:
+    tz = settings.timezone
+    today = acc.local_day(now, tz)
+    rows = {r.cluster_id: r for r in ClusterDay.select().where(ClusterDay.day == today)}
+    limits_for = limits_book(settings, today)
+    out = []
+    for c in Cluster.select().order_by(Cluster.name):
+        row = rows.get(c.cluster_id)
+        limits = limits_for(c.cluster_id)
+        out.append(UsageLine(
+            cluster_id=c.cluster_id, cluster_name=c.name, group=c.group_name,
+            used_seconds=(row.used_ms // 1000) if row else 0,
+            warn_minutes=limits.warn_ms // 60_000, max_minutes=limits.max_ms // 60_000,
+            warned=bool(row and row.warned_at), blocked=bool(row and row.blocked_at),
+            as_of=row.as_of.astimezone(tz).isoformat(timespec="seconds") if row and row.as_of else None,
+            state=c.state, estimated=bool(row and row.estimated)))
+    return out
+
+
+def history(settings, start: date | None, end: date | None) -> list[dict]:
+    query = UsageHistory.select().order_by(UsageHistory.day, UsageHistory.cluster_name)
+    if start:
+        query = query.where(UsageHistory.day >= start)
+    if end:
+        query = query.where(UsageHistory.day <= end)
+    return [{"cluster_id": h.cluster_id, "cluster_name": h.cluster_name, "group": h.group_name,
+             "date": h.day.isoformat(), "used_seconds": h.used_ms // 1000,
+             "max_minutes": h.limit_ms // 60_000, "sessions": h.sessions, "warned": h.warned,
+             "terminated": h.terminated, "blocked": h.blocked_group is not None,
+             "estimated": h.estimated} for h in query]
+
+
+def find_cluster(name_or_id: str) -> Cluster:
+    found = Cluster.get_or_none(Cluster.cluster_id == name_or_id)
+    if found:
+        return found
+    matches = list(Cluster.select().where(Cluster.name == name_or_id))
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        ids = ", ".join(m.cluster_id for m in matches)
+        raise AdminError(f"{len(matches)} clusters are named {name_or_id!r} ({ids}); give the cluster id.")
+    raise AdminError(f"No cluster {name_or_id!r} in the ledger. Run `python -m databricks.poll_clusters` "
+                     "once, or check the name with --cluster_usage.")
+
+
+def grant(settings, cluster: Cluster, minutes: int, by: str, reason: str, now: datetime) -> QuotaGrant:
+    if not 1 <= minutes <= 24 * 60:
+        raise AdminError(f"--grant {minutes}: give between 1 and 1440 minutes.")
+    day = acc.local_day(now, settings.timezone)
+    row = QuotaGrant.create(cluster=cluster.cluster_id, day=day, minutes=minutes, granted_by=by,
+                            granted_at=now, reason=reason)
+    logger.info("cluster=%s name=%s group=%s granted %d extra minute(s) for %s by %s", cluster.cluster_id,
+                cluster.name, cluster.group_name or "-", minutes, day, by)
+    return row
+
+
+def set_quota(cluster: Cluster, warn: int, hard: int, by: str, now: datetime) -> None:
+    if not 1 <= warn < hard <= 24 * 60:
+        raise AdminError(f"--set_quota {warn}:{hard}: need 1 <= WARN < MAX <= 1440 minutes.")
+    QuotaOverride.insert(cluster=cluster.cluster_id, warn_minutes=warn, max_minutes=hard, set_by=by,
+                         set_at=now).on_conflict_replace().execute()
+
+
+def clear_quota(cluster: Cluster) -> int:
+    return QuotaOverride.delete().where(QuotaOverride.cluster == cluster.cluster_id).execute()
+
+
+def queue_test_email(settings, to: str, transport: str, now: datetime) -> str:
+    tz = settings.timezone
+    key = dedupe_key("test", to, now.isoformat())
+    enqueue(kind="test", key=key, to=[to], now=now, rendered=render(
+        "test", {"at": show_local(now, tz), "tz_name": tz.key, "transport": transport,
+                 "contact": settings.admin_email or to}, templates_dir=settings.mail_templates_dir))
+    return key
+
+
+def outbox_lines(limit: int = 200) -> list[OutboxMessage]:
+    return list(OutboxMessage.select().order_by(OutboxMessage.id.desc()).limit(limit))

@@ -1,0 +1,182 @@
+"""The pure accounting core: events -> intervals -> seconds per local day."""
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from databricks.teachinglab import accounting as acc
+from databricks.teachinglab.accounting import Interval, Tracker
+from databricks.teachinglab.model import ClusterEvent, ClusterInfo
+from databricks.teachinglab.quota import Action, DayFlags, Limits, decide
+
+TZ = ZoneInfo("Asia/Jerusalem")
+
+
+def L(y, m, d, hh=0, mm=0, ss=0):
+    return datetime(y, m, d, hh, mm, ss, tzinfo=TZ).astimezone(timezone.utc)
+
+
+def ev(at, kind):
+    return ClusterEvent(at, kind)
+
+
+def cluster(state="TERMINATED", **kw):
+    return ClusterInfo("c1", "cluster_01", state, **kw)
+
+
+def test_midnight_split_to_the_second():
+    parts = acc.split_by_day(Interval(L(2026, 3, 2, 23, 10, 7), L(2026, 3, 3, 1, 2, 3)), TZ)
+    assert parts == {date(2026, 3, 2): (49 * 60 + 53) * 1000, date(2026, 3, 3): (62 * 60 + 3) * 1000}
+
+
+@pytest.mark.parametrize("day,hours", [(date(2026, 3, 27), 23), (date(2026, 10, 25), 25),
+                                       (date(2026, 3, 26), 24)])
+def test_dst_days_in_jerusalem_have_23_or_25_hours(day, hours):
+    lo, hi = acc.day_bounds(day, TZ)
+    assert hi - lo == timedelta(hours=hours)
+    # a cluster running the whole local day is charged exactly that day's length
+    whole = Interval(lo - timedelta(hours=1), hi + timedelta(hours=1))
+    assert acc.split_by_day(whole, TZ)[day] == hours * 3600 * 1000
+
+
+def test_session_across_the_spring_forward_gap_counts_real_time():
+    # 01:30 -> 03:30 local on 2026-03-27 is one real hour: 02:00 became 03:00
+    start = datetime(2026, 3, 27, 1, 30, tzinfo=TZ)
+    end = datetime(2026, 3, 27, 3, 30, tzinfo=TZ)
+    assert acc.split_by_day(Interval(start, end), TZ) == {date(2026, 3, 27): 3600 * 1000}
+
+
+def test_session_across_the_autumn_fold_counts_both_hours():
+    start = datetime(2026, 10, 25, 0, 30, tzinfo=TZ)
+    end = datetime(2026, 10, 25, 2, 30, tzinfo=TZ)  # 01:00-02:00 happens twice
+    assert acc.split_by_day(Interval(start, end), TZ) == {date(2026, 10, 25): 3 * 3600 * 1000}
+
+
+def test_restart_and_resize_inside_a_session_do_not_split_it():
+    t = L(2026, 3, 2, 8)
+    events = [ev(t, "STARTING"), ev(t + timedelta(minutes=2), "RUNNING"),
+              ev(t + timedelta(minutes=30), "RESTARTING"), ev(t + timedelta(minutes=31), "RUNNING"),
+              ev(t + timedelta(minutes=40), "RESIZING"), ev(t + timedelta(minutes=41), "UPSIZE_COMPLETED"),
+              ev(t + timedelta(minutes=62), "TERMINATING")]
+    out = acc.apply_events(Tracker(checked_until=t), events, cluster(), t + timedelta(hours=2), t)
+    assert [i.ms for i in out.closed] == [60 * 60 * 1000]
+    assert out.tracker.open_since is None
+
+
+def test_replaying_the_same_events_counts_nothing_twice():
+    t = L(2026, 3, 2, 8)
+    events = [ev(t, "RUNNING"), ev(t + timedelta(minutes=5), "TERMINATING")]
+    first = acc.apply_events(Tracker(checked_until=t - timedelta(minutes=1)), events, cluster(),
+                             t + timedelta(minutes=15), t)
+    again = acc.apply_events(first.tracker, events, cluster(), t + timedelta(minutes=15), t)
+    assert [i.ms for i in first.closed] == [5 * 60 * 1000]
+    assert again.closed == ()
+    assert again.tracker == first.tracker
+
+
+def test_events_at_the_same_millisecond_are_all_applied():
+    t = L(2026, 3, 2, 8)
+    out = acc.apply_events(Tracker(checked_until=t - timedelta(1)), [ev(t, "STARTING"), ev(t, "RUNNING")],
+                           cluster("RUNNING"), t + timedelta(minutes=10), t)
+    assert out.tracker.open_since == t
+
+
+def test_first_look_at_a_cluster_running_since_before_midnight_starts_at_midnight():
+    now = L(2026, 3, 2, 1, 30)
+    window = acc.day_start(date(2026, 3, 2), TZ)
+    out = acc.apply_events(None, [], cluster("RUNNING"), now, window)
+    assert out.tracker.open_since == window
+    assert acc.used_ms_on(date(2026, 3, 2), TZ, 0, out.tracker.open_since, now) == 90 * 60 * 1000
+
+
+def test_first_look_closing_event_without_opening_counts_from_window_start():
+    window = acc.day_start(date(2026, 3, 2), TZ)
+    out = acc.apply_events(None, [ev(window + timedelta(minutes=20), "TERMINATING")], cluster(),
+                           window + timedelta(hours=1), window)
+    assert [i.ms for i in out.closed] == [20 * 60 * 1000]
+
+
+def test_open_interval_usage_is_clipped_to_the_day():
+    now = L(2026, 3, 3, 0, 30)
+    open_since = L(2026, 3, 2, 23, 0)
+    assert acc.used_ms_on(date(2026, 3, 3), TZ, 0, open_since, now) == 30 * 60 * 1000
+    assert acc.used_ms_on(date(2026, 3, 2), TZ, 0, open_since, now) == 60 * 60 * 1000
+
+
+def test_estimate_from_state_when_events_are_unavailable():
+    now = L(2026, 3, 2, 12)
+    started = L(2026, 3, 2, 10)
+    out = acc.estimate_activity(Tracker(checked_until=L(2026, 3, 2, 9)),
+                                cluster("RUNNING", start_time=L(2026, 2, 1), last_restarted_time=started), now)
+    assert out.estimated and out.tracker.open_since == started and out.tracker.watermark == now
+    closed = acc.estimate_activity(out.tracker, cluster("TERMINATED", terminated_time=L(2026, 3, 2, 13)),
+                                   L(2026, 3, 2, 14))
+    assert [i.ms for i in closed.closed] == [3 * 3600 * 1000]
+
+
+def test_events_older_than_30_days_are_not_trusted():
+    now = L(2026, 3, 31)
+    assert acc.events_expired(Tracker(checked_until=now - timedelta(days=30)), now)
+    assert not acc.events_expired(Tracker(checked_until=now - timedelta(days=29)), now)
+
+
+def test_idle_terminated_clusters_are_not_asked_for_events():
+    checked = L(2026, 3, 2, 10)
+    idle = cluster("TERMINATED", terminated_time=L(2026, 3, 2, 9))
+    assert not acc.may_have_run(idle, Tracker(checked_until=checked))
+    ran_since = cluster("TERMINATED", terminated_time=L(2026, 3, 2, 10, 5))
+    assert acc.may_have_run(ran_since, Tracker(checked_until=checked))
+    assert acc.may_have_run(cluster("RUNNING"), Tracker(checked_until=checked))
+    assert acc.may_have_run(idle, None)
+
+
+LIMITS = Limits.from_minutes(400, 480)
+
+
+def _decide(used_min, state="RUNNING", **flags):
+    return decide(used_ms=int(used_min * 60_000), limits=LIMITS, state=state, flags=DayFlags(**flags),
+                  group="group_01", exempt=False).actions
+
+
+def test_usage_exactly_at_the_limit_terminates_and_one_ms_less_does_not():
+    assert _decide(480) == (Action.TERMINATE, Action.BLOCK, Action.NOTIFY)
+    assert decide(used_ms=480 * 60_000 - 1, limits=LIMITS, state="RUNNING", flags=DayFlags(),
+                  group="g", exempt=False).actions == (Action.WARN,)
+    assert _decide(400) == (Action.WARN,)
+    assert _decide(399.99) == ()
+
+
+def test_no_warning_once_over_the_hard_quota_or_after_termination():
+    assert Action.WARN not in _decide(500)
+    assert _decide(450, state="TERMINATED", notified=True) == ()
+
+
+def test_blocked_cluster_running_again_is_terminated_and_admin_told_once():
+    assert _decide(500, terminated=True, blocked=True, notified=True) == (
+        Action.TERMINATE, Action.NOTIFY_RETERMINATION)
+    assert _decide(500, terminated=True, blocked=True, notified=True, retermination_notified=True) == (
+        Action.TERMINATE,)
+
+
+def test_exempt_and_unmapped_clusters_are_left_alone():
+    assert decide(used_ms=10**9, limits=LIMITS, state="RUNNING", flags=DayFlags(), group="g",
+                  exempt=True).actions == ()
+    assert decide(used_ms=10**9, limits=LIMITS, state="RUNNING", flags=DayFlags(), group=None,
+                  exempt=False).actions == ()
+
+
+def test_a_grant_that_lifts_the_limit_restores():
+    lifted = Limits.from_minutes(400, 480, granted=60)
+    assert decide(used_ms=490 * 60_000, limits=lifted, state="TERMINATED",
+                  flags=DayFlags(blocked=True, notified=True, terminated=True), group="g",
+                  exempt=False).actions == (Action.RESTORE,)
+
+
+def test_events_window_after_a_look_that_saw_no_events_starts_at_that_look():
+    # regression: it restarted at today's midnight, losing yesterday-evening sessions
+    looked = L(2026, 3, 2, 22, 45)
+    assert acc.events_window_start(Tracker(checked_until=looked), L(2026, 3, 3, 3), TZ) == looked
+    applied = L(2026, 3, 2, 23)
+    assert acc.events_window_start(Tracker(watermark=applied, checked_until=looked), L(2026, 3, 3, 3), TZ) \
+        == applied + timedelta(milliseconds=1)
+    assert acc.events_window_start(None, L(2026, 3, 3, 3), TZ) == acc.day_start(date(2026, 3, 3), TZ)

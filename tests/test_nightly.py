@@ -1,0 +1,114 @@
+"""The nightly close: archive, restore, reset, report; catch-up and idempotence."""
+from datetime import date, timedelta
+
+import pytest
+
+from conftest import course, local
+from databricks.sandbox import Fault
+from databricks.teachinglab.ledger import ClosedDay, ClusterDay, OutboxMessage, UsageHistory
+
+
+def history(name="cluster_01"):
+    return {h.day: h for h in UsageHistory.select().where(UsageHistory.cluster_name == name)}
+
+
+def polls(env, start, end, step=15):
+    t = start
+    while t <= end:
+        env.poll(t)
+        t += timedelta(minutes=step)
+
+
+@pytest.fixture
+def env(make_env):
+    e = make_env(local(2026, 3, 2, 7))
+    e.ids = e.seed(course(2, 2))
+    return e
+
+
+def test_session_across_midnight_is_split_to_the_second_and_never_double_counted(env):
+    cid = env.ids["cluster_01"]
+    env.workspace.session(cid, local(2026, 3, 2, 22, 59, 30), local(2026, 3, 3, 1, 30, 15))
+    polls(env, local(2026, 3, 2, 22, 45), local(2026, 3, 3, 0, 0))
+    env.close_day(local(2026, 3, 3, 0, 7))
+    yesterday = history()[date(2026, 3, 2)]
+    assert yesterday.used_ms == (60 * 60 + 30) * 1000
+    polls(env, local(2026, 3, 3, 0, 15), local(2026, 3, 3, 2, 0))
+    today = ClusterDay.get((ClusterDay.cluster == cid) & (ClusterDay.day == date(2026, 3, 3)))
+    assert today.used_ms == (90 * 60 + 15) * 1000  # from midnight, not from 22:59:30
+    env.close_day(local(2026, 3, 4, 0, 7))
+    days = history()
+    assert days[date(2026, 3, 2)].used_ms + days[date(2026, 3, 3)].used_ms == (2 * 3600 + 30 * 60 + 45) * 1000
+    assert days[date(2026, 3, 3)].used_ms == (90 * 60 + 15) * 1000
+    assert days[date(2026, 3, 2)].sessions == 1 and days[date(2026, 3, 3)].sessions == 1
+
+
+def test_close_restores_blocked_groups_resets_flags_and_reports_once(env):
+    cid = env.ids["cluster_01"]
+    env.workspace.session(cid, local(2026, 3, 2, 8), None)
+    polls(env, local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
+    assert not env.workspace.can_restart(cid, "group_01")
+    report = env.close_day(local(2026, 3, 3, 0, 7))
+    assert report.closed == [date(2026, 3, 2)] and report.restored == ["cluster_01"]
+    assert env.workspace.can_restart(cid, "group_01")
+    h = history()[date(2026, 3, 2)]
+    assert h.used_ms == 480 * 60_000 and h.warned and h.terminated and h.blocked_group == "group_01"
+    assert ClusterDay.select().where(ClusterDay.day == date(2026, 3, 2)).count() == 0
+    again = env.close_day(local(2026, 3, 3, 0, 20))
+    assert again.closed == [] and again.restored == []
+    reports = [m for m in OutboxMessage.select() if m.kind == "daily_report"]
+    assert len(reports) == 1 and reports[0].to_addrs == "reports@example.edu"
+    assert "cluster_01" in reports[0].text_body and "480" in reports[0].text_body
+    # a new day starts with fresh flags: the group may work and be warned again
+    env.workspace.session(cid, local(2026, 3, 3, 8), None)
+    polls(env, local(2026, 3, 3, 8), local(2026, 3, 3, 15))
+    assert len([m for m in OutboxMessage.select() if m.kind == "warning"]) == 2
+
+
+def test_catch_up_after_missed_nights(env):
+    cid = env.ids["cluster_02"]
+    for d in (2, 3, 4):
+        env.workspace.session(cid, local(2026, 3, d, 9), local(2026, 3, d, 10, 0, 1))
+    polls(env, local(2026, 3, 2, 8), local(2026, 3, 2, 11))  # then the VM was off for two days
+    report = env.close_day(local(2026, 3, 5, 0, 7))
+    assert report.closed == [date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)]
+    days = history("cluster_02")
+    assert [days[date(2026, 3, d)].used_ms for d in (2, 3, 4)] == [3_601_000] * 3
+    assert [c.day for c in ClosedDay.select().order_by(ClosedDay.day)] == report.closed
+    assert len([m for m in OutboxMessage.select() if m.kind == "daily_report"]) == 3
+
+
+def test_todays_partial_usage_stays_today_when_close_runs_late(env):
+    cid = env.ids["cluster_01"]
+    env.workspace.session(cid, local(2026, 3, 2, 23), None)
+    env.poll(local(2026, 3, 2, 22, 45))
+    env.close_day(local(2026, 3, 3, 3, 0))  # cron ran late; cluster still running
+    assert history()[date(2026, 3, 2)].used_ms == 60 * 60_000
+    env.poll(local(2026, 3, 3, 3, 15))
+    today = ClusterDay.get((ClusterDay.cluster == cid) & (ClusterDay.day == date(2026, 3, 3)))
+    assert today.used_ms == 195 * 60_000
+
+
+def test_restore_failure_keeps_the_day_open_and_the_next_run_finishes(env):
+    cid = env.ids["cluster_01"]
+    env.workspace.session(cid, local(2026, 3, 2, 8), None)
+    polls(env, local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
+    fault = env.workspace.inject(Fault(method="PUT", path=f"/permissions/clusters/{cid}", status=500, times=None))
+    report = env.close_day(local(2026, 3, 3, 0, 7))
+    assert report.failures and not env.workspace.can_restart(cid, "group_01")
+    assert ClosedDay.get(ClosedDay.day == date(2026, 3, 2)).completed_at is None
+    env.workspace.faults.remove(fault)
+    report = env.close_day(local(2026, 3, 3, 0, 22))
+    assert report.closed == [date(2026, 3, 2)] and env.workspace.can_restart(cid, "group_01")
+    assert len([m for m in OutboxMessage.select() if m.kind == "daily_report"]) == 1
+    assert history()[date(2026, 3, 2)].used_ms == 480 * 60_000
+
+
+def test_a_cluster_still_blocked_today_is_not_restored_by_a_catch_up(env):
+    cid = env.ids["cluster_01"]
+    env.workspace.session(cid, local(2026, 3, 2, 8), local(2026, 3, 2, 23, 59))
+    polls(env, local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
+    # the nightly did not run; the group gets through on the 3rd via an admin restart
+    env.workspace.user_action(local(2026, 3, 3, 0, 1), "start", cid)
+    env.close_day(local(2026, 3, 3, 0, 7))
+    assert env.workspace.can_restart(cid, "group_01")

@@ -1,0 +1,265 @@
+"""One poll, end to end: the real WorkspaceClient against the emulated workspace, a real SQLite
+ledger, and the file mail transport."""
+from datetime import timedelta
+
+import pytest
+
+from conftest import ADMIN, course, local
+from databricks.sandbox import Fault
+from databricks.teachinglab import enforcement
+from databricks.teachinglab.ledger import Cluster, ClusterDay, OutboxMessage
+from databricks.teachinglab.quota import Action
+
+DAY = (2026, 3, 2)
+
+
+def at(h, m=0, s=0):
+    return local(*DAY, h, m, s)
+
+
+def polls(env, start, end, step=15):
+    t = start
+    reports = []
+    while t <= end:
+        reports.append(env.poll(t))
+        t += timedelta(minutes=step)
+    return reports
+
+
+def _id(name):
+    return Cluster.get(Cluster.name == name).cluster_id
+
+
+def today_row(env, name="cluster_01"):
+    from databricks.teachinglab.accounting import local_day
+    return ClusterDay.get((ClusterDay.cluster == _id(name)) & (ClusterDay.day == local_day(env.now, env.settings.timezone)))
+
+
+def outbox(kind=None):
+    q = OutboxMessage.select().order_by(OutboxMessage.id)
+    return [m for m in q if kind is None or m.kind == kind]
+
+
+@pytest.fixture
+def env(make_env):
+    e = make_env(at(7))
+    e.ids = e.seed(course(3, 2))
+    return e
+
+
+def test_short_session_between_polls_is_counted_to_the_second(env):
+    env.workspace.session(env.ids["cluster_01"], at(8, 2, 10), at(8, 9, 40))
+    env.poll(at(8))
+    env.poll(at(8, 15))
+    assert today_row(env).used_ms == (7 * 60 + 30) * 1000
+
+
+def test_tail_after_last_poll_is_counted(env):
+    env.workspace.session(env.ids["cluster_01"], at(9), at(10, 5))
+    polls(env, at(8), at(10))
+    assert today_row(env).used_ms == 60 * 60_000  # as of 10:00, still running
+    env.poll(at(10, 15))
+    assert today_row(env).used_ms == 65 * 60_000
+
+
+def test_missed_polls_lose_nothing_and_duplicate_polls_count_nothing_twice(env):
+    cid = env.ids["cluster_01"]
+    env.workspace.session(cid, at(8), at(9, 30))
+    env.workspace.session(cid, at(11), at(11, 20))
+    env.poll(at(7, 45))
+    env.poll(at(15))  # hours missed
+    env.poll(at(15))  # the same moment twice
+    env.poll(at(15))
+    assert today_row(env).used_ms == (90 + 20) * 60_000
+    assert today_row(env).sessions == 2
+
+
+def test_restart_inside_a_session_does_not_split_it(env):
+    cid = env.ids["cluster_01"]
+    env.workspace.session(cid, at(8), at(9))
+    env.workspace.user_action(at(8, 30), "restart", cid)
+    polls(env, at(8), at(9, 15))
+    assert today_row(env).used_ms == 60 * 60_000 and today_row(env).sessions == 1
+
+
+def test_warning_once_to_members_with_admin_in_copy(env):
+    env.workspace.session(env.ids["cluster_01"], at(8), None)
+    polls(env, at(8), at(15, 30))  # 400 min at 14:40, polled at 14:45 ... 15:30
+    warnings = outbox("warning")
+    assert len(warnings) == 1
+    w = warnings[0]
+    assert w.to_addrs == "student011@students.example.edu, student012@students.example.edu"
+    assert w.cc_addrs == ADMIN and w.event == "quota-warning" and w.status == "sent"
+    assert "405 of its 480 minutes" in w.text_body and "00:00" in w.text_body
+    eml = (env.tmp / "mail" / f"{w.dedupe_key.replace(':', '_')}.eml").read_text()
+    assert "X-Teachinglab-Event: quota-warning" in eml
+
+
+def test_termination_blocks_group_and_keeps_every_other_acl_entry(env):
+    ws = env.workspace
+    ws.add_user("ta@uni.edu")
+    ws.add_group("graders")
+    cid = env.ids["cluster_01"]
+    ws.acls.patch(cid, {"access_control_list": [
+        {"user_name": "ta@uni.edu", "permission_level": "CAN_MANAGE"},
+        {"group_name": "graders", "permission_level": "CAN_ATTACH_TO"}]})
+    before = dict(ws.acls.direct[cid])
+    env.workspace.session(cid, at(8), None)
+    polls(env, at(8), at(16, 15))
+    assert ws.clusters.get(cid).state == "TERMINATED"
+    after = dict(ws.acls.direct[cid])
+    assert after.pop(("group_name", "group_01")) == "CAN_ATTACH_TO"
+    before.pop(("group_name", "group_01"))
+    assert after == before  # regression: the old tool PUT a one-entry ACL over everything
+    assert today_row(env).blocked_at and today_row(env).previous_level == "CAN_RESTART"
+    kinds = [m.kind for m in outbox()]
+    assert kinds == ["warning", "termination"]
+    term = outbox("termination")[0]
+    assert term.cc_addrs == ADMIN and "has been stopped" in term.text_body
+
+
+def test_no_warning_after_termination_when_a_poll_jumps_past_both_quotas(env):
+    env.workspace.session(env.ids["cluster_01"], at(7, 10), None)
+    env.poll(at(7))
+    env.poll(at(16))  # 470 min missed: first look is already over MAX
+    env.poll(at(16, 15))
+    assert [m.kind for m in outbox()] == ["termination"]
+
+
+def test_blocked_cluster_started_again_is_terminated_again_and_admin_told_once(env):
+    ws = env.workspace
+    cid = env.ids["cluster_01"]
+    ws.session(cid, at(8), None)
+    polls(env, at(8), at(16, 15))
+    ws.user_action(at(16, 20), "start", cid, as_group="group_01")  # refused: CAN_ATTACH_TO only
+    ws.user_action(at(16, 40), "start", cid)  # an admin starts it
+    ws.user_action(at(17, 40), "start", cid)  # and again
+    polls(env, at(16, 30), at(18))
+    assert ws.refused and ws.refused[0][2] == cid
+    assert ws.clusters.get(cid).state == "TERMINATED"
+    reterm = outbox("retermination")
+    assert len(reterm) == 1 and reterm[0].to_addrs == ADMIN and reterm[0].event == "quota-retermination"
+    assert today_row(env).reterminations == 2
+    assert len(outbox("termination")) == 1 and len(outbox("warning")) == 1
+
+
+def test_exempt_and_unmapped_clusters_are_counted_but_never_stopped(env):
+    ws = env.workspace
+    exempt = ws.add_cluster("teacher-demo", tags={"quota": "exempt", "group": "group_01"})
+    loose = ws.add_cluster("scratch")
+    for cid in (exempt, loose):
+        ws.session(cid, at(7, 30), None)
+    polls(env, at(7, 30), at(17))
+    for cid in (exempt, loose):
+        assert ws.clusters.get(cid).state == "RUNNING"
+    assert today_row(env, "teacher-demo").used_ms == 570 * 60_000
+    assert today_row(env, "scratch").used_ms == 570 * 60_000
+    assert Cluster.get(Cluster.cluster_id == loose).group_name is None
+    assert outbox() == []
+
+
+def test_group_found_by_acl_then_by_name_convention(env):
+    ws = env.workspace
+    by_acl = ws.add_cluster("physics-lab", acl=[{"group_name": "group_02", "permission_level": "CAN_RESTART"}])
+    by_name = ws.add_cluster("cluster_03-copy")
+    named = ws.add_cluster("cluster_09")
+    env.poll(at(8))
+    assert Cluster.get(Cluster.cluster_id == by_acl).group_name == "group_02"
+    assert Cluster.get(Cluster.cluster_id == by_acl).group_source == "acl"
+    assert Cluster.get(Cluster.cluster_id == named).group_name == "group_09"
+    assert Cluster.get(Cluster.cluster_id == by_name).group_name is None
+    # blocked through the ACL mapping, the group is still found afterwards
+    ws.session(by_acl, at(8, 5), None)
+    polls(env, at(8, 15), at(16, 30))
+    assert ws.acls.level_of(by_acl, "group_name", "group_02") == "CAN_ATTACH_TO"
+    env.poll(at(16, 45))
+    assert Cluster.get(Cluster.cluster_id == by_acl).group_name == "group_02"
+
+
+def test_dry_run_decides_but_changes_nothing(env):
+    ws = env.workspace
+    cid = env.ids["cluster_01"]
+    ws.session(cid, at(7, 30), None)
+    env.at(at(16))
+    requests_before = len(ws.requests)
+    report = env.poll(at(16), dry_run=True)
+    decided = {o.usage.info.name: o.decision.actions for o in report.outcomes}
+    assert decided["cluster_01"] == (Action.TERMINATE, Action.BLOCK, Action.NOTIFY)
+    assert ws.clusters.get(cid).state == "RUNNING"
+    assert ws.can_restart(cid, "group_01")
+    assert not [r for r in ws.requests[requests_before:] if r.method != "GET" and "events" not in r.path]
+    assert Cluster.select().count() == 0 and outbox() == []
+
+
+def test_api_429_and_5xx_are_retried(env):
+    ws = env.workspace
+    ws.session(env.ids["cluster_01"], at(8), None)
+    ws.inject(Fault(method="GET", path="/clusters/list", status=429, error_code="REQUEST_LIMIT_EXCEEDED",
+                    retry_after=1, times=1))
+    ws.inject(Fault(method="POST", path="/clusters/events", status=500, times=2))
+    ws.inject(Fault(method="GET", path="/clusters/list", status=503, error_code="TEMPORARILY_UNAVAILABLE",
+                    times=1))
+    report = env.poll(at(9))
+    assert not report.failures
+    assert today_row(env).used_ms == 60 * 60_000 and not today_row(env).estimated
+
+
+def test_terminate_failing_in_one_cluster_does_not_stop_the_others(env):
+    ws = env.workspace
+    for name in ("cluster_01", "cluster_02"):
+        ws.session(env.ids[name], at(7), None)
+    polls(env, at(7), at(14, 45))
+    ws.inject(Fault(method="GET", path=f"/permissions/clusters/{env.ids['cluster_01']}", status=500, times=None))
+    report = env.poll(at(15, 5))
+    assert [o.usage.info.name for o in report.failures] == ["cluster_01"]
+    assert ws.can_restart(env.ids["cluster_01"], "group_01")
+    assert not ws.can_restart(env.ids["cluster_02"], "group_02")
+    alerts = outbox("failure")
+    assert len(alerts) == 1 and alerts[0].to_addrs == ADMIN and "Traceback" in alerts[0].text_body
+    env.poll(at(15, 20))  # the same failure again: no second alert today
+    assert len(outbox("failure")) == 1
+    ws.faults.clear()
+    env.poll(at(15, 35))
+    assert not ws.can_restart(env.ids["cluster_01"], "group_01")
+    assert len(outbox("termination")) == 2
+
+
+def test_events_api_down_falls_back_to_an_estimate_from_state(env):
+    ws = env.workspace
+    cid = env.ids["cluster_01"]
+    ws.session(cid, at(8), None)
+    env.poll(at(7, 45))
+    ws.inject(Fault(method="POST", path="/clusters/events", status=500, times=None))
+    env.poll(at(9))
+    row = today_row(env)
+    assert row.estimated and row.used_ms == 60 * 60_000  # from start_time / last_restarted_time
+    ws.faults.clear()
+    env.poll(at(9, 15))
+    assert today_row(env).used_ms == 75 * 60_000  # no double count once events are back
+
+
+@pytest.mark.parametrize("kill_at", ["_act", "_record_results", "deliver"])
+def test_a_kill_at_any_step_is_finished_by_the_next_poll_without_duplicates(env, monkeypatch, kill_at):
+    ws = env.workspace
+    cid = env.ids["cluster_01"]
+    ws.session(cid, at(7, 30), None)
+    polls(env, at(7, 30), at(15))
+
+    class Killed(BaseException):
+        pass
+
+    def boom(*a, **k):
+        raise Killed()
+
+    target = env.lab() if kill_at == "deliver" else enforcement
+    with monkeypatch.context() as m:
+        m.setattr(target, kill_at, boom)
+        with pytest.raises(Killed):
+            env.poll(at(15, 30))
+    env.poll(at(15, 45))
+    env.poll(at(16))
+    assert ws.clusters.get(cid).state == "TERMINATED"
+    assert not ws.can_restart(cid, "group_01")
+    assert [m.kind for m in outbox()] == ["warning", "termination"]
+    assert all(m.status == "sent" for m in outbox())
+    assert len(env.mails()) == 2

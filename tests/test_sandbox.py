@@ -1,0 +1,203 @@
+"""The emulated workspace speaks the REST API the real databricks-sdk expects."""
+import base64
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+from databricks.sdk import WorkspaceClient
+from databricks.sdk import errors
+from databricks.sdk.service import compute, iam, workspace
+
+from databricks.sandbox import Delays, Fault, SandboxClock, SandboxServer, Workspace
+
+T0 = datetime(2026, 3, 2, 6, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def sandbox():
+    ws = Workspace(SandboxClock(T0), tokens={"tok": "admin@example.edu"},
+                   delays=Delays(startup=120, restart=60, resize=30, shutdown=30))
+    with SandboxServer(workspace=ws) as server:
+        yield server
+
+
+@pytest.fixture
+def w(sandbox):
+    return WorkspaceClient(host=sandbox.url, token="tok")
+
+
+def _create(w):
+    return w.clusters.create(cluster_name="c", spark_version="15.4.x-scala2.12", num_workers=1,
+                             node_type_id="Standard_DS3_v2").response.cluster_id
+
+
+def test_state_machine_and_events(sandbox, w):
+    cid = _create(w)
+    assert w.clusters.get(cid).state == compute.State.PENDING
+    sandbox.workspace.advance(120)
+    assert w.clusters.get(cid).state == compute.State.RUNNING
+    w.clusters.restart(cid)
+    assert w.clusters.get(cid).state == compute.State.RESTARTING
+    with pytest.raises(errors.InvalidState):
+        w.clusters.start(cid)  # illegal: it is not terminated
+    sandbox.workspace.advance(60)
+    w.clusters.resize(cid, num_workers=3)
+    assert w.clusters.get(cid).state == compute.State.RESIZING
+    sandbox.workspace.advance(30)
+    w.clusters.delete(cid)
+    assert w.clusters.get(cid).state == compute.State.TERMINATING
+    w.clusters.delete(cid)  # terminating twice is a no-op, as in Databricks
+    sandbox.workspace.advance(30)
+    details = w.clusters.get(cid)
+    assert details.state == compute.State.TERMINATED and details.terminated_time
+    kinds = [e.type.value for e in w.clusters.events(cid, order=compute.GetEventsOrder.ASC)]
+    assert kinds == ["CREATING", "STARTING", "RUNNING", "RESTARTING", "RUNNING", "RESIZING",
+                     "UPSIZE_COMPLETED", "TERMINATING"]
+    stamps = [e.timestamp for e in w.clusters.events(cid, order=compute.GetEventsOrder.ASC)]
+    assert stamps[2] - stamps[1] == 120_000  # RUNNING is stamped when start-up ended
+
+
+def test_events_paging_filter_window_and_order(sandbox, w):
+    cid = _create(w)
+    for _ in range(30):
+        sandbox.workspace.advance(120)
+        w.clusters.restart(cid)
+    sandbox.workspace.advance(120)
+    all_asc = list(w.clusters.events(cid, order=compute.GetEventsOrder.ASC, limit=7))
+    assert len(all_asc) == 1 + 1 + 1 + 30 * 2  # creating, starting, running, 30 x (restarting, running)
+    assert [e.timestamp for e in all_asc] == sorted(e.timestamp for e in all_asc)
+    desc = list(w.clusters.events(cid, limit=5))
+    assert [e.timestamp for e in desc] == sorted((e.timestamp for e in desc), reverse=True)
+    only = list(w.clusters.events(cid, event_types=[compute.EventType.RESTARTING], limit=4))
+    assert len(only) == 30 and {e.type for e in only} == {compute.EventType.RESTARTING}
+    mid = all_asc[10].timestamp
+    window = list(w.clusters.events(cid, start_time=mid, end_time=mid + 120_000,
+                                    order=compute.GetEventsOrder.ASC))
+    assert all(mid <= e.timestamp <= mid + 120_000 for e in window) and window
+    calls = [r for r in sandbox.workspace.requests if r.path.endswith("/clusters/events")]
+    assert any((r.body or {}).get("offset") for r in calls)  # next_page was followed
+
+
+def test_pin_unpin_edit_permanent_delete_on_both_api_versions(sandbox, w):
+    cid = _create(w)
+    w.clusters.pin(cid)
+    assert sandbox.workspace.clusters.get(cid).pinned
+    w.clusters.unpin(cid)
+    assert not sandbox.workspace.clusters.get(cid).pinned
+    sandbox.workspace.advance(120)
+    w.clusters.edit(cid, cluster_name="renamed", spark_version="15.4.x-scala2.12", num_workers=2)
+    assert w.clusters.get(cid).cluster_name == "renamed"
+    old = requests.get(f"{sandbox.url}/api/2.0/clusters/get", params={"cluster_id": cid},
+                       headers={"Authorization": "Bearer tok"})
+    assert old.status_code == 200 and old.json()["cluster_id"] == cid
+    w.clusters.permanent_delete(cid)
+    assert cid not in [c.cluster_id for c in w.clusters.list()]
+
+
+def test_permissions_put_patch_and_level_validation(sandbox, w):
+    ws = sandbox.workspace
+    ws.add_group("group_01", ["s1@uni.edu"])
+    ws.add_user("ta@uni.edu")
+    cid = _create(w)
+    w.clusters.update_permissions(cid, access_control_list=[
+        compute.ClusterAccessControlRequest(group_name="group_01",
+                                            permission_level=compute.ClusterPermissionLevel.CAN_RESTART)])
+    w.clusters.update_permissions(cid, access_control_list=[
+        compute.ClusterAccessControlRequest(user_name="ta@uni.edu",
+                                            permission_level=compute.ClusterPermissionLevel.CAN_MANAGE)])
+    acl = {(e.group_name or e.user_name): e.all_permissions[0].permission_level.value
+           for e in w.clusters.get_permissions(cid).access_control_list}
+    assert acl == {"group_01": "CAN_RESTART", "ta@uni.edu": "CAN_MANAGE", "admin@example.edu": "CAN_MANAGE",
+                   "admins": "CAN_MANAGE"}
+    w.clusters.set_permissions(cid, access_control_list=[
+        compute.ClusterAccessControlRequest(group_name="group_01",
+                                            permission_level=compute.ClusterPermissionLevel.CAN_ATTACH_TO)])
+    acl = {(e.group_name or e.user_name) for e in w.clusters.get_permissions(cid).access_control_list}
+    assert acl == {"group_01", "admins"}  # PUT replaces every direct entry
+    bad = requests.patch(f"{sandbox.url}/api/2.0/permissions/clusters/{cid}",
+                         json={"access_control_list": [{"group_name": "group_01", "permission_level": "CAN_RUN"}]},
+                         headers={"Authorization": "Bearer tok"})
+    assert bad.status_code == 400 and bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def test_scim_users_groups_membership_both_ways(w):
+    u = w.users.create(user_name="a@uni.edu", display_name="אביגיל כהן")
+    g = w.groups.create(display_name="group_07")
+    w.groups.patch(g.id, operations=[iam.Patch(op=iam.PatchOp.ADD, path="members",
+                                               value=[{"value": u.id}])],
+                   schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP])
+    assert [m.value for m in w.groups.get(g.id).members] == [u.id]
+    assert "group_07" in [x.display for x in w.users.get(u.id).groups]
+    found = list(w.groups.list(filter='displayName eq "group_07"'))
+    assert [x.id for x in found] == [g.id]
+    assert [x.user_name for x in w.users.list(filter='userName eq "A@UNI.EDU"')] == ["a@uni.edu"]
+    w.groups.patch(g.id, operations=[iam.Patch(op=iam.PatchOp.REMOVE, path=f'members[value eq "{u.id}"]')],
+                   schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP])
+    assert not w.groups.get(g.id).members
+    assert "group_07" not in [x.display for x in (w.users.get(u.id).groups or [])]
+    w.groups.patch(g.id, operations=[iam.Patch(op=iam.PatchOp.ADD, path="members", value=[{"value": u.id}])],
+                   schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP])
+    w.users.delete(u.id)
+    assert not w.groups.get(g.id).members  # deleting a user removes the membership too
+    with pytest.raises(errors.NotFound):
+        w.users.get(u.id)
+    assert w.current_user.me().user_name == "admin@example.edu"
+
+
+def test_workspace_files_and_libraries(sandbox, w):
+    w.workspace.mkdirs("/Users/a@uni.edu/project")
+    source = "# Databricks notebook source\nprint('שלום')\n".encode()
+    w.workspace.import_(path="/Users/a@uni.edu/project/nb", format=workspace.ImportFormat.SOURCE,
+                        language=workspace.Language.PYTHON, content=base64.b64encode(source).decode())
+    status = w.workspace.get_status("/Users/a@uni.edu/project/nb")
+    assert status.object_type == workspace.ObjectType.NOTEBOOK and status.language == workspace.Language.PYTHON
+    assert base64.b64decode(w.workspace.export("/Users/a@uni.edu/project/nb").content) == source
+    assert [o.path for o in w.workspace.list("/Users/a@uni.edu/project")] == ["/Users/a@uni.edu/project/nb"]
+    cid = _create(w)
+    w.libraries.install(cid, libraries=[compute.Library(pypi=compute.PythonPyPiLibrary(package="pyspark-test"))])
+    assert [s.status.value for s in w.libraries.cluster_status(cid)] == ["PENDING"]
+    sandbox.workspace.advance(120)
+    assert [s.status.value for s in w.libraries.cluster_status(cid)] == ["INSTALLED"]
+
+
+def test_errors_are_shaped_like_databricks_and_429_carries_retry_after(sandbox):
+    sandbox.inject(method="GET", path="/clusters/list", status=429, error_code="REQUEST_LIMIT_EXCEEDED",
+                   retry_after=3)
+    r = requests.get(f"{sandbox.url}/api/2.1/clusters/list", headers={"Authorization": "Bearer tok"})
+    assert r.status_code == 429 and r.headers["Retry-After"] == "3"
+    assert r.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED" and r.json()["message"]
+    missing = requests.get(f"{sandbox.url}/api/2.1/clusters/get", params={"cluster_id": "nope"},
+                           headers={"Authorization": "Bearer tok"})
+    assert missing.status_code == 400 and missing.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert requests.get(f"{sandbox.url}/.well-known/databricks-config").status_code == 404
+
+
+def test_token_is_checked(sandbox):
+    with pytest.raises(errors.Unauthenticated):
+        WorkspaceClient(host=sandbox.url, token="wrong").clusters.list().__next__()
+    r = requests.get(f"{sandbox.url}/api/2.1/clusters/list")
+    assert r.status_code == 401
+
+
+def test_sdk_retries_429_with_retry_after(sandbox, w):
+    fault = sandbox.inject(method="GET", path="/clusters/list", status=429,
+                           error_code="REQUEST_LIMIT_EXCEEDED", retry_after=1)
+    assert list(w.clusters.list()) == []
+    assert fault.hits == 1
+
+
+def test_fault_counts_down(sandbox):
+    f = sandbox.workspace.inject(Fault(method="*", path="/clusters/", status=500, times=2))
+    codes = [requests.get(f"{sandbox.url}/api/2.1/clusters/list", headers={"Authorization": "Bearer tok"}
+                          ).status_code for _ in range(3)]
+    assert codes == [500, 500, 200] and f.hits == 2
+
+
+def test_student_without_can_restart_cannot_start(sandbox):
+    ws = sandbox.workspace
+    ws.add_group("group_01")
+    cid = ws.add_cluster("cluster_01", acl=[{"group_name": "group_01", "permission_level": "CAN_ATTACH_TO"}])
+    ws.user_action(T0 + timedelta(minutes=1), "start", cid, as_group="group_01")
+    ws.advance(120)
+    assert ws.clusters.get(cid).state == "TERMINATED"
+    assert ws.refused and "CAN_RESTART" in ws.refused[0][3]
