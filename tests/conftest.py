@@ -90,6 +90,20 @@ class Env:
         self.server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """Entry points configure the root logger; put it back so later tests keep pytest's capture."""
+    import logging
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    sdk = logging.getLogger("databricks.sdk")
+    sdk_level = sdk.level
+    sdk.setLevel(logging.ERROR)  # its host-metadata probe warns on every client
+    yield
+    root.handlers[:], root.level = saved
+    sdk.setLevel(sdk_level)
+
+
 @pytest.fixture
 def make_env(tmp_path):
     envs = []

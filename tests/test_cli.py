@@ -1,0 +1,146 @@
+"""The admin CLI, run in-process with freezegun moving the wall clock to the simulated day."""
+import json
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+
+import pytest
+from freezegun import freeze_time
+
+from conftest import ADMIN, ROOT, course, local
+from databricks import main as cli
+from databricks.teachinglab.ledger import OutboxMessage, QuotaGrant
+from databricks.teachinglab.runtime import run_lock
+
+
+@pytest.fixture
+def env(make_env, monkeypatch):
+    e = make_env(local(2026, 3, 2, 7))
+    e.ids = e.seed(course(2, 2))
+    for key, value in e.env.items():
+        monkeypatch.setenv(key, value)
+    return e
+
+
+def run(env, *argv, at=None):
+    with freeze_time(at or env.now, tick=True):
+        return cli.main(list(argv))
+
+
+def polls(env, start, end):
+    t = start
+    while t <= end:
+        env.poll(t)
+        t += timedelta(minutes=15)
+
+
+def test_cluster_usage_json(env, capsys):
+    env.workspace.session(env.ids["cluster_01"], local(2026, 3, 2, 8), None)
+    polls(env, local(2026, 3, 2, 8), local(2026, 3, 2, 14, 45))
+    capsys.readouterr()
+    assert run(env, "--cluster_usage", "--json", at=local(2026, 3, 2, 14, 50)) == 0
+    rows = {r["cluster_name"]: r for r in json.loads(capsys.readouterr().out)}
+    one = rows["cluster_01"]
+    assert {"cluster_id", "cluster_name", "group", "used_seconds", "warn_minutes", "max_minutes", "warned",
+            "blocked", "as_of"} <= set(one)
+    assert one["used_seconds"] == 405 * 60 and one["group"] == "group_01"
+    assert (one["warn_minutes"], one["max_minutes"], one["warned"], one["blocked"]) == (400, 480, True, False)
+    assert one["as_of"] == "2026-03-02T14:45:00+02:00"
+    assert rows["cluster_02"]["used_seconds"] == 0 and not rows["cluster_02"]["warned"]
+
+
+def test_cluster_usage_table(env, capsys):
+    env.poll(local(2026, 3, 2, 8))
+    capsys.readouterr()
+    run(env, "--cluster_usage")
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:2] == ["cluster", "group"] and "cluster_02" in out
+
+
+def test_history_json_with_dates(env, capsys):
+    cid = env.ids["cluster_02"]
+    for d in (2, 3, 4):
+        env.workspace.session(cid, local(2026, 3, d, 9), local(2026, 3, d, 9, 30))
+        polls(env, local(2026, 3, d, 9), local(2026, 3, d, 9, 45))
+        env.close_day(local(2026, 3, d + 1, 0, 7))
+    capsys.readouterr()
+    run(env, "--history", "--json", "--from", "2026-03-03", "--to", "2026-03-04")
+    rows = [r for r in json.loads(capsys.readouterr().out) if r["cluster_name"] == "cluster_02"]
+    assert [(r["date"], r["used_seconds"]) for r in rows] == [("2026-03-03", 1800), ("2026-03-04", 1800)]
+    assert {"cluster_id", "cluster_name", "group", "date", "used_seconds"} <= set(rows[0])
+
+
+def test_grant_unblocks_and_records_who_and_when(env, capsys):
+    cid = env.ids["cluster_01"]
+    env.workspace.session(cid, local(2026, 3, 2, 8), None)
+    polls(env, local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
+    assert not env.workspace.can_restart(cid, "group_01")
+    code = run(env, "--grant", "60", "--cluster", "cluster_01", "--reason", "project deadline",
+               at=local(2026, 3, 2, 16, 30))
+    assert code == 0
+    assert env.workspace.can_restart(cid, "group_01")
+    g = QuotaGrant.get()
+    assert (g.minutes, g.reason, g.day) == (60, "project deadline", date(2026, 3, 2)) and g.granted_by
+    assert "limit today is now 540 min" in capsys.readouterr().out
+    # the group restarts and hits the new limit: stopped again, with a fresh notice
+    env.workspace.user_action(local(2026, 3, 2, 16, 40), "start", cid, as_group="group_01")
+    polls(env, local(2026, 3, 2, 16, 45), local(2026, 3, 2, 17, 45))
+    assert env.workspace.clusters.get(cid).state in ("TERMINATING", "TERMINATED")
+    assert len([m for m in OutboxMessage.select() if m.kind == "termination"]) == 2
+
+
+def test_grant_needs_a_known_cluster(env, capsys):
+    env.poll(local(2026, 3, 2, 8))
+    assert run(env, "--grant", "30", "--cluster", "nope") == 2
+    assert "No cluster 'nope'" in capsys.readouterr().err
+
+
+def test_set_quota_override_applies_on_next_poll(env, capsys):
+    cid = env.ids["cluster_01"]
+    env.poll(local(2026, 3, 2, 7, 45))
+    assert run(env, "--set_quota", "60:90", "--cluster", cid) == 0
+    env.workspace.session(cid, local(2026, 3, 2, 8), None)
+    polls(env, local(2026, 3, 2, 8), local(2026, 3, 2, 9, 30))
+    assert env.workspace.clusters.get(cid).state in ("TERMINATING", "TERMINATED")
+    assert [m.kind for m in OutboxMessage.select()] == ["warning", "termination"]
+
+
+def test_test_email_through_the_file_transport(env, capsys):
+    assert run(env, "--test_email") == 0
+    eml = next((env.tmp / "mail").glob("test_*.eml")).read_text()
+    assert "X-Teachinglab-Event: test" in eml and f"To: {ADMIN}" in eml
+
+
+def test_print_clusters_and_groups(env, capsys):
+    env.poll(local(2026, 3, 2, 8))
+    capsys.readouterr()
+    run(env, "--print_clusters")
+    out = capsys.readouterr().out
+    assert "cluster_01" in out and "group_01" in out and "TERMINATED" in out
+    run(env, "--print_user_groups", "--json")
+    groups = {g["group"]: g for g in json.loads(capsys.readouterr().out)}
+    assert [m["email"] for m in groups["group_02"]["members"]] == [
+        "student021@students.example.edu", "student022@students.example.edu"]
+
+
+def test_outbox_lists_failed_and_retry_sends_again(env, capsys, monkeypatch):
+    monkeypatch.setenv("EMAIL_FILE_DIR", "/proc/forbidden/mail")  # writing fails
+    run(env, "--test_email", "x@uni.edu")
+    capsys.readouterr()
+    run(env, "--outbox", "--json")
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["status"] == "pending" and rows[0]["attempts"] == 1 and rows[0]["last_error"]
+    OutboxMessage.update(status="failed").execute()
+    monkeypatch.setenv("EMAIL_FILE_DIR", str(env.tmp / "mail"))
+    assert run(env, "--retry", "all") == 0
+    assert OutboxMessage.get().status == "sent"
+
+
+def test_second_run_is_refused_while_the_lock_is_held(env, tmp_path):
+    lock = tmp_path / "run.lock"
+    subenv = {**env.env, "PATH": os.environ["PATH"], "TEACHINGLAB_LOCK_FILE": str(lock)}
+    with run_lock(lock):
+        r = subprocess.run([sys.executable, "-m", "databricks.poll_clusters"], cwd=ROOT, env=subenv,
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 75 and "another run is in progress" in r.stderr

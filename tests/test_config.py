@@ -1,0 +1,79 @@
+"""Configuration: defaults, every problem at once, exit 2 without a traceback, no secrets."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from databricks.teachinglab.config import ConfigError, load_settings, normalize_host, read_env
+
+BASE = {"DATABRICKS_HOST": "adb-1.azuredatabricks.net", "DATABRICKS_TOKEN": "dapi-secret-123",
+        "HOME": "/home/lab"}
+
+
+def test_defaults():
+    s = load_settings({**BASE, "TZ": "Asia/Jerusalem"})
+    assert (s.warn_minutes, s.max_minutes) == (400, 480)
+    assert s.tz_name == "Asia/Jerusalem"
+    assert s.db_path == Path("/home/lab/.local/share/teachinglab/cluster_uptimes.db")
+    assert s.email_transport == "console"
+    assert "dapi-secret-123" not in repr(s)
+
+
+@pytest.mark.parametrize("raw,want", [
+    ("adb-1.azuredatabricks.net", "https://adb-1.azuredatabricks.net"),
+    ("https://adb-1.azuredatabricks.net/", "https://adb-1.azuredatabricks.net"),
+    ("  http://127.0.0.1:8765/ ", "http://127.0.0.1:8765"),
+])
+def test_host_with_or_without_scheme(raw, want):
+    # regression: the old tool crashed when the host was written with https://
+    assert normalize_host(raw) == want
+    assert load_settings({**BASE, "DATABRICKS_HOST": raw}).host == want
+
+
+def test_every_problem_is_listed_at_once():
+    with pytest.raises(ConfigError) as err:
+        load_settings({"HOME": "/h", "DATABRICKS_WARN_UPTIME": "lots", "DATABRICKS_MAX_UPTIME": "0",
+                       "ADMIN_EMAIL": "not-an-email", "QUOTA_TIMEZONE": "Mars/Olympus",
+                       "EMAIL_TRANSPORT": "pigeon", "DATABASE_URL": "mysql://x"})
+    text = "\n".join(err.value.problems)
+    for name in ("DATABRICKS_HOST", "DATABRICKS_WARN_UPTIME", "DATABRICKS_MAX_UPTIME", "ADMIN_EMAIL",
+                 "QUOTA_TIMEZONE", "EMAIL_TRANSPORT", "DATABASE_URL"):
+        assert name in text
+    assert len(err.value.problems) >= 7
+
+
+def test_warn_must_be_below_max():
+    with pytest.raises(ConfigError, match="must be less than"):
+        load_settings({**BASE, "DATABRICKS_WARN_UPTIME": "500"})
+
+
+def test_profile_alone_is_enough():
+    s = load_settings({"HOME": "/h", "DATABRICKS_CONFIG_PROFILE": "course"})
+    assert s.profile == "course" and s.host is None
+
+
+def test_dotenv_is_read_and_the_environment_wins(tmp_path, monkeypatch):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("DATABRICKS_MAX_UPTIME=300\nDATABRICKS_WARN_UPTIME=200\nADMIN_EMAIL=a@b.edu\n")
+    for name in ("DATABRICKS_WARN_UPTIME", "ADMIN_EMAIL"):  # restored after the test
+        monkeypatch.setenv(name, "x")
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABRICKS_MAX_UPTIME", "360")
+    env = read_env(dotenv)
+    s = load_settings({**env, **BASE})
+    assert (s.warn_minutes, s.max_minutes, s.admin_email) == (200, 360, "a@b.edu")
+
+
+def test_bad_config_exits_2_with_one_message_and_no_secret(tmp_path):
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "DATABRICKS_TOKEN": "dapi-very-secret",
+           "DATABRICKS_WARN_UPTIME": "abc", "QUOTA_TIMEZONE": "Nowhere/City"}
+    for module in ("databricks.poll_clusters", "databricks.end_of_day_operations"):
+        r = subprocess.run([sys.executable, "-m", module], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 2
+        assert "Traceback" not in r.stderr and "dapi-very-secret" not in r.stderr + r.stdout
+        assert "DATABRICKS_HOST" in r.stderr and "DATABRICKS_WARN_UPTIME" in r.stderr
+        assert "QUOTA_TIMEZONE" in r.stderr
