@@ -128,6 +128,7 @@ def test_idle_terminated_clusters_are_not_asked_for_events():
     assert acc.may_have_run(ran_since, Tracker(checked_until=checked))
     assert acc.may_have_run(cluster("RUNNING"), Tracker(checked_until=checked))
     assert acc.may_have_run(idle, None)
+    assert not acc.may_have_run(cluster("TERMINATED"), Tracker(checked_until=checked))  # never ran
 
 
 LIMITS = Limits.from_minutes(400, 480)

@@ -263,3 +263,15 @@ def test_a_kill_at_any_step_is_finished_by_the_next_poll_without_duplicates(env,
     assert [m.kind for m in outbox()] == ["warning", "termination"]
     assert all(m.status == "sent" for m in outbox())
     assert len(env.mails()) == 2
+
+
+def test_events_are_asked_only_for_clusters_that_may_have_run(env):
+    ws = env.workspace
+    ws.session(env.ids["cluster_01"], at(8), None)
+    ws.session(env.ids["cluster_02"], at(8), at(8, 20))
+    env.poll(at(7, 45))  # first look: every cluster once
+    env.poll(at(8, 30))  # cluster_02 stopped since the last look: asked once more
+    before = len(ws.requests)
+    env.poll(at(8, 45))
+    asked = [r.body["cluster_id"] for r in ws.requests[before:] if r.path.endswith("/clusters/events")]
+    assert asked == [env.ids["cluster_01"]]

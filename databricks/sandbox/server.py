@@ -5,6 +5,7 @@ import json
 import logging
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
@@ -263,6 +264,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         status, payload, headers = 200, None, {}
         body: dict = {}
+        if ws.latency:
+            time.sleep(ws.latency)  # outside the lock: requests wait in parallel, as on a real server
         try:
             if parts.path == "/.well-known/databricks-config":
                 raise ApiError(404, "NOT_FOUND", "No host metadata here")

@@ -52,6 +52,7 @@ class Workspace:
         self.faults: list[Fault] = []
         self.requests: list[LoggedRequest] = []
         self.refused: list[tuple[datetime, str, str, str]] = []
+        self.latency = 0.0  # seconds each request waits, to model a remote workspace in benchmarks
         for user_name in set(self.tokens.values()):
             self.add_user(user_name, admin=True)
 

@@ -110,7 +110,7 @@ def may_have_run(cluster: ClusterInfo, tracker: Tracker | None) -> bool:
     if cluster.state != "TERMINATED":
         return True
     stamps = [t for t in (cluster.terminated_time, cluster.last_restarted_time, cluster.start_time) if t]
-    return not stamps or max(stamps) > tracker.checked_until
+    return bool(stamps) and max(stamps) > tracker.checked_until  # no stamps: it never ran
 
 
 def events_window_start(tracker: Tracker | None, now: datetime, tz: ZoneInfo) -> datetime:

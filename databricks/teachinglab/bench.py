@@ -1,0 +1,85 @@
+"""`make bench`: how long one poll of 200 clusters with 40 running takes against the emulated
+workspace, with no network latency and with a modelled 100 ms per API call.
+
+Cron kills the poll at 30 s; this shows how far inside that a poll stays. It measures, it
+does not assert: timings belong in notes, not in pass/fail tests.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from databricks.sandbox import Delays, SandboxClock, SandboxServer, Workspace
+
+from .config import load_settings
+from .enforcement import run_poll
+from .lab import Lab
+from .workspace_gateway import WorkspaceGateway
+
+START = datetime(2026, 3, 2, 5, 0, tzinfo=timezone.utc)
+
+
+def build(n_clusters: int, n_running: int) -> Workspace:
+    ws = Workspace(SandboxClock(START), tokens={"bench": "admin@example.edu"},
+                   delays=Delays(startup=120, restart=60, resize=30, shutdown=30))
+    for i in range(1, n_clusters + 1):
+        group = f"group_{i:03d}"
+        ws.add_group(group, [f"s{i:03d}{k}@uni.example.edu" for k in range(3)])
+        cid = ws.add_cluster(f"cluster_{i:03d}", tags={"group": group, "course": "bench"},
+                             acl=[{"group_name": group, "permission_level": "CAN_RESTART"}])
+        if i <= n_running:
+            ws.session(cid, START + timedelta(minutes=5 + i), None)
+    return ws
+
+
+def measure(latency: float, n_clusters: int, n_running: int, rounds: int) -> dict:
+    ws = build(n_clusters, n_running)
+    ws.latency = latency
+    with SandboxServer(workspace=ws) as server, tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings({"DATABRICKS_HOST": server.url, "DATABRICKS_TOKEN": "bench",
+                                  "QUOTA_TIMEZONE": "Asia/Jerusalem", "ADMIN_EMAIL": "admin@example.edu",
+                                  "CLUSTER_UPTIMES_DB": str(Path(tmp) / "l.db"), "EMAIL_TRANSPORT": "file",
+                                  "EMAIL_FILE_DIR": str(Path(tmp) / "mail"), "HOME": tmp})
+        lab = Lab.open(settings, ws.now(), gateway=WorkspaceGateway.connect(
+            host=settings.host, token=settings.token, profile=None))
+        ws.clock.set(START + timedelta(hours=1))
+        t0 = time.perf_counter()
+        run_poll(lab, ws.now())  # first look: every cluster is asked for events once
+        first = time.perf_counter() - t0
+        steady, calls = [], []
+        for r in range(rounds):
+            ws.clock.set(START + timedelta(hours=1, minutes=15 * (r + 1)))
+            before = len(ws.requests)
+            t0 = time.perf_counter()
+            report = run_poll(lab, ws.now())
+            steady.append(time.perf_counter() - t0)
+            calls.append(len(ws.requests) - before)
+            assert not report.failures
+        lab.db.close()
+    return {"latency_ms": latency * 1000, "first_poll_s": first, "steady_median_s": statistics.median(steady),
+            "steady_max_s": max(steady), "api_calls_per_poll": statistics.median(calls)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m databricks.teachinglab.bench", description=__doc__)
+    parser.add_argument("--clusters", type=int, default=200)
+    parser.add_argument("--running", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    import logging
+    logging.basicConfig(level=logging.ERROR)
+    print(f"poll of {args.clusters} clusters, {args.running} running, API_PARALLELISM=8")
+    for latency in (0.0, 0.1):
+        r = measure(latency, args.clusters, args.running, args.rounds)
+        print(f"  latency {r['latency_ms']:>4.0f} ms/call: first poll {r['first_poll_s']:.2f} s, "
+              f"steady poll median {r['steady_median_s']:.2f} s (max {r['steady_max_s']:.2f} s), "
+              f"{r['api_calls_per_poll']:.0f} API calls per steady poll")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
