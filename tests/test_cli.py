@@ -144,3 +144,24 @@ def test_second_run_is_refused_while_the_lock_is_held(env, tmp_path):
         r = subprocess.run([sys.executable, "-m", "databricks.poll_clusters"], cwd=ROOT, env=subenv,
                            capture_output=True, text=True, timeout=60)
     assert r.returncode == 75 and "another run is in progress" in r.stderr
+
+
+def test_poll_exits_1_when_a_cluster_failed_and_0_otherwise(make_env, tmp_path):
+    from datetime import datetime, timezone
+    from databricks.sandbox import Fault
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    e = make_env(now - timedelta(hours=10))
+    ids = e.seed(course(2, 1))
+    e.workspace.session(ids["cluster_01"], now - timedelta(hours=9), None)
+    e.at(now)
+    subenv = {**e.env, "PATH": os.environ["PATH"]}
+    fault = e.workspace.inject(Fault(method="PUT", path="/permissions/", status=500, times=None))
+    bad = subprocess.run([sys.executable, "-m", "databricks.poll_clusters"], cwd=ROOT, env=subenv,
+                         capture_output=True, text=True, timeout=90)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "name=cluster_01" in bad.stderr and "1 failed" in bad.stderr
+    e.workspace.faults.remove(fault)
+    ok = subprocess.run([sys.executable, "-m", "databricks.poll_clusters"], cwd=ROOT, env=subenv,
+                        capture_output=True, text=True, timeout=90)
+    assert ok.returncode == 0, ok.stderr
+    assert not e.workspace.can_restart(ids["cluster_01"], "group_01")

@@ -112,3 +112,18 @@ def test_a_cluster_still_blocked_today_is_not_restored_by_a_catch_up(env):
     env.workspace.user_action(local(2026, 3, 3, 0, 1), "start", cid)
     env.close_day(local(2026, 3, 3, 0, 7))
     assert env.workspace.can_restart(cid, "group_01")
+
+
+@pytest.mark.parametrize("day,hours", [(27, 23), (25, 25)])
+def test_a_cluster_running_through_a_dst_day_is_charged_that_days_length(make_env, day, hours):
+    month = 3 if day == 27 else 10
+    env = make_env(local(2026, month, day - 1, 20))
+    ids = env.seed(course(1, 1, tags={"quota": "exempt"}))  # exempt, so it may run all day
+    cid = ids["cluster_01"]
+    env.workspace.session(cid, local(2026, month, day - 1, 22), local(2026, month, day + 1, 1))
+    polls(env, local(2026, month, day - 1, 21), local(2026, month, day - 1, 23, 45), step=60)
+    env.close_day(local(2026, month, day, 0, 7))
+    polls(env, local(2026, month, day, 1), local(2026, month, day, 23), step=120)
+    env.close_day(local(2026, month, day + 1, 0, 7))
+    got = history()[date(2026, month, day)].used_ms
+    assert got == hours * 3600 * 1000

@@ -275,3 +275,38 @@ def test_events_are_asked_only_for_clusters_that_may_have_run(env):
     env.poll(at(8, 45))
     asked = [r.body["cluster_id"] for r in ws.requests[before:] if r.path.endswith("/clusters/events")]
     assert asked == [env.ids["cluster_01"]]
+
+
+def test_a_failed_block_after_termination_is_finished_by_the_next_poll(env):
+    # regression: the old tool saved its "done" flag before the call that failed, and stopped
+    # enforcing for the rest of the day
+    ws = env.workspace
+    cid = env.ids["cluster_01"]
+    ws.session(cid, at(7, 30), None)
+    polls(env, at(7, 30), at(15, 15))
+    ws.inject(Fault(method="PUT", path=f"/permissions/clusters/{cid}", status=500, times=4))
+    report = env.poll(at(15, 30))
+    assert [o.usage.info.name for o in report.failures] == ["cluster_01"]
+    assert ws.can_restart(cid, "group_01") and today_row(env).blocked_at is None
+    ws.user_action(at(15, 35), "start", cid, as_group="group_01")  # the group restarts it
+    env.poll(at(15, 45))
+    ws.advance(60)
+    assert ws.clusters.get(cid).state == "TERMINATED"
+    assert not ws.can_restart(cid, "group_01") and today_row(env).blocked_at is not None
+    assert len(outbox("termination")) == 1
+
+
+def test_ledger_is_sqlite_in_wal_mode_with_foreign_keys(env):
+    db = env.lab().db
+    assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    from databricks.teachinglab.ledger import SchemaVersion
+    assert [v.version for v in SchemaVersion.select()] == [1]
+
+
+def test_database_url_is_an_alternative_ledger(make_env, tmp_path):
+    e = make_env(at(7), DATABASE_URL=f"sqlite:///{tmp_path / 'other.db'}")
+    ids = e.seed(course(1, 1))
+    e.workspace.session(ids["cluster_01"], at(8), at(8, 30))
+    e.poll(at(8, 45))
+    assert (tmp_path / "other.db").exists() and today_row(e).used_ms == 30 * 60_000

@@ -24,6 +24,9 @@ EVENT_TYPES = ("STARTING", "RUNNING", "RESTARTING", "RESIZING", "UPSIZE_COMPLETE
 ACTIVE_STATES = ("PENDING", "RUNNING", "RESTARTING", "RESIZING")
 USABLE_STATES = ("RUNNING", "RESTARTING", "RESIZING")
 EVENT_RETENTION = timedelta(days=30)
+# Events can surface a little after they happened; a window that starts at the last look
+# reaches back this far (nothing was applied before it, so nothing can count twice).
+EVENT_LAG = timedelta(minutes=10)
 MS = timedelta(milliseconds=1)
 
 
@@ -119,7 +122,7 @@ def events_window_start(tracker: Tracker | None, now: datetime, tz: ZoneInfo) ->
     if tracker is not None and tracker.watermark is not None:
         return tracker.watermark + MS
     if tracker is not None and tracker.checked_until is not None:
-        return tracker.checked_until
+        return tracker.checked_until - EVENT_LAG
     return day_start(local_day(now, tz), tz)
 
 
