@@ -301,7 +301,7 @@ def test_ledger_is_sqlite_in_wal_mode_with_foreign_keys(env):
     assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
     from databricks.teachinglab.ledger import SchemaVersion
-    assert [v.version for v in SchemaVersion.select()] == [1]
+    assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)] == [1, 2]
 
 
 def test_database_url_is_an_alternative_ledger(make_env, tmp_path):

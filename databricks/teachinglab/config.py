@@ -167,6 +167,21 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Set
     if transport not in TRANSPORTS:
         problems.append(f"EMAIL_TRANSPORT={transport!r} is not one of: {', '.join(sorted(TRANSPORTS))}.")
 
+    if transport == "acs":
+        if not text("AZURE_EMAIL_CONNECTION_STRING") and not (
+                text("AZURE_EMAIL_ENDPOINT") and text("AZURE_EMAIL_ACCESS_KEY")):
+            problems.append("EMAIL_TRANSPORT=acs needs AZURE_EMAIL_CONNECTION_STRING, or "
+                            "AZURE_EMAIL_ENDPOINT and AZURE_EMAIL_ACCESS_KEY.")
+        if not sender:
+            problems.append("EMAIL_TRANSPORT=acs needs EMAIL_SENDER, a sender address verified in ACS "
+                            "(e.g. DoNotReply@<domain>.azurecomm.net).")
+    if transport == "smtp":
+        if not text("SMTP_HOST"):
+            problems.append("EMAIL_TRANSPORT=smtp needs SMTP_HOST (and SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD).")
+        port = text("SMTP_PORT")
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            problems.append(f"SMTP_PORT={port!r} is not a port number (e.g. 587).")
+
     templates = text("MAIL_TEMPLATES_DIR")
     if templates and not Path(templates).is_dir():
         problems.append(f"MAIL_TEMPLATES_DIR={templates!r} is not a folder.")

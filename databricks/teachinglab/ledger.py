@@ -161,18 +161,35 @@ class OutboxMessage(BaseModel):
     sent_at = UtcDateTimeField(null=True)
     transport = pw.CharField(null=True)
     provider_ref = pw.CharField(null=True)  # e.g. an ACS operation id
+    last_attempt_at = UtcDateTimeField(null=True)  # written before each send (write-ahead)
 
 
-ALL_TABLES = [SchemaVersion, Cluster, ClusterDay, UsageHistory, ClosedDay, QuotaOverride,
-              QuotaGrant, OutboxMessage]
+class OutboxAttachment(BaseModel):
+    message = pw.ForeignKeyField(OutboxMessage, backref="attachments", on_delete="CASCADE")
+    filename = pw.CharField()
+    content_type = pw.CharField()
+    content_id = pw.CharField(null=True)  # set for images shown inline in the HTML part
+    data = pw.BlobField()
+
+
+V1_TABLES = [Cluster, ClusterDay, UsageHistory, ClosedDay, QuotaOverride, QuotaGrant, OutboxMessage]
 
 
 def _v1(db: pw.Database) -> None:
-    db.create_tables(ALL_TABLES[1:])
+    db.create_tables(V1_TABLES)
+
+
+def _v2(db: pw.Database) -> None:
+    """Attachments (report chart and CSV) and the time of the last send attempt."""
+    from playhouse.migrate import SchemaMigrator, migrate as run
+    db.create_tables([OutboxAttachment])
+    if "last_attempt_at" not in {c.name for c in db.get_columns("outbox_message")}:
+        run(SchemaMigrator.from_database(db).add_column(
+            "outbox_message", "last_attempt_at", UtcDateTimeField(null=True)))
 
 
 # Append, never edit: each entry runs once, in order, inside a transaction.
-MIGRATIONS = [(1, _v1)]
+MIGRATIONS = [(1, _v1), (2, _v2)]
 
 
 def migrate(db: pw.Database, now: datetime) -> int:

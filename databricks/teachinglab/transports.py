@@ -1,7 +1,9 @@
 """Mail transports, chosen by name (EMAIL_TRANSPORT) from a registry.
 
-A transport takes one outbox message and either returns a provider reference (accepted) or
-raises TransientSendError (try again later) or PermanentSendError (give up, report it).
+A transport takes one outbox message and a monotonic deadline, and either returns a provider
+reference (delivered), or raises StillRunning (the service took it but has not finished: check
+again next run, do not send again), TransientSendError (try again later) or PermanentSendError
+(give up, report it).
 """
 from __future__ import annotations
 
@@ -17,17 +19,25 @@ logger = logging.getLogger(__name__)
 
 
 class TransientSendError(Exception):
-    pass
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentSendError(Exception):
     pass
 
 
+class StillRunning(Exception):
+    def __init__(self, ref: str):
+        super().__init__(f"operation {ref} still running")
+        self.ref = ref
+
+
 class Transport(Protocol):
     name: str
 
-    def send(self, message, sender: str) -> str: ...
+    def send(self, message, sender: str, *, deadline: float) -> str: ...
 
 
 TRANSPORTS: dict[str, Callable[..., Transport]] = {}
@@ -45,6 +55,18 @@ def make_transport(name: str, settings) -> Transport:
     return TRANSPORTS[name](settings)
 
 
+@register("acs")
+def _acs(settings) -> Transport:
+    from .mail_acs import AcsTransport  # azure is imported only when it is used
+    return AcsTransport(settings)
+
+
+@register("smtp")
+def _smtp(settings) -> Transport:
+    from .mail_smtp import SmtpTransport
+    return SmtpTransport(settings)
+
+
 def to_email(message, sender: str) -> EmailMessage:
     """The RFC 5322 form of an outbox row: plain text and HTML, plus the event header."""
     mail = EmailMessage()
@@ -57,7 +79,23 @@ def to_email(message, sender: str) -> EmailMessage:
     mail["Message-ID"] = f"<{message.dedupe_key.replace(':', '.')}@teachinglab>"
     mail.set_content(message.text_body)
     mail.add_alternative(message.html_body, subtype="html")
+    for att in attachments_of(message):
+        maintype, subtype = att.content_type.split("/", 1)
+        if att.content_id:  # shown inside the HTML part: multipart/related
+            html_part = mail.get_body(("html",))
+            html_part.add_related(bytes(att.data), maintype=maintype, subtype=subtype,
+                                  cid=f"<{att.content_id}>", filename=att.filename)
+        else:
+            mail.add_attachment(bytes(att.data), maintype=maintype, subtype=subtype, filename=att.filename)
     return mail
+
+
+def attachments_of(message) -> list:
+    if getattr(message, "id", None) is None:
+        return []
+    from .ledger import OutboxAttachment
+    return list(OutboxAttachment.select().where(OutboxAttachment.message == message.id)
+                .order_by(OutboxAttachment.id))
 
 
 @register("console")
@@ -67,7 +105,7 @@ class ConsoleTransport:
     def __init__(self, settings, stream=None):
         self.stream = stream or sys.stdout
 
-    def send(self, message, sender: str) -> str:
+    def send(self, message, sender: str, *, deadline: float = 0) -> str:
         print(f"--- mail [{EVENT_HEADER}: {message.event}] to {message.to_addrs}"
               + (f" cc {message.cc_addrs}" if message.cc_addrs else ""), file=self.stream)
         print(f"Subject: {message.subject}", file=self.stream)
@@ -84,7 +122,7 @@ class FileTransport:
     def __init__(self, settings):
         self.folder = Path(settings.email_file_dir)
 
-    def send(self, message, sender: str) -> str:
+    def send(self, message, sender: str, *, deadline: float = 0) -> str:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in message.dedupe_key)

@@ -1,0 +1,161 @@
+"""The real azure-communication-email client against a local fake ACS that checks HMAC signatures."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import ROOT
+from databricks.sandbox.fake_acs import FakeAcs
+from databricks.teachinglab.config import load_settings
+from databricks.teachinglab.ledger import OutboxMessage, open_ledger
+from databricks.teachinglab.mail_acs import AcsTransport, parse_connection_string
+from databricks.teachinglab.messages import render
+from databricks.teachinglab.outbox import deliver_pending, enqueue
+
+NOW = datetime(2026, 3, 2, 13, 0, tzinfo=timezone.utc)
+SENDER = "DoNotReply@lab.azurecomm.net"
+
+
+@pytest.fixture
+def acs():
+    with FakeAcs() as fake:
+        yield fake
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = open_ledger(db_path=tmp_path / "l.db", database_url=None, now=NOW)
+    yield database
+    database.close()
+
+
+def settings_for(acs, tmp_path, **extra):
+    return load_settings({"DATABRICKS_HOST": "http://127.0.0.1:1", "DATABRICKS_TOKEN": "t", "HOME": str(tmp_path),
+                          "EMAIL_TRANSPORT": "acs", "AZURE_EMAIL_CONNECTION_STRING": acs.connection_string,
+                          "EMAIL_SENDER": SENDER, "ADMIN_EMAIL": "admin@uni.edu", **extra})
+
+
+def queue(n=1, kind="warning"):
+    ctx = {"group": "קבוצה 1", "cluster_name": "cluster_01", "cluster_id": "c1", "course": "bigdata",
+           "used_minutes": 405, "limit_minutes": 480, "resets_at": "2026-03-03 00:00 IST", "seen_at": "",
+           "tz_name": "Asia/Jerusalem", "contact": "admin@uni.edu"}
+    for i in range(n):
+        enqueue(kind=kind, key=f"{kind}:c{i}:2026-03-02", to=[f"s{i}@uni.edu"], cc=["admin@uni.edu"],
+                rendered=render(kind, ctx), now=NOW)
+
+
+def deliver(transport, db, now=NOW, budget=5.0):
+    return deliver_pending(db, transport, SENDER, now, budget_seconds=budget)
+
+
+def test_connection_string_keeps_an_http_endpoint():
+    assert parse_connection_string("endpoint=http://127.0.0.1:9/;accesskey=abc=") == ("http://127.0.0.1:9", "abc=")
+
+
+def test_send_succeeds_with_signature_and_event_header(acs, db, tmp_path):
+    queue()
+    result = deliver(AcsTransport(settings_for(acs, tmp_path)), db)
+    assert result.sent == 1 and acs.state.bad_signatures == 0
+    m = OutboxMessage.get()
+    assert m.status == "sent" and m.transport == "acs" and m.provider_ref
+    got = acs.state.delivered[0]
+    assert got["headers"]["X-Teachinglab-Event"] == "quota-warning"
+    assert got["recipients"]["cc"] == [{"address": "admin@uni.edu"}] and got["senderAddress"] == SENDER
+    assert "קבוצה 1" in got["content"]["plainText"]
+
+
+def test_endpoint_and_key_variables_work_too(acs, db, tmp_path):
+    queue()
+    s = load_settings({"DATABRICKS_HOST": "h", "DATABRICKS_TOKEN": "t", "HOME": str(tmp_path),
+                       "EMAIL_TRANSPORT": "acs", "AZURE_EMAIL_ENDPOINT": acs.endpoint,
+                       "AZURE_EMAIL_ACCESS_KEY": acs.state.access_key, "EMAIL_SENDER": SENDER})
+    assert deliver(AcsTransport(s), db).sent == 1
+
+
+def test_a_wrong_key_is_refused_by_the_signature_check_and_marked_failed(acs, db, tmp_path):
+    queue()
+    import base64
+    wrong = f"endpoint={acs.endpoint}/;accesskey={base64.b64encode(b'x' * 32).decode()}"
+    result = deliver(AcsTransport(settings_for(acs, tmp_path, AZURE_EMAIL_CONNECTION_STRING=wrong)), db)
+    assert result.failed == 1 and acs.state.bad_signatures >= 1 and acs.state.sends == 0
+    assert OutboxMessage.get().status == "failed" and "401" in OutboxMessage.get().last_error
+
+
+@pytest.mark.parametrize("outcome,status,retry_after", [("429", "pending", 2), ("500", "pending", None),
+                                                        ("503", "pending", None), ("401", "failed", None),
+                                                        ("400", "failed", None), ("fail", "failed", None)])
+def test_outcomes_map_to_retry_or_failure(acs, db, tmp_path, outcome, status, retry_after):
+    queue()
+    acs.state.outcomes = [outcome]
+    acs.state.retry_after = 600
+    deliver(AcsTransport(settings_for(acs, tmp_path)), db)
+    m = OutboxMessage.get()
+    assert m.status == status
+    if outcome == "429":
+        assert m.next_attempt_at == NOW + timedelta(seconds=600)  # Retry-After beats the backoff
+    if status == "pending":
+        assert deliver(AcsTransport(settings_for(acs, tmp_path)), db, now=NOW + timedelta(hours=1)).sent == 1
+        assert len(acs.state.delivered) == 1
+
+
+def test_operation_still_running_at_budget_end_is_checked_next_run_not_resent(acs, db, tmp_path):
+    queue()
+    acs.state.default = "hold"
+    transport = AcsTransport(settings_for(acs, tmp_path))
+    t0 = time.monotonic()
+    result = deliver(transport, db, budget=1.0)
+    assert time.monotonic() - t0 < 2.5
+    m = OutboxMessage.get()
+    assert (result.sent, m.status) == (0, "accepted") and m.provider_ref
+    acs.release()
+    assert deliver(transport, db, now=NOW + timedelta(minutes=15)).sent == 1
+    assert acs.state.sends == 1 and len(acs.state.delivered) == 1
+
+
+def test_forty_messages_with_a_stalled_service_end_inside_the_budget_and_lose_nothing(acs, db, tmp_path):
+    queue(40)
+    acs.state.default = "stall"
+    acs.state.stall_seconds = 30
+    transport = AcsTransport(settings_for(acs, tmp_path))
+    t0 = time.monotonic()
+    result = deliver(transport, db, budget=3.0)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 4.5, elapsed
+    assert result.sent == 0 and OutboxMessage.select().where(OutboxMessage.status == "pending").count() == 40
+    acs.state.default = "succeed"
+    later = deliver(transport, db, now=NOW + timedelta(hours=1), budget=60)
+    assert later.sent == 40 and len(acs.state.delivered) == 40
+
+
+@pytest.mark.parametrize("mode,attempts", [("hold", 1), ("slow", 2)])
+def test_killed_in_the_middle_of_a_send_sends_once(acs, tmp_path, mode, attempts):
+    """A real kill: the CLI is SIGKILLed while ACS holds the operation (hold), or before ACS has
+    even answered the send (slow); the rerun finds the operation and does not send again."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "EMAIL_TRANSPORT": "acs",
+           "AZURE_EMAIL_CONNECTION_STRING": acs.connection_string, "EMAIL_SENDER": SENDER,
+           "ADMIN_EMAIL": "admin@uni.edu", "CLUSTER_UPTIMES_DB": str(tmp_path / "l.db"),
+           "MAIL_BUDGET_SECONDS": "60", "QUOTA_TIMEZONE": "UTC"}
+    acs.state.default = mode
+    acs.state.stall_seconds = 20
+    proc = subprocess.Popen([sys.executable, "-m", "databricks.main", "--test_email"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while acs.state.sends == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert acs.state.sends == 1
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    acs.release()
+    acs.state.default = "succeed"
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-m", "databricks.main", "--retry", "all"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    assert acs.state.sends == 1 and len(acs.state.delivered) == 1
+    r = subprocess.run([sys.executable, "-m", "databricks.main", "--outbox", "--json"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert '"status": "sent"' in r.stdout and f'"attempts": {attempts}' in r.stdout
