@@ -9,7 +9,7 @@ from datetime import date
 logger = logging.getLogger(__name__)
 
 # Commands that only read or change the ledger run without workspace credentials.
-LEDGER_ONLY = {"cluster_usage", "history", "outbox", "retry", "set_quota", "clear_quota", "test_email"}
+LEDGER_ONLY = {"cluster_usage", "history", "outbox", "retry", "set_quota", "clear_quota", "test_email", "report"}
 
 
 def _day(text: str) -> date:
@@ -49,11 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--clear_quota", action="store_true", help="remove --cluster's own quota")
     cmd.add_argument("--outbox", action="store_true", help="list queued, sent and failed messages")
     cmd.add_argument("--retry", metavar="ID|all", help="send failed messages again")
+    cmd.add_argument("--report", action="store_true",
+                     help="write report.html, report.csv and report.png for a closed day (--date, "
+                          "default yesterday) into --out; --send also emails it")
     p.add_argument("--cluster", metavar="NAME_OR_ID", help="the cluster for --grant/--set_quota")
     p.add_argument("--reason", default="", help="why, recorded with --grant")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--from", dest="date_from", type=_day, metavar="YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", type=_day, metavar="YYYY-MM-DD")
+    p.add_argument("--date", dest="report_date", type=_day, metavar="YYYY-MM-DD", help="the day for --report")
+    p.add_argument("--out", default="report-out", metavar="DIR", help="folder for --report files")
+    p.add_argument("--send", action="store_true", help="with --report: email it to REPORT_RECIPIENT_EMAIL")
     p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
     add_logging_flags(p)
     return p
@@ -61,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def command_of(args: argparse.Namespace) -> str:
     for name in ("print_clusters", "print_user_groups", "cluster_usage", "history", "outbox",
-                 "clear_quota"):
+                 "clear_quota", "report"):
         if getattr(args, name):
             return name
     for name in ("test_email", "grant", "set_quota", "retry"):

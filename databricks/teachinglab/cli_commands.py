@@ -205,6 +205,34 @@ def clear_quota(settings, args) -> int:
     return 0
 
 
+def report(settings, args) -> int:
+    from pathlib import Path
+    from .ledger import ClosedDay
+    from .messages import Rendered, dedupe_key
+    from .outbox import enqueue
+    from .report import build_report
+    from .report_files import bundle, report_day_default, write_files
+    now = utcnow()
+    lab = Lab.open(settings, now, gateway=_NoWorkspace())
+    day = args.report_date or report_day_default(now, settings.timezone)
+    if ClosedDay.get_or_none(ClosedDay.day == day) is None:
+        raise admin.AdminError(f"{day} is not closed yet: run python -m databricks.end_of_day_operations "
+                               "(days close after their midnight), or pick another --date.")
+    built = build_report(day, semester_start=settings.semester_start, prices=settings.prices())
+    for path in write_files(built, settings, now, Path(args.out)):
+        print(path)
+    if args.send:
+        b = bundle(built, settings, now)
+        with lab.db.atomic():
+            enqueue(kind="daily_report", key=dedupe_key("daily_report", f"resend-{now.isoformat()}", day),
+                    to=[settings.report_recipient or ""], rendered=Rendered(b.subject, b.text, b.html),
+                    attachments=b.attachments(), now=now)
+        result = lab.deliver(now)
+        print(f"report for {day} to {settings.report_recipient}: {'sent' if result.sent else 'queued, see --outbox'}")
+        return 0 if result.sent else 1
+    return 0
+
+
 class _NoWorkspace:
     """For ledger-and-mail commands that must not need workspace credentials."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
@@ -47,11 +48,17 @@ class Settings:
     lock_path: Path
     mail_budget_seconds: float
     sender: str
+    semester_start: date | None
+    price_table: Path | None
     env: Mapping[str, str] = field(repr=False, default_factory=dict)
 
     @property
     def tz_name(self) -> str:
         return self.timezone.key
+
+    def prices(self):
+        from .report import PriceTable
+        return PriceTable.load(self.price_table)
 
 
 def machine_timezone(env: Mapping[str, str]) -> str:
@@ -182,6 +189,21 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Set
         if port and not (port.isdigit() and 0 < int(port) < 65536):
             problems.append(f"SMTP_PORT={port!r} is not a port number (e.g. 587).")
 
+    semester_start = None
+    if text("SEMESTER_START"):
+        try:
+            semester_start = date.fromisoformat(text("SEMESTER_START"))
+        except ValueError:
+            problems.append(f"SEMESTER_START={text('SEMESTER_START')!r} is not a date like 2026-10-18.")
+    price_file = text("PRICE_TABLE_FILE")
+    if price_file:
+        try:
+            from .report import PriceTable
+            PriceTable.load(Path(price_file))
+        except (OSError, ValueError, KeyError) as err:
+            problems.append(f"PRICE_TABLE_FILE={price_file!r} cannot be read as a price table "
+                            f"({type(err).__name__}: {err}); see databricks/teachinglab/prices.json.")
+
     templates = text("MAIL_TEMPLATES_DIR")
     if templates and not Path(templates).is_dir():
         problems.append(f"MAIL_TEMPLATES_DIR={templates!r} is not a folder.")
@@ -213,5 +235,7 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Set
             db_path.with_suffix(".lock") if not database_url else data_home(env) / "teachinglab.lock"),
         mail_budget_seconds=budget,
         sender=sender or admin or "teachinglab@localhost",
+        semester_start=semester_start,
+        price_table=Path(price_file) if price_file else None,
         env=dict(env),
     )

@@ -27,6 +27,7 @@ from .workspace_gateway import WorkspaceGateway
 
 TZ = ZoneInfo("Asia/Jerusalem")
 DAY = (2026, 3, 2)  # a Monday
+DAY_DATE = datetime(*DAY).date()
 
 
 def at(hours: float, day_offset: int = 0) -> datetime:
@@ -120,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         for line in cluster_usage(settings, ws.now()):
             if line.used_seconds:
                 say(f"  {line.cluster_name}: {line.used_seconds // 60} min of {line.max_minutes}")
+        from .report import build_report
+        from .report_files import write_files
+        files = write_files(build_report(DAY_DATE, prices=settings.prices()), settings, ws.now(), out / "report")
+        say("\nReport files (python -m databricks.main --report --date 2026-03-02 --out DIR): "
+            + ", ".join(str(p) for p in files))
         return _summary(say, out, settings)
     finally:
         server.stop()

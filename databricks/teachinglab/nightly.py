@@ -18,11 +18,10 @@ from datetime import date, datetime, timedelta
 from . import accounting as acc
 from .accounting import Tracker
 from .enforcement import RESTORED_LEVEL
-from .ledger import Cluster, ClusterDay, ClosedDay, OutboxMessage, UsageHistory
-from .messages import dedupe_key, render, show_local
+from .ledger import Cluster, ClusterDay, ClosedDay, UsageHistory
+from .messages import Rendered, dedupe_key
 from .notify import queue_failure_alert
 from .outbox import enqueue
-from .report import day_rows, totals
 from .usage_sync import measure, record
 
 logger = logging.getLogger(__name__)
@@ -111,16 +110,13 @@ def _archive(lab, day: date, now: datetime) -> None:
 
 
 def _queue_report(lab, day: date, now: datetime) -> None:
-    tz = lab.settings.timezone
-    rows = day_rows(day)
-    failed = list(OutboxMessage.select().where(OutboxMessage.status == "failed"))
-    context = {"day": day.isoformat(), "at": show_local(now, tz), "tz_name": tz.key, "rows": rows,
-               "totals": totals(rows), "never_ran": [r.cluster_name for r in rows if r.used_minutes == 0],
-               "failed_messages": failed, "contact": lab.settings.admin_email or "the lab admin"}
+    from .report import build_report
+    from .report_files import bundle
+    report = build_report(day, semester_start=lab.settings.semester_start, prices=lab.settings.prices())
+    b = bundle(report, lab.settings, now)
     enqueue(kind="daily_report", key=dedupe_key("daily_report", "all", day),
-            to=[lab.settings.report_recipient or ""],
-            rendered=render("daily_report", context, templates_dir=lab.settings.mail_templates_dir),
-            now=now)
+            to=[lab.settings.report_recipient or ""], rendered=Rendered(b.subject, b.text, b.html),
+            attachments=b.attachments(), now=now)
 
 
 def _restore(lab, day: date, today: date, now: datetime, report: CloseReport) -> tuple[list[str], bool]:

@@ -1,10 +1,34 @@
-"""Report numbers from the archived history. Pure over the rows it is given."""
+"""Report numbers from the archived history: per cluster and group, totals, week- and
+semester-to-date, clusters that never ran, failed messages. Costs are estimates from a price
+table (DBU/h per node type x $/DBU, plus the VM's $/h), never a bill."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+import json
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
 
-from .ledger import UsageHistory
+from .ledger import Cluster, OutboxMessage, UsageHistory
+
+DEFAULT_PRICES = Path(__file__).parent / "prices.json"
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    currency: str
+    dbu_price: float
+    node_types: dict
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> "PriceTable":
+        data = json.loads((path or DEFAULT_PRICES).read_text(encoding="utf-8"))
+        return cls(data.get("currency", "USD"), float(data["dbu_price"]), data["node_types"])
+
+    def hourly(self, node_type: str | None, nodes: int) -> float | None:
+        price = self.node_types.get(node_type or "")
+        if price is None:
+            return None
+        return nodes * (price["dbu_per_hour"] * self.dbu_price + price["vm_per_hour"])
 
 
 @dataclass(frozen=True)
@@ -19,6 +43,7 @@ class ReportRow:
     terminated: bool
     blocked: bool
     estimated: bool
+    cost: float | None = None
 
     @property
     def used_minutes(self) -> int:
@@ -39,19 +64,79 @@ class ReportRow:
         return ",".join(names)
 
 
-def row_from_history(h: UsageHistory) -> ReportRow:
+@dataclass
+class DailyReport:
+    day: date
+    rows: list[ReportRow]
+    totals: dict
+    week: dict[str, dict]        # group -> {"used_minutes", "cost"} from Monday to `day`
+    semester: dict[str, dict]    # group -> the same, from the semester's first day
+    semester_start: date
+    never_ran: list[str]         # clusters with no usage at all this semester
+    idle_today: list[str]        # clusters with no usage on `day`
+    failed_messages: list[dict] = field(default_factory=list)
+    currency: str = "USD"
+
+
+def _cost(prices: PriceTable, used_ms: int, cluster: Cluster | None) -> float | None:
+    if cluster is None:
+        return None
+    hourly = prices.hourly(cluster.node_type_id, 1 + (cluster.num_workers or 0))
+    return None if hourly is None else round(hourly * used_ms / 3_600_000, 2)
+
+
+def row_from_history(h: UsageHistory, prices: PriceTable, cluster: Cluster | None) -> ReportRow:
     return ReportRow(h.cluster_id, h.cluster_name, h.group_name, h.used_ms, h.limit_ms, h.sessions,
-                     h.warned, h.terminated, h.blocked_group is not None, h.estimated)
+                     h.warned, h.terminated, h.blocked_group is not None, h.estimated,
+                     _cost(prices, h.used_ms, cluster))
 
 
-def day_rows(day: date) -> list[ReportRow]:
+def day_rows(day: date, prices: PriceTable | None = None) -> list[ReportRow]:
+    prices = prices or PriceTable.load()
+    clusters = {c.cluster_id: c for c in Cluster.select()}
     query = UsageHistory.select().where(UsageHistory.day == day)
-    return sorted((row_from_history(h) for h in query), key=lambda r: (r.group or "~", r.cluster_name))
+    return sorted((row_from_history(h, prices, clusters.get(h.cluster_id)) for h in query),
+                  key=lambda r: (r.group or "~", r.cluster_name))
 
 
 def totals(rows: list[ReportRow]) -> dict:
+    costs = [r.cost for r in rows if r.cost is not None]
     return {"used_minutes": sum(r.used_ms for r in rows) // 60_000,
             "sessions": sum(r.sessions for r in rows),
             "warned": sum(r.warned for r in rows),
             "terminated": sum(r.terminated for r in rows),
-            "blocked": sum(r.blocked for r in rows)}
+            "blocked": sum(r.blocked for r in rows),
+            "cost": round(sum(costs), 2) if costs else None}
+
+
+def _span(start: date, end: date, prices: PriceTable, clusters: dict) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    query = UsageHistory.select().where((UsageHistory.day >= start) & (UsageHistory.day <= end))
+    for h in query:
+        entry = out.setdefault(h.group_name or h.cluster_name, {"used_minutes": 0, "used_ms": 0, "cost": 0.0})
+        entry["used_ms"] += h.used_ms
+        cost = _cost(prices, h.used_ms, clusters.get(h.cluster_id))
+        entry["cost"] = None if cost is None or entry["cost"] is None else round(entry["cost"] + cost, 2)
+    for entry in out.values():
+        entry["used_minutes"] = entry.pop("used_ms") // 60_000
+    return dict(sorted(out.items()))
+
+
+def build_report(day: date, *, semester_start: date | None = None, prices: PriceTable | None = None) -> DailyReport:
+    prices = prices or PriceTable.load()
+    clusters = {c.cluster_id: c for c in Cluster.select()}
+    rows = day_rows(day, prices)
+    first = UsageHistory.select(UsageHistory.day).order_by(UsageHistory.day).first()
+    start = semester_start or (first.day if first else day)
+    semester = _span(start, day, prices, clusters)
+    used_ever = {h.cluster_name for h in UsageHistory.select().where(
+        (UsageHistory.day >= start) & (UsageHistory.day <= day) & (UsageHistory.used_ms > 0))}
+    failed = [{"id": m.id, "event": m.event, "to": m.to_addrs, "subject": m.subject, "error": m.last_error}
+              for m in OutboxMessage.select().where(OutboxMessage.status == "failed")]
+    return DailyReport(
+        day=day, rows=rows, totals=totals(rows),
+        week=_span(day - timedelta(days=day.weekday()), day, prices, clusters),
+        semester=semester, semester_start=start,
+        never_ran=sorted(r.cluster_name for r in rows if r.cluster_name not in used_ever),
+        idle_today=[r.cluster_name for r in rows if r.used_ms == 0],
+        failed_messages=failed, currency=prices.currency)

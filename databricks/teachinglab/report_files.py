@@ -1,0 +1,99 @@
+"""The daily report as files and as a message: HTML table, PNG bar chart (matplotlib, headless),
+CSV (with spreadsheet formulas neutralised). Rendering of numbers lives in report.py."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from .messages import render, show_local
+from .outbox import Attachment
+from .report import DailyReport
+
+CHART_CID = "usage-chart"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value) -> str:
+    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def report_csv(report: DailyReport) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["date", "group", "cluster", "cluster_id", "used_minutes", "limit_minutes", "percent",
+                     "sessions", "warned", "terminated", "blocked", "estimated_usage",
+                     f"estimated_cost_{report.currency}"])
+    for r in report.rows:
+        writer.writerow([safe_cell(v) for v in (
+            report.day.isoformat(), r.group or "", r.cluster_name, r.cluster_id, r.used_minutes,
+            r.limit_minutes, r.percent, r.sessions, int(r.warned), int(r.terminated), int(r.blocked),
+            int(r.estimated), "" if r.cost is None else f"{r.cost:.2f}")])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")  # BOM: Excel then reads Hebrew names right
+
+
+def report_png(report: DailyReport) -> bytes:
+    import matplotlib
+    matplotlib.use("Agg")  # headless: the VM has no display
+    import matplotlib.pyplot as plt
+
+    labels = [r.group or r.cluster_name for r in report.rows]
+    used = [r.used_ms / 60_000 for r in report.rows]
+    limits = [r.limit_ms / 60_000 for r in report.rows]
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(labels) + 2), 4), dpi=100)
+    colors = ["#c0392b" if r.terminated else "#e67e22" if r.warned else "#2e86c1" for r in report.rows]
+    ax.bar(range(len(labels)), used, color=colors, label="used")
+    ax.scatter(range(len(labels)), limits, marker="_", s=600, color="black", label="quota", zorder=3)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("minutes")
+    ax.set_ylim(0, 1.2 * max(used + limits + [1]))  # room for the legend above the bars
+    ax.set_title(f"Cluster minutes used on {report.day.isoformat()} against the daily quota")
+    ax.legend(loc="upper center", ncol=2, fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class ReportBundle:
+    subject: str
+    text: str
+    html: str
+    csv: bytes
+    png: bytes
+
+    def attachments(self) -> list[Attachment]:
+        return [Attachment("usage-chart.png", "image/png", self.png, CHART_CID),
+                Attachment("usage.csv", "text/csv", self.csv)]
+
+
+def bundle(report: DailyReport, settings, now: datetime, *, inline_chart: bool = True) -> ReportBundle:
+    tz = settings.timezone
+    context = {"day": report.day.isoformat(), "at": show_local(now, tz), "tz_name": tz.key, "r": report,
+               "rows": report.rows, "totals": report.totals, "never_ran": report.never_ran,
+               "failed_messages": report.failed_messages, "currency": report.currency,
+               "chart_src": f"cid:{CHART_CID}" if inline_chart else "report.png",
+               "contact": settings.admin_email or "the lab admin"}
+    rendered = render("daily_report", context, templates_dir=settings.mail_templates_dir)
+    return ReportBundle(rendered.subject, rendered.text, rendered.html, report_csv(report), report_png(report))
+
+
+def write_files(report: DailyReport, settings, now: datetime, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    b = bundle(report, settings, now, inline_chart=False)
+    paths = {"report.html": b.html.encode("utf-8"), "report.csv": b.csv, "report.png": b.png}
+    for name, data in paths.items():
+        (out / name).write_bytes(data)
+    return [out / name for name in paths]
+
+
+def report_day_default(now: datetime, tz) -> date:
+    from .accounting import local_day
+    from datetime import timedelta
+    return local_day(now, tz) - timedelta(days=1)

@@ -1,0 +1,113 @@
+"""The daily report: numbers that match the ledger, a valid PNG and CSV, safe cells, CLI files."""
+import io
+import json
+from datetime import date, timedelta
+from email import message_from_bytes, policy
+
+import pandas as pd
+import pytest
+from freezegun import freeze_time
+
+from conftest import course, local
+from databricks import main as cli
+from databricks.teachinglab.ledger import Cluster, OutboxMessage, UsageHistory
+from databricks.teachinglab.report import PriceTable, build_report
+from databricks.teachinglab.report_files import report_csv, report_png, safe_cell
+
+
+def polls(env, start, end, step=15):
+    t = start
+    while t <= end:
+        env.poll(t)
+        t += timedelta(minutes=step)
+
+
+@pytest.fixture
+def env(make_env, monkeypatch):
+    e = make_env(local(2026, 3, 2, 7))
+    scenario = course(3, 2)
+    scenario["clusters"][2]["tags"]["group"] = "=HYPERLINK(\"http://x\")"
+    scenario["groups"].append({"name": "=HYPERLINK(\"http://x\")", "members": []})
+    e.ids = e.seed(scenario)
+    ws = e.workspace
+    ws.session(e.ids["cluster_01"], local(2026, 3, 2, 8), None)                       # stopped at 480
+    ws.session(e.ids["cluster_02"], local(2026, 3, 2, 9), local(2026, 3, 2, 9, 40))   # 40 min
+    ws.session(e.ids["cluster_02"], local(2026, 3, 3, 10), local(2026, 3, 3, 11))     # 60 min next day
+    polls(e, local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
+    e.close_day(local(2026, 3, 3, 0, 7))
+    polls(e, local(2026, 3, 3, 9), local(2026, 3, 3, 11, 15))
+    e.close_day(local(2026, 3, 4, 0, 7))
+    for key, value in e.env.items():
+        monkeypatch.setenv(key, value)
+    return e
+
+
+def test_report_numbers_match_the_ledger(env):
+    r = build_report(date(2026, 3, 2))
+    ledger = {h.cluster_name: h for h in UsageHistory.select().where(UsageHistory.day == date(2026, 3, 2))}
+    assert {row.cluster_name: row.used_ms for row in r.rows} == {n: h.used_ms for n, h in ledger.items()}
+    one = next(row for row in r.rows if row.cluster_name == "cluster_01")
+    assert (one.used_minutes, one.percent, one.sessions, one.flags) == (480, 100, 1, "warned,terminated,blocked")
+    prices = PriceTable.load()
+    node = prices.node_types["Standard_DS3_v2"]
+    assert one.cost == round(8 * 2 * (node["dbu_per_hour"] * prices.dbu_price + node["vm_per_hour"]), 2)
+    assert r.totals["used_minutes"] == 520 and r.totals["terminated"] == 1
+    assert r.never_ran == ["cluster_03"] and r.idle_today == ["cluster_03"]
+    later = build_report(date(2026, 3, 3))
+    assert later.week["group_02"]["used_minutes"] == 100 and later.semester["group_01"]["used_minutes"] == 480
+
+
+def test_png_and_csv_are_valid_and_cells_are_safe(env):
+    r = build_report(date(2026, 3, 2))
+    png = report_png(r)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image as mpimg
+    assert mpimg.imread(io.BytesIO(png)).shape[0] > 100
+    frame = pd.read_csv(io.BytesIO(report_csv(r)), encoding="utf-8-sig", dtype=str)
+    assert list(frame["cluster"]) == [row.cluster_name for row in r.rows]
+    assert [int(x) for x in frame["used_minutes"]] == [row.used_minutes for row in r.rows]
+    bad = frame[frame["cluster"] == "cluster_03"]["group"].iloc[0]
+    assert bad.startswith("'=")
+    assert safe_cell("-1") == "'-1" and safe_cell("@SUM(A1)") == "'@SUM(A1)" and safe_cell(42) == "42"
+
+
+def test_cli_writes_the_three_files_and_sends_with_inline_chart(env, tmp_path, capsys):
+    out = tmp_path / "rep"
+    with freeze_time(local(2026, 3, 4, 9), tick=True):
+        assert cli.main(["--report", "--date", "2026-03-02", "--out", str(out), "--send"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["report.csv", "report.html", "report.png"]
+    assert "report.png" in (out / "report.html").read_text()
+    sent = [m for m in OutboxMessage.select() if m.kind == "daily_report" and "resend" in m.dedupe_key]
+    assert len(sent) == 1 and sent[0].status == "sent"
+    eml = next(p for p in (env.tmp / "mail").glob("daily_report_resend*.eml"))
+    mail = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert mail["X-Teachinglab-Event"] == "daily-report"
+    kinds = [part.get_content_type() for part in mail.walk()]
+    assert "multipart/related" in kinds and "image/png" in kinds and "text/csv" in kinds
+    assert "cid:usage-chart" in mail.get_body(("html",)).get_content()
+
+
+def test_cli_refuses_a_day_not_yet_closed(env, capsys):
+    with freeze_time(local(2026, 3, 4, 9), tick=True):
+        assert cli.main(["--report", "--date", "2026-03-04"]) == 2
+    assert "not closed yet" in capsys.readouterr().err
+
+
+def test_nightly_report_carries_chart_csv_and_failed_messages(env):
+    report = [m for m in OutboxMessage.select() if m.dedupe_key == "daily_report:all:2026-03-02"][0]
+    names = sorted(a.filename for a in report.attachments)
+    assert names == ["usage-chart.png", "usage.csv"]
+    assert "estimated cost" in report.text_body and "not a bill" in report.text_body
+    assert "Never ran this semester: cluster_03" in report.text_body
+    OutboxMessage.update(status="failed", last_error="550 no such user").where(
+        OutboxMessage.kind == "warning").execute()
+    r = build_report(date(2026, 3, 3))
+    assert [m["error"] for m in r.failed_messages] == ["550 no such user"]
+
+
+def test_price_table_can_be_overridden(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"currency": "EUR", "dbu_price": 1.0,
+                                "node_types": {"X": {"dbu_per_hour": 2, "vm_per_hour": 1}}}))
+    prices = PriceTable.load(path)
+    assert prices.hourly("X", 3) == 9.0 and prices.hourly("unknown", 1) is None
