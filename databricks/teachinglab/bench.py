@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clusters", type=int, default=200)
     parser.add_argument("--running", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--mail", type=int, default=40, help="messages for the mail timing (0: skip)")
     args = parser.parse_args(argv)
     import logging
     logging.basicConfig(level=logging.ERROR)
@@ -78,7 +79,76 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  latency {r['latency_ms']:>4.0f} ms/call: first poll {r['first_poll_s']:.2f} s, "
               f"steady poll median {r['steady_median_s']:.2f} s (max {r['steady_max_s']:.2f} s), "
               f"{r['api_calls_per_poll']:.0f} API calls per steady poll")
+    if args.mail:
+        print(f"delivering {args.mail} messages (outbox -> transport -> loopback service)")
+        for name, (seconds, sent) in measure_mail(args.mail).items():
+            print(f"  {name:<5} {seconds:.2f} s for {sent} sent ({1000 * seconds / max(sent, 1):.0f} ms per message)")
     return 0
+
+
+def measure_mail(n: int = 40) -> dict:
+    """Seconds to deliver n messages through the real ACS client (fake ACS on loopback) and
+    through SMTP with STARTTLS and AUTH (aiosmtpd on loopback)."""
+    import socket
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+    import trustme
+
+    from databricks.sandbox.fake_acs import FakeAcs
+
+    from .ledger import open_ledger
+    from .mail_acs import AcsTransport
+    from .mail_smtp import SmtpTransport
+    from .messages import render
+    from .outbox import deliver_pending, enqueue
+
+    ctx = {"group": "group_01", "cluster_name": "cluster_01", "cluster_id": "c", "course": "bench",
+           "used_minutes": 405, "limit_minutes": 480, "resets_at": "00:00", "seen_at": "", "tz_name": "UTC",
+           "contact": "admin@example.edu"}
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = {"DATABRICKS_HOST": "h", "DATABRICKS_TOKEN": "t", "HOME": tmp, "EMAIL_SENDER": "lab@example.edu"}
+
+        def run(name: str, transport, db_name: str) -> None:
+            db = open_ledger(db_path=Path(tmp) / db_name, database_url=None, now=START)
+            for i in range(n):
+                enqueue(kind="warning", key=f"w:{i}", to=[f"s{i}@example.edu"], rendered=render("warning", ctx),
+                        now=START)
+            t0 = time.perf_counter()
+            result = deliver_pending(db, transport, "lab@example.edu", START, budget_seconds=60)
+            results[name] = (time.perf_counter() - t0, result.sent)
+            db.close()
+
+        with FakeAcs() as acs:
+            s = load_settings({**base, "EMAIL_TRANSPORT": "acs", "AZURE_EMAIL_CONNECTION_STRING": acs.connection_string})
+            run("acs", AcsTransport(s), "acs.db")
+
+        ca = trustme.CA()
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+
+        class Sink:
+            async def handle_DATA(self, server, session, envelope):
+                return "250 OK"
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        controller = Controller(Sink(), hostname="127.0.0.1", port=port, tls_context=server_ctx,
+                                require_starttls=True, auth_require_tls=True,
+                                authenticator=lambda *a: AuthResult(success=True))
+        controller.start()
+        ca_file = Path(tmp) / "ca.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        try:
+            s = load_settings({**base, "EMAIL_TRANSPORT": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port),
+                               "SMTP_USERNAME": "u", "SMTP_PASSWORD": "p", "SMTP_CA_FILE": str(ca_file)})
+            run("smtp", SmtpTransport(s), "smtp.db")
+        finally:
+            controller.stop()
+    return results
 
 
 if __name__ == "__main__":
