@@ -49,6 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--clear_quota", action="store_true", help="remove --cluster's own quota")
     cmd.add_argument("--outbox", action="store_true", help="list queued, sent and failed messages")
     cmd.add_argument("--retry", metavar="ID|all", help="send failed messages again")
+    cmd.add_argument("--convert_moodle", metavar="MOODLE_CSV",
+                     help="convert a Moodle group export to users.csv (-o), reporting file:line problems")
+    cmd.add_argument("--create_from_csv", metavar="USERS_CSV",
+                     help="create missing users, groups, memberships, clusters and permissions "
+                          "(--dry-run shows the plan; --prune also deletes what the roster lacks)")
+    cmd.add_argument("--delete_all_users", action="store_true", help="delete every user but the admins")
+    cmd.add_argument("--delete_all_groups", action="store_true", help="delete every non-system group")
+    cmd.add_argument("--purge_clusters", action="store_true",
+                     help="permanently delete every cluster (or only --course's)")
+    cmd.add_argument("--terminate_clusters", action="store_true",
+                     help="stop every running cluster (or only --course's), e.g. after libraries installed")
+    cmd.add_argument("--export_notebooks", metavar="DIR", help="back up every home folder and /Shared")
+    cmd.add_argument("--import_notebooks", metavar="DIR", help="restore a backup (all, or --user's)")
     cmd.add_argument("--report", action="store_true",
                      help="write report.html, report.csv and report.png for a closed day (--date, "
                           "default yesterday) into --out; --send also emails it")
@@ -57,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--from", dest="date_from", type=_day, metavar="YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", type=_day, metavar="YYYY-MM-DD")
+    p.add_argument("-o", "--output", default="terraform/dbr/users.csv", help="--convert_moodle's output")
+    p.add_argument("--strict", action="store_true", help="--convert_moodle: any problem is fatal (exit 2)")
+    p.add_argument("--prune", action="store_true", help="--create_from_csv: also delete what the roster lacks")
+    p.add_argument("--yes", action="store_true", help="skip the typed confirmation of a teardown")
+    p.add_argument("--course", help="limit --purge_clusters/--terminate_clusters to clusters tagged course=COURSE")
+    p.add_argument("--format", default="SOURCE", choices=["SOURCE", "DBC", "JUPYTER"],
+                   help="--export_notebooks format")
+    p.add_argument("--user", metavar="EMAIL", help="--import_notebooks: only this user's folder")
     p.add_argument("--date", dest="report_date", type=_day, metavar="YYYY-MM-DD", help="the day for --report")
     p.add_argument("--out", default="report-out", metavar="DIR", help="folder for --report files")
     p.add_argument("--send", action="store_true", help="with --report: email it to REPORT_RECIPIENT_EMAIL")
@@ -67,10 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def command_of(args: argparse.Namespace) -> str:
     for name in ("print_clusters", "print_user_groups", "cluster_usage", "history", "outbox",
-                 "clear_quota", "report"):
+                 "clear_quota", "report", "delete_all_users", "delete_all_groups", "purge_clusters",
+                 "terminate_clusters"):
         if getattr(args, name):
             return name
-    for name in ("test_email", "grant", "set_quota", "retry"):
+    for name in ("test_email", "grant", "set_quota", "retry", "convert_moodle", "create_from_csv",
+                 "export_notebooks", "import_notebooks"):
         if getattr(args, name) is not None:
             return name
     raise AssertionError("argparse requires one command")
@@ -82,13 +105,17 @@ def main(argv: list[str] | None = None) -> int:
     command = command_of(args)
     if command in ("grant", "set_quota", "clear_quota") and not args.cluster:
         parser.error(f"--{command} needs --cluster NAME_OR_ID")
+    from databricks.teachinglab import cli_provisioning
+    if command == "convert_moodle":
+        return cli_provisioning.convert_moodle(args)
     from databricks.teachinglab import cli_commands
-    from databricks.teachinglab.admin import AdminError
+    from databricks.teachinglab.errors import AdminError
     from databricks.teachinglab.runtime import secrets_of, settings_or_exit, setup_logging
     settings = settings_or_exit(need_workspace=command not in LEDGER_ONLY)
     setup_logging(args, secrets_of(settings))
     try:
-        return getattr(cli_commands, command)(settings, args)
+        module = cli_provisioning if hasattr(cli_provisioning, command) else cli_commands
+        return getattr(module, command)(settings, args)
     except AdminError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -6,16 +6,13 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 
 from . import accounting as acc
+from .errors import AdminError
 from .ledger import Cluster, ClusterDay, OutboxMessage, QuotaGrant, QuotaOverride, UsageHistory
 from .messages import dedupe_key, render, show_local
 from .outbox import enqueue
 from .usage_sync import limits_book
 
 logger = logging.getLogger(__name__)
-
-
-class AdminError(Exception):
-    """A request the admin can fix (unknown cluster, bad value); printed without a traceback."""
 
 
 @dataclass(frozen=True)

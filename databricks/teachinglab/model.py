@@ -47,6 +47,7 @@ class Person:
     user_name: str
     email: str
     display_name: str
+    user_id: str | None = None
 
 
 @dataclass(frozen=True)

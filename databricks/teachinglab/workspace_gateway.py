@@ -12,6 +12,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.core import Config
 from databricks.sdk import errors as sdk_errors
 from databricks.sdk.service import compute, iam
+from databricks.sdk.service import workspace as ws_service
 
 from .model import AclEntry, ClusterEvent, ClusterInfo, GroupInfo, Person
 
@@ -167,11 +168,108 @@ class WorkspaceGateway:
             except NotFound:
                 return None
             email = next((e.value for e in (u.emails or []) if e.primary), None) or u.user_name
-            self._people[user_id] = Person(u.user_name, email, u.display_name or u.user_name)
+            self._people[user_id] = Person(u.user_name, email, u.display_name or u.user_name, u.id)
         return self._people[user_id]
 
     def me(self) -> str:
         return self._retry("current user", lambda: self.client.current_user.me().user_name)
+
+    # -- provisioning -----------------------------------------------------------------------
+    def users(self) -> list[Person]:
+        raw = self._retry("list users", lambda: list(self.client.users.list(
+            attributes="id,userName,displayName,emails")))
+        out = []
+        for u in raw:
+            email = next((e.value for e in (u.emails or []) if e.primary), None) or u.user_name
+            person = Person(u.user_name, email, u.display_name or u.user_name, u.id)
+            self._people[u.id] = person
+            out.append(person)
+        return out
+
+    def create_user(self, email: str, display_name: str) -> Person:
+        u = self._retry(f"create user {email}", lambda: self.client.users.create(
+            user_name=email, display_name=display_name, emails=[iam.ComplexValue(value=email, primary=True)],
+            entitlements=[iam.ComplexValue(value="workspace-access")]))
+        return Person(u.user_name, email, u.display_name or email, u.id)
+
+    def delete_user(self, user_id: str) -> None:
+        self._retry(f"delete user {user_id}", lambda: self.client.users.delete(user_id))
+
+    def create_group(self, name: str) -> GroupInfo:
+        g = self._retry(f"create group {name}", lambda: self.client.groups.create(display_name=name))
+        return GroupInfo(g.id, g.display_name, ())
+
+    def delete_group(self, group_id: str) -> None:
+        self._retry(f"delete group {group_id}", lambda: self.client.groups.delete(group_id))
+
+    def change_members(self, group_id: str, *, add: list[str] = (), remove: list[str] = ()) -> None:
+        ops = []
+        if add:
+            ops.append(iam.Patch(op=iam.PatchOp.ADD, path="members", value=[{"value": i} for i in add]))
+        ops += [iam.Patch(op=iam.PatchOp.REMOVE, path=f'members[value eq "{i}"]') for i in remove]
+        if ops:
+            self._retry(f"members of {group_id}", lambda: self.client.groups.patch(
+                group_id, operations=ops, schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP]))
+
+    def create_cluster(self, spec: dict) -> str:
+        autoscale = spec.get("autoscale")
+        details = self._retry(f"create cluster {spec['cluster_name']}", lambda: self.client.clusters.create(
+            cluster_name=spec["cluster_name"], spark_version=spec["spark_version"],
+            node_type_id=spec["node_type_id"], driver_node_type_id=spec.get("driver_node_type_id"),
+            autotermination_minutes=spec["autotermination_minutes"], custom_tags=spec["custom_tags"],
+            autoscale=compute.AutoScale(min_workers=autoscale[0], max_workers=autoscale[1]) if autoscale else None,
+            num_workers=None if autoscale else spec.get("num_workers", 0)))
+        return details.response.cluster_id
+
+    def cluster_spec(self, cluster_id: str) -> dict:
+        c = self._retry(f"get {cluster_id}", lambda: self.client.clusters.get(cluster_id))
+        return {"cluster_name": c.cluster_name, "spark_version": c.spark_version, "node_type_id": c.node_type_id,
+                "autotermination_minutes": c.autotermination_minutes, "custom_tags": dict(c.custom_tags or {}),
+                "autoscale": (c.autoscale.min_workers, c.autoscale.max_workers) if c.autoscale else None}
+
+    def pin(self, cluster_id: str) -> None:
+        self._retry(f"pin {cluster_id}", lambda: self.client.clusters.pin(cluster_id))
+
+    def grant(self, cluster_id: str, entries: list[tuple[str, str, str]]) -> None:
+        """Add (principal_type, name, level) entries with PATCH: other entries are untouched."""
+        acl = [compute.ClusterAccessControlRequest(**{kind: name},
+                                                   permission_level=compute.ClusterPermissionLevel(level))
+               for kind, name, level in entries]
+        self._retry(f"grant on {cluster_id}", lambda: self.client.clusters.update_permissions(
+            cluster_id, access_control_list=acl))
+
+    def install_libraries(self, cluster_id: str, pypi: list[str], maven: list[str]) -> None:
+        libs = [compute.Library(pypi=compute.PythonPyPiLibrary(package=p)) for p in pypi]
+        libs += [compute.Library(maven=compute.MavenLibrary(coordinates=m)) for m in maven]
+        if libs:
+            self._retry(f"libraries of {cluster_id}", lambda: self.client.libraries.install(cluster_id, libraries=libs))
+
+    def permanent_delete(self, cluster_id: str) -> None:
+        self._retry(f"delete {cluster_id}", lambda: self.client.clusters.permanent_delete(cluster_id))
+
+    # -- workspace files --------------------------------------------------------------------
+    def list_dir(self, path: str) -> list[tuple[str, str, str | None]]:
+        """(path, object_type, language) of the objects directly under `path`."""
+        try:
+            items = self._retry(f"list {path}", lambda: list(self.client.workspace.list(path)))
+        except NotFound:
+            return []
+        return [(o.path, o.object_type.value if o.object_type else "", o.language.value if o.language else None)
+                for o in items]
+
+    def export(self, path: str, fmt: str) -> bytes:
+        import base64
+        res = self._retry(f"export {path}", lambda: self.client.workspace.export(
+            path, format=ws_service.ExportFormat(fmt)))
+        return base64.b64decode(res.content or "")
+
+    def import_(self, path: str, content: bytes, fmt: str, language: str | None) -> None:
+        import base64
+        import posixpath
+        self._retry(f"mkdirs {path}", lambda: self.client.workspace.mkdirs(posixpath.dirname(path)))
+        self._retry(f"import {path}", lambda: self.client.workspace.import_(
+            path, content=base64.b64encode(content).decode(), format=ws_service.ImportFormat(fmt),
+            language=ws_service.Language(language) if language else None, overwrite=True))
 
 
 def _principal(entry: compute.ClusterAccessControlResponse) -> tuple[str, str]:

@@ -1,0 +1,160 @@
+"""CLI commands of provisioning and semester end: convert, reconcile, teardown, notebooks."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from . import teardown
+from .errors import AdminError
+
+logger = logging.getLogger(__name__)
+
+
+def _progress(desc: str):
+    from tqdm import tqdm
+
+    def wrap(items):
+        return tqdm(items, desc=desc, unit="item", file=sys.stderr, disable=not items or not sys.stderr.isatty())
+    return wrap
+
+
+def _gateway(settings):
+    from .workspace_gateway import WorkspaceGateway
+    return WorkspaceGateway.connect(host=settings.host, token=settings.token, profile=settings.profile)
+
+
+def convert_moodle(args) -> int:
+    """Needs no settings at all: a file in, a file out."""
+    from .roster import RosterError, parse_roster, write_users_csv
+    src = Path(args.convert_moodle)
+    try:
+        roster = parse_roster(src.read_bytes(), str(src))
+    except OSError as err:
+        print(f"error: cannot read {src}: {err.strerror}", file=sys.stderr)
+        return 2
+    except RosterError as err:
+        for problem in err.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    for problem in roster.problems:
+        print(f"{'error' if args.strict else 'warning'}: {problem}", file=sys.stderr)
+    if roster.problems and args.strict:
+        print(f"{len(roster.problems)} problem(s); nothing written (--strict)", file=sys.stderr)
+        return 2
+    out = Path(args.output)
+    rows = write_users_csv(roster, out)
+    print(f"{out}: {len(roster.groups)} groups, {len(roster.memberships())} students, {rows} rows"
+          + (f"; {len(roster.problems)} problem(s) above" if roster.problems else ""))
+    return 0
+
+
+def create_from_csv(settings, args) -> int:
+    from .provisioning import ClusterSettings, apply, plan
+    from .roster import RosterError, read_users_csv
+    try:
+        roster = read_users_csv(Path(args.create_from_csv))
+    except RosterError as err:
+        for problem in err.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if roster.problems:
+        for problem in roster.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    gateway = _gateway(settings)
+    cs = ClusterSettings.from_env(settings.env)
+    p = plan(gateway, roster, cs, prune=args.prune, protected={settings.admin_email or "", gateway.me()})
+    for line in p.drift:
+        print(f"drift: {line}")
+    if not p.changes:
+        print(f"nothing to change: the workspace matches {args.create_from_csv}")
+        return 0
+    for change in p.changes:
+        print(("would " if args.dry_run else "") + str(change))
+    if args.dry_run:
+        print(f"{len(p.changes)} change(s) planned; nothing done (--dry-run)")
+        return 0
+    outcome = apply(p, progress=_progress("provisioning"))
+    print(f"{len(outcome.done)} change(s) made, {len(outcome.failed)} failed")
+    for change, err in outcome.failed:
+        print(f"  FAILED {change}: {err}", file=sys.stderr)
+    return 1 if outcome.failed else 0
+
+
+def _confirm(settings, args, what: str, host: str) -> None:
+    if args.yes or args.dry_run:
+        return
+    if not sys.stdin.isatty():
+        raise AdminError(f"{what} needs confirmation: run it in a terminal, or add --yes")
+    answer = input(f"This will {what} in {host}.\nType the workspace host to confirm: ").strip()
+    if answer.rstrip("/") not in (host.rstrip("/"), host.split("://", 1)[-1].rstrip("/")):
+        raise AdminError("confirmation did not match the workspace host; nothing deleted")
+
+
+def _teardown(settings, args, what: str, run) -> int:
+    gateway = _gateway(settings)
+    _confirm(settings, args, what, gateway.host)
+    summary = run(gateway)
+    for line in summary.lines():
+        print(("(dry run) " if args.dry_run else "") + line)
+    return 1 if summary.failed else 0
+
+
+def delete_all_users(settings, args) -> int:
+    return _teardown(settings, args, "delete every user except the admins", lambda g: teardown.delete_all_users(
+        g, protect=[settings.admin_email or "", g.me()], dry_run=args.dry_run, progress=_progress("users")))
+
+
+def delete_all_groups(settings, args) -> int:
+    return _teardown(settings, args, "delete every group except the system groups", lambda g: teardown.delete_all_groups(
+        g, dry_run=args.dry_run, progress=_progress("groups")))
+
+
+def purge_clusters(settings, args) -> int:
+    what = f"permanently delete every cluster{' of course ' + args.course if args.course else ''}"
+    return _teardown(settings, args, what, lambda g: teardown.purge_clusters(
+        g, course=args.course, dry_run=args.dry_run, progress=_progress("clusters")))
+
+
+def terminate_clusters(settings, args) -> int:
+    """Stop the course's clusters (after Terraform created them and installed libraries)."""
+    gateway = _gateway(settings)
+    failed = 0
+    for c in gateway.list_clusters():
+        if args.course and c.custom_tags.get("course") != args.course:
+            continue
+        if c.state in ("PENDING", "RUNNING", "RESTARTING", "RESIZING"):
+            try:
+                gateway.terminate(c.cluster_id)
+                print(f"terminated {c.name}")
+            except Exception as err:  # noqa: BLE001
+                failed += 1
+                print(f"FAILED {c.name}: {err}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def export_notebooks(settings, args) -> int:
+    from .notebooks import export_all
+    result = export_all(_gateway(settings), Path(args.export_notebooks), fmt=args.format,
+                        progress=_progress("export"))
+    print(f"exported {result.exported}, already there {result.skipped}, failed {len(result.failed)} "
+          f"-> {Path(args.export_notebooks) / 'manifest.json'}")
+    for path, err in result.failed:
+        print(f"  FAILED {path}: {err}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def import_notebooks(settings, args) -> int:
+    from .notebooks import import_all
+    try:
+        result = import_all(_gateway(settings), Path(args.import_notebooks), user=args.user,
+                            progress=_progress("import"))
+    except FileNotFoundError as err:
+        raise AdminError(str(err)) from None
+    print(f"imported {result.imported}, failed {len(result.failed)}")
+    for path, err in result.failed:
+        print(f"  FAILED {path}: {err}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
