@@ -1,0 +1,149 @@
+locals {
+  rows = csvdecode(file("${path.module}/${var.users_csv}"))
+
+  # group_key => group name; keys come from the converter and never renumber.
+  groups = { for key, names in { for r in local.rows : r.group_key => r.group_name... } : key => names[0] }
+
+  # email => roster row, for every student (an empty group has a row with an empty email).
+  students = { for email, rs in { for r in local.rows : lower(r.email) => r... if r.email != "" } : email => rs[0] }
+
+  # "<group_key>/<email>" => row, one per membership
+  memberships = { for r in local.rows : "${r.group_key}/${lower(r.email)}" => r if r.email != "" }
+}
+
+# Stops a plan made in the wrong Terraform workspace before it can touch another course.
+resource "terraform_data" "workspace_guard" {
+  input = terraform.workspace
+
+  lifecycle {
+    precondition {
+      condition     = terraform.workspace == var.target_workspace
+      error_message = "Selected Terraform workspace is \"${terraform.workspace}\" but this course expects \"${var.target_workspace}\": run terraform workspace select ${var.target_workspace}."
+    }
+  }
+}
+
+resource "databricks_user" "student" {
+  for_each         = local.students
+  user_name        = each.key
+  display_name     = trimspace("${each.value.first_name} ${each.value.last_name}")
+  workspace_access = true
+  depends_on       = [terraform_data.workspace_guard]
+}
+
+resource "databricks_group" "team" {
+  for_each         = local.groups
+  display_name     = each.value
+  workspace_access = true
+  depends_on       = [terraform_data.workspace_guard]
+}
+
+resource "databricks_group" "all_students" {
+  display_name     = "${var.course}-students"
+  workspace_access = true
+  depends_on       = [terraform_data.workspace_guard]
+}
+
+resource "databricks_group_member" "team" {
+  for_each  = local.memberships
+  group_id  = databricks_group.team[each.value.group_key].id
+  member_id = databricks_user.student[lower(each.value.email)].id
+}
+
+resource "databricks_group_member" "all_students" {
+  for_each  = local.students
+  group_id  = databricks_group.all_students.id
+  member_id = databricks_user.student[each.key].id
+}
+
+resource "databricks_cluster" "team" {
+  for_each                = local.groups
+  cluster_name            = "${var.course}-${each.key}"
+  spark_version           = var.spark_version
+  node_type_id            = var.node_type_id
+  driver_node_type_id     = var.driver_node_type_id
+  autotermination_minutes = var.autotermination_minutes
+  is_pinned               = true
+
+  autoscale {
+    min_workers = var.min_workers
+    max_workers = var.max_workers
+  }
+
+  # The quota tool maps a cluster to its group by this tag.
+  custom_tags = {
+    group  = each.value
+    course = var.course
+  }
+
+  dynamic "library" {
+    for_each = var.pypi_packages
+    content {
+      pypi {
+        package = library.value
+      }
+    }
+  }
+
+  dynamic "library" {
+    for_each = var.maven_packages
+    content {
+      maven {
+        coordinates = library.value
+      }
+    }
+  }
+
+  depends_on = [terraform_data.workspace_guard]
+}
+
+resource "databricks_permissions" "cluster" {
+  for_each   = local.groups
+  cluster_id = databricks_cluster.team[each.key].id
+
+  access_control {
+    group_name       = databricks_group.team[each.key].display_name
+    permission_level = "CAN_RESTART"
+  }
+
+  access_control {
+    group_name       = var.manager_group
+    permission_level = "CAN_MANAGE"
+  }
+}
+
+# Create -> install -> stop, in one apply: the provider starts each new cluster and installs its
+# libraries on it; this then stops them, so nobody pays for idle clusters until students start them.
+resource "terraform_data" "stop_clusters" {
+  count            = var.stop_clusters_after_create ? 1 : 0
+  triggers_replace = [for k in sort(keys(local.groups)) : databricks_cluster.team[k].id]
+
+  provisioner "local-exec" {
+    working_dir = "${path.module}/../.."
+    command     = "${path.module}/../../.venv/bin/python -m databricks.main --terminate_clusters --course ${var.course}"
+  }
+
+  depends_on = [databricks_permissions.cluster]
+}
+
+resource "databricks_schema" "team" {
+  for_each     = var.create_group_schemas ? local.groups : {}
+  catalog_name = var.catalog_name
+  name         = "${replace(var.course, "-", "_")}_${each.key}"
+  comment      = "Schema of group ${each.value} in ${var.course}"
+}
+
+resource "databricks_grants" "team_schema" {
+  for_each = databricks_schema.team
+  schema   = each.value.id
+
+  grant {
+    principal  = databricks_group.team[each.key].display_name
+    privileges = var.schema_privileges
+  }
+
+  grant {
+    principal  = var.manager_group
+    privileges = ["ALL_PRIVILEGES"]
+  }
+}

@@ -1,0 +1,78 @@
+# Plan-level checks from the sample roster: N groups give N clusters, memberships, permissions, tags.
+variables {
+  course                     = "bigdata"
+  target_workspace           = "default"
+  databricks_host            = "https://adb-1.azuredatabricks.net"
+  databricks_token           = "dapi-test"
+  users_csv                  = "tests/users.sample.csv"
+  pypi_packages              = ["nltk==3.9.1"]
+  maven_packages             = ["com.example:lib:1.0"]
+  stop_clusters_after_create = false
+}
+
+run "one_cluster_per_group" {
+  command = plan
+
+  assert {
+    condition     = length(databricks_cluster.team) == 4
+    error_message = "4 groups (one empty) must give 4 clusters"
+  }
+  assert {
+    condition     = databricks_cluster.team["g1044"].custom_tags["group"] == "קבוצה שלוש" && databricks_cluster.team["g1044"].custom_tags["course"] == "bigdata"
+    error_message = "cluster tags must carry the group name and the course"
+  }
+  assert {
+    condition     = databricks_cluster.team["g1043"].cluster_name == "bigdata-g1043" && databricks_cluster.team["g1043"].is_pinned
+    error_message = "clusters are named <course>-<group_key> and pinned"
+  }
+  assert {
+    condition     = databricks_cluster.team["g1043"].autoscale[0].max_workers == 2 && databricks_cluster.team["g1043"].autotermination_minutes == 30
+    error_message = "autoscale and autotermination come from the variables"
+  }
+  assert {
+    condition     = length(databricks_cluster.team["g1045"].library) == 2
+    error_message = "one PyPI and one Maven library on every cluster"
+  }
+}
+
+run "memberships_and_permissions" {
+  command = plan
+
+  assert {
+    condition     = length(databricks_user.student) == 4 && length(databricks_group_member.team) == 4
+    error_message = "4 students in 4 memberships (the empty group has none)"
+  }
+  assert {
+    condition     = length(databricks_group_member.all_students) == 4 && databricks_group.all_students.display_name == "bigdata-students"
+    error_message = "every student is in the all-students group"
+  }
+  assert {
+    condition     = length(databricks_group.team) == 4 && databricks_group.team["g1046"].display_name == "Empty"
+    error_message = "an empty group still gets its group"
+  }
+  assert {
+    condition = alltrue([for k, p in databricks_permissions.cluster :
+      contains([for ac in p.access_control : "${ac.group_name}=${ac.permission_level}"], "admins=CAN_MANAGE")
+    ])
+    error_message = "admins get CAN_MANAGE on every cluster"
+  }
+  assert {
+    condition = contains([for ac in databricks_permissions.cluster["g1043"].access_control : "${ac.group_name}=${ac.permission_level}"],
+    "Team Rocket=CAN_RESTART")
+    error_message = "each group gets CAN_RESTART on its own cluster"
+  }
+  assert {
+    condition     = length(databricks_schema.team) == 0
+    error_message = "Unity Catalog schemas are off by default"
+  }
+}
+
+run "wrong_workspace_is_refused" {
+  command = plan
+
+  variables {
+    target_workspace = "another-course"
+  }
+
+  expect_failures = [terraform_data.workspace_guard]
+}

@@ -1,0 +1,120 @@
+variable "course" {
+  description = "Short course name: cluster names are <course>-<group_key>, and clusters carry the tag course=<course>."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{1,30}$", var.course))
+    error_message = "course must be 2-31 lowercase letters, digits or dashes."
+  }
+}
+
+variable "target_workspace" {
+  description = "The Terraform workspace this course lives in (terraform workspace select <name>). A plan in any other workspace stops, so one course's plan never touches another's."
+  type        = string
+}
+
+variable "databricks_host" {
+  description = "Workspace URL, e.g. https://adb-123.4.azuredatabricks.net. Leave null to use databricks_profile."
+  type        = string
+  default     = null
+}
+
+variable "databricks_token" {
+  description = "Personal access token. Leave null to use databricks_profile or another databricks auth method."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "databricks_profile" {
+  description = "A profile in ~/.databrickscfg, instead of host and token."
+  type        = string
+  default     = null
+}
+
+variable "users_csv" {
+  description = "The roster from `python -m databricks.main --convert_moodle`, relative to this module."
+  type        = string
+  default     = "users.csv"
+}
+
+variable "spark_version" {
+  description = "Databricks runtime of every group cluster."
+  type        = string
+  default     = "15.4.x-scala2.12"
+}
+
+variable "node_type_id" {
+  description = "Worker VM size."
+  type        = string
+  default     = "Standard_DS3_v2"
+}
+
+variable "driver_node_type_id" {
+  description = "Driver VM size; null means the worker size."
+  type        = string
+  default     = null
+}
+
+variable "min_workers" {
+  description = "Autoscale lower bound."
+  type        = number
+  default     = 1
+}
+
+variable "max_workers" {
+  description = "Autoscale upper bound."
+  type        = number
+  default     = 2
+  validation {
+    condition     = var.max_workers >= 1
+    error_message = "max_workers must be at least 1."
+  }
+}
+
+variable "autotermination_minutes" {
+  description = "Idle minutes before a cluster stops by itself."
+  type        = number
+  default     = 30
+}
+
+variable "pypi_packages" {
+  description = "PyPI packages installed on every group cluster, e.g. [\"nltk==3.9.1\"]."
+  type        = list(string)
+  default     = []
+}
+
+variable "maven_packages" {
+  description = "Maven coordinates installed on every group cluster, e.g. [\"com.johnsnowlabs.nlp:spark-nlp_2.12:5.3.3\"]."
+  type        = list(string)
+  default     = []
+}
+
+variable "manager_group" {
+  description = "The group that gets CAN_MANAGE on every cluster (course staff)."
+  type        = string
+  default     = "admins"
+}
+
+variable "stop_clusters_after_create" {
+  description = "After clusters are created and their libraries installed, stop them (runs python -m databricks.main --terminate_clusters --course <course> from the repository root)."
+  type        = bool
+  default     = true
+}
+
+variable "create_group_schemas" {
+  description = "Create one Unity Catalog schema per group in catalog_name, with grants for the group."
+  type        = bool
+  default     = false
+}
+
+variable "catalog_name" {
+  description = "Unity Catalog catalog for the per-group schemas."
+  type        = string
+  default     = "main"
+}
+
+variable "schema_privileges" {
+  description = "Privileges each group gets on its own schema."
+  type        = list(string)
+  default     = ["USE_SCHEMA", "CREATE_TABLE", "SELECT", "MODIFY"]
+}
