@@ -74,6 +74,14 @@ class Env:
             self.at(when)
         return run_poll(self.lab(), self.now, **kwargs)
 
+    def polls(self, start: datetime, end: datetime, step: int = 15) -> list:
+        """A poll every `step` minutes from start to end, both included, as cron would run it."""
+        reports, t = [], start
+        while t <= end:
+            reports.append(self.poll(t))
+            t += timedelta(minutes=step)
+        return reports
+
     def close_day(self, when: datetime | None = None):
         from databricks.teachinglab.nightly import run_end_of_day
         if when is not None:

@@ -28,16 +28,10 @@ def run(env, *argv, at=None):
         return cli.main(list(argv))
 
 
-def polls(env, start, end):
-    t = start
-    while t <= end:
-        env.poll(t)
-        t += timedelta(minutes=15)
-
 
 def test_cluster_usage_json(env, capsys):
     env.workspace.session(env.ids["cluster_01"], local(2026, 3, 2, 8), None)
-    polls(env, local(2026, 3, 2, 8), local(2026, 3, 2, 14, 45))
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 14, 45))
     capsys.readouterr()
     assert run(env, "--cluster_usage", "--json", at=local(2026, 3, 2, 14, 50)) == 0
     rows = {r["cluster_name"]: r for r in json.loads(capsys.readouterr().out)}
@@ -62,7 +56,7 @@ def test_history_json_with_dates(env, capsys):
     cid = env.ids["cluster_02"]
     for d in (2, 3, 4):
         env.workspace.session(cid, local(2026, 3, d, 9), local(2026, 3, d, 9, 30))
-        polls(env, local(2026, 3, d, 9), local(2026, 3, d, 9, 45))
+        env.polls(local(2026, 3, d, 9), local(2026, 3, d, 9, 45))
         env.close_day(local(2026, 3, d + 1, 0, 7))
     capsys.readouterr()
     run(env, "--history", "--json", "--from", "2026-03-03", "--to", "2026-03-04")
@@ -74,7 +68,7 @@ def test_history_json_with_dates(env, capsys):
 def test_grant_unblocks_and_records_who_and_when(env, capsys):
     cid = env.ids["cluster_01"]
     env.workspace.session(cid, local(2026, 3, 2, 8), None)
-    polls(env, local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
     assert not env.workspace.can_restart(cid, "group_01")
     code = run(env, "--grant", "60", "--cluster", "cluster_01", "--reason", "project deadline",
                at=local(2026, 3, 2, 16, 30))
@@ -85,7 +79,7 @@ def test_grant_unblocks_and_records_who_and_when(env, capsys):
     assert "limit today is now 540 min" in capsys.readouterr().out
     # the group restarts and hits the new limit: stopped again, with a fresh notice
     env.workspace.user_action(local(2026, 3, 2, 16, 40), "start", cid, as_group="group_01")
-    polls(env, local(2026, 3, 2, 16, 45), local(2026, 3, 2, 17, 45))
+    env.polls(local(2026, 3, 2, 16, 45), local(2026, 3, 2, 17, 45))
     assert env.workspace.clusters.get(cid).state in ("TERMINATING", "TERMINATED")
     assert len([m for m in OutboxMessage.select() if m.kind == "termination"]) == 2
 
@@ -101,7 +95,7 @@ def test_set_quota_override_applies_on_next_poll(env, capsys):
     env.poll(local(2026, 3, 2, 7, 45))
     assert run(env, "--set_quota", "60:90", "--cluster", cid) == 0
     env.workspace.session(cid, local(2026, 3, 2, 8), None)
-    polls(env, local(2026, 3, 2, 8), local(2026, 3, 2, 9, 30))
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 9, 30))
     assert env.workspace.clusters.get(cid).state in ("TERMINATING", "TERMINATED")
     assert [m.kind for m in OutboxMessage.select()] == ["warning", "termination"]
 

@@ -12,12 +12,6 @@ def history(name="cluster_01"):
     return {h.day: h for h in UsageHistory.select().where(UsageHistory.cluster_name == name)}
 
 
-def polls(env, start, end, step=15):
-    t = start
-    while t <= end:
-        env.poll(t)
-        t += timedelta(minutes=step)
-
 
 @pytest.fixture
 def env(make_env):
@@ -29,11 +23,11 @@ def env(make_env):
 def test_session_across_midnight_is_split_to_the_second_and_never_double_counted(env):
     cid = env.ids["cluster_01"]
     env.workspace.session(cid, local(2026, 3, 2, 22, 59, 30), local(2026, 3, 3, 1, 30, 15))
-    polls(env, local(2026, 3, 2, 22, 45), local(2026, 3, 3, 0, 0))
+    env.polls(local(2026, 3, 2, 22, 45), local(2026, 3, 3, 0, 0))
     env.close_day(local(2026, 3, 3, 0, 7))
     yesterday = history()[date(2026, 3, 2)]
     assert yesterday.used_ms == (60 * 60 + 30) * 1000
-    polls(env, local(2026, 3, 3, 0, 15), local(2026, 3, 3, 2, 0))
+    env.polls(local(2026, 3, 3, 0, 15), local(2026, 3, 3, 2, 0))
     today = ClusterDay.get((ClusterDay.cluster == cid) & (ClusterDay.day == date(2026, 3, 3)))
     assert today.used_ms == (90 * 60 + 15) * 1000  # from midnight, not from 22:59:30
     env.close_day(local(2026, 3, 4, 0, 7))
@@ -46,7 +40,7 @@ def test_session_across_midnight_is_split_to_the_second_and_never_double_counted
 def test_close_restores_blocked_groups_resets_flags_and_reports_once(env):
     cid = env.ids["cluster_01"]
     env.workspace.session(cid, local(2026, 3, 2, 8), None)
-    polls(env, local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
     assert not env.workspace.can_restart(cid, "group_01")
     report = env.close_day(local(2026, 3, 3, 0, 7))
     assert report.closed == [date(2026, 3, 2)] and report.restored == ["cluster_01"]
@@ -61,7 +55,7 @@ def test_close_restores_blocked_groups_resets_flags_and_reports_once(env):
     assert "cluster_01" in reports[0].text_body and "480" in reports[0].text_body
     # a new day starts with fresh flags: the group may work and be warned again
     env.workspace.session(cid, local(2026, 3, 3, 8), None)
-    polls(env, local(2026, 3, 3, 8), local(2026, 3, 3, 15))
+    env.polls(local(2026, 3, 3, 8), local(2026, 3, 3, 15))
     assert len([m for m in OutboxMessage.select() if m.kind == "warning"]) == 2
 
 
@@ -69,7 +63,7 @@ def test_catch_up_after_missed_nights(env):
     cid = env.ids["cluster_02"]
     for d in (2, 3, 4):
         env.workspace.session(cid, local(2026, 3, d, 9), local(2026, 3, d, 10, 0, 1))
-    polls(env, local(2026, 3, 2, 8), local(2026, 3, 2, 11))  # then the VM was off for two days
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 11))  # then the VM was off for two days
     report = env.close_day(local(2026, 3, 5, 0, 7))
     assert report.closed == [date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)]
     days = history("cluster_02")
@@ -92,7 +86,7 @@ def test_todays_partial_usage_stays_today_when_close_runs_late(env):
 def test_restore_failure_keeps_the_day_open_and_the_next_run_finishes(env):
     cid = env.ids["cluster_01"]
     env.workspace.session(cid, local(2026, 3, 2, 8), None)
-    polls(env, local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
     fault = env.workspace.inject(Fault(method="PUT", path=f"/permissions/clusters/{cid}", status=500, times=None))
     report = env.close_day(local(2026, 3, 3, 0, 7))
     assert report.failures and not env.workspace.can_restart(cid, "group_01")
@@ -107,7 +101,7 @@ def test_restore_failure_keeps_the_day_open_and_the_next_run_finishes(env):
 def test_a_cluster_still_blocked_today_is_not_restored_by_a_catch_up(env):
     cid = env.ids["cluster_01"]
     env.workspace.session(cid, local(2026, 3, 2, 8), local(2026, 3, 2, 23, 59))
-    polls(env, local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
     # the nightly did not run; the group gets through on the 3rd via an admin restart
     env.workspace.user_action(local(2026, 3, 3, 0, 1), "start", cid)
     env.close_day(local(2026, 3, 3, 0, 7))
@@ -121,9 +115,9 @@ def test_a_cluster_running_through_a_dst_day_is_charged_that_days_length(make_en
     ids = env.seed(course(1, 1, tags={"quota": "exempt"}))  # exempt, so it may run all day
     cid = ids["cluster_01"]
     env.workspace.session(cid, local(2026, month, day - 1, 22), local(2026, month, day + 1, 1))
-    polls(env, local(2026, month, day - 1, 21), local(2026, month, day - 1, 23, 45), step=60)
+    env.polls(local(2026, month, day - 1, 21), local(2026, month, day - 1, 23, 45), step=60)
     env.close_day(local(2026, month, day, 0, 7))
-    polls(env, local(2026, month, day, 1), local(2026, month, day, 23), step=120)
+    env.polls(local(2026, month, day, 1), local(2026, month, day, 23), step=120)
     env.close_day(local(2026, month, day + 1, 0, 7))
     got = history()[date(2026, month, day)].used_ms
     assert got == hours * 3600 * 1000

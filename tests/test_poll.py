@@ -17,14 +17,6 @@ def at(h, m=0, s=0):
     return local(*DAY, h, m, s)
 
 
-def polls(env, start, end, step=15):
-    t = start
-    reports = []
-    while t <= end:
-        reports.append(env.poll(t))
-        t += timedelta(minutes=step)
-    return reports
-
 
 def _id(name):
     return Cluster.get(Cluster.name == name).cluster_id
@@ -56,7 +48,7 @@ def test_short_session_between_polls_is_counted_to_the_second(env):
 
 def test_tail_after_last_poll_is_counted(env):
     env.workspace.session(env.ids["cluster_01"], at(9), at(10, 5))
-    polls(env, at(8), at(10))
+    env.polls(at(8), at(10))
     assert today_row(env).used_ms == 60 * 60_000  # as of 10:00, still running
     env.poll(at(10, 15))
     assert today_row(env).used_ms == 65 * 60_000
@@ -78,13 +70,13 @@ def test_restart_inside_a_session_does_not_split_it(env):
     cid = env.ids["cluster_01"]
     env.workspace.session(cid, at(8), at(9))
     env.workspace.user_action(at(8, 30), "restart", cid)
-    polls(env, at(8), at(9, 15))
+    env.polls(at(8), at(9, 15))
     assert today_row(env).used_ms == 60 * 60_000 and today_row(env).sessions == 1
 
 
 def test_warning_once_to_members_with_admin_in_copy(env):
     env.workspace.session(env.ids["cluster_01"], at(8), None)
-    polls(env, at(8), at(15, 30))  # 400 min at 14:40, polled at 14:45 ... 15:30
+    env.polls(at(8), at(15, 30))  # 400 min at 14:40, polled at 14:45 ... 15:30
     warnings = outbox("warning")
     assert len(warnings) == 1
     w = warnings[0]
@@ -105,7 +97,7 @@ def test_termination_blocks_group_and_keeps_every_other_acl_entry(env):
         {"group_name": "graders", "permission_level": "CAN_ATTACH_TO"}]})
     before = dict(ws.acls.direct[cid])
     env.workspace.session(cid, at(8), None)
-    polls(env, at(8), at(16, 15))
+    env.polls(at(8), at(16, 15))
     assert ws.clusters.get(cid).state == "TERMINATED"
     after = dict(ws.acls.direct[cid])
     assert after.pop(("group_name", "group_01")) == "CAN_ATTACH_TO"
@@ -130,11 +122,11 @@ def test_blocked_cluster_started_again_is_terminated_again_and_admin_told_once(e
     ws = env.workspace
     cid = env.ids["cluster_01"]
     ws.session(cid, at(8), None)
-    polls(env, at(8), at(16, 15))
+    env.polls(at(8), at(16, 15))
     ws.user_action(at(16, 20), "start", cid, as_group="group_01")  # refused: CAN_ATTACH_TO only
     ws.user_action(at(16, 40), "start", cid)  # an admin starts it
     ws.user_action(at(17, 40), "start", cid)  # and again
-    polls(env, at(16, 30), at(18))
+    env.polls(at(16, 30), at(18))
     assert ws.refused and ws.refused[0][2] == cid
     assert ws.clusters.get(cid).state == "TERMINATED"
     reterm = outbox("retermination")
@@ -149,7 +141,7 @@ def test_exempt_and_unmapped_clusters_are_counted_but_never_stopped(env):
     loose = ws.add_cluster("scratch")
     for cid in (exempt, loose):
         ws.session(cid, at(7, 30), None)
-    polls(env, at(7, 30), at(17))
+    env.polls(at(7, 30), at(17))
     for cid in (exempt, loose):
         assert ws.clusters.get(cid).state == "RUNNING"
     assert today_row(env, "teacher-demo").used_ms == 570 * 60_000
@@ -170,7 +162,7 @@ def test_group_found_by_acl_then_by_name_convention(env):
     assert Cluster.get(Cluster.cluster_id == by_name).group_name is None
     # blocked through the ACL mapping, the group is still found afterwards
     ws.session(by_acl, at(8, 5), None)
-    polls(env, at(8, 15), at(16, 30))
+    env.polls(at(8, 15), at(16, 30))
     assert ws.acls.level_of(by_acl, "group_name", "group_02") == "CAN_ATTACH_TO"
     env.poll(at(16, 45))
     assert Cluster.get(Cluster.cluster_id == by_acl).group_name == "group_02"
@@ -208,7 +200,7 @@ def test_terminate_failing_in_one_cluster_does_not_stop_the_others(env):
     ws = env.workspace
     for name in ("cluster_01", "cluster_02"):
         ws.session(env.ids[name], at(7), None)
-    polls(env, at(7), at(14, 45))
+    env.polls(at(7), at(14, 45))
     ws.inject(Fault(method="GET", path=f"/permissions/clusters/{env.ids['cluster_01']}", status=500, times=None))
     report = env.poll(at(15, 5))
     assert [o.usage.info.name for o in report.failures] == ["cluster_01"]
@@ -243,7 +235,7 @@ def test_a_kill_at_any_step_is_finished_by_the_next_poll_without_duplicates(env,
     ws = env.workspace
     cid = env.ids["cluster_01"]
     ws.session(cid, at(7, 30), None)
-    polls(env, at(7, 30), at(15))
+    env.polls(at(7, 30), at(15))
 
     class Killed(BaseException):
         pass
@@ -283,7 +275,7 @@ def test_a_failed_block_after_termination_is_finished_by_the_next_poll(env):
     ws = env.workspace
     cid = env.ids["cluster_01"]
     ws.session(cid, at(7, 30), None)
-    polls(env, at(7, 30), at(15, 15))
+    env.polls(at(7, 30), at(15, 15))
     ws.inject(Fault(method="PUT", path=f"/permissions/clusters/{cid}", status=500, times=4))
     report = env.poll(at(15, 30))
     assert [o.usage.info.name for o in report.failures] == ["cluster_01"]

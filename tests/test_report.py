@@ -15,12 +15,6 @@ from databricks.teachinglab.report import PriceTable, build_report
 from databricks.teachinglab.report_files import report_csv, report_png, safe_cell
 
 
-def polls(env, start, end, step=15):
-    t = start
-    while t <= end:
-        env.poll(t)
-        t += timedelta(minutes=step)
-
 
 @pytest.fixture
 def env(make_env, monkeypatch):
@@ -33,9 +27,9 @@ def env(make_env, monkeypatch):
     ws.session(e.ids["cluster_01"], local(2026, 3, 2, 8), None)                       # stopped at 480
     ws.session(e.ids["cluster_02"], local(2026, 3, 2, 9), local(2026, 3, 2, 9, 40))   # 40 min
     ws.session(e.ids["cluster_02"], local(2026, 3, 3, 10), local(2026, 3, 3, 11))     # 60 min next day
-    polls(e, local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
+    e.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
     e.close_day(local(2026, 3, 3, 0, 7))
-    polls(e, local(2026, 3, 3, 9), local(2026, 3, 3, 11, 15))
+    e.polls(local(2026, 3, 3, 9), local(2026, 3, 3, 11, 15))
     e.close_day(local(2026, 3, 4, 0, 7))
     for key, value in e.env.items():
         monkeypatch.setenv(key, value)

@@ -118,12 +118,15 @@ def parse_roster(raw: bytes | str, path: str = "moodle.csv") -> Roster:
         raise RosterError([Problem(path, 1 + offset, "the file is empty: download the group export again")])
     header = [h.strip() for h in header]
     lower = [h.lower() for h in header]
-    rows = []
-    for row in reader:
-        rows.append((offset + reader.line_num, row))
+    rows = [(offset + reader.line_num, _getter(row)) for row in reader if any(c.strip() for c in row)]
     if any(MEMBER_COL.match(h) for h in lower):
         return _parse_wide(path, header, lower, rows, offset)
     return _parse_long(path, header, lower, rows, offset)
+
+
+def _getter(row: list[str]):
+    """cell(i): the stripped cell i, or "" when the column is absent or the row is short."""
+    return lambda i: row[i].strip() if i is not None and i < len(row) else ""
 
 
 def _col(lower: list[str], *names: str) -> int | None:
@@ -149,10 +152,7 @@ def _parse_wide(path, header, lower, rows, offset) -> Roster:
         raise RosterError([Problem(path, 1 + offset, "the export has no 'Member N Email' columns: in Moodle, "
                                                      "tick the email field when exporting the groups")])
     groups: list[RosterGroup] = []
-    for line, row in rows:
-        if not any(cell.strip() for cell in row):
-            continue
-        cell = lambda i: row[i].strip() if i is not None and i < len(row) else ""  # noqa: E731
+    for line, cell in rows:
         name = cell(name_col)
         moodle_id = cell(id_col)
         if not name:
@@ -185,10 +185,7 @@ def _parse_long(path, header, lower, rows, offset) -> Roster:
     id_col = _col(lower, "group id")
     by_name: dict[str, RosterGroup] = {}
     problems: list[Problem] = []
-    for line, row in rows:
-        if not any(cell.strip() for cell in row):
-            continue
-        cell = lambda i: row[i].strip() if i is not None and i < len(row) else ""  # noqa: E731
+    for line, cell in rows:
         name = cell(group_col)
         if not name:
             problems.append(Problem(path, line, f"{cell(email_col) or 'a student'} is in no group and gets no "
