@@ -1,7 +1,7 @@
 # Two commands set everything up on a fresh machine with Python 3.11:
 #   make demo   - create .venv, install, run the simulated day
 #   make test   - create .venv, install, run the whole suite
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test bench venv clean
 
 $(PY):
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "need Python 3.11 (python3.11 or python3 on PATH, or PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): requirements.txt | $(PY)

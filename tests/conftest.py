@@ -28,6 +28,15 @@ def local(y, m, d, hh=0, mm=0, ss=0, tz=TZ) -> datetime:
     return datetime(y, m, d, hh, mm, ss, tzinfo=tz).astimezone(timezone.utc)
 
 
+def evening_zone(now: datetime) -> str:
+    """A fixed-offset IANA zone in which `now` is about 20:00, so subprocess tests that read the
+    real clock can put sessions hours back without crossing local midnight, whenever CI runs."""
+    shift = (20 - now.astimezone(timezone.utc).hour) % 24
+    if shift > 14:
+        shift -= 24
+    return "Etc/GMT" if shift == 0 else f"Etc/GMT{-shift:+d}"
+
+
 class Env:
     """One emulated workspace + ledger + settings, with helpers that drive time."""
 
@@ -135,4 +144,4 @@ def course(n_groups=2, size=2, **cluster_extra) -> dict:
     return scenario
 
 
-__all__ = ["local", "course", "TZ", "ADMIN", "timedelta"]
+__all__ = ["local", "course", "evening_zone", "TZ", "ADMIN", "timedelta"]

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 from freezegun import freeze_time
 
-from conftest import ADMIN, ROOT, course, local
+from conftest import ADMIN, ROOT, course, evening_zone, local
 from databricks import main as cli
 from databricks.teachinglab.ledger import OutboxMessage, QuotaGrant
 from databricks.teachinglab.runtime import run_lock
@@ -144,7 +144,7 @@ def test_poll_exits_1_when_a_cluster_failed_and_0_otherwise(make_env, tmp_path):
     from datetime import datetime, timezone
     from databricks.sandbox import Fault
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    e = make_env(now - timedelta(hours=10))
+    e = make_env(now - timedelta(hours=10), QUOTA_TIMEZONE=evening_zone(now))
     ids = e.seed(course(2, 1))
     e.workspace.session(ids["cluster_01"], now - timedelta(hours=9), None)
     e.at(now)

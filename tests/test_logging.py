@@ -4,12 +4,12 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
-from conftest import ROOT, course
+from conftest import ROOT, course, evening_zone
 
 
 def test_poll_logs_decisions_with_priorities_and_no_token(make_env):
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    env = make_env(now - timedelta(hours=9))
+    env = make_env(now - timedelta(hours=9), QUOTA_TIMEZONE=evening_zone(now))
     ids = env.seed(course(2, 1))
     env.workspace.session(ids["cluster_01"], now - timedelta(hours=8, minutes=30), None)
     env.workspace.session(ids["cluster_02"], now - timedelta(hours=7), None)

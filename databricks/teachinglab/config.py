@@ -166,6 +166,11 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Set
     if database_url and not re.match(r"^(sqlite|postgres|postgresql|postgresext)://", database_url):
         problems.append("DATABASE_URL must be a peewee db_url such as sqlite:////var/lib/lab.db "
                         "or postgresql://user@host/db.")
+    if database_url and database_url.startswith("postgres"):
+        import importlib.util
+        if importlib.util.find_spec("psycopg2") is None:
+            problems.append("DATABASE_URL points at PostgreSQL, but psycopg2 is not installed: "
+                            ".venv/bin/pip install psycopg2-binary")
     db_raw = text("CLUSTER_UPTIMES_DB")
     db_path = Path(db_raw).expanduser() if db_raw else data_home(env) / "cluster_uptimes.db"
 
