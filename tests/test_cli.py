@@ -159,3 +159,14 @@ def test_poll_exits_1_when_a_cluster_failed_and_0_otherwise(make_env, tmp_path):
                         capture_output=True, text=True, timeout=90)
     assert ok.returncode == 0, ok.stderr
     assert not e.workspace.can_restart(ids["cluster_01"], "group_01")
+
+
+def test_poll_with_the_workspace_down_exits_1_without_a_traceback(env):
+    from databricks.sandbox import Fault
+    env.workspace.inject(Fault(method="GET", path="/clusters/list", status=500, times=None))
+    subenv = {**env.env, "PATH": os.environ["PATH"]}
+    for module in ("databricks.poll_clusters", "databricks.end_of_day_operations"):
+        r = subprocess.run([sys.executable, "-m", module], cwd=ROOT, env=subenv, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert "workspace unavailable" in r.stderr and "cannot list clusters" in r.stderr

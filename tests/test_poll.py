@@ -302,3 +302,43 @@ def test_database_url_is_an_alternative_ledger(make_env, tmp_path):
     e.workspace.session(ids["cluster_01"], at(8), at(8, 30))
     e.poll(at(8, 45))
     assert (tmp_path / "other.db").exists() and today_row(e).used_ms == 30 * 60_000
+
+
+def test_workspace_down_alerts_the_admin_once_and_changes_nothing(env):
+    from databricks.teachinglab.errors import WorkspaceUnavailable
+    env.workspace.inject(Fault(method="GET", path="/clusters/list", status=500, times=None))
+    for minute in (0, 15):
+        with pytest.raises(WorkspaceUnavailable):
+            env.poll(at(9, minute))
+    alerts = outbox("failure")
+    assert len(alerts) == 1 and alerts[0].status == "sent" and "cluster list" in alerts[0].text_body
+    assert Cluster.select().count() == 0
+
+
+def test_a_lost_closing_event_is_settled_from_the_terminated_state(env):
+    ws = env.workspace
+    cid = env.ids["cluster_01"]
+    ws.session(cid, at(8), None)
+    env.poll(at(8, 30))
+    cluster = ws.clusters.get(cid)
+    cluster.state, cluster.terminated_time = "TERMINATED", int(at(9).timestamp() * 1000)  # no event logged
+    env.poll(at(10))
+    row = today_row(env)
+    assert row.used_ms == 60 * 60_000 and row.estimated
+    env.poll(at(12))
+    assert today_row(env).used_ms == 60 * 60_000
+
+
+def test_a_cluster_deleted_while_running_is_closed_when_last_seen(env):
+    ws = env.workspace
+    cid = env.ids["cluster_01"]
+    ws.session(cid, at(8), None)
+    env.poll(at(9))
+    ws.clusters.get(cid).deleted = True  # permanently deleted by somebody, between polls
+    env.poll(at(9, 15))
+    env.poll(at(11))
+    row = today_row(env)
+    assert row.used_ms == 60 * 60_000 and Cluster.get(Cluster.cluster_id == cid).open_since is None
+    env.close_day(local(2026, 3, 3, 0, 7))
+    from databricks.teachinglab.ledger import UsageHistory
+    assert UsageHistory.get(UsageHistory.cluster == cid).used_ms == 60 * 60_000

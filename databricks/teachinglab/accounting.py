@@ -183,6 +183,29 @@ def estimate_activity(tracker: Tracker | None, cluster: ClusterInfo, now: dateti
     return Activity(Tracker(open_since, now, now), tuple(i for i in closed if i.ms > 0), estimated=True)
 
 
+def settle_with_state(activity: Activity, cluster: ClusterInfo) -> Activity:
+    """A cluster the API shows TERMINATED cannot still be running. If its closing event never
+    arrived, close the interval at `terminated_time` (an estimate, marked as such) rather than
+    charging the group for time the cluster was off."""
+    t = activity.tracker
+    if cluster.state != "TERMINATED" or t.open_since is None:
+        return activity
+    end = cluster.terminated_time if cluster.terminated_time and cluster.terminated_time > t.open_since \
+        else t.open_since
+    logger.warning("cluster=%s name=%s: TERMINATED without a closing event; closed at %s (estimate)",
+                   cluster.cluster_id, cluster.name, end.isoformat())
+    closed = activity.closed + ((Interval(t.open_since, end),) if end > t.open_since else ())
+    return Activity(replace(t, open_since=None), closed, estimated=True)
+
+
+def close_vanished(tracker: Tracker, last_seen: datetime, now: datetime) -> Activity:
+    """A cluster gone from the workspace (permanently deleted) while its interval was open: close
+    it when it was last seen running, so a deleted cluster is not charged for ever."""
+    end = min(max(last_seen, tracker.open_since), now)
+    closed = (Interval(tracker.open_since, end),) if end > tracker.open_since else ()
+    return Activity(Tracker(None, tracker.watermark, now), closed, estimated=True)
+
+
 def clip_open_interval(tracker: Tracker, boundary: datetime) -> Tracker:
     """Move an open interval's start to `boundary` once the time before it has been archived."""
     if tracker.open_since is not None and tracker.open_since < boundary:

@@ -13,9 +13,11 @@ workspace, finds the unfinished actions still needed, and the outbox's keys stop
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .errors import WorkspaceUnavailable
 from .ledger import ClusterDay
 from .messages import dedupe_key, minutes, quota_resets_at, render, show_local
 from .model import GroupInfo
@@ -52,11 +54,25 @@ class PollReport:
         return sum(Action(action) in o.done for o in self.outcomes)
 
 
+def list_or_alert(lab, job: str, now: datetime):
+    """The cluster list, or a failure alert to the admin and WorkspaceUnavailable."""
+    try:
+        return lab.gateway.list_clusters()
+    except Exception as err:  # noqa: BLE001 - reported, then the run stops
+        err.__traceback_text__ = traceback.format_exc()
+        logger.error("cannot list clusters (%s: %s); nothing measured or enforced this run",
+                     type(err).__name__, err)
+        with lab.db.atomic():
+            queue_failure_alert(lab, job, [("(the cluster list)", err)], now)
+        lab.deliver(now)
+        raise WorkspaceUnavailable(str(err)) from err
+
+
 def run_poll(lab, now: datetime, *, dry_run: bool = False) -> PollReport:
-    clusters = lab.gateway.list_clusters()
+    clusters = lab.gateway.list_clusters() if dry_run else list_or_alert(lab, "poll_clusters", now)
     usages = measure(lab, clusters, now)
     outcomes = [Outcome(u, decide(used_ms=u.used_ms, limits=u.limits, state=u.info.state,
-                                  flags=u.flags, group=u.group, exempt=u.info.exempt),
+                                  flags=u.flags, group=u.group, exempt=u.info.exempt or u.vanished),
                         error=u.error) for u in usages]
     for o in outcomes:
         _log_decision(o, dry_run)

@@ -3,3 +3,7 @@
 
 class AdminError(Exception):
     pass
+
+
+class WorkspaceUnavailable(Exception):
+    """The cluster list itself could not be read: nothing can be measured this run."""

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 
 from . import accounting as acc
 from .accounting import Tracker
-from .enforcement import RESTORED_LEVEL
+from .enforcement import RESTORED_LEVEL, list_or_alert
 from .ledger import Cluster, ClusterDay, ClosedDay, UsageHistory
 from .messages import Rendered, dedupe_key
 from .notify import queue_failure_alert
@@ -53,7 +53,7 @@ def run_end_of_day(lab, now: datetime) -> CloseReport:
     tz = lab.settings.timezone
     today = acc.local_day(now, tz)
     report = CloseReport()
-    usages = measure(lab, lab.gateway.list_clusters(), now)
+    usages = measure(lab, list_or_alert(lab, "end_of_day_operations", now), now)
     with lab.db.atomic():
         record(usages, now)
     report.failures += [(u.info.name, u.error) for u in usages if u.error is not None]

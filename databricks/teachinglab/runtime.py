@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .config import ConfigError, Settings, load_settings, read_env
+from .errors import WorkspaceUnavailable
 
 EXIT_CONFIG = 2
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run is still going; cron tries again next time
@@ -98,6 +99,10 @@ def run_locked(settings: Settings, job: str, body: Callable[[], int]) -> int:
     try:
         with run_lock(settings.lock_path):
             return body()
+    except WorkspaceUnavailable as err:
+        print(f"{job}: workspace unavailable: {err} (the admin was alerted; the next run tries again)",
+              file=sys.stderr)
+        return 1
     except LockBusy as busy:
         log.warning("another run holds the lock %s; this %s run stops without doing anything", busy, job)
         print(f"{job}: another run is in progress (lock {busy}); nothing done.", file=sys.stderr)

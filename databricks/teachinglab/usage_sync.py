@@ -36,6 +36,7 @@ class ClusterUsage:
     previous_level: str | None = None
     estimated: bool = False
     error: Exception | None = None
+    vanished: bool = False  # in the ledger, no longer in the workspace: counted, never enforced
 
     @property
     def label(self) -> str:
@@ -119,7 +120,7 @@ def measure(lab, clusters: list[ClusterInfo], now: datetime) -> list[ClusterUsag
             logger.warning("cluster=%s name=%s: events unavailable (%s); usage is an estimate from "
                            "state and start times", info.cluster_id, info.name, type(err).__name__)
             return acc.estimate_activity(tracker, info, now)
-        return acc.apply_events(tracker, events, info, now, start)
+        return acc.settle_with_state(acc.apply_events(tracker, events, info, now, start), info)
 
     to_fetch = [c for c in clusters if acc.may_have_run(c, _tracker(known.get(c.cluster_id)))]
     activities = dict(lab.parallel(activity, to_fetch))
@@ -134,13 +135,23 @@ def measure(lab, clusters: list[ClusterInfo], now: datetime) -> list[ClusterUsag
     acl_groups = dict(lab.parallel(acl_group, untagged))
 
     out = []
+    listed = {c.cluster_id for c in clusters}
+    for row in known.values():
+        if row.cluster_id not in listed and row.open_since is not None:
+            logger.warning("cluster=%s name=%s: no longer in the workspace while running; its session is "
+                           "closed at %s, when it was last seen", row.cluster_id, row.name, row.last_seen.isoformat())
+            info = ClusterInfo(row.cluster_id, row.name, "DELETED",
+                               custom_tags={"group": row.group_name} if row.group_name else {})
+            activities[info] = acc.close_vanished(_tracker(row), row.last_seen, now)
+            clusters = [*clusters, info]
     for info in clusters:
         row = known.get(info.cluster_id)
         found = acl_groups.get(info)
         group, source = resolve_group(info, row, None if isinstance(found, Exception) else found)
         result = activities.get(info)
         tracker = _tracker(row) or Tracker()
-        usage = ClusterUsage(info, group, source, tracker, today, flags=_flags(rows_today.get(info.cluster_id)))
+        usage = ClusterUsage(info, group, source, tracker, today, flags=_flags(rows_today.get(info.cluster_id)),
+                             vanished=info.cluster_id not in listed)
         if isinstance(result, Exception):
             usage.error = result
         elif result is not None:
