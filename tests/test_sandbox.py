@@ -201,3 +201,35 @@ def test_student_without_can_restart_cannot_start(sandbox):
     ws.advance(120)
     assert ws.clusters.get(cid).state == "TERMINATED"
     assert ws.refused and "CAN_RESTART" in ws.refused[0][3]
+
+
+def test_sandbox_runs_by_hand_with_a_ticking_clock_and_a_control_endpoint(tmp_path):
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time as _time
+
+    from conftest import ROOT
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "databricks.sandbox", "--port", str(port), "--token", "t"],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == f"DATABRICKS_HOST=http://127.0.0.1:{port}"
+        w = WorkspaceClient(host=f"http://127.0.0.1:{port}", token="t")
+        cid = _create(w)
+        assert w.clusters.get(cid).state == compute.State.PENDING
+        r = requests.post(f"http://127.0.0.1:{port}/_sandbox/advance", json={"seconds": 300},
+                          headers={"Authorization": "Bearer t"})
+        assert r.status_code == 200
+        assert w.clusters.get(cid).state == compute.State.RUNNING
+        t0 = datetime.fromisoformat(r.json()["now"])
+        _time.sleep(1.1)
+        r2 = requests.post(f"http://127.0.0.1:{port}/_sandbox/advance", json={"seconds": 0},
+                           headers={"Authorization": "Bearer t"})
+        assert datetime.fromisoformat(r2.json()["now"]) - t0 >= timedelta(seconds=1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)

@@ -20,12 +20,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--admin", default="admin@example.edu", help="the user the token belongs to")
     parser.add_argument("--scenario", help="a JSON scenario file to seed users, groups and clusters")
     args = parser.parse_args(argv)
-    ws = Workspace(SandboxClock(datetime.now(timezone.utc)), tokens={args.token: args.admin})
+    ws = Workspace(SandboxClock(datetime.now(timezone.utc), ticking=True), tokens={args.token: args.admin})
     if args.scenario:
         load_scenario(ws, args.scenario)
     server = SandboxServer(workspace=ws, port=args.port).start()
     print(f"DATABRICKS_HOST={server.url}", flush=True)
     print("DATABRICKS_TOKEN=<the --token value>; Ctrl-C stops", flush=True)
+    print("Move its clock: curl -X POST -H 'Authorization: Bearer TOKEN' -d '{\"seconds\": 3600}' "
+          f"{server.url}/_sandbox/advance", flush=True)
     signal.sigwait({signal.SIGINT, signal.SIGTERM})
     server.stop()
     return 0

@@ -245,6 +245,10 @@ def libraries_status(ws, body, query, m, user):
 
 
 # -- HTTP plumbing -----------------------------------------------------------------------------
+class _Done(Exception):
+    """A control request answered outside the API routes."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "teachinglab-sandbox/1"
     protocol_version = "HTTP/1.1"
@@ -273,6 +277,10 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw) if raw else {}
             except ValueError:
                 raise ApiError(400, "MALFORMED_REQUEST", "Request body is not valid JSON") from None
+            if parts.path == "/_sandbox/advance" and method == "POST":
+                ws.check_token(self.headers.get("Authorization"))
+                payload = {"now": ws.advance(float(body.get("seconds") or 0)).isoformat()}
+                raise _Done()
             if not API_PREFIX.match(parts.path):
                 raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {parts.path}'")
             path = API_PREFIX.sub("", parts.path)
@@ -290,6 +298,8 @@ class _Handler(BaseHTTPRequestHandler):
                     break
             else:
                 raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {parts.path}'")
+        except _Done:
+            pass
         except ApiError as err:
             status, payload = err.status, err.body()
             if err.retry_after is not None:
