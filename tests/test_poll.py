@@ -342,3 +342,16 @@ def test_a_cluster_deleted_while_running_is_closed_when_last_seen(env):
     env.close_day(local(2026, 3, 3, 0, 7))
     from databricks.teachinglab.ledger import UsageHistory
     assert UsageHistory.get(UsageHistory.cluster == cid).used_ms == 60 * 60_000
+
+
+def test_a_failed_member_lookup_delays_the_warning_instead_of_sending_it_to_the_admin_alone(env):
+    ws = env.workspace
+    ws.session(env.ids["cluster_01"], at(7), None)
+    env.polls(at(7), at(13, 30))
+    fault = ws.inject(Fault(method="GET", path="/preview/scim/v2/Groups", status=500, times=None))
+    report = env.poll(at(13, 45))  # 405 min: a warning is due, but the members cannot be read
+    assert [o.usage.info.name for o in report.failures] == ["cluster_01"] and outbox("warning") == []
+    ws.faults.remove(fault)
+    env.poll(at(14))
+    w = outbox("warning")
+    assert len(w) == 1 and "student011@students.example.edu" in w[0].to_addrs

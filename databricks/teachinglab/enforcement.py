@@ -54,7 +54,7 @@ class PollReport:
         return sum(Action(action) in o.done for o in self.outcomes)
 
 
-def list_or_alert(lab, job: str, now: datetime):
+def list_or_alert(lab, job: str, now: datetime, *, alert: bool = True):
     """The cluster list, or a failure alert to the admin and WorkspaceUnavailable."""
     try:
         return lab.gateway.list_clusters()
@@ -62,14 +62,15 @@ def list_or_alert(lab, job: str, now: datetime):
         err.__traceback_text__ = traceback.format_exc()
         logger.error("cannot list clusters (%s: %s); nothing measured or enforced this run",
                      type(err).__name__, err)
-        with lab.db.atomic():
-            queue_failure_alert(lab, job, [("(the cluster list)", err)], now)
-        lab.deliver(now)
+        if alert:
+            with lab.db.atomic():
+                queue_failure_alert(lab, job, [("(the cluster list)", err)], now)
+            lab.deliver(now)
         raise WorkspaceUnavailable(str(err)) from err
 
 
 def run_poll(lab, now: datetime, *, dry_run: bool = False) -> PollReport:
-    clusters = lab.gateway.list_clusters() if dry_run else list_or_alert(lab, "poll_clusters", now)
+    clusters = list_or_alert(lab, "poll_clusters", now, alert=not dry_run)
     usages = measure(lab, clusters, now)
     outcomes = [Outcome(u, decide(used_ms=u.used_ms, limits=u.limits, state=u.info.state,
                                   flags=u.flags, group=u.group, exempt=u.info.exempt or u.vanished),
@@ -82,6 +83,10 @@ def run_poll(lab, now: datetime, *, dry_run: bool = False) -> PollReport:
     needs_mail = {o.usage.group for o in outcomes
                   if o.usage.group and {Action.WARN, Action.NOTIFY} & set(o.decision.actions)}
     groups = dict(lab.parallel(lambda name: lab.gateway.group(name), sorted(needs_mail)))
+    for o in outcomes:
+        found = groups.get(o.usage.group)
+        if isinstance(found, Exception) and {Action.WARN, Action.NOTIFY} & set(o.decision.actions):
+            o.error = found  # without the members nobody can be told: try again next poll
 
     with lab.db.atomic():
         record(usages, now)

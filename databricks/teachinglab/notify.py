@@ -13,12 +13,11 @@ from .outbox import enqueue
 logger = logging.getLogger(__name__)
 
 
-def recipients_for(lab, group: GroupInfo | Exception | None) -> tuple[list[str], list[str]]:
-    """The group's members, with the admin in copy; the admin alone when the group is unknown."""
+def recipients_for(lab, group: GroupInfo | None) -> tuple[list[str], list[str]]:
+    """The group's members, with the admin in copy; the admin alone when the group does not exist
+    in the workspace (a lookup that failed never gets here: the poll retries it)."""
     admin = [lab.settings.admin_email] if lab.settings.admin_email else []
-    if isinstance(group, Exception) or group is None:
-        if isinstance(group, Exception):
-            logger.warning("group members unavailable (%s); the admin alone is told", group)
+    if group is None:
         return admin, []
     members = [p.email for p in group.members]
     return (members, admin) if members else (admin, [])
