@@ -159,3 +159,22 @@ def test_killed_in_the_middle_of_a_send_sends_once(acs, tmp_path, mode, attempts
     r = subprocess.run([sys.executable, "-m", "databricks.main", "--outbox", "--json"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=60)
     assert '"status": "sent"' in r.stdout and f'"attempts": {attempts}' in r.stdout
+
+
+def test_a_private_ca_is_honoured_through_requests_ca_bundle(db, tmp_path):
+    import ssl
+
+    import trustme
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    with FakeAcs(tls_context=server_ctx) as acs:
+        assert acs.endpoint.startswith("https://")
+        queue()
+        untrusted = deliver(AcsTransport(settings_for(acs, tmp_path)), db)
+        assert untrusted.sent == 0 and "SSL" in OutboxMessage.get().last_error.upper()
+        trusted = AcsTransport(settings_for(acs, tmp_path, REQUESTS_CA_BUNDLE=str(bundle)))
+        assert deliver(trusted, db, now=NOW + timedelta(hours=1)).sent == 1
+        assert acs.state.bad_signatures == 0 and len(acs.state.delivered) == 1

@@ -126,7 +126,8 @@ class _Handler(BaseHTTPRequestHandler):
             if outcome == "slow":
                 time.sleep(self.state.stall_seconds)
         host = self.headers.get("Host")
-        location = f"http://{host}/emails/operations/{op_id}?api-version=2025-09-01"
+        scheme = "https" if hasattr(self.connection, "getpeercert") else "http"
+        location = f"{scheme}://{host}/emails/operations/{op_id}?api-version=2025-09-01"
         self._reply(202, {"id": op_id, "status": "Running"},
                     {"Operation-Location": location, "Retry-After": "0"})
 
@@ -154,17 +155,21 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeAcs:
     """with FakeAcs() as acs: ... acs.connection_string ... acs.state.delivered"""
 
-    def __init__(self, access_key: str | None = None):
+    def __init__(self, access_key: str | None = None, *, tls_context=None):
         key = access_key or base64.b64encode(b"fake-acs-secret-key-0123456789ab").decode()
         self.state = FakeAcsState(access_key=key)
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.state = self.state  # type: ignore[attr-defined]
+        self._scheme = "http"
+        if tls_context is not None:  # a service behind a private CA
+            self._httpd.socket = tls_context.wrap_socket(self._httpd.socket, server_side=True)
+            self._scheme = "https"
 
     @property
     def endpoint(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
 
     @property
     def connection_string(self) -> str:

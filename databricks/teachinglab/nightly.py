@@ -22,7 +22,7 @@ from .ledger import Cluster, ClusterDay, ClosedDay, UsageHistory
 from .messages import Rendered, dedupe_key
 from .notify import queue_failure_alert
 from .outbox import enqueue
-from .usage_sync import measure, record
+from .usage_sync import limits_book, measure, record
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ def _archive(lab, day: date, now: datetime) -> None:
     tz = lab.settings.timezone
     lo, hi = acc.day_bounds(day, tz)
     rows = {r.cluster_id: r for r in ClusterDay.select().where(ClusterDay.day == day)}
+    limits_for = limits_book(lab.settings, day)
     for cluster in Cluster.select():
         row = rows.get(cluster.cluster_id)
         open_ms = acc.overlap_ms(cluster.open_since, min(now, hi), lo, hi) if cluster.open_since else 0
@@ -93,7 +94,7 @@ def _archive(lab, day: date, now: datetime) -> None:
         UsageHistory.insert(
             cluster=cluster.cluster_id, day=day, cluster_name=cluster.name, group_name=cluster.group_name,
             used_ms=(row.closed_ms if row else 0) + open_ms,
-            limit_ms=(row.limit_ms if row and row.limit_ms else lab.settings.max_minutes * 60_000),
+            limit_ms=(row.limit_ms if row and row.limit_ms else limits_for(cluster.cluster_id).max_ms),
             sessions=sessions, warned=bool(row and row.warned_at),
             terminated=bool(row and (row.terminated_at or row.over_quota_at)),
             blocked_group=row.blocked_group if row and (row.blocked_at or row.over_quota_at) else None,
