@@ -124,7 +124,7 @@ def test_forty_messages_with_a_stalled_service_end_inside_the_budget_and_lose_no
     t0 = time.monotonic()
     result = deliver(transport, db, budget=3.0)
     elapsed = time.monotonic() - t0
-    assert elapsed < 4.5, elapsed
+    assert elapsed < 5.5, elapsed  # 3 s of budget, plus start-up and one last cut-short read
     assert result.sent == 0 and OutboxMessage.select().where(OutboxMessage.status == "pending").count() == 40
     acs.state.default = "succeed"
     later = deliver(transport, db, now=NOW + timedelta(hours=1), budget=60)
