@@ -105,3 +105,8 @@ def test_price_table_can_be_overridden(tmp_path):
                                 "node_types": {"X": {"dbu_per_hour": 2, "vm_per_hour": 1}}}))
     prices = PriceTable.load(path)
     assert prices.hourly("X", 3) == 9.0 and prices.hourly("unknown", 1) is None
+
+
+def test_chart_labels_rtl_groups_by_cluster_name():
+    from databricks.teachinglab.report_files import _has_rtl
+    assert _has_rtl("קבוצה שלוש") and not _has_rtl("group_01")

@@ -41,7 +41,8 @@ def report_png(report: DailyReport) -> bytes:
     matplotlib.use("Agg")  # headless: the VM has no display
     import matplotlib.pyplot as plt
 
-    labels = [r.group or r.cluster_name for r in report.rows]
+    # matplotlib draws right-to-left text (Hebrew) reversed; such groups are labelled by cluster
+    labels = [r.group if r.group and not _has_rtl(r.group) else r.cluster_name for r in report.rows]
     used = [r.used_ms / 60_000 for r in report.rows]
     limits = [r.limit_ms / 60_000 for r in report.rows]
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(labels) + 2), 4), dpi=100)
@@ -58,6 +59,11 @@ def report_png(report: DailyReport) -> bytes:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def _has_rtl(text: str) -> bool:
+    import unicodedata
+    return any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text)
 
 
 @dataclass(frozen=True)
