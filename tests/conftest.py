@@ -17,7 +17,6 @@ if str(ROOT) not in sys.path:
 from databricks.sandbox import Delays, SandboxClock, SandboxServer, Workspace, load_scenario  # noqa: E402
 from databricks.teachinglab.config import load_settings  # noqa: E402
 from databricks.teachinglab.lab import Lab  # noqa: E402
-from databricks.teachinglab.transports import ConsoleTransport  # noqa: E402
 from databricks.teachinglab.workspace_gateway import WorkspaceGateway  # noqa: E402
 
 TZ = ZoneInfo("Asia/Jerusalem")

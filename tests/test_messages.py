@@ -3,7 +3,6 @@ from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from zoneinfo import ZoneInfo
 
-import peewee as pw
 import pytest
 
 from databricks.teachinglab import outbox as ob

@@ -1,5 +1,5 @@
 """The nightly close: archive, restore, reset, report; catch-up and idempotence."""
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 

@@ -1,6 +1,5 @@
 """One poll, end to end: the real WorkspaceClient against the emulated workspace, a real SQLite
 ledger, and the file mail transport."""
-from datetime import timedelta
 
 import pytest
 

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ADMIN, ROOT, local
 from databricks import main as cli
-from databricks.sandbox import Fault
+from databricks.sandbox import ApiError, Fault
 
 DATA = ROOT / "tests" / "data"
 
@@ -177,7 +177,7 @@ def test_import_restores_per_user(env, tmp_path, capsys):
     assert ws.tree.get_status("/Users/dana@uni.example.edu/hw1/etl")["language"] == "PYTHON"
     assert base64.b64decode(ws.tree.export("/Users/dana@uni.example.edu/hw1/etl", "SOURCE")["content"]) \
         == "print('שלום')\n".encode()
-    with pytest.raises(Exception):
+    with pytest.raises(ApiError):
         ws.tree.get_status("/Users/omer@uni.example.edu/scala")  # another user's: not restored
 
 

@@ -1,7 +1,7 @@
 """The daily report: numbers that match the ledger, a valid PNG and CSV, safe cells, CLI files."""
 import io
 import json
-from datetime import date, timedelta
+from datetime import date
 from email import message_from_bytes, policy
 
 import pandas as pd
@@ -10,7 +10,7 @@ from freezegun import freeze_time
 
 from conftest import course, local
 from databricks import main as cli
-from databricks.teachinglab.ledger import Cluster, OutboxMessage, UsageHistory
+from databricks.teachinglab.ledger import OutboxMessage, UsageHistory
 from databricks.teachinglab.report import PriceTable, build_report
 from databricks.teachinglab.report_files import report_csv, report_png, safe_cell
 

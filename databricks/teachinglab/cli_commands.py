@@ -136,7 +136,7 @@ def retry(settings, args) -> int:
         try:
             ids = [int(x) for x in args.retry.split(",")]
         except ValueError:
-            raise admin.AdminError(f"--retry {args.retry!r}: give a message id from --outbox, or 'all'")
+            raise admin.AdminError(f"--retry {args.retry!r}: give a message id from --outbox, or 'all'") from None
 
     def body() -> int:
         lab = Lab.open(settings, now, gateway=_NoWorkspace())

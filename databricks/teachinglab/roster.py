@@ -115,7 +115,7 @@ def parse_roster(raw: bytes | str, path: str = "moodle.csv") -> Roster:
     try:
         header = next(reader)
     except StopIteration:
-        raise RosterError([Problem(path, 1 + offset, "the file is empty: download the group export again")])
+        raise RosterError([Problem(path, 1 + offset, "the file is empty: download the group export again")]) from None
     header = [h.strip() for h in header]
     lower = [h.lower() for h in header]
     rows = [(offset + reader.line_num, _getter(row)) for row in reader if any(c.strip() for c in row)]
