@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from .accounting import local_day
 from .messages import render, show_local
 from .outbox import Attachment
 from .report import DailyReport
@@ -100,6 +101,5 @@ def write_files(report: DailyReport, settings, now: datetime, out: Path) -> list
 
 
 def report_day_default(now: datetime, tz) -> date:
-    from .accounting import local_day
-    from datetime import timedelta
+    """Yesterday, the last day the nightly close can have finished."""
     return local_day(now, tz) - timedelta(days=1)
