@@ -77,3 +77,15 @@ def test_bad_config_exits_2_with_one_message_and_no_secret(tmp_path):
         assert "Traceback" not in r.stderr and "dapi-very-secret" not in r.stderr + r.stdout
         assert "DATABRICKS_HOST" in r.stderr and "DATABRICKS_WARN_UPTIME" in r.stderr
         assert "QUOTA_TIMEZONE" in r.stderr
+
+
+def test_a_readable_dotenv_is_flagged(tmp_path, capsys, monkeypatch):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("DATABRICKS_MAX_UPTIME=300\n")
+    monkeypatch.setenv("DATABRICKS_MAX_UPTIME", "300")
+    dotenv.chmod(0o644)
+    read_env(dotenv)
+    assert "chmod 600" in capsys.readouterr().err
+    dotenv.chmod(0o600)
+    read_env(dotenv)
+    assert capsys.readouterr().err == ""

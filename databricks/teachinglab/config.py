@@ -91,11 +91,22 @@ def normalize_host(raw: str) -> str:
     return host
 
 
+def loose_permissions(path: Path) -> bool:
+    """True when a secrets file can be read by other accounts on the VM (it should be 600)."""
+    try:
+        return bool(path.stat().st_mode & 0o077)
+    except OSError:
+        return False
+
+
 def read_env(dotenv_path: Path | None = None) -> dict[str, str]:
     """The process environment over `.env`; also exports `.env` so the SDK's own auth sees it."""
     from dotenv import dotenv_values, load_dotenv
 
     path = dotenv_path or REPO_ROOT / ".env"
+    if loose_permissions(path):
+        import sys
+        print(f"warning: {path} holds secrets but others can read it: chmod 600 {path}", file=sys.stderr)
     values = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.exists() else {}
     if path.exists():
         load_dotenv(path, override=False)
