@@ -208,10 +208,8 @@ def clear_quota(settings, args) -> int:
 def report(settings, args) -> int:
     from pathlib import Path
     from .ledger import ClosedDay
-    from .messages import Rendered, dedupe_key
-    from .outbox import enqueue
     from .report import build_report
-    from .report_files import bundle, report_day_default, write_files
+    from .report_files import queue_report, report_day_default, write_files
     now = utcnow()
     lab = Lab.open(settings, now, gateway=_NoWorkspace())
     day = args.report_date or report_day_default(now, settings.timezone)
@@ -222,11 +220,8 @@ def report(settings, args) -> int:
     for path in write_files(built, settings, now, Path(args.out)):
         print(path)
     if args.send:
-        b = bundle(built, settings, now)
         with lab.db.atomic():
-            enqueue(kind="daily_report", key=dedupe_key("daily_report", f"resend-{now.isoformat()}", day),
-                    to=[settings.report_recipient or ""], rendered=Rendered(b.subject, b.text, b.html),
-                    attachments=b.attachments(), now=now)
+            queue_report(built, settings, now, subject_id=f"resend-{now.isoformat()}")
         result = lab.deliver(now)
         print(f"report for {day} to {settings.report_recipient}: {'sent' if result.sent else 'queued, see --outbox'}")
         return 0 if result.sent else 1

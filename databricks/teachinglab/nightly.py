@@ -19,9 +19,7 @@ from . import accounting as acc
 from .accounting import Tracker
 from .enforcement import RESTORED_LEVEL, list_or_alert
 from .ledger import Cluster, ClusterDay, ClosedDay, UsageHistory
-from .messages import Rendered, dedupe_key
 from .notify import queue_failure_alert
-from .outbox import enqueue
 from .usage_sync import limits_book, measure, record
 
 logger = logging.getLogger(__name__)
@@ -112,12 +110,9 @@ def _archive(lab, day: date, now: datetime) -> None:
 
 def _queue_report(lab, day: date, now: datetime) -> None:
     from .report import build_report
-    from .report_files import bundle
-    report = build_report(day, semester_start=lab.settings.semester_start, prices=lab.settings.prices())
-    b = bundle(report, lab.settings, now)
-    enqueue(kind="daily_report", key=dedupe_key("daily_report", "all", day),
-            to=[lab.settings.report_recipient or ""], rendered=Rendered(b.subject, b.text, b.html),
-            attachments=b.attachments(), now=now)
+    from .report_files import queue_report
+    queue_report(build_report(day, semester_start=lab.settings.semester_start, prices=lab.settings.prices()),
+                 lab.settings, now)
 
 
 def _restore(lab, day: date, today: date, now: datetime, report: CloseReport) -> tuple[list[str], bool]:

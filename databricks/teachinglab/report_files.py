@@ -91,6 +91,16 @@ def bundle(report: DailyReport, settings, now: datetime, *, inline_chart: bool =
     return ReportBundle(rendered.subject, rendered.text, rendered.html, report_csv(report), report_png(report))
 
 
+def queue_report(report: DailyReport, settings, now: datetime, subject_id: str = "all") -> bool:
+    """Put the report (chart inline, CSV attached) in the outbox for REPORT_RECIPIENT_EMAIL."""
+    from .messages import Rendered, dedupe_key
+    from .outbox import enqueue
+    b = bundle(report, settings, now)
+    return enqueue(kind="daily_report", key=dedupe_key("daily_report", subject_id, report.day),
+                   to=[settings.report_recipient or ""], rendered=Rendered(b.subject, b.text, b.html),
+                   attachments=b.attachments(), now=now)
+
+
 def write_files(report: DailyReport, settings, now: datetime, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     b = bundle(report, settings, now, inline_chart=False)
