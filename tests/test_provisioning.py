@@ -47,7 +47,7 @@ def test_first_run_creates_everything_and_second_run_changes_nothing(env, capsys
     assert c.spec["autoscale"] == {"min_workers": 1, "max_workers": 2} and c.spec["autotermination_minutes"] == 30
     assert c.pinned and c.state in ("TERMINATING", "TERMINATED")  # stopped right after creation
     assert ws.acls.level_of(c.cluster_id, "group_name", "קבוצה שלוש") == "CAN_RESTART"
-    assert ws.acls.level_of(c.cluster_id, "group_name", "admins") == "CAN_MANAGE"
+    assert ws.acls.level_of(c.cluster_id, "group_name", "admins") is None  # inherited, never written
     libs = [s["library"] for s in ws.libraries.status(c.cluster_id)["library_statuses"]]
     assert {"pypi": {"package": "nltk==3.9.1"}} in libs and {"maven": {"coordinates": "com.example:lib:1.0"}} in libs
     capsys.readouterr()

@@ -118,6 +118,10 @@ def test_permissions_put_patch_and_level_validation(sandbox, w):
                          json={"access_control_list": [{"group_name": "group_01", "permission_level": "CAN_RUN"}]},
                          headers={"Authorization": "Bearer tok"})
     assert bad.status_code == 400 and bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    admins = requests.put(f"{sandbox.url}/api/2.0/permissions/clusters/{cid}",
+                          json={"access_control_list": [{"group_name": "admins", "permission_level": "CAN_MANAGE"}]},
+                          headers={"Authorization": "Bearer tok"})
+    assert admins.status_code == 400 and "not possible to modify admin permissions" in admins.json()["message"]
 
 
 def test_scim_users_groups_membership_both_ways(w):

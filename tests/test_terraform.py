@@ -39,10 +39,23 @@ def test_module_has_the_resources_the_course_needs():
                  "terraform_data.stop_clusters", "databricks_schema.team", "databricks_grants.team_schema"):
         assert any(key.replace('"', "") == name for key in res), name
     cluster = next(v for k, v in res.items() if k.replace('"', "") == "databricks_cluster.team")
-    assert cluster["is_pinned"] is True
+    assert "local.pinned" in cluster["is_pinned"] and "data_security_mode" in cluster
     text = (MODULE / "main.tf").read_text()
     assert "csvdecode(file(" in text and "group  = each.value" in text and "course = var.course" in text
     assert '"CAN_RESTART"' in text and '"CAN_MANAGE"' in text
+
+
+def test_module_never_writes_an_admins_entry_and_leaves_acl_drift_to_the_poll():
+    """The provider refuses an `admins` access_control entry at apply, and an authoritative
+    databricks_permissions would hand a blocked group CAN_RESTART back on the next apply."""
+    res = _resources()
+    perms = next(v for k, v in res.items() if k.replace('"', "") == "databricks_permissions.cluster")
+    entries = perms.get("access_control", []) + [
+        d["access_control"]["content"][0] for d in perms.get("dynamic", []) if "access_control" in d]
+    assert entries and not any(str(e.get("group_name", "")).strip('"') == "admins" for e in entries)
+    lifecycle = perms["lifecycle"][0]
+    assert "access_control" in str(lifecycle["ignore_changes"])
+    assert _variables()["manager_group"]["default"] is None
 
 
 def test_provider_is_pinned_and_only_builtins_besides_it():
@@ -101,4 +114,4 @@ def test_terraform_validate_and_test(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     r = terraform(["test"], work, env)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "4 passed, 0 failed" in r.stdout
+    assert "8 passed, 0 failed" in r.stdout

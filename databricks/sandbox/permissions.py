@@ -1,5 +1,7 @@
 """Cluster ACLs. PUT replaces the direct entries; PATCH changes only the principals it names.
-The admins group always holds CAN_MANAGE, inherited from the clusters root object."""
+The admins group always holds CAN_MANAGE, inherited from the clusters root object, and a request
+that names it is refused, as the Terraform provider refuses it ("it is not possible to modify
+admin permissions for cluster resources", resource_permissions.go validate)."""
 from __future__ import annotations
 
 from .errors import ApiError
@@ -32,6 +34,9 @@ class ClusterAcls:
                 raise ApiError(400, "INVALID_PARAMETER_VALUE",
                                f"Permission {level} is not a valid permission for clusters; "
                                f"valid levels are {', '.join(CLUSTER_LEVELS)}")
+            if key == "group_name" and name == "admins":
+                raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                               "it is not possible to modify admin permissions for cluster resources")
             if key == "group_name" and not self.directory.group_id(name):
                 raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Group {name} does not exist")
             if key == "user_name" and not self.directory.find_user(name):

@@ -6,7 +6,8 @@ Nothing is deleted unless prune=True. Names, tags and settings are the Terraform
 
     group          display name = the Moodle group name; all students also in "<course>-students"
     cluster        "<course>-<group_key>", tags group=<group name>, course=<course>, pinned,
-                   autoscale, autotermination; the group CAN_RESTART, "admins" CAN_MANAGE
+                   autoscale, autotermination; the group CAN_RESTART (admins inherit CAN_MANAGE,
+                   and the API refuses an admins entry)
     libraries      PyPI and Maven lists, installed when the cluster first runs
 
 New clusters are terminated right after creation: libraries install at the first start.
@@ -128,7 +129,7 @@ def plan(gateway, roster: Roster, cs: ClusterSettings, *, prune: bool = False, p
                 cid = gateway.create_cluster(spec)
                 gateway.terminate(cid)  # libraries install at the first start; nobody pays until then
                 gateway.pin(cid)
-                gateway.grant(cid, [("group_name", group, "CAN_RESTART"), ("group_name", "admins", "CAN_MANAGE")])
+                gateway.grant(cid, [("group_name", group, "CAN_RESTART")])
                 gateway.install_libraries(cid, list(cs.pypi), list(cs.maven))
             changes.append(Change("create_cluster", spec["cluster_name"], f"group {g.name}", run=create_cluster))
             continue

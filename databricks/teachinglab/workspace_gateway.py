@@ -125,7 +125,10 @@ class WorkspaceGateway:
         (A plain PUT with only the group, as the old tool did, wiped the rest; PATCH cannot be
         relied on to lower a level.)
         """
-        direct = [e for e in self.acl(cluster_id) if not e.inherited]
+        # An admins entry is never written back: the API refuses to modify admin permissions
+        # (admins inherit CAN_MANAGE), even where a workspace shows one as direct.
+        direct = [e for e in self.acl(cluster_id) if not e.inherited
+                  and not (e.principal_type == "group_name" and e.principal == "admins")]
         previous = next((e.level for e in direct if e.principal_type == "group_name"
                          and e.principal == group), None)
         if previous == level:

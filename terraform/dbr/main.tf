@@ -9,6 +9,26 @@ locals {
 
   # "<group_key>/<email>" => row, one per membership
   memberships = { for r in local.rows : "${r.group_key}/${lower(r.email)}" => r if r.email != "" }
+
+  # A workspace pins at most 100 clusters; the first var.max_pinned group keys (sorted) are pinned.
+  pinned = toset(slice(sort(keys(local.groups)), 0, min(length(local.groups), var.max_pinned)))
+
+  # CLUSTER_ACCESS_MODE of the SDK path: dedicated (to the group), standard, or none (legacy).
+  data_security_mode = {
+    dedicated = "DATA_SECURITY_MODE_DEDICATED"
+    standard  = "DATA_SECURITY_MODE_STANDARD"
+    none      = null
+  }[var.access_mode]
+
+  # Staff CAN_MANAGE entries; never "admins" (the provider refuses it, and admins inherit
+  # CAN_MANAGE on every cluster anyway).
+  staff = var.manager_group == null ? [] : [var.manager_group]
+
+  # "15.4.x-scala2.12" -> 1504; the runtime each access mode needs (Databricks docs: dedicated
+  # group access needs 15.4 LTS+, standard access mode with Unity Catalog 13.3 LTS+).
+  runtime     = try(tonumber(regex("^(\\d+)\\.", var.spark_version)[0]) * 100 + tonumber(regex("^\\d+\\.(\\d+)", var.spark_version)[0]), 0)
+  min_runtime = { dedicated = 1504, standard = 1303, none = 0 }[var.access_mode]
+  runtime_ok  = local.runtime >= local.min_runtime
 }
 
 # Stops a plan made in the wrong Terraform workspace before it can touch another course.
@@ -63,7 +83,10 @@ resource "databricks_cluster" "team" {
   node_type_id            = var.node_type_id
   driver_node_type_id     = var.driver_node_type_id
   autotermination_minutes = var.autotermination_minutes
-  is_pinned               = true
+  is_pinned               = contains(local.pinned, each.key)
+  data_security_mode      = local.data_security_mode
+  # Dedicated to the group: only its members can attach, and they act with the group's rights.
+  single_user_name = var.access_mode == "dedicated" ? databricks_group.team[each.key].display_name : null
 
   autoscale {
     min_workers = var.min_workers
@@ -94,9 +117,20 @@ resource "databricks_cluster" "team" {
     }
   }
 
+  lifecycle {
+    precondition {
+      condition     = local.runtime_ok
+      error_message = "spark_version ${var.spark_version} is too old for access_mode ${var.access_mode}: dedicated group compute needs Databricks Runtime 15.4 or later, standard needs 13.3 or later."
+    }
+  }
+
   depends_on = [terraform_data.workspace_guard]
 }
 
+# Permissions are authored once. The quota poll lowers a group to CAN_ATTACH_TO when it reaches its
+# hard quota and the nightly close raises it again, so later applies must not put CAN_RESTART back
+# in the middle of a blocked day: access_control drift is ignored. (The poll also re-checks the ACL
+# of every cluster blocked today and lowers it again if anything raised it.)
 resource "databricks_permissions" "cluster" {
   for_each   = local.groups
   cluster_id = databricks_cluster.team[each.key].id
@@ -106,8 +140,32 @@ resource "databricks_permissions" "cluster" {
     permission_level = "CAN_RESTART"
   }
 
+  dynamic "access_control" {
+    for_each = local.staff
+    content {
+      group_name       = access_control.value
+      permission_level = "CAN_MANAGE"
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [access_control]
+  }
+}
+
+# Dedicated group compute works on the group's own folder: /Workspace/Groups/<group>, which the
+# group may manage (Databricks docs, "Dedicated group access": best practices).
+resource "databricks_directory" "group_home" {
+  for_each = var.access_mode == "dedicated" ? local.groups : {}
+  path     = "/Workspace/Groups/${each.value}"
+}
+
+resource "databricks_permissions" "group_home" {
+  for_each       = databricks_directory.group_home
+  directory_path = each.value.path
+
   access_control {
-    group_name       = var.manager_group
+    group_name       = databricks_group.team[each.key].display_name
     permission_level = "CAN_MANAGE"
   }
 }
@@ -142,8 +200,11 @@ resource "databricks_grants" "team_schema" {
     privileges = var.schema_privileges
   }
 
-  grant {
-    principal  = var.manager_group
-    privileges = ["ALL_PRIVILEGES"]
+  dynamic "grant" {
+    for_each = local.staff
+    content {
+      principal  = grant.value
+      privileges = ["ALL_PRIVILEGES"]
+    }
   }
 }

@@ -90,9 +90,33 @@ variable "maven_packages" {
 }
 
 variable "manager_group" {
-  description = "The group that gets CAN_MANAGE on every cluster (course staff)."
+  description = "A course-staff group that gets CAN_MANAGE on every cluster and ALL_PRIVILEGES on the group schemas; null for none. Not \"admins\": workspace admins already manage every cluster, and the provider refuses an admins entry."
   type        = string
-  default     = "admins"
+  default     = null
+  validation {
+    condition     = var.manager_group == null || try(lower(var.manager_group) != "admins", true)
+    error_message = "manager_group may not be \"admins\": admins inherit CAN_MANAGE on every cluster, and the provider refuses to modify admin permissions. Use a staff group, or null."
+  }
+}
+
+variable "access_mode" {
+  description = "Cluster access mode, as CLUSTER_ACCESS_MODE of the SDK path: dedicated (to the group; needs Databricks Runtime 15.4 or later), standard, or none (legacy, no Unity Catalog)."
+  type        = string
+  default     = "dedicated"
+  validation {
+    condition     = contains(["dedicated", "standard", "none"], var.access_mode)
+    error_message = "access_mode must be dedicated, standard or none."
+  }
+}
+
+variable "max_pinned" {
+  description = "Pin at most this many clusters (a workspace allows 100 pinned clusters in all); clusters past it are created unpinned."
+  type        = number
+  default     = 100
+  validation {
+    condition     = var.max_pinned >= 0 && var.max_pinned <= 100
+    error_message = "max_pinned must be from 0 to 100."
+  }
 }
 
 variable "stop_clusters_after_create" {

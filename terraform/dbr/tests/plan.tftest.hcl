@@ -26,6 +26,14 @@ run "one_cluster_per_group" {
     error_message = "clusters are named <course>-<group_key> and pinned"
   }
   assert {
+    condition     = databricks_cluster.team["g1043"].data_security_mode == "DATA_SECURITY_MODE_DEDICATED" && databricks_cluster.team["g1043"].single_user_name == "Team Rocket"
+    error_message = "by default each cluster is dedicated to its group (Unity Catalog)"
+  }
+  assert {
+    condition     = length(databricks_directory.group_home) == 4 && databricks_directory.group_home["g1043"].path == "/Workspace/Groups/Team Rocket"
+    error_message = "dedicated group compute gets /Workspace/Groups/<group>"
+  }
+  assert {
     condition     = databricks_cluster.team["g1043"].autoscale[0].max_workers == 2 && databricks_cluster.team["g1043"].autotermination_minutes == 30
     error_message = "autoscale and autotermination come from the variables"
   }
@@ -52,9 +60,9 @@ run "memberships_and_permissions" {
   }
   assert {
     condition = alltrue([for k, p in databricks_permissions.cluster :
-      contains([for ac in p.access_control : "${ac.group_name}=${ac.permission_level}"], "admins=CAN_MANAGE")
+      !contains([for ac in p.access_control : ac.group_name], "admins")
     ])
-    error_message = "admins get CAN_MANAGE on every cluster"
+    error_message = "no admins entry: the provider refuses it, and admins inherit CAN_MANAGE"
   }
   assert {
     condition = contains([for ac in databricks_permissions.cluster["g1043"].access_control : "${ac.group_name}=${ac.permission_level}"],
@@ -75,4 +83,59 @@ run "wrong_workspace_is_refused" {
   }
 
   expect_failures = [terraform_data.workspace_guard]
+}
+
+run "pinning_stops_at_max_pinned" {
+  command = plan
+
+  variables {
+    max_pinned = 2
+  }
+
+  assert {
+    condition     = length([for k, c in databricks_cluster.team : k if c.is_pinned]) == 2
+    error_message = "only max_pinned clusters are pinned"
+  }
+}
+
+run "standard_access_mode" {
+  command = plan
+
+  variables {
+    access_mode   = "standard"
+    manager_group = "course-staff"
+  }
+
+  assert {
+    condition     = databricks_cluster.team["g1043"].data_security_mode == "DATA_SECURITY_MODE_STANDARD" && databricks_cluster.team["g1043"].single_user_name == null
+    error_message = "standard mode shares the cluster and names no single user"
+  }
+  assert {
+    condition     = contains([for ac in databricks_permissions.cluster["g1043"].access_control : "${ac.group_name}=${ac.permission_level}"], "course-staff=CAN_MANAGE")
+    error_message = "a staff group gets CAN_MANAGE"
+  }
+  assert {
+    condition     = length(databricks_directory.group_home) == 0
+    error_message = "group folders are for dedicated mode"
+  }
+}
+
+run "admins_as_manager_group_is_refused" {
+  command = plan
+
+  variables {
+    manager_group = "admins"
+  }
+
+  expect_failures = [var.manager_group]
+}
+
+run "old_runtime_for_dedicated_is_refused" {
+  command = plan
+
+  variables {
+    spark_version = "14.3.x-scala2.12"
+  }
+
+  expect_failures = [databricks_cluster.team]
 }
