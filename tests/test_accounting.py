@@ -96,6 +96,27 @@ def test_first_look_closing_event_without_opening_counts_from_window_start():
     assert [i.ms for i in out.closed] == [20 * 60 * 1000]
 
 
+@pytest.mark.parametrize("before", ["CREATING", "STARTING", "RESTARTING"])
+def test_first_look_closing_after_a_not_yet_usable_event_costs_nothing(before):
+    """A cluster created (or started) and stopped before its first poll never ran: it must not be
+    charged from the window start (regression: 841 minutes booked at 14:00 on day one)."""
+    window = acc.day_start(date(2026, 3, 2), TZ)
+    t0 = window + timedelta(hours=14)
+    events = [ev(t0, before), ev(t0 + timedelta(seconds=40), "TERMINATING")]
+    out = acc.apply_events(None, events, cluster(), t0 + timedelta(minutes=15), window)
+    assert out.closed == () and out.tracker.open_since is None
+
+
+def test_first_look_failed_start_then_a_real_session_counts_only_the_session():
+    window = acc.day_start(date(2026, 3, 2), TZ)
+    t0 = window + timedelta(hours=9)
+    events = [ev(t0, "STARTING"), ev(t0 + timedelta(minutes=3), "TERMINATING"),
+              ev(t0 + timedelta(minutes=10), "STARTING"), ev(t0 + timedelta(minutes=12), "RUNNING"),
+              ev(t0 + timedelta(minutes=42), "TERMINATING")]
+    out = acc.apply_events(None, events, cluster(), t0 + timedelta(hours=1), window)
+    assert [i.ms for i in out.closed] == [30 * 60 * 1000]
+
+
 def test_open_interval_usage_is_clipped_to_the_day():
     now = L(2026, 3, 3, 0, 30)
     open_since = L(2026, 3, 2, 23, 0)

@@ -354,3 +354,29 @@ def test_a_failed_member_lookup_delays_the_warning_instead_of_sending_it_to_the_
     env.poll(at(14))
     w = outbox("warning")
     assert len(w) == 1 and "student011@students.example.edu" in w[0].to_addrs
+
+
+def test_cluster_created_and_stopped_before_its_first_poll_costs_nothing(env):
+    """Day one of a real workspace: provisioning creates a cluster at 14:00 and stops it at once.
+    Its first poll must book 0, not 841 minutes from midnight (and must not block or mail)."""
+    env.workspace.clusters.delays.startup = 240  # a real cluster needs minutes to reach RUNNING
+    gw = env.lab().gateway
+    env.at(at(14))
+    cid = gw.create_cluster({"cluster_name": "bigdata-g1", "spark_version": "15.4.x-scala2.12",
+                             "node_type_id": "Standard_DS3_v2", "autotermination_minutes": 30,
+                             "custom_tags": {"group": "group_01"}, "autoscale": (1, 2)})
+    env.at(at(14, 0, 40))
+    gw.terminate(cid)
+    env.poll(at(14, 15))
+    row = ClusterDay.get((ClusterDay.cluster == cid))
+    assert row.used_ms == 0 and row.blocked_at is None
+    assert outbox() == []
+
+
+def test_job_clusters_are_not_listed_or_polled(env):
+    jid = env.workspace.add_cluster("job-123-run-1", spec={"cluster_source": "JOB"})
+    env.workspace.session(jid, at(8), at(9))
+    report = env.poll(at(9, 15))
+    assert jid not in {o.usage.info.cluster_id for o in report.outcomes}
+    listed = [r for r in env.workspace.requests if r.path.endswith("/clusters/list")]
+    assert listed and all(r.status == 200 for r in listed)

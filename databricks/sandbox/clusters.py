@@ -43,6 +43,11 @@ class Cluster:
     termination_reason: dict | None = None
     generation: int = 0  # bumps on every state change, so stale scheduled steps are skipped
 
+    @property
+    def source(self) -> str:
+        """UI, API, JOB, ...: who created it. Job clusters are JOB; the API sets it, never the caller."""
+        return self.spec.get("cluster_source") or "UI"
+
     def as_json(self) -> dict:
         out = dict(self.spec)
         out.update(
@@ -50,7 +55,9 @@ class Cluster:
             state=self.state,
             state_message=self.state_message,
             creator_user_name=self.creator,
-            cluster_source=self.spec.get("cluster_source", "UI"),
+            cluster_source=self.source,
+            # Clusters API: the access mode as created; NONE (no isolation, legacy) when not given.
+            data_security_mode=self.spec.get("data_security_mode") or "NONE",
             default_tags={"Vendor": "Databricks", "Creator": self.creator,
                           "ClusterName": self.spec.get("cluster_name", ""),
                           "ClusterId": self.cluster_id},

@@ -38,7 +38,12 @@ def _cluster_id(body: dict, query: dict) -> str:
 # -- clusters ----------------------------------------------------------------------------------
 @route("GET", "/clusters/list")
 def clusters_list(ws, body, query, m, user):
-    clusters = [c.as_json() for c in ws.clusters.clusters.values() if not c.deleted]
+    # filter_by arrives as repeated dotted query keys (filter_by.cluster_sources=UI&...=API), the
+    # SDK's _fix_query_string form; Clusters API 2.1 "List clusters".
+    sources = set(query.getall("filter_by.cluster_sources"))
+    states = set(query.getall("filter_by.cluster_states"))
+    clusters = [c.as_json() for c in ws.clusters.clusters.values() if not c.deleted
+                and (not sources or c.source in sources) and (not states or c.state in states)]
     clusters.sort(key=lambda c: c["cluster_name"])
     size = int(query.get("page_size") or 0) or len(clusters) or 1
     start = int(query.get("page_token") or 0)
@@ -55,6 +60,7 @@ def clusters_get(ws, body, query, m, user):
 
 @route("POST", "/clusters/create")
 def clusters_create(ws, body, query, m, user):
+    body = {**body, "cluster_source": "API"}  # set by the service, never by the caller
     cluster = ws.clusters.create(body, user, ws.now())
     ws.acls.grant_creator(cluster.cluster_id, user)
     return {"cluster_id": cluster.cluster_id}
@@ -245,6 +251,17 @@ def libraries_status(ws, body, query, m, user):
 
 
 # -- HTTP plumbing -----------------------------------------------------------------------------
+class Query(dict):
+    """Query parameters: the last value of each key, and every value through getall()."""
+
+    def __init__(self, parsed: dict[str, list[str]]):
+        super().__init__({k: v[-1] for k, v in parsed.items()})
+        self._all = parsed
+
+    def getall(self, key: str) -> list[str]:
+        return list(self._all.get(key, []))
+
+
 class _Done(Exception):
     """A control request answered outside the API routes."""
 
@@ -263,7 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         ws: Workspace = self.server.workspace  # type: ignore[attr-defined]
         parts = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        query = Query(parse_qs(parts.query))
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         status, payload, headers = 200, None, {}

@@ -106,13 +106,17 @@ class Workspace:
             return gid
 
     def add_cluster(self, name: str, *, tags: dict | None = None, cluster_id: str | None = None,
-                    acl: list[dict] | None = None, spec: dict | None = None) -> str:
-        """A terminated cluster, as left by provisioning."""
+                    acl: list[dict] | None = None, spec: dict | None = None,
+                    creator: str | None = None) -> str:
+        """A terminated cluster, as left by provisioning (or, with `creator`, made by that user;
+        with spec={"cluster_source": "JOB"}, a job cluster)."""
         with self.lock:
             full = {"cluster_name": name, "spark_version": "15.4.x-scala2.12",
                     "node_type_id": "Standard_DS3_v2", "num_workers": 1,
                     "autotermination_minutes": 60, "custom_tags": dict(tags or {}), **(spec or {})}
-            creator = next(iter(self.tokens.values()))
+            if creator:
+                self.add_user(creator)
+            creator = creator or next(iter(self.tokens.values()))
             cluster = self.clusters.create(full, creator, self.now(), start=False, cluster_id=cluster_id)
             cluster.state = "TERMINATED"
             self.acls.grant_creator(cluster.cluster_id, creator)

@@ -20,7 +20,11 @@ logger = logging.getLogger(__name__)
 
 OPENS = "RUNNING"
 CLOSES = "TERMINATING"
-EVENT_TYPES = ("STARTING", "RUNNING", "RESTARTING", "RESIZING", "UPSIZE_COMPLETED", "TERMINATING")
+EVENT_TYPES = ("CREATING", "STARTING", "RUNNING", "RESTARTING", "RESIZING", "UPSIZE_COMPLETED", "TERMINATING")
+# On a first look, one of these before the closing TERMINATING (with no RUNNING between) shows the
+# cluster was not usable when the window began: a cluster created and stopped before its first
+# poll, or a start that failed before RUNNING, costs nothing.
+NOT_YET_USABLE = ("CREATING", "STARTING", "RESTARTING")
 ACTIVE_STATES = ("PENDING", "RUNNING", "RESTARTING", "RESIZING")
 USABLE_STATES = ("RUNNING", "RESTARTING", "RESIZING")
 EVENT_RETENTION = timedelta(days=30)
@@ -144,6 +148,9 @@ def apply_events(tracker: Tracker | None, events: Iterable[ClusterEvent], cluste
     applied_up_to = state.watermark
     closed: list[Interval] = []
     seen_any = False
+    # Whether, on a first look, the cluster may have been usable since before the window: only
+    # until the first event that shows otherwise (or the first session that closes).
+    maybe_ran_before = first_look
     for event in sorted(events, key=lambda e: e.at):
         if event.at > now or (applied_up_to is not None and event.at <= applied_up_to):
             continue
@@ -151,12 +158,15 @@ def apply_events(tracker: Tracker | None, events: Iterable[ClusterEvent], cluste
         watermark = event.at
         if event.kind == OPENS and open_since is None:
             open_since = event.at
+        elif event.kind in NOT_YET_USABLE and open_since is None:
+            maybe_ran_before = False
         elif event.kind == CLOSES:
             if open_since is not None:
                 closed.append(Interval(open_since, event.at))
-            elif first_look:  # it was already running when our window began
+            elif maybe_ran_before:  # it was already running when our window began
                 closed.append(Interval(window_start, event.at))
             open_since = None
+            maybe_ran_before = False
     if first_look and open_since is None and not seen_any and cluster.state in USABLE_STATES:
         # Running, and nothing happened since the window began: it has run since before it.
         open_since = window_start

@@ -18,6 +18,8 @@ class ClusterInfo:
     creator: str | None = None
     node_type_id: str | None = None
     num_workers: int | None = None
+    source: str | None = None       # cluster_source: UI, API, JOB, ...
+    access_mode: str | None = None  # data_security_mode
 
     @property
     def group_tag(self) -> str | None:

@@ -71,7 +71,11 @@ class WorkspaceGateway:
 
     # -- clusters ---------------------------------------------------------------------------
     def list_clusters(self) -> list[ClusterInfo]:
-        return self._retry("list clusters", lambda: [self._cluster(c) for c in self.client.clusters.list()])
+        """Interactive clusters only (created in the UI or through the API). Job clusters come and
+        go with their runs; they are not listed every poll."""
+        only = compute.ListClustersFilterBy(cluster_sources=[compute.ClusterSource.UI, compute.ClusterSource.API])
+        return self._retry("list clusters", lambda: [self._cluster(c) for c in self.client.clusters.list(
+            filter_by=only)])
 
     def get_cluster(self, cluster_id: str) -> ClusterInfo:
         return self._retry(f"get {cluster_id}", lambda: self._cluster(self.client.clusters.get(cluster_id)))
@@ -84,6 +88,8 @@ class WorkspaceGateway:
             custom_tags=dict(c.custom_tags or {}),
             start_time=_dt(c.start_time), terminated_time=_dt(c.terminated_time),
             last_restarted_time=_dt(c.last_restarted_time), creator=c.creator_user_name,
+            source=c.cluster_source.value if c.cluster_source else None,
+            access_mode=c.data_security_mode.value if c.data_security_mode else None,
             node_type_id=c.node_type_id,
             num_workers=c.num_workers if c.autoscale is None else c.autoscale.max_workers,
         )
