@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("databricks.end_of_day_operations")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Close every finished day not yet closed (catching up after missed nights): "
                     "archive usage, restore permissions of blocked clusters, reset the day's "
                     "counters, email the usage report. Running it again is harmless.")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="say which days would close and which groups get their rights back; change "
+                             "nothing (workspace, ledger, mail)")
     add_logging_flags(parser)
     return parser
 
@@ -31,14 +34,29 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args, secrets_of(settings))
 
     def body() -> int:
+        import os
         from databricks.teachinglab.lab import Lab
         from databricks.teachinglab.nightly import run_end_of_day
+        from databricks.teachinglab.runs import begin_run, end_run
         now = utcnow()
-        report = run_end_of_day(Lab.open(settings, now), now)
-        logger.info("end of day: closed %s; restored %d cluster(s); %d failure(s)",
-                    ", ".join(map(str, report.closed)) or "nothing", len(report.restored),
-                    len(report.failures))
-        return 1 if report.failures else 0
+        lab = Lab.open(settings, now)
+        if args.dry_run:
+            from databricks.teachinglab.nightly import plan_end_of_day
+            for line in plan_end_of_day(lab, now):
+                print(line)
+            print("nothing changed (--dry-run)")
+            return 0
+        run_id = begin_run(lab, "end_of_day_operations", now, os.getpid())
+        code = 1
+        try:
+            report = run_end_of_day(lab, now)
+            code = 1 if report.failures else 0
+            logger.info("end of day: closed %s; restored %d cluster(s); %d failure(s)",
+                        ", ".join(map(str, report.closed)) or "nothing", len(report.restored),
+                        len(report.failures))
+            return code
+        finally:
+            end_run(run_id, utcnow(), code)
 
     return run_locked(settings, "end_of_day_operations", body)
 

@@ -8,7 +8,7 @@ import argparse
 import logging
 import sys
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("databricks.poll_clusters")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,16 +34,28 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args, secrets_of(settings))
 
     def body() -> int:
+        import os
+        from databricks.teachinglab.deadline import Deadline
         from databricks.teachinglab.enforcement import run_poll
         from databricks.teachinglab.lab import Lab
+        from databricks.teachinglab.runs import begin_run, end_run
+        deadline = Deadline(settings.poll_deadline_seconds)  # one budget for every call and retry
         now = utcnow()
-        lab = Lab.open(settings, now)
-        report = run_poll(lab, now, dry_run=args.dry_run)
-        logger.info("poll done: %d clusters, %d warned, %d terminated, %d blocked, %d failed%s",
-                    len(report.outcomes), report.count_done("warn"), report.count_done("terminate"),
-                    report.count_done("block"), len(report.failures),
-                    " (dry run: nothing changed)" if args.dry_run else "")
-        return 1 if report.failures else 0
+        lab = Lab.open(settings, now, deadline=deadline)
+        run_id = None if args.dry_run else begin_run(lab, "poll_clusters", now, os.getpid())
+        code = 1
+        try:
+            report = run_poll(lab, now, dry_run=args.dry_run)
+            code = 1 if report.failures else 0
+            logger.info("poll done: %d clusters, %d warned, %d terminated, %d blocked, %d failed%s%s",
+                        len(report.outcomes), report.count_done("warn"), report.count_done("terminate"),
+                        report.count_done("block"), len(report.failures),
+                        " (deadline reached)" if deadline.expired else "",
+                        " (dry run: nothing changed)" if args.dry_run else "")
+            return code
+        finally:
+            if run_id is not None:
+                end_run(run_id, utcnow(), code)
 
     return run_locked(settings, "poll_clusters", body)
 

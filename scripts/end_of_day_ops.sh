@@ -3,6 +3,5 @@
 # Logs go to journald: journalctl -t dbr_scripts -r
 set -u
 cd "$(dirname "$0")/.." || exit 1
-set -o pipefail
-timeout 600 .venv/bin/python -m databricks.end_of_day_operations --journald "$@" 2>&1 \
-  | systemd-cat -t dbr_scripts --level-prefix=true
+. scripts/job.sh
+run_job "${END_OF_DAY_TIMEOUT_SECONDS:-600}" databricks.end_of_day_operations "$@"

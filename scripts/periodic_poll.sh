@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Cron wrapper for the 15-minute poll. Cron kills nothing by itself, so `timeout 30` does:
-# a poll must never overlap the next one or pile up behind a hung network.
+# Cron wrapper for the poll. Cron kills nothing by itself, so `timeout 30` does: a poll must
+# never overlap the next one or pile up behind a hung network. The poll stops its own work at
+# POLL_DEADLINE_SECONDS (25 s by default), records what it measured and alerts, inside the 30 s.
 # Logs go to journald: journalctl -t dbr_scripts -r
 set -u
 cd "$(dirname "$0")/.." || exit 1
-set -o pipefail
-timeout 30 .venv/bin/python -m databricks.poll_clusters --journald "$@" 2>&1 \
-  | systemd-cat -t dbr_scripts --level-prefix=true
+. scripts/job.sh
+run_job "${POLL_TIMEOUT_SECONDS:-30}" databricks.poll_clusters "$@"

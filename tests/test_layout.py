@@ -32,10 +32,10 @@ def test_help_works_with_no_configuration(module, tmp_path):
     assert "usage: python -m " + module in r.stdout
 
 
-def test_cron_wrappers_use_timeout_and_journald():
+def test_cron_wrappers_default_to_timeout_30_and_journald():
     poll = (ROOT / "scripts" / "periodic_poll.sh").read_text()
-    assert "timeout 30" in poll and "systemd-cat -t dbr_scripts" in poll
-    assert "systemd-cat -t dbr_scripts" in (ROOT / "scripts" / "end_of_day_ops.sh").read_text()
+    assert "POLL_TIMEOUT_SECONDS:-30}" in poll and "databricks.poll_clusters" in poll
+    assert "systemd-cat -t dbr_scripts --level-prefix=true" in (ROOT / "scripts" / "job.sh").read_text()
     cron = (ROOT / "scripts" / "crontab.example").read_text()
     assert "*/15" in cron and "7 0 * * *" in cron
 

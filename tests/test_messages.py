@@ -23,7 +23,7 @@ def ctx(**kw):
 
 
 def test_every_kind_has_an_event_header_and_renders():
-    assert set(EVENTS.values()) == {"quota-warning", "quota-termination", "quota-retermination", "failure",
+    assert set(EVENTS.values()) == {"quota-warning", "quota-termination", "quota-retermination", "quota-block-undone", "failure",
                                     "daily-report", "test"}
     for kind in ("warning", "termination", "retermination"):
         r = render(kind, ctx())

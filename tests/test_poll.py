@@ -291,8 +291,8 @@ def test_ledger_is_sqlite_in_wal_mode_with_foreign_keys(env):
     db = env.lab().db
     assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
-    from databricks.teachinglab.ledger import SchemaVersion
-    assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)] == [1, 2]
+    from databricks.teachinglab.ledger import MIGRATIONS, SchemaVersion
+    assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)] == [v for v, _ in MIGRATIONS]
 
 
 def test_database_url_is_an_alternative_ledger(make_env, tmp_path):
@@ -380,3 +380,53 @@ def test_job_clusters_are_not_listed_or_polled(env):
     assert jid not in {o.usage.info.cluster_id for o in report.outcomes}
     listed = [r for r in env.workspace.requests if r.path.endswith("/clusters/list")]
     assert listed and all(r.status == 200 for r in listed)
+
+
+def test_a_block_undone_from_outside_is_lowered_again_and_the_admin_told_once(env):
+    """A `terraform apply` (or a person in the UI) gives a blocked group CAN_RESTART back: the
+    next poll reads the ACL of every cluster blocked today, lowers it again, and tells the admin
+    once per cluster per day. (Before, the ledger's `blocked` flag was trusted and the group
+    could restart all day.)"""
+    ws = env.workspace
+    cid = env.ids["cluster_01"]
+    ws.session(cid, at(8), None)
+    env.polls(at(8), at(16, 15))
+    assert not ws.can_restart(cid, "group_01")
+    outside = env.lab().gateway  # the same public API a Terraform apply uses
+    outside.grant(cid, [("group_name", "group_01", "CAN_RESTART")])
+    env.poll(at(16, 30))
+    assert not ws.can_restart(cid, "group_01")
+    notices = outbox("block_undone")
+    assert len(notices) == 1 and notices[0].to_addrs == ADMIN and notices[0].event == "quota-block-undone"
+    assert "CAN_RESTART" in notices[0].text_body and "terraform apply" in notices[0].text_body
+    outside.grant(cid, [("group_name", "group_01", "CAN_MANAGE")])
+    env.poll(at(16, 45))
+    assert not ws.can_restart(cid, "group_01") and len(outbox("block_undone")) == 1
+    assert today_row(env).previous_level == "CAN_RESTART"  # the nightly close restores what it had
+
+
+def test_clusters_not_blocked_get_no_acl_reads(env):
+    env.workspace.session(env.ids["cluster_01"], at(8), at(9))
+    env.polls(at(8), at(10))
+    reads = [r for r in env.workspace.requests if r.method == "GET" and "/permissions/clusters/" in r.path]
+    assert reads == []  # tagged clusters that are not blocked: no ACL read at all
+
+
+def test_a_ledger_from_the_previous_release_is_migrated_in_place(tmp_path, monkeypatch):
+    import peewee as pw
+    from datetime import datetime, timezone
+    from databricks.teachinglab import ledger
+    now = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    path = tmp_path / "old.db"
+    monkeypatch.setattr(ledger, "MIGRATIONS", ledger.MIGRATIONS[:2])
+    old = ledger.open_ledger(db_path=path, database_url=None, now=now)
+    # v1 creates tables from today's models: take back what v3 adds, as a real v2 ledger lacks it
+    old.execute_sql("DROP TABLE IF EXISTS job_run")
+    old.execute_sql("ALTER TABLE cluster_day DROP COLUMN reblock_notified_at")
+    old.close()
+    monkeypatch.undo()
+    db = ledger.open_ledger(db_path=path, database_url=None, now=now)
+    assert "reblock_notified_at" in {c.name for c in db.get_columns("cluster_day")}
+    assert "job_run" in db.get_tables()
+    assert isinstance(db, pw.SqliteDatabase)
+    db.close()

@@ -87,11 +87,21 @@ def test_drift_is_reported_and_prune_removes_what_the_roster_lacks(env, capsys, 
     assert ws.directory.find_user("intruder@uni.example.edu") not in ws.directory.members[rocket]
 
 
-def test_rate_limits_are_retried_during_provisioning(env, capsys):
+def test_a_throttled_create_is_not_retried_and_the_next_run_finishes_the_job(env, capsys):
+    """Creates are sent once (a retried create can leave two clusters); what failed is reported
+    one line per object, the rest goes on, and running the reconcile again completes it."""
     env.workspace.inject(Fault(method="POST", path="/preview/scim/v2/Users", status=429,
                                error_code="REQUEST_LIMIT_EXCEEDED", retry_after=1, times=2))
+    assert run("--create_from_csv", str(env.users_csv)) == 1
+    err = capsys.readouterr().err
+    assert err.count("FAILED create_user") == 2 and "KeyError" not in err
+    assert "member(s) not added, their user was not created" in err and "again" in err
+    posts = [r for r in env.workspace.requests if r.method == "POST" and r.path.endswith("/scim/v2/Users")]
+    assert len(posts) == 7  # 7 students, one request each: the two throttled ones were not resent
     assert run("--create_from_csv", str(env.users_csv)) == 0
     assert len(env.workspace.directory.users) == 8
+    rocket = env.workspace.directory.group_id("Team Rocket")
+    assert len(env.workspace.directory.members[rocket]) == 3
 
 
 def test_delete_all_users_keeps_admins_summarises_failures_and_needs_confirmation(env, capsys, monkeypatch):

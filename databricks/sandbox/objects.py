@@ -9,6 +9,7 @@ from .errors import ApiError
 
 LANGUAGE_EXT = {"PYTHON": ".py", "SQL": ".sql", "SCALA": ".scala", "R": ".r"}
 FORMATS = ("SOURCE", "HTML", "JUPYTER", "DBC", "R_MARKDOWN", "AUTO")
+EXPORT_LIMIT = 10 * 1024 * 1024  # "MAX_NOTEBOOK_SIZE_EXCEEDED" past 10 MB (WorkspaceAPI.export/import_)
 
 
 class WorkspaceTree:
@@ -50,18 +51,35 @@ class WorkspaceTree:
         language = body.get("language")
         if fmt == "SOURCE" and not language:
             raise ApiError(400, "INVALID_PARAMETER_VALUE", "language is required for SOURCE format")
+        if fmt == "DBC" and body.get("overwrite"):
+            # Workspace API import: "For DBC format, overwrite is not supported since it may
+            # contain a directory" (databricks-sdk WorkspaceAPI.import_).
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", "overwrite is not supported for DBC format")
         if path in self.objects and not body.get("overwrite"):
             raise ApiError(400, "RESOURCE_ALREADY_EXISTS", f"Path ({path}) already exists.")
         parent = posixpath.dirname(path)
         if parent not in self.objects:
             raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"The parent folder ({parent}) does not exist.")
         content = base64.b64decode(body.get("content") or "")
+        if len(content) > EXPORT_LIMIT:
+            raise ApiError(400, "MAX_NOTEBOOK_SIZE_EXCEEDED", f"Content of {path} is over the 10 MB limit")
         self.objects[path] = {"path": path, "object_type": "NOTEBOOK",
                               "language": language or "PYTHON", "object_id": next(self._ids),
                               "size": len(content), "content": content, "format": fmt}
 
+    def add_object(self, path: str, object_type: str, *, size: int = 0, content: bytes = b"") -> None:
+        """A Git folder (REPO), dashboard, library or large file, as other tools leave them."""
+        path = _norm(path)
+        self.mkdirs(posixpath.dirname(path))
+        self.objects[path] = {"path": path, "object_type": object_type, "object_id": next(self._ids),
+                              "size": size or len(content), "content": content}
+
     def export(self, path: str, fmt: str) -> dict:
         obj = self._status(path)
+        if obj.get("size", 0) > EXPORT_LIMIT:
+            raise ApiError(400, "MAX_NOTEBOOK_SIZE_EXCEEDED", f"Export of {path} would exceed the size limit")
+        if obj["object_type"] in ("REPO", "DASHBOARD", "LIBRARY"):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{obj['object_type']} objects cannot be exported")
         if obj["object_type"] == "DIRECTORY" and (fmt or "SOURCE").upper() != "DBC":
             raise ApiError(400, "INVALID_PARAMETER_VALUE", "Directories export only as DBC")
         content = obj.get("content", b"")

@@ -140,6 +140,14 @@ def retry(settings, args) -> int:
 
     def body() -> int:
         lab = Lab.open(settings, now, gateway=_NoWorkspace())
+        if args.dry_run:
+            from .ledger import OutboxMessage
+            failed = OutboxMessage.select().where(OutboxMessage.status == "failed")
+            failed = [m for m in failed if ids is None or m.id in ids]
+            for m in failed:
+                print(f"would queue again: #{m.id} {m.event} to {m.to_addrs}: {m.subject}")
+            print(f"{len(failed)} message(s) would be queued again and sent; nothing done (--dry-run)")
+            return 0
         count = retry_failed(ids, now)
         print(f"{count} message(s) queued again")
         result = lab.deliver(now)
@@ -150,10 +158,17 @@ def retry(settings, args) -> int:
 
 
 def test_email(settings, args) -> int:
+    from .config import EMAIL_RE
     to = args.test_email or settings.admin_email
     if not to:
         raise admin.AdminError("--test_email needs an ADDRESS, or ADMIN_EMAIL set.")
+    if not EMAIL_RE.match(to):
+        raise admin.AdminError(f"--test_email {to!r} is not an email address (e.g. --test_email you@university.edu).")
     now = utcnow()
+    if args.dry_run:
+        print(f"would send a test message to {to} via {settings.email_transport} from {settings.sender}; "
+              "nothing sent (--dry-run)")
+        return 0
     lab = Lab.open(settings, now, gateway=_NoWorkspace())
     with lab.db.atomic():
         key = admin.queue_test_email(settings, to, settings.email_transport, now)
@@ -217,6 +232,11 @@ def report(settings, args) -> int:
         raise admin.AdminError(f"{day} is not closed yet: run python -m databricks.end_of_day_operations "
                                "(days close after their midnight), or pick another --date.")
     built = build_report(day, semester_start=settings.semester_start, prices=settings.prices())
+    if args.dry_run:
+        print(f"would write report.html, report.csv and report.png for {day} into {args.out}"
+              + (f" and email them to {settings.report_recipient}" if args.send else "")
+              + "; nothing done (--dry-run)")
+        return 0
     for path in write_files(built, settings, now, Path(args.out)):
         print(path)
     if args.send:

@@ -43,6 +43,10 @@ def convert_moodle(args) -> int:
         print(f"{len(roster.problems)} problem(s); nothing written (--strict)", file=sys.stderr)
         return 2
     out = Path(args.output)
+    if args.dry_run:
+        print(f"would write {out}: {len(roster.groups)} groups, {len(roster.memberships())} students; "
+              "nothing written (--dry-run)")
+        return 0
     rows = write_users_csv(roster, out)
     print(f"{out}: {len(roster.groups)} groups, {len(roster.memberships())} students, {rows} rows"
           + (f"; {len(roster.problems)} problem(s) above" if roster.problems else ""))
@@ -79,6 +83,10 @@ def create_from_csv(settings, args) -> int:
     print(f"{len(outcome.done)} change(s) made, {len(outcome.failed)} failed")
     for change, err in outcome.failed:
         print(f"  FAILED {change}: {err}", file=sys.stderr)
+    if outcome.failed:
+        # Creates are never retried (a retry could make a second cluster); the reconcile is.
+        print(f"Run --create_from_csv {args.create_from_csv} again: it makes only what is still missing "
+              "(wait a minute first if the workspace was throttling requests).", file=sys.stderr)
     return 1 if outcome.failed else 0
 
 
@@ -125,6 +133,9 @@ def terminate_clusters(settings, args) -> int:
         if args.course and c.custom_tags.get("course") != args.course:
             continue
         if c.state in ("PENDING", "RUNNING", "RESTARTING", "RESIZING"):
+            if args.dry_run:
+                print(f"would terminate {c.name} ({c.cluster_id}, {c.state})")
+                continue
             try:
                 gateway.terminate(c.cluster_id)
                 print(f"terminated {c.name}")
@@ -137,9 +148,15 @@ def terminate_clusters(settings, args) -> int:
 def export_notebooks(settings, args) -> int:
     from .notebooks import export_all
     result = export_all(_gateway(settings), Path(args.export_notebooks), fmt=args.format,
-                        progress=_progress("export"))
-    print(f"exported {result.exported}, already there {result.skipped}, failed {len(result.failed)} "
-          f"-> {Path(args.export_notebooks) / 'manifest.json'}")
+                        progress=_progress("export"), dry_run=args.dry_run)
+    if args.dry_run:
+        print(f"would export {result.exported}, already there {result.skipped}, would skip "
+              f"{len(result.not_exported)}; nothing written (--dry-run)")
+        return 0
+    print(f"exported {result.exported}, already there {result.skipped}, skipped {len(result.not_exported)}, "
+          f"failed {len(result.failed)} -> {Path(args.export_notebooks) / 'manifest.json'}")
+    for path, why in result.not_exported:
+        print(f"  skipped {path}: {why}", file=sys.stderr)
     for path, err in result.failed:
         print(f"  FAILED {path}: {err}", file=sys.stderr)
     return 1 if result.failed else 0
@@ -149,10 +166,13 @@ def import_notebooks(settings, args) -> int:
     from .notebooks import import_all
     try:
         result = import_all(_gateway(settings), Path(args.import_notebooks), user=args.user,
-                            progress=_progress("import"))
+                            progress=_progress("import"), dry_run=args.dry_run)
     except FileNotFoundError as err:
         raise AdminError(str(err)) from None
-    print(f"imported {result.imported}, failed {len(result.failed)}")
+    if args.dry_run:
+        print(f"would import {result.imported}, failed checks {len(result.failed)}; nothing changed (--dry-run)")
+    else:
+        print(f"imported {result.imported}, failed {len(result.failed)}")
     for path, err in result.failed:
         print(f"  FAILED {path}: {err}", file=sys.stderr)
     return 1 if result.failed else 0

@@ -50,6 +50,7 @@ class Settings:
     sender: str
     semester_start: date | None
     price_table: Path | None
+    poll_deadline_seconds: float = 25.0
     env: Mapping[str, str] = field(repr=False, default_factory=dict)
 
     @property
@@ -236,6 +237,16 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Set
         problems.append(f"MAIL_BUDGET_SECONDS={budget_raw!r} must be a number of seconds.")
         budget = 8.0
 
+    deadline_raw = text("POLL_DEADLINE_SECONDS") or "25"
+    try:
+        deadline = float(deadline_raw)
+        if not 1 <= deadline <= 3600:
+            raise ValueError
+    except ValueError:
+        problems.append(f"POLL_DEADLINE_SECONDS={deadline_raw!r} must be a number of seconds from 1 to 3600; "
+                        "keep it under the cron wrapper's `timeout 30` (default 25).")
+        deadline = 25.0
+
     if problems:
         raise ConfigError(problems)
     lock = text("TEACHINGLAB_LOCK_FILE")
@@ -253,5 +264,6 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Set
         sender=sender or admin or "teachinglab@localhost",
         semester_start=semester_start,
         price_table=Path(price_file) if price_file else None,
+        poll_deadline_seconds=deadline,
         env=dict(env),
     )

@@ -72,8 +72,10 @@ def list_or_alert(lab, job: str, now: datetime, *, alert: bool = True):
 def run_poll(lab, now: datetime, *, dry_run: bool = False) -> PollReport:
     clusters = list_or_alert(lab, "poll_clusters", now, alert=not dry_run)
     usages = measure(lab, clusters, now)
+    check_blocks(lab, usages)
     outcomes = [Outcome(u, decide(used_ms=u.used_ms, limits=u.limits, state=u.info.state,
-                                  flags=u.flags, group=u.group, exempt=u.info.exempt or u.vanished),
+                                  flags=u.flags, group=u.group, exempt=u.info.exempt or u.vanished,
+                                  group_level=u.group_level),
                         error=u.error) for u in usages]
     for o in outcomes:
         _log_decision(o, dry_run)
@@ -94,7 +96,7 @@ def run_poll(lab, now: datetime, *, dry_run: bool = False) -> PollReport:
             _record_intent(lab, o, groups, now)
 
     acting = [o for o in outcomes if o.error is None and
-              {Action.TERMINATE, Action.BLOCK, Action.RESTORE} & set(o.decision.actions)]
+              {Action.TERMINATE, Action.BLOCK, Action.REBLOCK, Action.RESTORE} & set(o.decision.actions)]
     results = lab.parallel(lambda o: _act(lab, o), acting)
     for o, result in results:
         if isinstance(result, Exception):
@@ -112,6 +114,23 @@ def run_poll(lab, now: datetime, *, dry_run: bool = False) -> PollReport:
     report = PollReport(outcomes, dry_run=False)
     report.delivered = lab.deliver(now)
     return report
+
+
+def check_blocks(lab, usages: list[ClusterUsage]) -> None:
+    """Read the ACL of every cluster blocked today (only those: this stays cheap) to see whether
+    the block still holds. The ledger's flag is not proof: a Terraform apply or a person in the
+    UI may have given the group its restart rights back."""
+    blocked = [u for u in usages if u.flags.blocked and u.group and not u.vanished and u.error is None]
+
+    def level(u: ClusterUsage) -> str | None:
+        return next((e.level for e in lab.gateway.acl(u.info.cluster_id)
+                     if e.principal_type == "group_name" and e.principal == u.group and not e.inherited), None)
+
+    for u, found in lab.parallel(level, blocked):
+        if isinstance(found, Exception):
+            u.error = found
+        else:
+            u.group_level = found
 
 
 def _log_decision(o: Outcome, dry_run: bool) -> None:
@@ -136,7 +155,7 @@ def _context(lab, o: Outcome, now: datetime) -> dict:
     return {"group": u.group, "cluster_name": u.info.name, "cluster_id": u.info.cluster_id,
             "course": u.info.custom_tags.get("course"), "used_minutes": minutes(u.used_ms),
             "limit_minutes": u.limits.max_ms // 60_000, "resets_at": quota_resets_at(now, tz),
-            "seen_at": show_local(now, tz), "tz_name": tz.key,
+            "seen_at": show_local(now, tz), "tz_name": tz.key, "found_level": u.group_level,
             "contact": lab.settings.admin_email or "your course staff"}
 
 
@@ -178,6 +197,11 @@ def _act(lab, o: Outcome) -> None:
         o.done.append(Action.BLOCK)
         logger.info("%s %s blocked: group lowered from %s to %s", u.label, u.used_limit,
                     o.previous_level or "none", BLOCKED_LEVEL)
+    if Action.REBLOCK in actions:
+        lab.gateway.set_group_level(u.info.cluster_id, u.group, BLOCKED_LEVEL)
+        o.done.append(Action.REBLOCK)
+        logger.warning("%s %s block undone from outside (the group held %s): lowered to %s again",
+                       u.label, u.used_limit, u.group_level, BLOCKED_LEVEL)
     if Action.RESTORE in actions:
         level = u.previous_level or RESTORED_LEVEL
         lab.gateway.set_group_level(u.info.cluster_id, u.group, level)
@@ -210,7 +234,12 @@ def _record_results(lab, o: Outcome, groups: dict, now: datetime) -> None:
         _queue(lab, o, "retermination", groups, now, admin_only=True)
         ClusterDay.update(retermination_notified_at=now).where(_key(o)).execute()
         o.done.append(Action.NOTIFY_RETERMINATION)
+    if Action.NOTIFY_REBLOCK in o.decision.actions and Action.REBLOCK in done:
+        _queue(lab, o, "block_undone", groups, now, admin_only=True)
+        ClusterDay.update(reblock_notified_at=now).where(_key(o)).execute()
+        o.done.append(Action.NOTIFY_REBLOCK)
     if Action.RESTORE in done:
         # A grant lifted the limit: today's flags start over against the new limit.
         ClusterDay.update(blocked_at=None, over_quota_at=None, notified_at=None, warned_at=None, terminated_at=None,
+                          reblock_notified_at=None,
                           restored_at=now, blocked_group=None).where(_key(o)).execute()

@@ -7,3 +7,7 @@ class AdminError(Exception):
 
 class WorkspaceUnavailable(Exception):
     """The cluster list itself could not be read: nothing can be measured this run."""
+
+
+class DeadlineReached(Exception):
+    """The run's time budget (POLL_DEADLINE_SECONDS) ran out before this call could be made."""

@@ -10,6 +10,7 @@ from typing import Callable, Iterable, TypeVar
 import peewee as pw
 
 from .config import Settings
+from .deadline import UNBOUNDED, Deadline
 from .ledger import open_ledger
 from .outbox import Delivery, deliver_pending
 from .transports import Transport, make_transport
@@ -23,17 +24,29 @@ V = TypeVar("V")
 @dataclass
 class Lab:
     settings: Settings
-    gateway: WorkspaceGateway
     db: pw.Database
     transport: Transport
+    deadline: Deadline = UNBOUNDED
+    _gateway: WorkspaceGateway | None = None
 
     @classmethod
     def open(cls, settings: Settings, now: datetime, *, gateway: WorkspaceGateway | None = None,
-             transport: Transport | None = None) -> "Lab":
-        gateway = gateway or WorkspaceGateway.connect(host=settings.host, token=settings.token,
-                                                      profile=settings.profile)
+             transport: Transport | None = None, deadline: Deadline = UNBOUNDED) -> "Lab":
+        """The ledger opens now; the workspace client only when first used (see `gateway`), so a
+        job can write to its ledger before anything that may hang on the network."""
         db = open_ledger(db_path=settings.db_path, database_url=settings.database_url, now=now)
-        return cls(settings, gateway, db, transport or make_transport(settings.email_transport, settings))
+        if gateway is not None and deadline is not UNBOUNDED:
+            gateway.deadline = deadline
+        return cls(settings, db, transport or make_transport(settings.email_transport, settings), deadline,
+                   gateway)
+
+    @property
+    def gateway(self) -> WorkspaceGateway:
+        if self._gateway is None:
+            s = self.settings
+            self._gateway = WorkspaceGateway.connect(host=s.host, token=s.token, profile=s.profile,
+                                                     deadline=self.deadline)
+        return self._gateway
 
     def parallel(self, fn: Callable[[K], V], items: Iterable[K]) -> list[tuple[K, V | Exception]]:
         """Run fn over items with at most API_PARALLELISM calls in flight; errors are returned,
@@ -53,9 +66,9 @@ class Lab:
             return list(zip(items, pool.map(guarded, items)))
 
     def deliver(self, now: datetime, budget_seconds: float | None = None) -> Delivery:
+        budget = self.settings.mail_budget_seconds if budget_seconds is None else budget_seconds
         return deliver_pending(self.db, self.transport, self.settings.sender, now,
-                               budget_seconds=self.settings.mail_budget_seconds
-                               if budget_seconds is None else budget_seconds)
+                               budget_seconds=self.deadline.mail_budget(budget))
 
 
 def _format(err: Exception) -> str:

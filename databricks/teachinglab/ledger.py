@@ -8,6 +8,7 @@ Tables, by role:
   quota_override   per-cluster quotas that replace the defaults
   quota_grant      extra minutes for one day, with who granted them and when
   outbox           every message, rendered, until a transport has accepted it
+  job_run          each cron run's start and end, so a killed run is noticed by the next one
   schema_version   the migrations applied
 
 Times are stored in UTC as ISO-8601 text; days are local dates in the quota time zone.
@@ -96,6 +97,7 @@ class ClusterDay(BaseModel):
     notified_at = UtcDateTimeField(null=True)
     retermination_notified_at = UtcDateTimeField(null=True)
     restored_at = UtcDateTimeField(null=True)
+    reblock_notified_at = UtcDateTimeField(null=True)  # the admin was told a block was undone
 
     class Meta:
         primary_key = pw.CompositeKey("cluster", "day")
@@ -172,6 +174,17 @@ class OutboxAttachment(BaseModel):
     data = pw.BlobField()
 
 
+class JobRun(BaseModel):
+    """Every run of a cron job, written when it starts and when it ends. A run with no end was
+    killed (cron's `timeout`, the OOM killer, a reboot): the next run tells the admin, once."""
+    job = pw.CharField(index=True)
+    started_at = UtcDateTimeField()
+    finished_at = UtcDateTimeField(null=True)
+    exit_code = pw.IntegerField(null=True)
+    pid = pw.IntegerField(null=True)
+    reported_at = UtcDateTimeField(null=True)  # when a later run queued the "did not finish" alert
+
+
 V1_TABLES = [Cluster, ClusterDay, UsageHistory, ClosedDay, QuotaOverride, QuotaGrant, OutboxMessage]
 
 
@@ -188,8 +201,17 @@ def _v2(db: pw.Database) -> None:
             "outbox_message", "last_attempt_at", UtcDateTimeField(null=True)))
 
 
+def _v3(db: pw.Database) -> None:
+    """Runs of the cron jobs, and the once-a-day notice that a block was undone from outside."""
+    from playhouse.migrate import SchemaMigrator, migrate as run
+    db.create_tables([JobRun])
+    if "reblock_notified_at" not in {c.name for c in db.get_columns("cluster_day")}:
+        run(SchemaMigrator.from_database(db).add_column(
+            "cluster_day", "reblock_notified_at", UtcDateTimeField(null=True)))
+
+
 # Append, never edit: each entry runs once, in order, inside a transaction.
-MIGRATIONS = [(1, _v1), (2, _v2)]
+MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3)]
 
 
 def migrate(db: pw.Database, now: datetime) -> int:

@@ -22,6 +22,7 @@ EVENTS = {
     "warning": "quota-warning",
     "termination": "quota-termination",
     "retermination": "quota-retermination",
+    "block_undone": "quota-block-undone",
     "failure": "failure",
     "daily_report": "daily-report",
     "test": "test",

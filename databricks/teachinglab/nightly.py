@@ -47,6 +47,34 @@ def days_to_close(today: date, tz) -> list[date]:
     return sorted(pending)
 
 
+def plan_end_of_day(lab, now: datetime) -> list[str]:
+    """What run_end_of_day would do, changing nothing (the workspace is only read)."""
+    tz = lab.settings.timezone
+    today = acc.local_day(now, tz)
+    lines = []
+    days = days_to_close(today, tz)
+    blocked_today = {r.cluster_id for r in ClusterDay.select().where(
+        (ClusterDay.day == today) & ClusterDay.blocked_group.is_null(False))}
+    for day in days:
+        archived = ClosedDay.get_or_none(ClosedDay.day == day) is not None
+        lines.append(f"would {'finish closing' if archived else 'archive and close'} {day}"
+                     + ("" if archived else " and email its usage report"))
+        if archived:
+            blocked = [(h.cluster_id, h.cluster_name, h.blocked_group, h.previous_level) for h in
+                       UsageHistory.select().where((UsageHistory.day == day) & UsageHistory.blocked_group.is_null(False)
+                                                   & UsageHistory.restored_at.is_null())]
+        else:
+            blocked = [(r.cluster_id, r.cluster.name, r.blocked_group, r.previous_level) for r in
+                       ClusterDay.select().where((ClusterDay.day == day) & ClusterDay.blocked_group.is_null(False))]
+        for cid, name, group, level in blocked:
+            if cid in blocked_today:
+                lines.append(f"  would keep {name} blocked: {group} is over its quota today too")
+            else:
+                lines.append(f"  would restore {name}: {group} back to {level or RESTORED_LEVEL}")
+    list_or_alert(lab, "end_of_day_operations", now, alert=False)  # the workspace must be reachable
+    return lines or ["nothing to close: every finished day is closed already"]
+
+
 def run_end_of_day(lab, now: datetime) -> CloseReport:
     tz = lab.settings.timezone
     today = acc.local_day(now, tz)

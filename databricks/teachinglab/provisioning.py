@@ -64,6 +64,10 @@ class ClusterSettings:
                 "custom_tags": {"group": group_name, "course": self.course}}
 
 
+class NotCreated(Exception):
+    """A step that depends on an object an earlier step failed to create."""
+
+
 @dataclass(frozen=True)
 class Change:
     action: str   # create_user | create_group | add_members | create_cluster | grant | remove_members | delete_user | delete_group | delete_cluster
@@ -109,7 +113,15 @@ def plan(gateway, roster: Roster, cs: ClusterSettings, *, prune: bool = False, p
         missing = sorted(set(emails) - have)
         if missing:
             def add(name=name, missing=missing):
-                gateway.change_members(group_ids[name], add=[ids[e] for e in missing])
+                if name not in group_ids:
+                    raise NotCreated(f"group {name!r} was not created (see above)")
+                known = [ids[e] for e in missing if e in ids]
+                if known:
+                    gateway.change_members(group_ids[name], add=known)
+                lost = [e for e in missing if e not in ids]
+                if lost:
+                    raise NotCreated(f"{len(lost)} member(s) not added, their user was not created (see above): "
+                                     + ", ".join(lost))
             changes.append(Change("add_members", name, f"{len(missing)}: {', '.join(missing[:3])}"
                                   + ("…" if len(missing) > 3 else ""), run=add))
         extra = sorted(have - set(emails))

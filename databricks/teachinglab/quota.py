@@ -16,6 +16,8 @@ class Action(str, Enum):
     NOTIFY = "notify"                # tell the group and admin it was stopped
     NOTIFY_RETERMINATION = "notify_retermination"  # tell the admin, once, of a restart while blocked
     RESTORE = "restore"              # give the group CAN_RESTART back
+    REBLOCK = "reblock"              # a block undone from outside (terraform, the UI): lower again
+    NOTIFY_REBLOCK = "notify_reblock"  # tell the admin, once per cluster per day, it was undone
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class DayFlags:
     blocked: bool = False          # its group's permission was lowered
     notified: bool = False         # the termination notice is in the outbox
     retermination_notified: bool = False
+    reblock_notified: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,15 @@ class Decision:
         return not self.actions
 
 
+# Levels that let a group start its cluster: a blocked group found holding one was raised from
+# outside (a Terraform apply, a person in the UI).
+RESTART_LEVELS = ("CAN_RESTART", "CAN_MANAGE")
+
+
 def decide(*, used_ms: int, limits: Limits, state: str, flags: DayFlags, group: str | None,
-           exempt: bool) -> Decision:
+           exempt: bool, group_level: str | None = None) -> Decision:
+    """`group_level`: the group's direct level on the cluster as read this poll (only read for
+    clusters blocked today), or None when not read."""
     if exempt:
         return Decision((), "exempt (custom tag quota=exempt)")
     if group is None:
@@ -61,6 +71,10 @@ def decide(*, used_ms: int, limits: Limits, state: str, flags: DayFlags, group: 
             actions.append(Action.TERMINATE)
         if not flags.blocked:
             actions.append(Action.BLOCK)
+        elif group_level in RESTART_LEVELS:
+            actions.append(Action.REBLOCK)
+            if not flags.reblock_notified:
+                actions.append(Action.NOTIFY_REBLOCK)
         if not flags.notified:
             actions.append(Action.NOTIFY)
         elif active and flags.terminated and not flags.retermination_notified:

@@ -13,6 +13,7 @@ from datetime import date, datetime
 
 from . import accounting as acc
 from .accounting import Activity, Tracker
+from .errors import DeadlineReached
 from .ledger import Cluster, ClusterDay, ClosedDay, QuotaGrant, QuotaOverride, UsageHistory
 from .model import ClusterInfo
 from .quota import DayFlags, Limits
@@ -34,6 +35,7 @@ class ClusterUsage:
     limits: Limits | None = None
     flags: DayFlags = field(default_factory=DayFlags)
     previous_level: str | None = None
+    group_level: str | None = None  # the group's direct level now, read for clusters blocked today
     estimated: bool = False
     error: Exception | None = None
     vanished: bool = False  # in the ledger, no longer in the workspace: counted, never enforced
@@ -96,7 +98,8 @@ def _flags(row: ClusterDay | None) -> DayFlags:
         return DayFlags()
     return DayFlags(warned=row.warned_at is not None, terminated=row.terminated_at is not None,
                     blocked=row.blocked_at is not None, notified=row.notified_at is not None,
-                    retermination_notified=row.retermination_notified_at is not None)
+                    retermination_notified=row.retermination_notified_at is not None,
+                    reblock_notified=row.reblock_notified_at is not None)
 
 
 def measure(lab, clusters: list[ClusterInfo], now: datetime) -> list[ClusterUsage]:
@@ -116,6 +119,8 @@ def measure(lab, clusters: list[ClusterInfo], now: datetime) -> list[ClusterUsag
         start = acc.events_window_start(tracker, now, tz)
         try:
             events = lab.gateway.events(info.cluster_id, start, now, acc.EVENT_TYPES)
+        except DeadlineReached:
+            raise  # not measured this run; the next run starts from the same watermark
         except Exception as err:  # noqa: BLE001 - fall back, and say so
             logger.warning("cluster=%s name=%s: events unavailable (%s); usage is an estimate from "
                            "state and start times", info.cluster_id, info.name, type(err).__name__)

@@ -2,18 +2,25 @@
 and retries what is safe to retry, so everything above it is plain Python."""
 from __future__ import annotations
 
+import base64
 import logging
+import math
+import posixpath
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Callable, Iterable, TypeVar
 
 import requests
 from databricks.sdk import WorkspaceClient
+from databricks.sdk.clock import Clock
 from databricks.sdk.core import Config
 from databricks.sdk import errors as sdk_errors
 from databricks.sdk.service import compute, iam
 from databricks.sdk.service import workspace as ws_service
 
+from .deadline import UNBOUNDED, Deadline
+from .errors import DeadlineReached
 from .model import AclEntry, ClusterEvent, ClusterInfo, GroupInfo, Person
 
 logger = logging.getLogger(__name__)
@@ -24,6 +31,11 @@ TRANSIENT = (sdk_errors.InternalError, sdk_errors.TemporarilyUnavailable, sdk_er
              requests.ConnectionError, requests.Timeout, TimeoutError)
 ApiFailure = sdk_errors.DatabricksError
 NotFound = (sdk_errors.NotFound, sdk_errors.ResourceDoesNotExist)
+# The SDK retries 429/503 (honouring Retry-After) and connection errors by itself, for at most
+# retry_timeout_seconds per call. Kept short: it also bounds the host-metadata probe the SDK makes
+# while building its Config, which otherwise waits minutes for an unreachable host.
+SDK_RETRY_SECONDS = 5
+HTTP_TIMEOUT_SECONDS = 15
 
 
 def _dt(ms: int | None) -> datetime | None:
@@ -34,40 +46,117 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
+class _NoRetry(Exception):
+    """Raised from the SDK's retry sleep for a call that must not be sent twice."""
+
+
+_call = threading.local()
+
+
+class _RunClock(Clock):
+    """The clock the SDK's retry loop sleeps on. A sleep that would pass the run's deadline ends
+    the call instead, and a call that must not be repeated (a create, an import) is not retried."""
+
+    def __init__(self):
+        self.gateway: WorkspaceGateway | None = None
+
+    def time(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if not getattr(_call, "retry", True):
+            raise _NoRetry()
+        deadline = self.gateway.deadline if self.gateway else UNBOUNDED
+        if not deadline.allows_sleep(seconds):
+            raise DeadlineReached(f"throttled by the workspace; waiting {seconds:.0f} s more would pass the "
+                                  f"run's {deadline.seconds:g} s deadline")
+        (self.gateway._sleep if self.gateway else time.sleep)(seconds)
+
+
+class _DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """Cuts every request's timeout to what is left of the run's deadline."""
+
+    def __init__(self, gateway: "WorkspaceGateway"):
+        super().__init__(pool_connections=20, pool_maxsize=20)
+        self._gateway = gateway
+
+    def send(self, request, stream=False, timeout=None, **kwargs):
+        left = self._gateway.deadline.remaining()
+        if left <= 0:
+            raise DeadlineReached(f"{request.method} {request.path_url.split('?')[0]}: the run's "
+                                  f"{self._gateway.deadline.seconds:g} s deadline has passed")
+        if math.isfinite(left) and not isinstance(timeout, tuple):
+            timeout = min(timeout or HTTP_TIMEOUT_SECONDS, max(left, 0.05))
+        return super().send(request, stream=stream, timeout=timeout, **kwargs)
+
+
 class WorkspaceGateway:
     def __init__(self, client: WorkspaceClient, *, attempts: int = 4, backoff: float = 0.25,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, deadline: Deadline = UNBOUNDED):
         self.client = client
         self.attempts = attempts
         self.backoff = backoff
         self._sleep = sleep
+        self.deadline = deadline
         self._people: dict[str, Person] = {}
+        self._bound_to_deadline()
 
     @classmethod
     def connect(cls, *, host: str | None, token: str | None, profile: str | None,
-                retry_timeout_seconds: int = 20) -> "WorkspaceGateway":
-        # The SDK retries 429/503 by itself; its default budget (300 s) would outlive the
-        # cron's 30 s timeout, so it gets a short one and ours handles 5xx on top.
-        config = Config(host=host, token=token, profile=profile,
-                        retry_timeout_seconds=retry_timeout_seconds, http_timeout_seconds=15)
-        client = WorkspaceClient(config=config)
-        return cls(client)
+                retry_timeout_seconds: int = SDK_RETRY_SECONDS, deadline: Deadline = UNBOUNDED) -> "WorkspaceGateway":
+        clock = _RunClock()
+        left = deadline.remaining()
+        config = Config(host=host, token=token, profile=profile, clock=clock,
+                        retry_timeout_seconds=max(1, min(retry_timeout_seconds, math.ceil(min(left, 3600)))),
+                        http_timeout_seconds=max(1, min(HTTP_TIMEOUT_SECONDS, left)))
+        gateway = cls(WorkspaceClient(config=config), deadline=deadline)
+        clock.gateway = gateway
+        return gateway
+
+    def _bound_to_deadline(self) -> None:
+        # The SDK (0.156) keeps one requests.Session per client; mounting an adapter on it is the
+        # requests way to bound each request by what is left of the run's deadline.
+        session = getattr(getattr(self.client.api_client, "_api_client", None), "_session", None)
+        if session is None:
+            logger.debug("databricks-sdk session not found: request timeouts are not cut to the deadline")
+            return
+        adapter = _DeadlineAdapter(self)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
 
     @property
     def host(self) -> str:
         return self.client.config.host
 
     def _retry(self, what: str, call: Callable[[], T]) -> T:
+        """An idempotent call: retried on transient errors while the deadline allows."""
         for attempt in range(1, self.attempts + 1):
+            self.deadline.check(what)
             try:
                 return call()
             except TRANSIENT as err:
-                if attempt == self.attempts:
-                    raise
+                cause = err.__cause__ if isinstance(err, TimeoutError) and err.__cause__ else err
                 delay = self.backoff * 2 ** (attempt - 1)
-                logger.debug("%s failed (%s); retry %d in %.2fs", what, type(err).__name__, attempt, delay)
+                if attempt == self.attempts:
+                    raise cause
+                if not self.deadline.allows_sleep(delay):
+                    raise DeadlineReached(f"{what}: {type(cause).__name__} and no time left to retry "
+                                          f"within the run's {self.deadline.seconds:g} s deadline") from cause
+                logger.debug("%s failed (%s); retry %d in %.2fs", what, type(cause).__name__, attempt, delay)
                 self._sleep(delay)
         raise AssertionError("unreachable")
+
+    def _once(self, what: str, call: Callable[[], T]) -> T:
+        """A call that must not be sent twice (a create, an import): one attempt, no retries by
+        us or the SDK; a failure is reported and the next run (idempotent) tries again."""
+        self.deadline.check(what)
+        _call.retry = False
+        try:
+            return call()
+        except _NoRetry as stop:
+            raise stop.__context__ from None
+        finally:
+            _call.retry = True
 
     # -- clusters ---------------------------------------------------------------------------
     def list_clusters(self) -> list[ClusterInfo]:
@@ -196,7 +285,7 @@ class WorkspaceGateway:
         return out
 
     def create_user(self, email: str, display_name: str) -> Person:
-        u = self._retry(f"create user {email}", lambda: self.client.users.create(
+        u = self._once(f"create user {email}", lambda: self.client.users.create(
             user_name=email, display_name=display_name, emails=[iam.ComplexValue(value=email, primary=True)],
             entitlements=[iam.ComplexValue(value="workspace-access")]))
         return Person(u.user_name, email, u.display_name or email, u.id)
@@ -205,7 +294,7 @@ class WorkspaceGateway:
         self._retry(f"delete user {user_id}", lambda: self.client.users.delete(user_id))
 
     def create_group(self, name: str) -> GroupInfo:
-        g = self._retry(f"create group {name}", lambda: self.client.groups.create(display_name=name))
+        g = self._once(f"create group {name}", lambda: self.client.groups.create(display_name=name))
         return GroupInfo(g.id, g.display_name, ())
 
     def delete_group(self, group_id: str) -> None:
@@ -222,7 +311,7 @@ class WorkspaceGateway:
 
     def create_cluster(self, spec: dict) -> str:
         autoscale = spec.get("autoscale")
-        details = self._retry(f"create cluster {spec['cluster_name']}", lambda: self.client.clusters.create(
+        details = self._once(f"create cluster {spec['cluster_name']}", lambda: self.client.clusters.create(
             cluster_name=spec["cluster_name"], spark_version=spec["spark_version"],
             node_type_id=spec["node_type_id"], driver_node_type_id=spec.get("driver_node_type_id"),
             autotermination_minutes=spec["autotermination_minutes"], custom_tags=spec["custom_tags"],
@@ -257,28 +346,49 @@ class WorkspaceGateway:
         self._retry(f"delete {cluster_id}", lambda: self.client.clusters.permanent_delete(cluster_id))
 
     # -- workspace files --------------------------------------------------------------------
-    def list_dir(self, path: str) -> list[tuple[str, str, str | None]]:
-        """(path, object_type, language) of the objects directly under `path`."""
+    def list_dir(self, path: str) -> list[tuple[str, str, str | None, int | None]]:
+        """(path, object_type, language, size) of the objects directly under `path`."""
         try:
             items = self._retry(f"list {path}", lambda: list(self.client.workspace.list(path)))
         except NotFound:
             return []
-        return [(o.path, o.object_type.value if o.object_type else "", o.language.value if o.language else None)
-                for o in items]
+        return [(o.path, o.object_type.value if o.object_type else "", o.language.value if o.language else None,
+                 o.size) for o in items]
 
     def export(self, path: str, fmt: str) -> bytes:
-        import base64
         res = self._retry(f"export {path}", lambda: self.client.workspace.export(
             path, format=ws_service.ExportFormat(fmt)))
         return base64.b64decode(res.content or "")
 
     def import_(self, path: str, content: bytes, fmt: str, language: str | None) -> None:
-        import base64
-        import posixpath
         self._retry(f"mkdirs {path}", lambda: self.client.workspace.mkdirs(posixpath.dirname(path)))
-        self._retry(f"import {path}", lambda: self.client.workspace.import_(
+        if fmt != "DBC":
+            self._once(f"import {path}", lambda: self._import(path, content, fmt, language, overwrite=True))
+            return
+        # The import API refuses overwrite for DBC ("it may contain a directory"), so the target is
+        # deleted first. Its current version is kept in memory and put back if the import fails:
+        # a restore must never leave the student with neither version.
+        try:
+            current = self.export(path, "DBC")
+        except NotFound:
+            current = None
+        except ApiFailure as err:
+            raise RuntimeError(f"{path} exists and cannot be saved before it is replaced ({err}); "
+                               "nothing changed: delete it by hand, or restore in SOURCE format") from None
+        if current is not None:
+            self._retry(f"delete {path}", lambda: self.client.workspace.delete(path))
+        try:
+            self._once(f"import {path}", lambda: self._import(path, content, "DBC", None, overwrite=False))
+        except Exception:
+            if current is not None:
+                self._once(f"put back {path}", lambda: self._import(path, current, "DBC", None, overwrite=False))
+                logger.error("%s: DBC import failed; the version that was there is back in place", path)
+            raise
+
+    def _import(self, path: str, content: bytes, fmt: str, language: str | None, *, overwrite: bool) -> None:
+        self.client.workspace.import_(
             path, content=base64.b64encode(content).decode(), format=ws_service.ImportFormat(fmt),
-            language=ws_service.Language(language) if language else None, overwrite=True))
+            language=ws_service.Language(language) if language else None, overwrite=overwrite)
 
 
 def _principal(entry: compute.ClusterAccessControlResponse) -> tuple[str, str]:
