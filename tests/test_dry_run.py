@@ -67,9 +67,18 @@ def unchanged(env, run, at=None):
     return code
 
 
-def test_poll_dry_run(env, capsys):
-    assert unchanged(env, lambda: poll_clusters.main(["--dry-run"]), at=local(2026, 3, 2, 23)) == 0
-    assert "DRY-RUN would" in capsys.readouterr().err
+def test_poll_dry_run(env):
+    import logging
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    decisions = logging.getLogger("databricks.teachinglab.enforcement")  # whatever the root handlers are
+    decisions.addHandler(handler)
+    try:
+        assert unchanged(env, lambda: poll_clusters.main(["--dry-run"]), at=local(2026, 3, 2, 23)) == 0
+    finally:
+        decisions.removeHandler(handler)
+    assert any("name=cluster_02" in line and "DRY-RUN would terminate" in line for line in seen)
 
 
 def test_end_of_day_dry_run(env, capsys):

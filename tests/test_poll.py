@@ -430,3 +430,52 @@ def test_a_ledger_from_the_previous_release_is_migrated_in_place(tmp_path, monke
     assert "job_run" in db.get_tables()
     assert isinstance(db, pw.SqliteDatabase)
     db.close()
+
+
+STUDENT = "student011@students.example.edu"  # a member of group_01 in course(3, 2)
+
+
+def test_a_students_own_cluster_counts_to_the_group_and_is_stopped_with_it(env):
+    """Blocked on the group cluster, a student starts a personal cluster (Personal Compute):
+    it is attributed to the student's group through creator_user_name, the group's quota covers
+    the sum, every running cluster of the group is stopped at the hard quota, and the personal
+    cluster is stopped again whenever it is seen running that day."""
+    ws = env.workspace
+    group_cluster = env.ids["cluster_01"]
+    personal = ws.add_cluster("dana-personal", creator=STUDENT, spec={"policy_id": "personal-vm"})
+    ws.session(group_cluster, at(8), at(12))         # 240 min
+    ws.session(personal, at(12), None)               # 240 more by 16:00
+    env.polls(at(8), at(16, 15))
+    assert ws.clusters.get(personal).state == "TERMINATED"
+    assert ws.clusters.get(group_cluster).state == "TERMINATED"
+    assert not ws.can_restart(group_cluster, "group_01")  # rights lowered where the group holds them
+    row = Cluster.get(Cluster.cluster_id == personal)
+    assert (row.group_name, row.group_source, row.owner) == ("group_01", "creator", STUDENT)
+    assert len(outbox("termination")) == 1 and len(outbox("warning")) == 1  # one per group, not per cluster
+    from databricks.teachinglab.admin import cluster_usage
+    lines = {u.cluster_name: u.as_json() for u in cluster_usage(env.settings, env.now)}
+    assert lines["dana-personal"]["group"] == "group_01" and lines["dana-personal"]["owner"] == STUDENT
+    assert lines["cluster_01"]["owner"] is None
+    assert lines["dana-personal"]["group_used_seconds"] == lines["cluster_01"]["group_used_seconds"] == 480 * 60
+    ws.user_action(at(16, 40), "start", personal, user=STUDENT)
+    env.polls(at(16, 45), at(17, 15))
+    assert ws.clusters.get(personal).state == "TERMINATED"
+    assert today_row(env, "dana-personal").reterminations >= 1
+
+
+def test_a_cluster_whose_creator_is_in_no_course_group_stays_unmapped(env):
+    ws = env.workspace
+    mine = ws.add_cluster("ta-scratch", creator="ta@uni.example.edu")
+    ws.session(mine, at(8), None)
+    env.polls(at(8), at(17))
+    assert ws.clusters.get(mine).state == "RUNNING"
+    assert Cluster.get(Cluster.cluster_id == mine).group_name is None
+
+
+def test_creator_membership_is_looked_up_once_per_cluster(env):
+    ws = env.workspace
+    personal = ws.add_cluster("dana-personal", creator=STUDENT)
+    ws.session(personal, at(8), at(9))
+    env.polls(at(8), at(10))
+    lookups = [r for r in ws.requests if r.method == "GET" and r.path.endswith("/scim/v2/Users")]
+    assert len(lookups) == 1

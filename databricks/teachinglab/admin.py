@@ -28,6 +28,8 @@ class UsageLine:
     as_of: str | None
     state: str
     estimated: bool
+    owner: str | None = None        # the student who created it, when counted to a group that way
+    group_used_seconds: int = 0     # the group's usage today over all its clusters (the quota's measure)
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -39,17 +41,32 @@ def cluster_usage(settings, now: datetime) -> list[UsageLine]:
     rows = {r.cluster_id: r for r in ClusterDay.select().where(ClusterDay.day == today)}
     limits_for = limits_book(settings, today)
     out = []
-    for c in Cluster.select().order_by(Cluster.name):
+    clusters = list(Cluster.select().order_by(Cluster.name))
+    group_ms: dict[str, int] = {}
+    for c in clusters:
+        if c.group_name and not c.exempt and c.cluster_id in rows:
+            group_ms[c.group_name] = group_ms.get(c.group_name, 0) + rows[c.cluster_id].used_ms
+    for c in clusters:
         row = rows.get(c.cluster_id)
         limits = limits_for(c.cluster_id)
+        if row and row.limit_ms:
+            limits = _as_recorded(row.limit_ms, limits)
         out.append(UsageLine(
             cluster_id=c.cluster_id, cluster_name=c.name, group=c.group_name,
             used_seconds=(row.used_ms // 1000) if row else 0,
             warn_minutes=limits.warn_ms // 60_000, max_minutes=limits.max_ms // 60_000,
             warned=bool(row and row.warned_at), blocked=bool(row and row.blocked_at),
             as_of=row.as_of.astimezone(tz).isoformat(timespec="seconds") if row and row.as_of else None,
-            state=c.state, estimated=bool(row and row.estimated)))
+            state=c.state, estimated=bool(row and row.estimated), owner=c.owner,
+            group_used_seconds=(group_ms.get(c.group_name, 0) if c.group_name and not c.exempt
+                                else (row.used_ms if row else 0)) // 1000))
     return out
+
+
+def _as_recorded(limit_ms: int, computed):
+    """The limit the last poll applied (a group's, for its clusters), warn level kept."""
+    from .quota import Limits
+    return Limits(computed.warn_ms + (limit_ms - computed.max_ms), limit_ms)
 
 
 def history(settings, start: date | None, end: date | None) -> list[dict]:

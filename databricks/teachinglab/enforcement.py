@@ -73,9 +73,9 @@ def run_poll(lab, now: datetime, *, dry_run: bool = False) -> PollReport:
     clusters = list_or_alert(lab, "poll_clusters", now, alert=not dry_run)
     usages = measure(lab, clusters, now)
     check_blocks(lab, usages)
-    outcomes = [Outcome(u, decide(used_ms=u.used_ms, limits=u.limits, state=u.info.state,
+    outcomes = [Outcome(u, decide(used_ms=u.group_used_ms, limits=u.limits, state=u.info.state,
                                   flags=u.flags, group=u.group, exempt=u.info.exempt or u.vanished,
-                                  group_level=u.group_level),
+                                  group_level=u.group_level, can_block=u.group_source != "creator"),
                         error=u.error) for u in usages]
     for o in outcomes:
         _log_decision(o, dry_run)
@@ -153,7 +153,8 @@ def _context(lab, o: Outcome, now: datetime) -> dict:
     u = o.usage
     tz = lab.settings.timezone
     return {"group": u.group, "cluster_name": u.info.name, "cluster_id": u.info.cluster_id,
-            "course": u.info.custom_tags.get("course"), "used_minutes": minutes(u.used_ms),
+            "course": u.info.custom_tags.get("course"), "used_minutes": minutes(u.group_used_ms),
+            "owner": u.owner,
             "limit_minutes": u.limits.max_ms // 60_000, "resets_at": quota_resets_at(now, tz),
             "seen_at": show_local(now, tz), "tz_name": tz.key, "found_level": u.group_level,
             "contact": lab.settings.admin_email or "your course staff"}
@@ -163,8 +164,10 @@ def _queue(lab, o: Outcome, kind: str, groups: dict, now: datetime, *, admin_onl
     u = o.usage
     to, cc = recipients_for(lab, groups.get(u.group) if not admin_only else None)
     limit = u.limits.warn_ms if kind == "warning" else u.limits.max_ms
-    # the limit is in the key: after a grant, the new limit may earn a new message
-    enqueue(kind=kind, key=dedupe_key(kind, u.info.cluster_id, f"{u.day}:{limit}"), to=to, cc=cc,
+    # The limit is in the key: after a grant, the new limit may earn a new message. The group's
+    # warning and stop notice are one per group, however many of its clusters cross the line.
+    subject = u.group if kind in ("warning", "termination") and u.group else u.info.cluster_id
+    enqueue(kind=kind, key=dedupe_key(kind, subject, f"{u.day}:{limit}"), to=to, cc=cc,
             rendered=render(kind, _context(lab, o, now), templates_dir=lab.settings.mail_templates_dir),
             now=now)
 

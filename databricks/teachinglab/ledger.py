@@ -64,7 +64,8 @@ class Cluster(BaseModel):
     cluster_id = pw.CharField(primary_key=True)
     name = pw.CharField()
     group_name = pw.CharField(null=True)
-    group_source = pw.CharField(null=True)  # tag | acl | name
+    group_source = pw.CharField(null=True)  # tag | acl | name | creator
+    owner = pw.CharField(null=True)         # the student who created it (group_source = creator)
     course = pw.CharField(null=True)
     exempt = pw.BooleanField(default=False)
     state = pw.CharField(default="UNKNOWN")
@@ -202,12 +203,15 @@ def _v2(db: pw.Database) -> None:
 
 
 def _v3(db: pw.Database) -> None:
-    """Runs of the cron jobs, and the once-a-day notice that a block was undone from outside."""
+    """Runs of the cron jobs, the once-a-day notice that a block was undone from outside, and the
+    owner of a cluster counted to a group through its creator."""
     from playhouse.migrate import SchemaMigrator, migrate as run
     db.create_tables([JobRun])
+    migrator = SchemaMigrator.from_database(db)
     if "reblock_notified_at" not in {c.name for c in db.get_columns("cluster_day")}:
-        run(SchemaMigrator.from_database(db).add_column(
-            "cluster_day", "reblock_notified_at", UtcDateTimeField(null=True)))
+        run(migrator.add_column("cluster_day", "reblock_notified_at", UtcDateTimeField(null=True)))
+    if "owner" not in {c.name for c in db.get_columns("cluster")}:
+        run(migrator.add_column("cluster", "owner", pw.CharField(null=True)))
 
 
 # Append, never edit: each entry runs once, in order, inside a transaction.

@@ -57,9 +57,11 @@ RESTART_LEVELS = ("CAN_RESTART", "CAN_MANAGE")
 
 
 def decide(*, used_ms: int, limits: Limits, state: str, flags: DayFlags, group: str | None,
-           exempt: bool, group_level: str | None = None) -> Decision:
-    """`group_level`: the group's direct level on the cluster as read this poll (only read for
-    clusters blocked today), or None when not read."""
+           exempt: bool, group_level: str | None = None, can_block: bool = True) -> Decision:
+    """`used_ms` is the group's usage over all its clusters. `group_level`: the group's direct
+    level on the cluster as read this poll (only read for clusters blocked today), or None.
+    `can_block` is False for a student's own cluster: the group holds no right on it to lower,
+    so it is terminated again each time it is seen running."""
     if exempt:
         return Decision((), "exempt (custom tag quota=exempt)")
     if group is None:
@@ -69,7 +71,7 @@ def decide(*, used_ms: int, limits: Limits, state: str, flags: DayFlags, group: 
         actions: list[Action] = []
         if active:
             actions.append(Action.TERMINATE)
-        if not flags.blocked:
+        if not flags.blocked and can_block:
             actions.append(Action.BLOCK)
         elif group_level in RESTART_LEVELS:
             actions.append(Action.REBLOCK)

@@ -259,6 +259,15 @@ class WorkspaceGateway:
                 members.append(person)
         return GroupInfo(g.id, g.display_name, tuple(members))
 
+    def groups_of_user(self, user_name: str) -> list[str]:
+        """Display names of the groups `user_name` is a direct member of (SCIM `groups`)."""
+        safe = user_name.replace('"', '\\"')
+        # userName is unique: the first match is the only one, and stopping there spares the
+        # SDK's read of a second, empty page.
+        user = self._retry(f"groups of {user_name}", lambda: next(iter(self.client.users.list(
+            filter=f'userName eq "{safe}"', attributes="id,userName,groups")), None))
+        return sorted({g.display for g in (user.groups or []) if g.display}) if user else []
+
     def person(self, user_id: str) -> Person | None:
         if user_id not in self._people:
             try:
