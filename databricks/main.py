@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmd = p.add_mutually_exclusive_group(required=True)
     cmd.add_argument("--print_clusters", action="store_true", help="list clusters with state and group")
     cmd.add_argument("--print_user_groups", action="store_true", help="list groups and their members")
+    cmd.add_argument("--audit_workspace", action="store_true",
+                     help="list every way a student can run compute outside the quota (policies, "
+                          "entitlements, cluster permissions, their own clusters, serverless), with the "
+                          "setting that closes each; exit 1 if any (--json for a JSON array)")
     cmd.add_argument("--test_email", nargs="?", const="", metavar="ADDRESS",
                      help="send a test message (default: ADMIN_EMAIL) through EMAIL_TRANSPORT")
     cmd.add_argument("--cluster_usage", action="store_true",
@@ -87,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command_of(args: argparse.Namespace) -> str:
-    for name in ("print_clusters", "print_user_groups", "cluster_usage", "history", "outbox",
+    for name in ("print_clusters", "print_user_groups", "audit_workspace", "cluster_usage", "history", "outbox",
                  "clear_quota", "report", "delete_all_users", "delete_all_groups", "purge_clusters",
                  "terminate_clusters"):
         if getattr(args, name):

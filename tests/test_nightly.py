@@ -121,3 +121,22 @@ def test_a_cluster_running_through_a_dst_day_is_charged_that_days_length(make_en
     env.close_day(local(2026, month, day + 1, 0, 7))
     got = history()[date(2026, month, day)].used_ms
     assert got == hours * 3600 * 1000
+
+
+def test_the_daily_report_carries_the_workspace_audit(env):
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 9))
+    env.close_day(local(2026, 3, 3, 0, 7))
+    report = OutboxMessage.get(OutboxMessage.kind == "daily_report")
+    assert "Ways to run compute outside the quota" in report.text_body
+    assert "[policy] group users on cluster policy \"Personal Compute\"" in report.text_body
+    assert "Delegate" in report.text_body and "Personal Compute" in report.html_body
+
+
+def test_an_audit_that_fails_is_reported_and_the_day_still_closes(env):
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 9))
+    env.workspace.inject(Fault(method="GET", path="/policies/clusters/list", status=403,
+                               error_code="PERMISSION_DENIED", times=None))
+    env.close_day(local(2026, 3, 3, 0, 7))
+    assert ClosedDay.get(ClosedDay.day == date(2026, 3, 2)).completed_at is not None
+    report = OutboxMessage.get(OutboxMessage.kind == "daily_report")
+    assert "The workspace audit could not run" in report.text_body and "PermissionDenied" in report.text_body

@@ -21,8 +21,11 @@ class Directory:
         self.groups: dict[str, dict] = {}
         self.members: dict[str, set[str]] = {}  # group id -> member ids (users or groups)
         self._ids = itertools.count(1000001)
+        self.assigned: dict[str, list[str]] = {}  # principal id -> USER | ADMIN (permission assignments)
         self.create_group({"displayName": "admins"})
-        self.create_group({"displayName": "users"})
+        # A new workspace's `users` group: workspace access and SQL, not cluster creation.
+        self.create_group({"displayName": "users", "entitlements": [
+            {"value": "workspace-access"}, {"value": "databricks-sql-access"}]})
 
     # -- users ------------------------------------------------------------------------------
     def create_user(self, body: dict) -> dict:
@@ -143,12 +146,55 @@ class Directory:
                     self.members[gid].discard(ref["value"])
             elif kind == "replace" and path == "displayName":
                 self.groups[gid]["displayName"] = value
+            elif path == "entitlements" and kind in ("add", "remove"):
+                _change_entitlements(self.groups[gid], kind, value)
             else:
                 raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Unsupported PATCH operation {op}")
 
+    def patch_user(self, uid: str, body: dict) -> None:
+        user = self._user(uid)
+        for op in body.get("Operations") or []:
+            kind, path = (op.get("op") or "").lower(), op.get("path") or ""
+            if path == "entitlements" and kind in ("add", "remove"):
+                _change_entitlements(user, kind, op.get("value"))
+            else:
+                raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Unsupported PATCH operation {op}")
+
+    def member_of(self, gid: str) -> set[str]:
+        """Every principal in the group, through nested groups too."""
+        seen: set[str] = set()
+        stack = [gid]
+        while stack:
+            for pid in self.members.get(stack.pop(), ()):
+                if pid not in seen:
+                    seen.add(pid)
+                    if pid in self.groups:
+                        stack.append(pid)
+        return seen
+
     def is_admin(self, user_name: str) -> bool:
         uid = self.find_user(user_name)
-        return uid is not None and uid in self.members[self.group_id("admins")]
+        return uid is not None and (uid in self.member_of(self.group_id("admins"))
+                                    or "ADMIN" in self.assigned.get(uid, []))
+
+    # -- permission assignments -------------------------------------------------------------
+    def assign(self, pid: str, permissions: list[str]) -> None:
+        self._principal(pid)
+        self.assigned[pid] = sorted(set(permissions))
+
+    def assignments(self) -> list[dict]:
+        out = []
+        for pid, perms in sorted(self.assigned.items()):
+            if pid in self.users:
+                principal = {"principal_id": int(pid), "user_name": self.users[pid]["userName"],
+                             "display_name": self.users[pid]["displayName"]}
+            elif pid in self.groups:
+                principal = {"principal_id": int(pid), "group_name": self.groups[pid]["displayName"],
+                             "display_name": self.groups[pid]["displayName"]}
+            else:
+                continue
+            out.append({"principal": principal, "permissions": perms})
+        return out
 
     # -- listing ----------------------------------------------------------------------------
     def list(self, kind: str, query: dict) -> dict:
@@ -165,6 +211,13 @@ class Directory:
         page = items[start - 1:start - 1 + count]
         return {"schemas": [LIST_SCHEMA], "totalResults": total, "startIndex": start,
                 "itemsPerPage": len(page), "Resources": page}
+
+
+def _change_entitlements(obj: dict, kind: str, value) -> None:
+    names = {e["value"] for e in obj.get("entitlements") or []}
+    changed = {e["value"] for e in (value or [])}
+    names = names | changed if kind == "add" else names - changed
+    obj["entitlements"] = [{"value": n} for n in sorted(names)]
 
 
 def _matches(item: dict, flt: str) -> bool:

@@ -150,6 +150,57 @@ def permission_levels(ws, body, query, m, user):
                                   ("CAN_ATTACH_TO", "CAN_RESTART", "CAN_MANAGE")]}
 
 
+# -- cluster policies --------------------------------------------------------------------------
+@route("GET", "/policies/clusters/list")
+def policies_list(ws, body, query, m, user):
+    return ws.policies.list()
+
+
+@route("GET", "/policies/clusters/get")
+def policies_get(ws, body, query, m, user):
+    return ws.policies.get(query.get("policy_id", ""))
+
+
+@route("POST", "/policies/clusters/create")
+def policies_create(ws, body, query, m, user):
+    return {"policy_id": ws.policies.create(body, user)}
+
+
+@route("POST", "/policies/clusters/delete")
+def policies_delete(ws, body, query, m, user):
+    ws.policies.delete(body.get("policy_id", ""))
+    return {}
+
+
+@route("GET", "/permissions/cluster-policies/([^/]+)")
+def policy_permissions_get(ws, body, query, m, user):
+    return ws.policies.permissions(m.group(1))
+
+
+@route("PUT", "/permissions/cluster-policies/([^/]+)")
+def policy_permissions_put(ws, body, query, m, user):
+    return ws.policies.put(m.group(1), body)
+
+
+@route("PATCH", "/permissions/cluster-policies/([^/]+)")
+def policy_permissions_patch(ws, body, query, m, user):
+    return ws.policies.patch(m.group(1), body)
+
+
+# -- workspace permission assignments ----------------------------------------------------------
+# GET /api/2.0/preview/permissionassignments: who is assigned to the workspace, as USER or ADMIN
+# (the workspace-scoped route the Terraform provider's databricks_permission_assignment uses).
+@route("GET", "/preview/permissionassignments")
+def permission_assignments(ws, body, query, m, user):
+    return {"permission_assignments": ws.directory.assignments()}
+
+
+@route("PUT", "/preview/permissionassignments/principals/([^/]+)")
+def permission_assignment_put(ws, body, query, m, user):
+    ws.directory.assign(m.group(1), body.get("permissions") or ["USER"])
+    return {}
+
+
 # -- SCIM --------------------------------------------------------------------------------------
 SCIM = "/preview/scim/v2"
 
@@ -195,6 +246,12 @@ def scim_delete_user(ws, body, query, m, user):
 @route("DELETE", SCIM + "/Groups/([^/]+)")
 def scim_delete_group(ws, body, query, m, user):
     ws.directory.delete_group(m.group(1))
+    return None
+
+
+@route("PATCH", SCIM + "/Users/([^/]+)")
+def scim_patch_user(ws, body, query, m, user):
+    ws.directory.patch_user(m.group(1), body)
     return None
 
 
@@ -330,6 +387,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        # Real workspaces name themselves on every response (WorkspaceClient.get_workspace_id
+        # reads it from /preview/scim/v2/Me).
+        self.send_header("X-Databricks-Org-Id", str(ws.workspace_id))
         for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()

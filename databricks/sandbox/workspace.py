@@ -12,6 +12,7 @@ from .errors import ApiError
 from .identity import Directory
 from .objects import Libraries, WorkspaceTree
 from .permissions import ClusterAcls
+from .policies import Policies
 
 
 @dataclass
@@ -46,6 +47,8 @@ class Workspace:
         self.directory = Directory()
         self.clusters = ClusterBook(delays)
         self.acls = ClusterAcls(self.directory)
+        self.policies = Policies(self.directory)
+        self.workspace_id = 1234567890123456
         self.tree = WorkspaceTree()
         self.libraries = Libraries()
         self.clusters.on_running.append(self.libraries.cluster_started)

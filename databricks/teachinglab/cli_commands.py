@@ -81,6 +81,21 @@ def print_user_groups(settings, args) -> int:
     return 0
 
 
+def audit_workspace(settings, args) -> int:
+    """Exit 0 when nothing was found, 1 when something was (2 is bad configuration)."""
+    from .audit import audit_workspace as audit, known_home_clusters
+    lab = Lab.open(settings, utcnow())
+    findings = audit(lab, known_home=known_home_clusters())
+    if args.json:
+        _json([f.as_json() for f in findings])
+    elif findings:
+        table(["kind", "principal", "object", "fix"], [[f.kind, f.principal, f.object, f.fix] for f in findings])
+        print(f"\n{len(findings)} way(s) to run compute outside the quota; each line says what closes it.")
+    else:
+        print("nothing found: students can run compute only on the clusters the quota controls")
+    return 1 if findings else 0
+
+
 # -- ledger views ------------------------------------------------------------------------------
 def cluster_usage(settings, args) -> int:
     now = _ledger(settings)

@@ -51,6 +51,8 @@ class Settings:
     semester_start: date | None
     price_table: Path | None
     poll_deadline_seconds: float = 25.0
+    course_name: str = "course"
+    serverless_notebooks: str = "unknown"  # on | off | unknown: no workspace API shows it
     env: Mapping[str, str] = field(repr=False, default_factory=dict)
 
     @property
@@ -247,6 +249,11 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Set
                         "keep it under the cron wrapper's `timeout 30` (default 25).")
         deadline = 25.0
 
+    serverless = (text("SERVERLESS_NOTEBOOKS") or "unknown").lower()
+    if serverless not in ("on", "off", "unknown"):
+        problems.append(f"SERVERLESS_NOTEBOOKS={serverless!r} must be on, off or unknown: what the account "
+                        "console shows for serverless compute for notebooks (no API reveals it).")
+
     if problems:
         raise ConfigError(problems)
     lock = text("TEACHINGLAB_LOCK_FILE")
@@ -265,5 +272,7 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Set
         semester_start=semester_start,
         price_table=Path(price_file) if price_file else None,
         poll_deadline_seconds=deadline,
+        course_name=text("COURSE_NAME") or "course",
+        serverless_notebooks=serverless,
         env=dict(env),
     )

@@ -50,6 +50,7 @@ class Person:
     email: str
     display_name: str
     user_id: str | None = None
+    entitlements: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,3 +58,13 @@ class GroupInfo:
     group_id: str
     name: str
     members: tuple[Person, ...]
+    entitlements: tuple[str, ...] = ()
+    subgroups: tuple[str, ...] = ()   # ids of groups nested in this one
+    external_id: str | None = None    # set for groups synced from Entra ID
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    policy_id: str
+    name: str
+    family: str | None = None  # e.g. personal-vm for Personal Compute

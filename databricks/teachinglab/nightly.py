@@ -84,10 +84,12 @@ def run_end_of_day(lab, now: datetime) -> CloseReport:
         record(usages, now)
     report.failures += [(u.info.name, u.error) for u in usages if u.error is not None]
 
+    audit: tuple[list[dict], str | None] | None = None
     for day in days_to_close(today, tz):
         if ClosedDay.get_or_none(ClosedDay.day == day) is None:
+            audit = audit or _audit(lab)  # once a run, only when a report is to be written
             with lab.db.atomic():
-                _archive(lab, day, now)
+                _archive(lab, day, now, audit)
         restored, complete = _restore(lab, day, today, now, report)
         report.restored += restored
         if not complete:
@@ -108,7 +110,20 @@ def run_end_of_day(lab, now: datetime) -> CloseReport:
     return report
 
 
-def _archive(lab, day: date, now: datetime) -> None:
+def _audit(lab) -> tuple[list[dict], str | None]:
+    """The workspace audit for the report; a failure is reported in it, never stops the close."""
+    from .audit import audit_workspace, known_home_clusters
+    try:
+        findings = audit_workspace(lab, known_home=known_home_clusters())
+    except Exception as err:  # noqa: BLE001 - the report says so
+        logger.error("workspace audit failed (%s: %s); the report says so", type(err).__name__, err)
+        return [], f"{type(err).__name__}: {err}"
+    for f in findings:
+        logger.warning("audit: %s %s on %s; fix: %s", f.kind, f.principal, f.object, f.fix)
+    return [f.as_json() for f in findings], None
+
+
+def _archive(lab, day: date, now: datetime, audit: tuple[list[dict], str | None]) -> None:
     tz = lab.settings.timezone
     lo, hi = acc.day_bounds(day, tz)
     rows = {r.cluster_id: r for r in ClusterDay.select().where(ClusterDay.day == day)}
@@ -133,14 +148,15 @@ def _archive(lab, day: date, now: datetime) -> None:
             Cluster.update(open_since=clipped.open_since).where(
                 Cluster.cluster_id == cluster.cluster_id).execute()
     ClosedDay.create(day=day, archived_at=now)
-    _queue_report(lab, day, now)
+    _queue_report(lab, day, now, audit)
 
 
-def _queue_report(lab, day: date, now: datetime) -> None:
+def _queue_report(lab, day: date, now: datetime, audit: tuple[list[dict], str | None]) -> None:
     from .report import build_report
     from .report_files import queue_report
-    queue_report(build_report(day, semester_start=lab.settings.semester_start, prices=lab.settings.prices()),
-                 lab.settings, now)
+    findings, error = audit
+    queue_report(build_report(day, semester_start=lab.settings.semester_start, prices=lab.settings.prices(),
+                              findings=findings, audit_error=error), lab.settings, now)
 
 
 def _restore(lab, day: date, today: date, now: datetime, report: CloseReport) -> tuple[list[str], bool]:

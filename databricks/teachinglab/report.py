@@ -76,6 +76,8 @@ class DailyReport:
     idle_today: list[str]        # clusters with no usage on `day`
     failed_messages: list[dict] = field(default_factory=list)
     currency: str = "USD"
+    findings: list[dict] | None = None  # --audit_workspace as the nightly close ran it; None: not run
+    audit_error: str | None = None                       # why the audit could not run, if it could not
 
 
 def _cost(prices: PriceTable, used_ms: int, cluster: Cluster | None) -> float | None:
@@ -122,7 +124,8 @@ def _span(start: date, end: date, prices: PriceTable, clusters: dict) -> dict[st
     return dict(sorted(out.items()))
 
 
-def build_report(day: date, *, semester_start: date | None = None, prices: PriceTable | None = None) -> DailyReport:
+def build_report(day: date, *, semester_start: date | None = None, prices: PriceTable | None = None,
+                 findings: list[dict] | None = None, audit_error: str | None = None) -> DailyReport:
     prices = prices or PriceTable.load()
     clusters = {c.cluster_id: c for c in Cluster.select()}
     rows = day_rows(day, prices)
@@ -139,4 +142,5 @@ def build_report(day: date, *, semester_start: date | None = None, prices: Price
         semester=semester, semester_start=start,
         never_ran=sorted(r.cluster_name for r in rows if r.cluster_name not in used_ever),
         idle_today=[r.cluster_name for r in rows if r.used_ms == 0],
-        failed_messages=failed, currency=prices.currency)
+        failed_messages=failed, currency=prices.currency, findings=findings,
+        audit_error=audit_error)

@@ -85,6 +85,7 @@ def bundle(report: DailyReport, settings, now: datetime, *, inline_chart: bool =
     context = {"day": report.day.isoformat(), "at": show_local(now, tz), "tz_name": tz.key, "r": report,
                "rows": report.rows, "totals": report.totals, "never_ran": report.never_ran,
                "failed_messages": report.failed_messages, "currency": report.currency,
+               "findings": report.findings, "audit_error": report.audit_error,
                "chart_src": f"cid:{CHART_CID}" if inline_chart else "report.png",
                "contact": settings.admin_email or "the lab admin"}
     rendered = render("daily_report", context, templates_dir=settings.mail_templates_dir)

@@ -21,7 +21,7 @@ from databricks.sdk.service import workspace as ws_service
 
 from .deadline import UNBOUNDED, Deadline
 from .errors import DeadlineReached
-from .model import AclEntry, ClusterEvent, ClusterInfo, GroupInfo, Person
+from .model import AclEntry, ClusterEvent, ClusterInfo, GroupInfo, Person, PolicyInfo
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -237,11 +237,33 @@ class WorkspaceGateway:
                     lambda: self.client.clusters.set_permissions(cluster_id, access_control_list=entries))
         return previous
 
+    # -- policies ---------------------------------------------------------------------------
+    def policies(self) -> list[PolicyInfo]:
+        raw = self._retry("list cluster policies", lambda: list(self.client.cluster_policies.list()))
+        return [PolicyInfo(p.policy_id, p.name or p.policy_id, p.policy_family_id) for p in raw]
+
+    def policy_acl(self, policy_id: str) -> list[AclEntry]:
+        perms = self._retry(f"permissions of policy {policy_id}",
+                            lambda: self.client.cluster_policies.get_permissions(policy_id))
+        return [AclEntry(*_principal(entry), p.permission_level.value, bool(p.inherited))
+                for entry in perms.access_control_list or [] for p in entry.all_permissions or []]
+
     # -- identity ---------------------------------------------------------------------------
     def groups(self) -> list[GroupInfo]:
         raw = self._retry("list groups", lambda: list(self.client.groups.list(
-            attributes="id,displayName,members")))
+            attributes="id,displayName,members,entitlements,externalId")))
         return [self._group(g) for g in raw]
+
+    def workspace_admin_ids(self) -> set[str] | None:
+        """Principal ids assigned ADMIN on this workspace (identity federation's permission
+        assignments), or None where the workspace has no such API (no identity federation)."""
+        try:
+            doc = self._retry("permission assignments", lambda: self.client.api_client.do(
+                "GET", "/api/2.0/preview/permissionassignments"))
+        except (*NotFound, sdk_errors.BadRequest, sdk_errors.NotImplemented):
+            return None
+        return {str((a.get("principal") or {}).get("principal_id")) for a in doc.get("permission_assignments") or []
+                if "ADMIN" in (a.get("permissions") or [])}
 
     def group(self, name: str) -> GroupInfo | None:
         safe = name.replace('"', '\\"')
@@ -250,14 +272,19 @@ class WorkspaceGateway:
         return self._group(found[0]) if found else None
 
     def _group(self, g: iam.Group) -> GroupInfo:
-        members = []
+        members, subgroups = [], []
         for ref in g.members or []:
+            if ref.ref and ref.ref.startswith("Groups/"):
+                subgroups.append(ref.value)
+                continue
             if ref.ref and not ref.ref.startswith("Users/"):
-                continue  # nested groups and service principals get no mail
+                continue  # service principals get no mail
             person = self.person(ref.value)
             if person:
                 members.append(person)
-        return GroupInfo(g.id, g.display_name, tuple(members))
+        return GroupInfo(g.id, g.display_name, tuple(members),
+                         tuple(sorted(e.value for e in g.entitlements or [] if e.value)), tuple(subgroups),
+                         g.external_id or None)
 
     def groups_of_user(self, user_name: str) -> list[str]:
         """Display names of the groups `user_name` is a direct member of (SCIM `groups`)."""
@@ -284,11 +311,12 @@ class WorkspaceGateway:
     # -- provisioning -----------------------------------------------------------------------
     def users(self) -> list[Person]:
         raw = self._retry("list users", lambda: list(self.client.users.list(
-            attributes="id,userName,displayName,emails")))
+            attributes="id,userName,displayName,emails,entitlements")))
         out = []
         for u in raw:
             email = next((e.value for e in (u.emails or []) if e.primary), None) or u.user_name
-            person = Person(u.user_name, email, u.display_name or u.user_name, u.id)
+            person = Person(u.user_name, email, u.display_name or u.user_name, u.id,
+                            tuple(sorted(e.value for e in u.entitlements or [] if e.value)))
             self._people[u.id] = person
             out.append(person)
         return out

@@ -1,0 +1,95 @@
+"""--audit_workspace: every way a student can run compute outside the quota, as far as the APIs
+show it, each with the setting that closes it. Run through the CLI against the emulated workspace."""
+import json
+
+import pytest
+from databricks.sdk.service import iam
+
+from conftest import course, local
+from databricks import main as cli
+
+STUDENT = "student011@students.example.edu"  # group_01
+
+
+@pytest.fixture
+def env(make_env, monkeypatch):
+    e = make_env(local(2026, 3, 2, 7), COURSE_NAME="bigdata")
+    e.ids = e.seed(course(2, 2))
+    for key, value in e.env.items():
+        monkeypatch.setenv(key, value)
+    return e
+
+
+def entitle(gw, kind, principal_id, op):
+    """allow-cluster-create on a group or user, through SCIM PATCH as an admin would."""
+    api = gw.client.groups if kind == "groups" else gw.client.users
+    api.patch(principal_id, operations=[iam.Patch(op=op, path="entitlements",
+                                                  value=[{"value": "allow-cluster-create"}])],
+              schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP])
+
+
+def audit(capsys, *extra):
+    capsys.readouterr()
+    code = cli.main(["--audit_workspace", "--json", *extra])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_a_new_workspace_leaves_personal_compute_open_and_serverless_unknown(env, capsys):
+    code, findings = audit(capsys)
+    assert code == 1
+    assert {(f["kind"], f["principal"]) for f in findings} == {("policy", "group users"),
+                                                               ("serverless", "group users")}
+    policy = next(f for f in findings if f["kind"] == "policy")
+    assert "Personal Compute" in policy["object"] and "Delegate" in policy["fix"]
+    assert all(set(f) >= {"kind", "principal", "object", "fix"} for f in findings)
+    serverless = next(f for f in findings if f["kind"] == "serverless")
+    assert "Account console" in serverless["fix"] and "not visible" in serverless["detail"]
+
+
+def test_every_kind_is_found_and_a_closed_workspace_exits_0(env, capsys, monkeypatch):
+    ws = env.workspace
+    gw = env.lab().gateway
+    # cluster creation for a course group and a student; CAN_RESTART on another group's cluster
+    entitle(gw, "groups", ws.directory.group_id("group_02"), iam.PatchOp.ADD)
+    entitle(gw, "users", ws.directory.find_user(STUDENT), iam.PatchOp.ADD)
+    gw.grant(env.ids["cluster_02"], [("group_name", "group_01", "CAN_RESTART")])
+    personal = ws.add_cluster("dana-own", creator=STUDENT)
+    code, findings = audit(capsys)
+    kinds = {(f["kind"], f["principal"], f["object"].split(" (")[0]) for f in findings}
+    assert ("entitlement", "group group_02", "allow-cluster-create") in kinds
+    assert ("entitlement", STUDENT, "allow-cluster-create") in kinds
+    assert ("cluster_acl", "group group_01", 'cluster "cluster_02"') in kinds
+    assert ("student_cluster", STUDENT, 'cluster "dana-own"') in kinds
+    assert not any(f["kind"] == "cluster_acl" and "cluster_01" in f["object"] for f in findings)  # its own
+    assert code == 1
+
+    # close everything the findings name, with the public APIs, and say serverless is off
+    for pid in [p.policy_id for p in gw.policies()]:
+        gw.client.cluster_policies.set_permissions(pid, access_control_list=[])
+    entitle(gw, "groups", ws.directory.group_id("group_02"), iam.PatchOp.REMOVE)
+    entitle(gw, "users", ws.directory.find_user(STUDENT), iam.PatchOp.REMOVE)
+    gw.set_group_level(env.ids["cluster_02"], "group_01", "CAN_ATTACH_TO")
+    gw.permanent_delete(personal)
+    monkeypatch.setenv("SERVERLESS_NOTEBOOKS", "off")
+    code, findings = audit(capsys)
+    assert (code, findings) == (0, [])
+
+
+def test_the_table_says_what_to_do(env, capsys):
+    capsys.readouterr()
+    assert cli.main(["--audit_workspace"]) == 1
+    out = capsys.readouterr().out
+    assert "kind" in out and "fix" in out and "Personal Compute" in out and "way(s) to run compute" in out
+
+
+def test_bad_serverless_setting_is_a_configuration_error(env, capsys, monkeypatch):
+    monkeypatch.setenv("SERVERLESS_NOTEBOOKS", "maybe")
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--audit_workspace"])
+    assert stop.value.code == 2 and "SERVERLESS_NOTEBOOKS" in capsys.readouterr().err
+
+
+def test_audit_changes_nothing_in_the_workspace(env, capsys):
+    audit(capsys)
+    writes = [r for r in env.workspace.requests if r.method not in ("GET",)]
+    assert writes == []
