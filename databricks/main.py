@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="create missing users, groups, memberships, clusters and permissions "
                           "(--dry-run shows the plan; --prune also deletes what the roster lacks)")
     cmd.add_argument("--delete_all_users", action="store_true", help="delete every user but the admins")
-    cmd.add_argument("--delete_all_groups", action="store_true", help="delete every non-system group")
+    cmd.add_argument("--delete_all_groups", action="store_true",
+                     help="delete the course's groups: those in the roster (--roster), those named by the "
+                          "group tag of clusters tagged course=COURSE_NAME, and COURSE_NAME-students "
+                          "(--all: every non-system group, always asking for the typed confirmation)")
     cmd.add_argument("--purge_clusters", action="store_true",
                      help="permanently delete every cluster (or only --course's)")
     cmd.add_argument("--terminate_clusters", action="store_true",
@@ -78,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="--convert_moodle: any problem is fatal (exit 2)")
     p.add_argument("--prune", action="store_true", help="--create_from_csv: also delete what the roster lacks")
     p.add_argument("--yes", action="store_true", help="skip the typed confirmation of a teardown")
+    p.add_argument("--all", action="store_true", help="--delete_all_groups: every group, not only the course's")
+    p.add_argument("--roster", metavar="USERS_CSV",
+                   help="--delete_all_groups: the course roster (default: the -o path, if it exists)")
     p.add_argument("--course", help="limit --purge_clusters/--terminate_clusters to clusters tagged course=COURSE")
     p.add_argument("--format", default="SOURCE", choices=["SOURCE", "DBC", "JUPYTER"],
                    help="--export_notebooks format")

@@ -232,3 +232,34 @@ run "roster" {
     assert run("--import_notebooks", str(backup)) == 0
     assert ws.tree.get_status("/Users/noa@uni.example.edu/final")["object_type"] == "NOTEBOOK"
     print(f"terraform test: {tf_result}", file=sys.stderr)
+
+
+def test_admins_through_nested_groups_and_admin_assignments_are_never_deleted(env, capsys):
+    """Regression: a professor who administers the workspace through a group nested in `admins`
+    was deleted. So are principals holding the ADMIN permission assignment."""
+    ws = env.workspace
+    run("--create_from_csv", str(env.users_csv))
+    prof = ws.add_user("prof@uni.example.edu")
+    staff = ws.add_group("course-staff", ["prof@uni.example.edu"])
+    ws.directory.members[ws.directory.group_id("admins")].add(staff)  # nested: admins > course-staff > prof
+    ws.directory.assign(ws.add_user("dean@uni.example.edu"), ["ADMIN"])
+    assert prof and run("--delete_all_users", "--yes") == 0
+    left = {u["userName"] for u in ws.directory.users.values()}
+    assert left == {ADMIN, "prof@uni.example.edu", "dean@uni.example.edu"}
+    out = capsys.readouterr().out
+    assert "kept   prof@uni.example.edu: workspace admin" in out and "kept   dean@uni.example.edu" in out
+
+
+def test_delete_all_groups_deletes_only_the_courses_groups(env, capsys, monkeypatch):
+    ws = env.workspace
+    run("--create_from_csv", str(env.users_csv))
+    ws.add_group("other-course-team")
+    ws.add_group("course-staff")
+    assert run("--delete_all_groups", "--yes", "--roster", str(env.users_csv)) == 0
+    left = {g["displayName"] for g in ws.directory.groups.values()}
+    assert left == {"admins", "users", "other-course-team", "course-staff"}
+    assert "not a group of course bigdata (--all deletes it)" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(""))
+    assert run("--delete_all_groups", "--all", "--yes") == 2  # --all always asks, --yes or not
+    assert "--all always asks" in capsys.readouterr().err
+    assert {g["displayName"] for g in ws.directory.groups.values()} == left

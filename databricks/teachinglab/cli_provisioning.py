@@ -90,19 +90,21 @@ def create_from_csv(settings, args) -> int:
     return 1 if outcome.failed else 0
 
 
-def _confirm(settings, args, what: str, host: str) -> None:
-    if args.yes or args.dry_run:
+def _confirm(settings, args, what: str, host: str, *, always: bool = False) -> None:
+    """Typing the workspace host confirms; --yes skips it, except where `always` (--all) asks."""
+    if args.dry_run or (args.yes and not always):
         return
     if not sys.stdin.isatty():
-        raise AdminError(f"{what} needs confirmation: run it in a terminal, or add --yes")
+        raise AdminError(f"{what} needs confirmation: run it in a terminal"
+                         + (" (--all always asks)" if always else ", or add --yes"))
     answer = input(f"This will {what} in {host}.\nType the workspace host to confirm: ").strip()
     if answer.rstrip("/") not in (host.rstrip("/"), host.split("://", 1)[-1].rstrip("/")):
         raise AdminError("confirmation did not match the workspace host; nothing deleted")
 
 
-def _teardown(settings, args, what: str, run) -> int:
+def _teardown(settings, args, what: str, run, *, always_confirm: bool = False) -> int:
     gateway = _gateway(settings)
-    _confirm(settings, args, what, gateway.host)
+    _confirm(settings, args, what, gateway.host, always=always_confirm)
     summary = run(gateway)
     for line in summary.lines():
         print(("(dry run) " if args.dry_run else "") + line)
@@ -115,8 +117,28 @@ def delete_all_users(settings, args) -> int:
 
 
 def delete_all_groups(settings, args) -> int:
-    return _teardown(settings, args, "delete every group except the system groups", lambda g: teardown.delete_all_groups(
-        g, dry_run=args.dry_run, progress=_progress("groups")))
+    if args.all:
+        what = "delete EVERY group except the system groups, of every course"
+        return _teardown(settings, args, what, lambda g: teardown.delete_all_groups(
+            g, dry_run=args.dry_run, progress=_progress("groups")), always_confirm=True)
+    course = settings.course_name
+    roster = _roster_groups(args)
+    return _teardown(settings, args, f"delete the groups of course {course}", lambda g: teardown.delete_all_groups(
+        g, course=course, roster_groups=roster, dry_run=args.dry_run, progress=_progress("groups")))
+
+
+def _roster_groups(args) -> list[str]:
+    """Group names from the roster (--roster, or the converter's default output if it exists)."""
+    from .roster import RosterError, read_users_csv
+    path = Path(args.roster) if args.roster else Path(args.output)
+    if not path.exists():
+        if args.roster:
+            raise AdminError(f"--roster {path}: no such file")
+        return []
+    try:
+        return [g.name for g in read_users_csv(path).groups]
+    except RosterError as err:
+        raise AdminError(f"--roster {path}: " + "; ".join(err.problems)) from None
 
 
 def purge_clusters(settings, args) -> int:

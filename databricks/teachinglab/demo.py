@@ -39,6 +39,8 @@ def hm(h: int, m: int = 0, day_offset: int = 0) -> datetime:
     return at(h + m / 60, day_offset)
 
 
+PERSONAL, PERSONAL_OWNER = "student041-personal", "student041@students.example.edu"
+
 # Who works when. Start-up takes 3 minutes, so RUNNING (when usage starts) comes 3 minutes later.
 STORY = {
     "cluster_01": [(hm(9), hm(10, 30))],                      # light
@@ -88,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         # cluster_08's students try to start it again (refused: blocked); the TA then starts it.
         ws.user_action(hm(16, 20), "start", ids["cluster_08"], as_group="group_08")
         ws.user_action(hm(17, 10), "start", ids["cluster_08"], user="ta@course.example.edu")
+        # A group_04 student makes a cluster of their own from the Personal Compute policy, which
+        # a new workspace leaves open to `users`: it counts to group_04, and the audit finds it.
+        ids[PERSONAL] = ws.add_cluster(PERSONAL, creator=PERSONAL_OWNER, spec={
+            "policy_id": next(iter(ws.policies.policies)), "num_workers": 0})
+        ws.session(ids[PERSONAL], hm(18), hm(18, 45))
 
         settings = load_settings({
             "DATABRICKS_HOST": server.url, "DATABRICKS_TOKEN": "demo-token", "QUOTA_TIMEZONE": TZ.key,
@@ -126,7 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         files = write_files(build_report(DAY_DATE, prices=settings.prices()), settings, ws.now(), out / "report")
         say("\nReport files (python -m databricks.main --report --date 2026-03-02 --out DIR): "
             + ", ".join(str(p) for p in files))
-        return _summary(say, out, settings)
+        from .audit import audit_workspace, known_home_clusters
+        findings = audit_workspace(lab, known_home=known_home_clusters())
+        say("\nWorkspace audit (python -m databricks.main --audit_workspace)")
+        say("-" * 100)
+        for f in findings:
+            say(f"  [{f.kind}] {f.principal} on {f.object}\n      fix: {f.fix}")
+        return _summary(say, out, settings, findings)
     finally:
         server.stop()
 
@@ -149,7 +162,7 @@ def _timeline_logging(clock: SandboxClock, out: Path, quiet: bool) -> None:
             logging.getLogger(name).propagate = False
 
 
-def _summary(say, out: Path, settings) -> int:
+def _summary(say, out: Path, settings, findings) -> int:
     tz = settings.timezone
     messages = list(OutboxMessage.select().order_by(OutboxMessage.id))
     say("\nMessages (written as .eml files to " + str(out / "mail") + ")")
@@ -162,10 +175,10 @@ def _summary(say, out: Path, settings) -> int:
         say("\nThe day's report, as emailed to " + report.to_addrs)
         say("-" * 100)
         say(report.text_body)
-    return _check(say, messages)
+    return _check(say, messages, findings)
 
 
-def _check(say, messages: list[OutboxMessage]) -> int:
+def _check(say, messages: list[OutboxMessage], findings) -> int:
     from .ledger import UsageHistory
     hist = {h.cluster_name: h for h in UsageHistory.select()}
     kinds = [(m.kind, m.subject) for m in messages]
@@ -185,6 +198,11 @@ def _check(say, messages: list[OutboxMessage]) -> int:
         "cluster_10 never ran": hist["cluster_10"].used_ms == 0,
         "one daily report": sum(k == "daily_report" for k, _ in kinds) == 1,
         "every message delivered": all(m.status == "sent" for m in messages),
+        "a student's own cluster counts to their group": hist[PERSONAL].group_name == "group_04"
+        and hist[PERSONAL].used_ms == 42 * 60_000,  # 18:00-18:45 less the 3-minute start-up
+        "the audit finds Personal Compute open to users and the student's cluster": {
+            (f.kind, f.principal) for f in findings} >= {("policy", "group users"),
+                                                         ("student_cluster", PERSONAL_OWNER)},
     }
     say("\nChecks")
     say("-" * 100)

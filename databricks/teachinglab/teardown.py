@@ -40,10 +40,33 @@ def _run(summary: Summary, items: Iterable[tuple[str, Callable[[], None]]], prog
     return summary
 
 
+def workspace_admins(gateway) -> set[str]:
+    """User names (lower case) of everyone who administers the workspace: members of `admins`,
+    also through nested groups, and principals holding the workspace ADMIN permission assignment
+    (a user, or every member of a group that holds it)."""
+    groups = {g.group_id: g for g in gateway.groups()}
+    by_name = {g.name: g for g in groups.values()}
+    assigned = gateway.workspace_admin_ids() or set()
+    roots = [g.group_id for g in groups.values() if g.name == "admins" or g.group_id in assigned]
+    names: set[str] = set()
+    seen: set[str] = set()
+    while roots:
+        gid = roots.pop()
+        if gid in seen or gid not in groups:
+            continue
+        seen.add(gid)
+        names |= {p.user_name.lower() for p in groups[gid].members}
+        roots.extend(groups[gid].subgroups)
+    if assigned:
+        names |= {p.user_name.lower() for p in gateway.users() if p.user_id in assigned}
+    if "admins" not in by_name:
+        logger.warning("no `admins` group is visible: only ADMIN assignments, ADMIN_EMAIL and the caller are kept")
+    return names
+
+
 def delete_all_users(gateway, *, protect: Iterable[str], dry_run: bool = False, progress=None) -> Summary:
     protect = {p.lower() for p in protect if p}
-    admins = next((g for g in gateway.groups() if g.name == "admins"), None)
-    admin_names = {p.user_name.lower() for p in (admins.members if admins else ())}
+    admin_names = workspace_admins(gateway)
     summary = Summary("users")
     todo = []
     for p in sorted(gateway.users(), key=lambda p: p.user_name):
@@ -58,12 +81,28 @@ def delete_all_users(gateway, *, protect: Iterable[str], dry_run: bool = False, 
     return _run(summary, todo, progress)
 
 
-def delete_all_groups(gateway, *, dry_run: bool = False, progress=None) -> Summary:
+def course_groups(gateway, *, course: str, roster_groups: Iterable[str] = ()) -> set[str]:
+    """The course's groups: those in the roster, those named by the `group` tag of a cluster
+    tagged course=<course>, and <course>-students."""
+    tagged = {c.custom_tags.get("group") for c in gateway.list_clusters()
+              if c.custom_tags.get("course") == course and c.custom_tags.get("group")}
+    return set(roster_groups) | tagged | {f"{course}-students"}
+
+
+def delete_all_groups(gateway, *, course: str | None = None, roster_groups: Iterable[str] = (),
+                      dry_run: bool = False, progress=None) -> Summary:
+    """Delete the course's groups (course=None: every group but the system ones, after the
+    caller's confirmation). Groups synced from Entra ID are kept: delete them there."""
+    mine = course_groups(gateway, course=course, roster_groups=roster_groups) if course else None
     summary = Summary("groups")
     todo = []
     for g in sorted(gateway.groups(), key=lambda g: g.name):
         if g.name.lower() in SYSTEM_GROUPS:
             summary.kept.append((g.name, "system group"))
+        elif mine is not None and g.name not in mine:
+            summary.kept.append((g.name, f"not a group of course {course} (--all deletes it)"))
+        elif g.external_id:
+            summary.kept.append((g.name, "synced from Entra ID: remove it there"))
         else:
             todo.append((g.name, (lambda: None) if dry_run else (lambda gid=g.group_id: gateway.delete_group(gid))))
     return _run(summary, todo, progress)
