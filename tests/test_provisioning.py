@@ -263,3 +263,67 @@ def test_delete_all_groups_deletes_only_the_courses_groups(env, capsys, monkeypa
     assert run("--delete_all_groups", "--all", "--yes") == 2  # --all always asks, --yes or not
     assert "--all always asks" in capsys.readouterr().err
     assert {g["displayName"] for g in ws.directory.groups.values()} == left
+
+
+def _cluster(ws, name):
+    return next(c for c in ws.clusters.clusters.values() if c.spec["cluster_name"] == name and not c.deleted)
+
+
+def test_clusters_are_dedicated_to_their_group_with_a_group_folder_by_default(env):
+    ws = env.workspace
+    assert run("--create_from_csv", str(env.users_csv)) == 0
+    spec = _cluster(ws, "bigdata-g1043").as_json()
+    assert spec["data_security_mode"] == "DATA_SECURITY_MODE_DEDICATED" and spec["single_user_name"] == "Team Rocket"
+    folder = ws.tree.get_status("/Workspace/Groups/Team Rocket")
+    assert folder["object_type"] == "DIRECTORY"
+    acl = ws.tree.permissions(folder["object_id"], "directories")["access_control_list"]
+    assert {"group_name": "Team Rocket", "all_permissions": [{"permission_level": "CAN_MANAGE", "inherited": False}]} in acl
+
+
+def test_standard_access_mode_shares_the_cluster_and_makes_no_folders(env, monkeypatch):
+    monkeypatch.setenv("CLUSTER_ACCESS_MODE", "standard")
+    assert run("--create_from_csv", str(env.users_csv)) == 0
+    spec = _cluster(env.workspace, "bigdata-g1043").as_json()
+    assert spec["data_security_mode"] == "DATA_SECURITY_MODE_STANDARD" and "single_user_name" not in spec
+    with pytest.raises(ApiError):
+        env.workspace.tree.get_status("/Groups/Team Rocket")
+
+
+@pytest.mark.parametrize("var, value, says", [
+    ("CLUSTER_ACCESS_MODE", "shared", "CLUSTER_ACCESS_MODE='shared' must be dedicated"),
+    ("CLUSTER_SPARK_VERSION", "14.3.x-scala2.12", "needs Databricks Runtime 15.4 or later"),
+    ("CLUSTER_MIN_WORKERS", "two", "CLUSTER_MIN_WORKERS='two' must be a whole number"),
+])
+def test_bad_cluster_settings_exit_2_naming_the_variable(env, monkeypatch, capsys, var, value, says):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SystemExit) as stop:
+        run("--create_from_csv", str(env.users_csv))
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and says in err and "Traceback" not in err
+    assert not env.workspace.clusters.clusters
+
+
+def test_at_most_100_clusters_are_pinned_and_the_rest_are_named(env, capsys):
+    ws = env.workspace
+    for i in range(98):
+        ws.clusters.clusters[ws.add_cluster(f"old-{i:03d}")].pinned = True
+    assert run("--create_from_csv", str(env.users_csv)) == 0
+    out = capsys.readouterr().out
+    pinned = {c.spec["cluster_name"] for c in ws.clusters.clusters.values() if c.pinned}
+    assert len(pinned) == 100 and {"bigdata-g1043", "bigdata-g1044"} <= pinned
+    assert "cluster bigdata-g1045 will not be pinned" in out and "cluster bigdata-g1046 will not be pinned" in out
+
+
+def test_libraries_that_could_not_be_queued_are_queued_by_the_next_run(env, capsys):
+    ws = env.workspace
+    ws.inject(Fault(method="POST", path="/libraries/install", status=500, times=4))  # every retry of one call
+    assert run("--create_from_csv", str(env.users_csv)) == 1
+    err = capsys.readouterr().err
+    assert err.count("FAILED create_cluster") == 1 and "was created, but could not queue its libraries" in err
+    assert run("--create_from_csv", str(env.users_csv)) == 0
+    assert "install_libraries" in capsys.readouterr().out
+    libs = [s["library"] for c in ws.clusters.clusters.values()
+            for s in ws.libraries.status(c.cluster_id)["library_statuses"]]
+    assert libs.count({"pypi": {"package": "nltk==3.9.1"}}) == 4
+    assert run("--create_from_csv", str(env.users_csv)) == 0
+    assert "nothing to change" in capsys.readouterr().out

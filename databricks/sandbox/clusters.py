@@ -81,6 +81,7 @@ class ClusterBook:
         self._seq = itertools.count()
         self._ids = itertools.count(1)
         self.on_running: list[Callable[[str], None]] = []
+        self.max_pinned = 100
 
     # -- schedule ---------------------------------------------------------------------------
     def at(self, when: datetime, action: Callable[[datetime], None]) -> None:

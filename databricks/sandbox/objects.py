@@ -28,7 +28,7 @@ class WorkspaceTree:
 
     def get_status(self, path: str) -> dict:
         obj = self._status(path)
-        return {k: v for k, v in obj.items() if k != "content"}
+        return {k: v for k, v in obj.items() if k not in ("content", "acl")}
 
     def mkdirs(self, path: str) -> None:
         path = _norm(path)
@@ -73,6 +73,32 @@ class WorkspaceTree:
         self.mkdirs(posixpath.dirname(path))
         self.objects[path] = {"path": path, "object_type": object_type, "object_id": next(self._ids),
                               "size": size or len(content), "content": content}
+
+    def by_id(self, object_id: str) -> dict:
+        for obj in self.objects.values():
+            if str(obj["object_id"]) == str(object_id):
+                return obj
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Object {object_id} does not exist")
+
+    def permissions(self, object_id: str, kind: str) -> dict:
+        obj = self.by_id(object_id)
+        acl = [{key: name, "all_permissions": [{"permission_level": level, "inherited": False}]}
+               for (key, name), level in sorted(obj.get("acl", {}).items())]
+        acl.append({"group_name": "admins", "all_permissions": [
+            {"permission_level": "CAN_MANAGE", "inherited": True, "inherited_from_object": ["/directories/"]}]})
+        return {"object_id": f"/{kind}/{object_id}", "object_type": kind.rstrip("s"), "access_control_list": acl}
+
+    def patch_permissions(self, object_id: str, kind: str, body: dict) -> dict:
+        obj = self.by_id(object_id)
+        for entry in body.get("access_control_list") or []:
+            key = next((k for k in ("user_name", "group_name", "service_principal_name") if entry.get(k)), None)
+            if key is None or entry.get("permission_level") not in ("CAN_READ", "CAN_RUN", "CAN_EDIT", "CAN_MANAGE"):
+                raise ApiError(400, "INVALID_PARAMETER_VALUE", "Each entry needs a principal and a valid level")
+            if key == "group_name" and entry[key] == "admins":
+                raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                               f"it is not possible to modify admin permissions for {kind} resources")
+            obj.setdefault("acl", {})[(key, entry[key])] = entry["permission_level"]
+        return self.permissions(object_id, kind)
 
     def export(self, path: str, fmt: str) -> dict:
         obj = self._status(path)
@@ -129,4 +155,6 @@ class Libraries:
 def _norm(path: str) -> str:
     if not path or not path.startswith("/"):
         raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Path ({path}) must be absolute")
-    return posixpath.normpath(path) if path != "/" else "/"
+    path = posixpath.normpath(path) if path != "/" else "/"
+    # "/Workspace/Users/x" and "/Users/x" name the same object (the UI's path and the API's).
+    return path[len("/Workspace"):] if path.startswith("/Workspace/") else path

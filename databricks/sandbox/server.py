@@ -42,8 +42,11 @@ def clusters_list(ws, body, query, m, user):
     # SDK's _fix_query_string form; Clusters API 2.1 "List clusters".
     sources = set(query.getall("filter_by.cluster_sources"))
     states = set(query.getall("filter_by.cluster_states"))
+    # databricks-sdk 0.156 sends a nested boolean as "True" (its bool fix-up covers top-level keys).
+    pinned = query.get("filter_by.is_pinned")
     clusters = [c.as_json() for c in ws.clusters.clusters.values() if not c.deleted
-                and (not sources or c.source in sources) and (not states or c.state in states)]
+                and (not sources or c.source in sources) and (not states or c.state in states)
+                and (pinned is None or c.pinned == (pinned.lower() == "true"))]
     clusters.sort(key=lambda c: c["cluster_name"])
     size = int(query.get("page_size") or 0) or len(clusters) or 1
     start = int(query.get("page_token") or 0)
@@ -114,7 +117,12 @@ def clusters_permanent_delete(ws, body, query, m, user):
 
 @route("POST", "/clusters/(pin|unpin)")
 def clusters_pin(ws, body, query, m, user):
-    ws.clusters.get(_cluster_id(body, query)).pinned = m.group(1) == "pin"
+    cluster = ws.clusters.get(_cluster_id(body, query))
+    if m.group(1) == "pin" and not cluster.pinned and \
+            sum(c.pinned for c in ws.clusters.clusters.values() if not c.deleted) >= ws.clusters.max_pinned:
+        # Clusters API "pin": "A maximum of 100 clusters can be pinned" per workspace.
+        raise ApiError(400, "INVALID_STATE", f"Cannot pin more than {ws.clusters.max_pinned} clusters")
+    cluster.pinned = m.group(1) == "pin"
     return {}
 
 
@@ -293,6 +301,16 @@ def workspace_export(ws, body, query, m, user):
 def workspace_delete(ws, body, query, m, user):
     ws.tree.delete(body.get("path", ""), bool(body.get("recursive")))
     return {}
+
+
+@route("GET", "/permissions/(directories|notebooks)/([^/]+)")
+def workspace_permissions_get(ws, body, query, m, user):
+    return ws.tree.permissions(m.group(2), m.group(1))
+
+
+@route("PATCH", "/permissions/(directories|notebooks)/([^/]+)")
+def workspace_permissions_patch(ws, body, query, m, user):
+    return ws.tree.patch_permissions(m.group(2), m.group(1), body)
 
 
 @route("POST", "/libraries/install")

@@ -54,7 +54,7 @@ def convert_moodle(args) -> int:
 
 
 def create_from_csv(settings, args) -> int:
-    from .provisioning import ClusterSettings, apply, plan
+    from .provisioning import apply, plan
     from .roster import RosterError, read_users_csv
     try:
         roster = read_users_csv(Path(args.create_from_csv))
@@ -67,7 +67,7 @@ def create_from_csv(settings, args) -> int:
             print(f"error: {problem}", file=sys.stderr)
         return 2
     gateway = _gateway(settings)
-    cs = ClusterSettings.from_env(settings.env)
+    cs = settings.cluster
     p = plan(gateway, roster, cs, prune=args.prune, protected={settings.admin_email or "", gateway.me()})
     for line in p.drift:
         print(f"drift: {line}")

@@ -52,6 +52,7 @@ class Settings:
     price_table: Path | None
     poll_deadline_seconds: float = 25.0
     course_name: str = "course"
+    cluster: object = None                 # provisioning.ClusterSettings, validated with the rest
     serverless_notebooks: str = "unknown"  # on | off | unknown: no workspace API shows it
     env: Mapping[str, str] = field(repr=False, default_factory=dict)
 
@@ -249,6 +250,13 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Set
                         "keep it under the cron wrapper's `timeout 30` (default 25).")
         deadline = 25.0
 
+    from .provisioning import ClusterSettings
+    try:
+        cluster = ClusterSettings.from_env(env)
+    except ValueError as err:
+        problems.extend(str(err).splitlines())
+        cluster = ClusterSettings()
+
     serverless = (text("SERVERLESS_NOTEBOOKS") or "unknown").lower()
     if serverless not in ("on", "off", "unknown"):
         problems.append(f"SERVERLESS_NOTEBOOKS={serverless!r} must be on, off or unknown: what the account "
@@ -272,7 +280,8 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Set
         semester_start=semester_start,
         price_table=Path(price_file) if price_file else None,
         poll_deadline_seconds=deadline,
-        course_name=text("COURSE_NAME") or "course",
+        course_name=cluster.course,
+        cluster=cluster,
         serverless_notebooks=serverless,
         env=dict(env),
     )

@@ -15,12 +15,27 @@ New clusters are terminated right after creation: libraries install at the first
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
 from .roster import Roster
 
 logger = logging.getLogger(__name__)
+
+
+ACCESS_MODES = {"dedicated": "DATA_SECURITY_MODE_DEDICATED", "standard": "DATA_SECURITY_MODE_STANDARD",
+                "none": None}
+# The runtime each access mode needs (Databricks docs): dedicated compute assigned to a group needs
+# 15.4 LTS or later ("Dedicated group access"); standard access mode with Unity Catalog 13.3 LTS.
+MIN_RUNTIME = {"dedicated": (15, 4), "standard": (13, 3), "none": (0, 0)}
+MAX_PINNED = 100  # a workspace pins at most 100 clusters (Clusters API, pin)
+
+
+def runtime_of(spark_version: str) -> tuple[int, int] | None:
+    """(15, 4) from "15.4.x-scala2.12" (also "15.4.x-cpu-ml-scala2.12"); None when unreadable."""
+    m = re.match(r"^(\d+)\.(\d+)\.", spark_version)
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 @dataclass(frozen=True)
@@ -34,20 +49,58 @@ class ClusterSettings:
     autotermination_minutes: int = 30
     pypi: tuple[str, ...] = ()
     maven: tuple[str, ...] = ()
+    access_mode: str = "dedicated"
 
     @classmethod
     def from_env(cls, env) -> "ClusterSettings":
+        """Raises ValueError with every problem, one per line, each naming its variable."""
+        problems: list[str] = []
+
         def listed(name: str) -> tuple[str, ...]:
             return tuple(x.strip() for x in (env.get(name) or "").split(",") if x.strip())
+
+        def number(name: str, default: int, lo: int, hi: int) -> int:
+            raw = (env.get(name) or "").strip()
+            if not raw:
+                return default
+            if not raw.isdigit() or not lo <= int(raw) <= hi:
+                problems.append(f"{name}={raw!r} must be a whole number from {lo} to {hi} (e.g. {name}={default}).")
+                return default
+            return int(raw)
+
         d = cls()
-        return cls(course=env.get("COURSE_NAME") or d.course,
-                   spark_version=env.get("CLUSTER_SPARK_VERSION") or d.spark_version,
-                   node_type_id=env.get("CLUSTER_NODE_TYPE") or d.node_type_id,
-                   driver_node_type_id=env.get("CLUSTER_DRIVER_NODE_TYPE") or None,
-                   min_workers=int(env.get("CLUSTER_MIN_WORKERS") or d.min_workers),
-                   max_workers=int(env.get("CLUSTER_MAX_WORKERS") or d.max_workers),
-                   autotermination_minutes=int(env.get("CLUSTER_AUTOTERMINATION_MINUTES") or d.autotermination_minutes),
-                   pypi=listed("CLUSTER_PYPI_PACKAGES"), maven=listed("CLUSTER_MAVEN_PACKAGES"))
+        mode = (env.get("CLUSTER_ACCESS_MODE") or d.access_mode).strip().lower()
+        if mode not in ACCESS_MODES:
+            problems.append(f"CLUSTER_ACCESS_MODE={mode!r} must be dedicated (each cluster dedicated to its "
+                            "group, Unity Catalog), standard (shared, Unity Catalog) or none (legacy, no "
+                            "Unity Catalog).")
+            mode = d.access_mode
+        version = (env.get("CLUSTER_SPARK_VERSION") or d.spark_version).strip()
+        runtime = runtime_of(version)
+        if runtime is None:
+            problems.append(f"CLUSTER_SPARK_VERSION={version!r} is not a runtime key like 15.4.x-scala2.12.")
+        elif runtime < MIN_RUNTIME[mode]:
+            need = ".".join(map(str, MIN_RUNTIME[mode]))
+            problems.append(f"CLUSTER_SPARK_VERSION={version!r} is too old for CLUSTER_ACCESS_MODE={mode}: it "
+                            f"needs Databricks Runtime {need} or later (e.g. 15.4.x-scala2.12).")
+        lo = number("CLUSTER_MIN_WORKERS", d.min_workers, 0, 1000)
+        hi = number("CLUSTER_MAX_WORKERS", d.max_workers, 1, 1000)
+        if hi < lo:
+            problems.append(f"CLUSTER_MAX_WORKERS ({hi}) must be at least CLUSTER_MIN_WORKERS ({lo}).")
+        course = (env.get("COURSE_NAME") or d.course).strip()
+        if not re.match(r"^[a-z0-9][a-z0-9-]{1,30}$", course):
+            problems.append(f"COURSE_NAME={course!r} must be 2-31 lowercase letters, digits or dashes (e.g. bigdata).")
+        settings = cls(course=course, spark_version=version,
+                       node_type_id=(env.get("CLUSTER_NODE_TYPE") or d.node_type_id).strip(),
+                       driver_node_type_id=(env.get("CLUSTER_DRIVER_NODE_TYPE") or "").strip() or None,
+                       min_workers=lo, max_workers=hi,
+                       autotermination_minutes=number("CLUSTER_AUTOTERMINATION_MINUTES", d.autotermination_minutes,
+                                                      10, 10000),
+                       pypi=listed("CLUSTER_PYPI_PACKAGES"), maven=listed("CLUSTER_MAVEN_PACKAGES"),
+                       access_mode=mode)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return settings
 
     @property
     def students_group(self) -> str:
@@ -56,12 +109,22 @@ class ClusterSettings:
     def cluster_name(self, group_key: str) -> str:
         return f"{self.course}-{group_key}"
 
+    @staticmethod
+    def group_folder(group_name: str) -> str:
+        """Dedicated group compute works in the group's folder (Databricks docs, "Dedicated group
+        access": create /Workspace/Groups/<group> with CAN MANAGE for the group)."""
+        return f"/Workspace/Groups/{group_name}"
+
     def spec(self, group_key: str, group_name: str) -> dict:
-        return {"cluster_name": self.cluster_name(group_key), "spark_version": self.spark_version,
-                "node_type_id": self.node_type_id, "driver_node_type_id": self.driver_node_type_id,
-                "autotermination_minutes": self.autotermination_minutes,
-                "autoscale": (self.min_workers, self.max_workers),
-                "custom_tags": {"group": group_name, "course": self.course}}
+        out = {"cluster_name": self.cluster_name(group_key), "spark_version": self.spark_version,
+               "node_type_id": self.node_type_id, "driver_node_type_id": self.driver_node_type_id,
+               "autotermination_minutes": self.autotermination_minutes,
+               "autoscale": (self.min_workers, self.max_workers),
+               "custom_tags": {"group": group_name, "course": self.course},
+               "data_security_mode": ACCESS_MODES[self.access_mode]}
+        if self.access_mode == "dedicated":
+            out["single_user_name"] = group_name  # dedicated to the group: members act as the group
+        return out
 
 
 class NotCreated(Exception):
@@ -70,7 +133,8 @@ class NotCreated(Exception):
 
 @dataclass(frozen=True)
 class Change:
-    action: str   # create_user | create_group | add_members | create_cluster | grant | remove_members | delete_user | delete_group | delete_cluster
+    action: str   # create_user | create_group | add_members | create_cluster | grant | group_folder |
+    #               install_libraries | remove_members | delete_user | delete_group | delete_cluster
     target: str
     detail: str = ""
     run: Callable[[], None] | None = field(default=None, compare=False, repr=False)
@@ -133,27 +197,67 @@ def plan(gateway, roster: Roster, cs: ClusterSettings, *, prune: bool = False, p
             else:
                 drift.append(f"group {name!r} has members not in the roster: {', '.join(extra)} (--prune removes them)")
 
+    pin_budget = MAX_PINNED - gateway.pinned_count() if any(
+        cs.cluster_name(g.key) not in clusters for g in roster.groups) else 0
     for g in sorted(roster.groups, key=lambda g: g.key):
         spec = cs.spec(g.key, g.name)
+        if cs.access_mode == "dedicated":
+            folder = cs.group_folder(g.name)
+            managers = gateway.folder_managers(folder)
+            if managers is None or g.name not in managers:
+                changes.append(Change("group_folder", folder, f"CAN_MANAGE for {g.name}",
+                                      run=lambda folder=folder, group=g.name: gateway.group_folder(folder, group)))
         existing = clusters.get(spec["cluster_name"])
         if existing is None:
-            def create_cluster(spec=spec, group=g.name):
+            pin = pin_budget > 0
+            pin_budget -= 1
+            if not pin:
+                drift.append(f"cluster {spec['cluster_name']} will not be pinned: the workspace has {MAX_PINNED} "
+                             "pinned clusters, the most it allows (unpin old courses' clusters to make room)")
+
+            def create_cluster(spec=spec, group=g.name, pin=pin):
                 cid = gateway.create_cluster(spec)
-                gateway.terminate(cid)  # libraries install at the first start; nobody pays until then
-                gateway.pin(cid)
-                gateway.grant(cid, [("group_name", group, "CAN_RESTART")])
-                gateway.install_libraries(cid, list(cs.pypi), list(cs.maven))
-            changes.append(Change("create_cluster", spec["cluster_name"], f"group {g.name}", run=create_cluster))
+                if pin:
+                    try:
+                        gateway.pin(cid)
+                    except Exception as err:  # noqa: BLE001 - an unpinned cluster still works
+                        logger.warning("cluster %s (%s) is not pinned: %s", spec["cluster_name"], cid, err)
+                steps = [("stop it", lambda: gateway.terminate(cid)),  # libraries install at the first start
+                         (f"give {group} CAN_RESTART", lambda: gateway.grant(cid, [("group_name", group, "CAN_RESTART")])),
+                         ("queue its libraries", lambda: gateway.install_libraries(cid, list(cs.pypi), list(cs.maven)))]
+                for what, step in steps:
+                    try:
+                        step()
+                    except Exception as err:
+                        raise NotCreated(f"cluster {spec['cluster_name']} ({cid}) was created, but could not {what}: "
+                                         f"{type(err).__name__}: {err}; run --create_from_csv again to finish") from err
+            changes.append(Change("create_cluster", spec["cluster_name"],
+                                  f"group {g.name}" + ("" if pin else ", not pinned"), run=create_cluster))
             continue
         acl = {(e.principal_type, e.principal): e.level for e in gateway.acl(existing.cluster_id) if not e.inherited}
         if acl.get(("group_name", g.name)) not in ("CAN_RESTART", "CAN_MANAGE", "CAN_ATTACH_TO"):
             def grant(cid=existing.cluster_id, group=g.name):
                 gateway.grant(cid, [("group_name", group, "CAN_RESTART")])
             changes.append(Change("grant", spec["cluster_name"], f"CAN_RESTART to {g.name}", run=grant))
+        wanted_libs = [("pypi", x) for x in cs.pypi] + [("maven", x) for x in cs.maven]
+        if wanted_libs:
+            queued = gateway.libraries_on(existing.cluster_id)
+            missing = [lib for lib in wanted_libs if lib not in queued]
+            for lib in wanted_libs:
+                status, message = queued.get(lib, ("", ""))
+                if status == "FAILED":
+                    drift.append(f"cluster {spec['cluster_name']}: library {lib[1]} failed to install: {message[:200]}")
+            if missing:
+                def install(cid=existing.cluster_id, missing=missing):
+                    gateway.install_libraries(cid, [n for k, n in missing if k == "pypi"],
+                                              [n for k, n in missing if k == "maven"])
+                changes.append(Change("install_libraries", spec["cluster_name"],
+                                      ", ".join(n for _, n in missing), run=install))
         have = gateway.cluster_spec(existing.cluster_id)
-        for key in ("spark_version", "node_type_id", "autotermination_minutes", "autoscale"):
-            if have.get(key) != spec[key]:
-                drift.append(f"cluster {spec['cluster_name']}: {key} is {have.get(key)!r}, roster wants {spec[key]!r}")
+        for key in ("spark_version", "node_type_id", "autotermination_minutes", "autoscale",
+                    "data_security_mode", "single_user_name"):
+            if have.get(key) != spec.get(key):
+                drift.append(f"cluster {spec['cluster_name']}: {key} is {have.get(key)!r}, roster wants {spec.get(key)!r}")
         for tag, value in spec["custom_tags"].items():
             if have["custom_tags"].get(tag) != value:
                 drift.append(f"cluster {spec['cluster_name']}: tag {tag}={have['custom_tags'].get(tag)!r}, "

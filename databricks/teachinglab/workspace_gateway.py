@@ -353,14 +353,53 @@ class WorkspaceGateway:
             node_type_id=spec["node_type_id"], driver_node_type_id=spec.get("driver_node_type_id"),
             autotermination_minutes=spec["autotermination_minutes"], custom_tags=spec["custom_tags"],
             autoscale=compute.AutoScale(min_workers=autoscale[0], max_workers=autoscale[1]) if autoscale else None,
-            num_workers=None if autoscale else spec.get("num_workers", 0)))
+            num_workers=None if autoscale else spec.get("num_workers", 0),
+            data_security_mode=compute.DataSecurityMode(spec["data_security_mode"])
+            if spec.get("data_security_mode") else None,
+            single_user_name=spec.get("single_user_name")))
         return details.response.cluster_id
 
     def cluster_spec(self, cluster_id: str) -> dict:
         c = self._retry(f"get {cluster_id}", lambda: self.client.clusters.get(cluster_id))
         return {"cluster_name": c.cluster_name, "spark_version": c.spark_version, "node_type_id": c.node_type_id,
                 "autotermination_minutes": c.autotermination_minutes, "custom_tags": dict(c.custom_tags or {}),
-                "autoscale": (c.autoscale.min_workers, c.autoscale.max_workers) if c.autoscale else None}
+                "autoscale": (c.autoscale.min_workers, c.autoscale.max_workers) if c.autoscale else None,
+                "data_security_mode": c.data_security_mode.value if c.data_security_mode else None,
+                "single_user_name": c.single_user_name}
+
+    def pinned_count(self) -> int:
+        only = compute.ListClustersFilterBy(is_pinned=True)
+        return self._retry("count pinned clusters", lambda: sum(1 for _ in self.client.clusters.list(filter_by=only)))
+
+    def libraries_on(self, cluster_id: str) -> dict[tuple[str, str], tuple[str, str]]:
+        """(kind, name) -> (status, message) of the libraries queued on a cluster."""
+        out = {}
+        for s in self._retry(f"libraries of {cluster_id}", lambda: list(self.client.libraries.cluster_status(cluster_id))):
+            lib = s.library
+            key = ("pypi", lib.pypi.package) if lib and lib.pypi else ("maven", lib.maven.coordinates) \
+                if lib and lib.maven else ("other", str(lib))
+            out[key] = (s.status.value if s.status else "", " ".join(s.messages or []))
+        return out
+
+    def folder_managers(self, path: str) -> set[str] | None:
+        """Groups with CAN_MANAGE directly on a workspace folder; None when it does not exist."""
+        try:
+            status = self._retry(f"status of {path}", lambda: self.client.workspace.get_status(path))
+        except NotFound:
+            return None
+        perms = self._retry(f"permissions of {path}", lambda: self.client.workspace.get_permissions(
+            "directories", str(status.object_id)))
+        return {e.group_name for e in perms.access_control_list or [] if e.group_name
+                for p in e.all_permissions or [] if not p.inherited and p.permission_level
+                and p.permission_level.value == "CAN_MANAGE"}
+
+    def group_folder(self, path: str, group: str) -> None:
+        """Make `path` and give `group` CAN_MANAGE on it (PATCH: other entries stay)."""
+        self._retry(f"mkdirs {path}", lambda: self.client.workspace.mkdirs(path))
+        status = self._retry(f"status of {path}", lambda: self.client.workspace.get_status(path))
+        self._retry(f"permissions of {path}", lambda: self.client.workspace.update_permissions(
+            "directories", str(status.object_id), access_control_list=[ws_service.WorkspaceObjectAccessControlRequest(
+                group_name=group, permission_level=ws_service.WorkspaceObjectPermissionLevel.CAN_MANAGE)]))
 
     def pin(self, cluster_id: str) -> None:
         self._retry(f"pin {cluster_id}", lambda: self.client.clusters.pin(cluster_id))
