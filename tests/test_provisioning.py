@@ -327,3 +327,56 @@ def test_libraries_that_could_not_be_queued_are_queued_by_the_next_run(env, caps
     assert libs.count({"pypi": {"package": "nltk==3.9.1"}}) == 4
     assert run("--create_from_csv", str(env.users_csv)) == 0
     assert "nothing to change" in capsys.readouterr().out
+
+
+@pytest.fixture
+def federated(env, monkeypatch):
+    """The workspace under identity federation: groups are account groups."""
+    monkeypatch.setenv("DATABRICKS_ACCOUNT_ID", env.workspace.account_id)
+    monkeypatch.setenv("DATABRICKS_ACCOUNT_HOST", env.server.url)  # the emulator is its own account host
+    monkeypatch.setenv("DATABRICKS_ACCOUNT_TOKEN", "sandbox-token")
+    return env
+
+
+def test_with_an_account_id_groups_are_account_groups_assigned_to_the_workspace(federated, capsys):
+    ws = federated.workspace
+    d = ws.directory
+    assert run("--create_from_csv", str(federated.users_csv)) == 0
+    rocket = d.group_id("Team Rocket", account=True)
+    assert rocket and d.group_id("Team Rocket", account=False) is None  # no workspace-local twin
+    assert d.assigned[rocket] == ["USER"] and d.visible(rocket)
+    assert {d.users[u]["userName"] for u in d.members[rocket]} == {
+        "dana@uni.example.edu", "omer@uni.example.edu", "noa@uni.example.edu"}
+    assert ws.can_restart(_cluster(ws, "bigdata-g1043").cluster_id, "Team Rocket")
+    capsys.readouterr()
+    assert run("--create_from_csv", str(federated.users_csv)) == 0
+    assert "nothing to change" in capsys.readouterr().out
+
+
+def test_an_existing_account_group_is_reused_and_an_entra_group_is_never_changed(federated, capsys):
+    ws = federated.workspace
+    d = ws.directory
+    existing = ws.add_group("Team Rocket", account=True, assigned=False)
+    entra = ws.add_group("Solo", ["someone@uni.example.edu"], account=True, external_id="e1f2-entra")
+    assert run("--create_from_csv", str(federated.users_csv)) == 0
+    out = capsys.readouterr().out
+    assert d.group_id("Team Rocket", account=True) == existing and d.visible(existing)
+    assert len([g for g in d.groups.values() if g["displayName"] == "Team Rocket"]) == 1
+    assert {d.users[u]["userName"] for u in d.members[entra]} == {"someone@uni.example.edu"}  # untouched
+    assert "group 'Solo' is synced from Entra ID" in out and "someone@uni.example.edu" in out
+
+
+def test_a_workspace_local_group_of_the_same_name_is_reported_not_shadowed(federated, capsys):
+    ws = federated.workspace
+    ws.add_group("Team Rocket")  # legacy, workspace-local
+    run("--create_from_csv", str(federated.users_csv))
+    assert "group 'Team Rocket' is workspace-local" in capsys.readouterr().out
+    assert ws.directory.group_id("Team Rocket", account=True) is None
+
+
+def test_an_account_id_without_account_auth_is_a_configuration_error(env, monkeypatch, capsys):
+    monkeypatch.setenv("DATABRICKS_ACCOUNT_ID", env.workspace.account_id)
+    with pytest.raises(SystemExit) as stop:
+        run("--create_from_csv", str(env.users_csv))
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "DATABRICKS_ACCOUNT_ID is set, but nothing authenticates" in err

@@ -237,3 +237,78 @@ def test_sandbox_runs_by_hand_with_a_ticking_clock_and_a_control_endpoint(tmp_pa
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+def test_clusters_report_creator_source_and_access_mode_and_filter_by_source(sandbox, w):
+    """Clusters API 2.1: creator_user_name, cluster_source (API for /clusters/create, JOB for job
+    clusters) and data_security_mode; list(filter_by=cluster_sources) keeps only those sources."""
+    cid = w.clusters.create(cluster_name="ded", spark_version="15.4.x-scala2.12", num_workers=1,
+                            node_type_id="Standard_DS3_v2", single_user_name="group_01",
+                            data_security_mode=compute.DataSecurityMode.DATA_SECURITY_MODE_DEDICATED).response.cluster_id
+    sandbox.workspace.add_cluster("job-1-run-1", spec={"cluster_source": "JOB"})
+    got = w.clusters.get(cid)
+    assert got.creator_user_name == "admin@example.edu" and got.cluster_source == compute.ClusterSource.API
+    assert got.data_security_mode == compute.DataSecurityMode.DATA_SECURITY_MODE_DEDICATED
+    interactive = compute.ListClustersFilterBy(cluster_sources=[compute.ClusterSource.UI, compute.ClusterSource.API])
+    assert [c.cluster_name for c in w.clusters.list(filter_by=interactive)] == ["ded"]
+    assert {c.cluster_name for c in w.clusters.list()} == {"ded", "job-1-run-1"}
+
+
+def test_personal_compute_policy_is_open_to_users_and_policy_acls_refuse_admins(sandbox, w):
+    policies = list(w.cluster_policies.list())
+    assert [(p.name, p.policy_family_id) for p in policies] == [("Personal Compute", "personal-vm")]
+    acl = w.cluster_policies.get_permissions(policies[0].policy_id).access_control_list
+    direct = {(e.group_name, e.all_permissions[0].permission_level.value) for e in acl
+              if not e.all_permissions[0].inherited}
+    assert direct == {("users", "CAN_USE")}
+    with pytest.raises(errors.BadRequest, match="admin permissions"):
+        w.cluster_policies.set_permissions(policies[0].policy_id, access_control_list=[
+            compute.ClusterPolicyAccessControlRequest(
+                group_name="admins", permission_level=compute.ClusterPolicyPermissionLevel.CAN_USE)])
+
+
+def test_dbc_import_with_overwrite_is_refused(w):
+    w.workspace.mkdirs("/Shared/x")
+    content = base64.b64encode(b"dbc bytes").decode()
+    w.workspace.import_("/Shared/x/nb", content=content, format=workspace.ImportFormat.DBC)
+    with pytest.raises(errors.BadRequest, match="overwrite is not supported for DBC"):
+        w.workspace.import_("/Shared/x/nb", content=content, format=workspace.ImportFormat.DBC, overwrite=True)
+
+
+def test_nested_admins_entitlements_and_permission_assignments(sandbox, w):
+    ws = sandbox.workspace
+    ws.add_user("prof@uni.edu")
+    staff = ws.add_group("staff", ["prof@uni.edu"])
+    ws.directory.members[ws.directory.group_id("admins")].add(staff)
+    assert ws.directory.is_admin("prof@uni.edu")
+    users = next(iter(w.groups.list(filter='displayName eq "users"', attributes="entitlements")))
+    assert {e.value for e in users.entitlements} == {"workspace-access", "databricks-sql-access"}
+    dean = ws.add_user("dean@uni.edu")
+    ws.directory.assign(dean, ["ADMIN"])
+    doc = w.api_client.do("GET", "/api/2.0/preview/permissionassignments")
+    assert {"principal": {"principal_id": int(dean), "user_name": "dean@uni.edu", "display_name": "dean@uni.edu"},
+            "permissions": ["ADMIN"]} in doc["permission_assignments"]
+    assert w.get_workspace_id() == ws.workspace_id  # X-Databricks-Org-Id
+
+
+def test_account_groups_show_in_the_workspace_once_assigned(sandbox):
+    from databricks.sdk import AccountClient
+    ws = sandbox.workspace
+    a = AccountClient(host=sandbox.url, account_id=ws.account_id, token="tok")
+    w = WorkspaceClient(host=sandbox.url, token="tok")
+    gid = a.groups.create(display_name="team-a").id
+    assert "team-a" not in {g.display_name for g in w.groups.list()}
+    a.workspace_assignment.update(ws.workspace_id, int(gid), permissions=[iam.WorkspacePermission.USER])
+    seen = next(g for g in w.groups.list(attributes="displayName,meta") if g.display_name == "team-a")
+    assert seen.meta.resource_type == "Group"
+    assert [p.principal.group_name for p in a.workspace_assignment.list(ws.workspace_id)] == ["team-a"]
+    with pytest.raises(errors.BadRequest, match="account group"):
+        w.groups.patch(gid, operations=[iam.Patch(op=iam.PatchOp.ADD, path="members", value=[{"value": "1"}])],
+                       schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP])
+
+
+def test_a_429_storm_answers_every_call_with_retry_after(sandbox):
+    sandbox.inject(method="*", path=".", status=429, error_code="REQUEST_LIMIT_EXCEEDED", retry_after=3, times=None)
+    r = requests.get(f"{sandbox.url}/api/2.1/clusters/list", headers={"Authorization": "Bearer tok"})
+    assert r.status_code == 429 and r.headers["Retry-After"] == "3"
+    assert r.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"

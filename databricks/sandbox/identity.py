@@ -72,26 +72,41 @@ class Directory:
             ids.discard(uid)
 
     # -- groups -----------------------------------------------------------------------------
-    def create_group(self, body: dict) -> dict:
+    def create_group(self, body: dict, *, account: bool = False) -> dict:
+        """A workspace-local group, or with `account` an account group (identity federation: it
+        shows in the workspace once assigned to it; account SCIM, "Create a group")."""
         name = (body.get("displayName") or "").strip()
         if not name:
             raise ApiError(400, "INVALID_PARAMETER_VALUE", "displayName is required")
-        if self.group_id(name):
+        clash = [g for g in self.groups.values() if g["displayName"] == name
+                 and (g.get("account", False) == account or (not account and self.visible(g["id"])))]
+        if clash:
             raise ApiError(409, "RESOURCE_ALREADY_EXISTS", f"Group with name {name} already exists.")
         gid = str(next(self._ids))
-        self.groups[gid] = {"id": gid, "displayName": name,
+        self.groups[gid] = {"id": gid, "displayName": name, "account": account,
                             "entitlements": body.get("entitlements") or []}
+        if body.get("externalId"):
+            self.groups[gid]["externalId"] = body["externalId"]
         self.members[gid] = set()
         for ref in body.get("members") or []:
             self._principal(ref["value"])
             self.members[gid].add(ref["value"])
         return self.group_json(gid)
 
-    def group_id(self, name: str) -> str | None:
+    def group_id(self, name: str, *, account: bool | None = None) -> str | None:
+        """The id of the group called `name` that the workspace sees (account=None), or of the
+        account group (True) or the workspace-local one (False) of that name."""
         for gid, group in self.groups.items():
-            if group["displayName"] == name:
+            if group["displayName"] != name:
+                continue
+            if account is None and self.visible(gid) or account is not None and group.get("account", False) == account:
                 return gid
         return None
+
+    def visible(self, gid: str) -> bool:
+        """Workspace-local groups, and account groups assigned to the workspace."""
+        group = self.groups.get(gid)
+        return group is not None and (not group.get("account") or gid in self.assigned)
 
     def _group(self, gid: str) -> dict:
         if gid not in self.groups:
@@ -107,6 +122,7 @@ class Directory:
 
     def group_json(self, gid: str) -> dict:
         group = dict(self._group(gid))
+        group["meta"] = {"resourceType": "Group" if group.pop("account", False) else "WorkspaceGroup"}
         members = []
         for pid in sorted(self.members[gid]):
             if pid in self.users:
@@ -128,8 +144,13 @@ class Directory:
         for ids in self.members.values():
             ids.discard(gid)
 
-    def patch_group(self, gid: str, body: dict) -> None:
-        self._group(gid)
+    def patch_group(self, gid: str, body: dict, *, via_account: bool = False) -> None:
+        group = self._group(gid)
+        if group.get("account") and not via_account and any(
+                (op.get("path") or "").startswith("members") for op in body.get("Operations") or []):
+            # Identity federation: an account group's members are managed at the account level.
+            raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                           f"Group {group['displayName']} is an account group: change its members in the account")
         for op in body.get("Operations") or []:
             kind = (op.get("op") or "").lower()
             path = op.get("path") or ""
@@ -197,11 +218,13 @@ class Directory:
         return out
 
     # -- listing ----------------------------------------------------------------------------
-    def list(self, kind: str, query: dict) -> dict:
+    def list(self, kind: str, query: dict, *, account: bool = False) -> dict:
         if kind == "Users":
             items = [self.user_json(uid) for uid in self.users]
+        elif account:
+            items = [self.group_json(gid) for gid, g in self.groups.items() if g.get("account")]
         else:
-            items = [self.group_json(gid) for gid in self.groups]
+            items = [self.group_json(gid) for gid in self.groups if self.visible(gid)]
         flt = query.get("filter")
         if flt:
             items = [item for item in items if _matches(item, flt)]

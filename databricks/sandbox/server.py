@@ -209,6 +209,60 @@ def permission_assignment_put(ws, body, query, m, user):
     return {}
 
 
+# -- account: SCIM groups and workspace assignments (identity federation) ---------------------
+# Account SCIM (/api/2.0/accounts/{account_id}/scim/v2/Groups) and WorkspaceAssignmentAPI
+# (/api/2.0/accounts/{account_id}/workspaces/{workspace_id}/permissionassignments...), as
+# databricks-sdk 0.156's AccountClient calls them. This emulator is also its own account host.
+ACCOUNT = "/accounts/([^/]+)"
+
+
+def _account(ws, m):
+    if m.group(1) != ws.account_id:
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Account {m.group(1)} does not exist")
+
+
+@route("GET", ACCOUNT + "/scim/v2/Groups")
+def account_groups_list(ws, body, query, m, user):
+    _account(ws, m)
+    return ws.directory.list("Groups", query, account=True)
+
+
+@route("POST", ACCOUNT + "/scim/v2/Groups")
+def account_groups_create(ws, body, query, m, user):
+    _account(ws, m)
+    return ws.directory.create_group(body, account=True)
+
+
+@route("GET", ACCOUNT + "/scim/v2/Groups/([^/]+)")
+def account_groups_get(ws, body, query, m, user):
+    _account(ws, m)
+    return ws.directory.group_json(m.group(2))
+
+
+@route("PATCH", ACCOUNT + "/scim/v2/Groups/([^/]+)")
+def account_groups_patch(ws, body, query, m, user):
+    _account(ws, m)
+    ws.directory.patch_group(m.group(2), body, via_account=True)
+    return None
+
+
+@route("GET", ACCOUNT + "/workspaces/([^/]+)/permissionassignments")
+def account_assignments(ws, body, query, m, user):
+    _account(ws, m)
+    if m.group(2) != str(ws.workspace_id):
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Workspace {m.group(2)} does not exist")
+    return {"permission_assignments": ws.directory.assignments()}
+
+
+@route("PUT", ACCOUNT + "/workspaces/([^/]+)/permissionassignments/principals/([^/]+)")
+def account_assign(ws, body, query, m, user):
+    _account(ws, m)
+    if m.group(2) != str(ws.workspace_id):
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Workspace {m.group(2)} does not exist")
+    ws.directory.assign(m.group(3), body.get("permissions") or ["USER"])
+    return {"permissions": ws.directory.assigned[m.group(3)]}
+
+
 # -- SCIM --------------------------------------------------------------------------------------
 SCIM = "/preview/scim/v2"
 

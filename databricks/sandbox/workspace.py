@@ -49,6 +49,7 @@ class Workspace:
         self.acls = ClusterAcls(self.directory)
         self.policies = Policies(self.directory)
         self.workspace_id = 1234567890123456
+        self.account_id = "00000000-0000-4000-8000-000000000001"
         self.tree = WorkspaceTree()
         self.libraries = Libraries()
         self.clusters.on_running.append(self.libraries.cluster_started)
@@ -101,9 +102,15 @@ class Workspace:
                 self.directory.members[self.directory.group_id("admins")].add(uid)
             return uid
 
-    def add_group(self, name: str, members: list[str] = ()) -> str:
+    def add_group(self, name: str, members: list[str] = (), *, account: bool = False,
+                  external_id: str | None = None, assigned: bool = True) -> str:
+        """A workspace-local group, or an account group (assigned to this workspace unless told
+        otherwise; with `external_id`, as synced from Entra ID)."""
         with self.lock:
-            gid = self.directory.group_id(name) or self.directory.create_group({"displayName": name})["id"]
+            gid = self.directory.group_id(name, account=account) or self.directory.create_group(
+                {"displayName": name, **({"externalId": external_id} if external_id else {})}, account=account)["id"]
+            if account and assigned:
+                self.directory.assign(gid, ["USER"])
             for user_name in members:
                 self.directory.members[gid].add(self.add_user(user_name))
             return gid

@@ -68,7 +68,14 @@ def create_from_csv(settings, args) -> int:
         return 2
     gateway = _gateway(settings)
     cs = settings.cluster
-    p = plan(gateway, roster, cs, prune=args.prune, protected={settings.admin_email or "", gateway.me()})
+    account = None
+    if settings.account_id:
+        from .workspace_gateway import AccountDirectory
+        account = AccountDirectory.connect(host=settings.account_host, account_id=settings.account_id,
+                                           token=settings.account_token, profile=settings.account_profile,
+                                           gateway=gateway)
+    p = plan(gateway, roster, cs, prune=args.prune, protected={settings.admin_email or "", gateway.me()},
+             account=account)
     for line in p.drift:
         print(f"drift: {line}")
     if not p.changes:

@@ -21,6 +21,12 @@ OTHER_AUTH_VARS = ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_AUTH_TYPE", "DATABRI
                    "ARM_CLIENT_ID", "AZURE_CLIENT_ID", "DATABRICKS_AZURE_RESOURCE_ID")
 
 
+# The account API (account groups, workspace assignments) has its own host and credentials.
+ACCOUNT_HOST = "https://accounts.azuredatabricks.net"
+ACCOUNT_AUTH_VARS = ("DATABRICKS_ACCOUNT_PROFILE", "DATABRICKS_ACCOUNT_TOKEN", "DATABRICKS_CLIENT_ID",
+                     "ARM_CLIENT_ID", "AZURE_CLIENT_ID")
+
+
 class ConfigError(Exception):
     """Raised with every problem found; entry points print them and exit 2."""
 
@@ -54,6 +60,10 @@ class Settings:
     course_name: str = "course"
     cluster: object = None                 # provisioning.ClusterSettings, validated with the rest
     serverless_notebooks: str = "unknown"  # on | off | unknown: no workspace API shows it
+    account_id: str | None = None          # set: groups are account groups (identity federation)
+    account_host: str | None = None
+    account_token: str | None = field(default=None, repr=False)
+    account_profile: str | None = None
     env: Mapping[str, str] = field(repr=False, default_factory=dict)
 
     @property
@@ -257,6 +267,18 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Set
         problems.extend(str(err).splitlines())
         cluster = ClusterSettings()
 
+    account_id = text("DATABRICKS_ACCOUNT_ID")
+    account_host = normalize_host(text("DATABRICKS_ACCOUNT_HOST") or ACCOUNT_HOST) if account_id else None
+    if account_id and not re.match(r"^[0-9a-fA-F-]{36}$", account_id):
+        problems.append(f"DATABRICKS_ACCOUNT_ID={account_id!r} is not an account id (a UUID, shown in the "
+                        "account console under your user menu).")
+    if account_id and not any(text(v) for v in ACCOUNT_AUTH_VARS):
+        problems.append("DATABRICKS_ACCOUNT_ID is set, but nothing authenticates to the account "
+                        f"({account_host}): set DATABRICKS_ACCOUNT_PROFILE to an account profile in "
+                        "~/.databrickscfg, or a service principal (DATABRICKS_CLIENT_ID and "
+                        "DATABRICKS_CLIENT_SECRET, or ARM_CLIENT_ID, ARM_CLIENT_SECRET and ARM_TENANT_ID), or "
+                        "DATABRICKS_ACCOUNT_TOKEN. Unset DATABRICKS_ACCOUNT_ID for workspace-local groups.")
+
     serverless = (text("SERVERLESS_NOTEBOOKS") or "unknown").lower()
     if serverless not in ("on", "off", "unknown"):
         problems.append(f"SERVERLESS_NOTEBOOKS={serverless!r} must be on, off or unknown: what the account "
@@ -283,5 +305,7 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Set
         course_name=cluster.course,
         cluster=cluster,
         serverless_notebooks=serverless,
+        account_id=account_id, account_host=account_host, account_token=text("DATABRICKS_ACCOUNT_TOKEN"),
+        account_profile=text("DATABRICKS_ACCOUNT_PROFILE"),
         env=dict(env),
     )

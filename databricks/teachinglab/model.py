@@ -61,6 +61,7 @@ class GroupInfo:
     entitlements: tuple[str, ...] = ()
     subgroups: tuple[str, ...] = ()   # ids of groups nested in this one
     external_id: str | None = None    # set for groups synced from Entra ID
+    account: bool = False             # an account group (SCIM meta.resourceType "Group")
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,10 @@ class Plan:
     drift: list[str]
 
 
-def plan(gateway, roster: Roster, cs: ClusterSettings, *, prune: bool = False, protected: set[str] = frozenset()) -> Plan:
+def plan(gateway, roster: Roster, cs: ClusterSettings, *, prune: bool = False, protected: set[str] = frozenset(),
+         account=None) -> Plan:
+    """`account`: an AccountDirectory when DATABRICKS_ACCOUNT_ID is set; groups are then account
+    groups, assigned to the workspace, so they can be granted Unity Catalog privileges."""
     users = {p.user_name.lower(): p for p in gateway.users()}
     groups = {g.name: g for g in gateway.groups()}
     clusters = {c.name: c for c in gateway.list_clusters()}
@@ -167,6 +170,10 @@ def plan(gateway, roster: Roster, cs: ClusterSettings, *, prune: bool = False, p
 
     wanted_groups = {g.name: [s.email for s in g.members] for g in roster.groups}
     wanted_groups[cs.students_group] = sorted(wanted_users)
+    if account is not None:
+        names = {p.user_id: email for email, p in users.items()}
+        changes += _account_groups(gateway, account, wanted_groups, groups, ids, names, drift, prune)
+        wanted_groups = {}  # handled above
     for name, emails in sorted(wanted_groups.items()):
         existing = groups.get(name)
         if existing is None:
@@ -279,6 +286,65 @@ def plan(gateway, roster: Roster, cs: ClusterSettings, *, prune: bool = False, p
             if p.user_name.lower() not in wanted_users and p.user_name.lower() not in protected:
                 changes.append(Change("delete_user", p.user_name, run=lambda uid=p.user_id: gateway.delete_user(uid)))
     return Plan(changes, drift)
+
+
+def _account_groups(gateway, account, wanted: dict[str, list[str]], visible: dict, ids: dict[str, str],
+                    names: dict[str, str], drift: list[str], prune: bool) -> list[Change]:
+    """Account groups: reuse one of the same name (never shadow it), create the missing ones and
+    assign them to the workspace; never change the members of a group synced from Entra ID."""
+    changes: list[Change] = []
+    workspace_id = gateway.workspace_id()
+    assigned = account.assigned(workspace_id)
+    group_ids: dict[str, str] = {}
+    for name, emails in sorted(wanted.items()):
+        local = visible.get(name)
+        if local is not None and not local.account:
+            drift.append(f"group {name!r} is workspace-local: it cannot be granted Unity Catalog privileges. "
+                         "Delete it (or rename it) and run again to use an account group of that name")
+            continue
+        found = account.group(name)
+        have: set[str] = set()
+        if found is None:
+            def create(name=name):
+                group_ids[name] = account.create_group(name)
+                account.assign(workspace_id, group_ids[name])
+            changes.append(Change("create_group", name, "account group, assigned to the workspace", run=create))
+        else:
+            gid, external_id, member_ids = found
+            group_ids[name] = gid
+            have = {names.get(m, m) for m in member_ids}
+            if gid not in assigned:
+                changes.append(Change("assign_group", name, f"account group {gid} to the workspace",
+                                      run=lambda gid=gid: account.assign(workspace_id, gid)))
+            if external_id:
+                missing, extra = sorted(set(emails) - have), sorted(have - set(emails))
+                if missing or extra:
+                    drift.append(f"group {name!r} is synced from Entra ID, so its members are not changed here: "
+                                 + "; ".join(x for x in (f"not in it: {', '.join(missing)}" if missing else "",
+                                                         f"in it, not in the roster: {', '.join(extra)}" if extra else "")
+                                             if x) + " (change it in Entra ID)")
+                continue
+        missing = sorted(set(emails) - have)
+        if missing:
+            def add(name=name, missing=missing):
+                if name not in group_ids:
+                    raise NotCreated(f"group {name!r} was not created (see above)")
+                known = [ids[e] for e in missing if e in ids]
+                if known:
+                    account.change_members(group_ids[name], add=known)
+                lost = [e for e in missing if e not in ids]
+                if lost:
+                    raise NotCreated(f"{len(lost)} member(s) not added, their user was not created (see above): "
+                                     + ", ".join(lost))
+            changes.append(Change("add_members", name, f"{len(missing)}: {', '.join(missing[:3])}"
+                                  + ("…" if len(missing) > 3 else ""), run=add))
+        extra = sorted(have - set(emails))
+        if extra and prune:
+            changes.append(Change("remove_members", name, ", ".join(extra), run=lambda gid=group_ids[name], extra=extra:
+                                  account.change_members(gid, remove=[ids[e] for e in extra if e in ids])))
+        elif extra:
+            drift.append(f"group {name!r} has members not in the roster: {', '.join(extra)} (--prune removes them)")
+    return changes
 
 
 @dataclass

@@ -110,7 +110,7 @@ def run_locked(settings: Settings, job: str, body: Callable[[], int]) -> int:
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    out = [settings.token or ""]
+    out = [settings.token or "", settings.account_token or ""]
     if settings.database_url and "@" in settings.database_url:
         from urllib.parse import urlsplit
         out.append(urlsplit(settings.database_url).password or "")

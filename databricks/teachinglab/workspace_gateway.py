@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable, TypeVar
 
 import requests
-from databricks.sdk import WorkspaceClient
+from databricks.sdk import AccountClient, WorkspaceClient
 from databricks.sdk.clock import Clock
 from databricks.sdk.core import Config
 from databricks.sdk import errors as sdk_errors
@@ -251,7 +251,7 @@ class WorkspaceGateway:
     # -- identity ---------------------------------------------------------------------------
     def groups(self) -> list[GroupInfo]:
         raw = self._retry("list groups", lambda: list(self.client.groups.list(
-            attributes="id,displayName,members,entitlements,externalId")))
+            attributes="id,displayName,members,entitlements,externalId,meta")))
         return [self._group(g) for g in raw]
 
     def workspace_admin_ids(self) -> set[str] | None:
@@ -284,7 +284,7 @@ class WorkspaceGateway:
                 members.append(person)
         return GroupInfo(g.id, g.display_name, tuple(members),
                          tuple(sorted(e.value for e in g.entitlements or [] if e.value)), tuple(subgroups),
-                         g.external_id or None)
+                         g.external_id or None, bool(g.meta and g.meta.resource_type == "Group"))
 
     def groups_of_user(self, user_name: str) -> list[str]:
         """Display names of the groups `user_name` is a direct member of (SCIM `groups`)."""
@@ -304,6 +304,9 @@ class WorkspaceGateway:
             email = next((e.value for e in (u.emails or []) if e.primary), None) or u.user_name
             self._people[user_id] = Person(u.user_name, email, u.display_name or u.user_name, u.id)
         return self._people[user_id]
+
+    def workspace_id(self) -> int:
+        return self._retry("workspace id", self.client.get_workspace_id)
 
     def me(self) -> str:
         return self._retry("current user", lambda: self.client.current_user.me().user_name)
@@ -465,6 +468,55 @@ class WorkspaceGateway:
         self.client.workspace.import_(
             path, content=base64.b64encode(content).decode(), format=ws_service.ImportFormat(fmt),
             language=ws_service.Language(language) if language else None, overwrite=overwrite)
+
+
+class AccountDirectory:
+    """Account groups and their assignment to a workspace (identity federation), through the
+    account API. Shares the retry and create-once rules of the workspace gateway."""
+
+    def __init__(self, client: AccountClient, gateway: WorkspaceGateway):
+        self.client = client
+        self._gateway = gateway  # its _retry/_once and deadline
+
+    @classmethod
+    def connect(cls, *, host: str, account_id: str, token: str | None, profile: str | None,
+                gateway: WorkspaceGateway) -> "AccountDirectory":
+        clock = _RunClock()
+        clock.gateway = gateway
+        config = Config(host=host, account_id=account_id, token=token, profile=profile, clock=clock,
+                        retry_timeout_seconds=SDK_RETRY_SECONDS, http_timeout_seconds=HTTP_TIMEOUT_SECONDS)
+        return cls(AccountClient(config=config), gateway)
+
+    def group(self, name: str) -> tuple[str, str | None, set[str]] | None:
+        """(id, externalId, member ids) of the account group called `name`, or None."""
+        safe = name.replace('"', '\\"')
+        g = self._gateway._retry(f"account group {name}", lambda: next(iter(self.client.groups.list(
+            filter=f'displayName eq "{safe}"', attributes="id,displayName,externalId,members")), None))
+        if g is None:
+            return None
+        return g.id, g.external_id or None, {m.value for m in g.members or [] if m.value}
+
+    def create_group(self, name: str) -> str:
+        return self._gateway._once(f"create account group {name}", lambda: self.client.groups.create(
+            display_name=name)).id
+
+    def change_members(self, group_id: str, *, add: list[str] = (), remove: list[str] = ()) -> None:
+        ops = []
+        if add:
+            ops.append(iam.Patch(op=iam.PatchOp.ADD, path="members", value=[{"value": i} for i in add]))
+        ops += [iam.Patch(op=iam.PatchOp.REMOVE, path=f'members[value eq "{i}"]') for i in remove]
+        if ops:
+            self._gateway._retry(f"members of account group {group_id}", lambda: self.client.groups.patch(
+                group_id, operations=ops, schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP]))
+
+    def assigned(self, workspace_id: int) -> set[str]:
+        return {str(a.principal.principal_id) for a in self._gateway._retry(
+            "workspace assignments", lambda: list(self.client.workspace_assignment.list(workspace_id)))
+            if a.principal and a.principal.principal_id is not None}
+
+    def assign(self, workspace_id: int, principal_id: str) -> None:
+        self._gateway._retry(f"assign {principal_id}", lambda: self.client.workspace_assignment.update(
+            workspace_id, int(principal_id), permissions=[iam.WorkspacePermission.USER]))
 
 
 def _principal(entry: compute.ClusterAccessControlResponse) -> tuple[str, str]:
