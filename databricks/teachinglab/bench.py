@@ -64,6 +64,39 @@ def measure(latency: float, n_clusters: int, n_running: int, rounds: int) -> dic
             "steady_max_s": max(steady), "api_calls_per_poll": statistics.median(calls)}
 
 
+def measure_storm(n_clusters: int, n_running: int, deadline_s: float = 25.0, retry_after: int = 1) -> dict:
+    """A poll while the workspace answers every call with 429 (Retry-After: 1): how long until the
+    run's deadline ends it, and what it left recorded."""
+    from databricks.sandbox import Fault
+
+    from .deadline import Deadline
+    from .ledger import OutboxMessage
+    ws = build(n_clusters, n_running)
+    with SandboxServer(workspace=ws) as server, tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings({"DATABRICKS_HOST": server.url, "DATABRICKS_TOKEN": "bench",
+                                  "QUOTA_TIMEZONE": "Asia/Jerusalem", "ADMIN_EMAIL": "admin@example.edu",
+                                  "CLUSTER_UPTIMES_DB": str(Path(tmp) / "l.db"), "EMAIL_TRANSPORT": "file",
+                                  "EMAIL_FILE_DIR": str(Path(tmp) / "mail"), "HOME": tmp})
+        ws.clock.set(START + timedelta(hours=1))
+        results = {}
+        for what, path in (("events only", "/clusters/events"), ("every call", ".")):
+            fault = ws.inject(Fault(method="*", path=path, status=429, error_code="REQUEST_LIMIT_EXCEEDED",
+                                    retry_after=retry_after, times=None))
+            t0 = time.perf_counter()
+            deadline = Deadline(deadline_s)
+            lab = Lab.open(settings, ws.now(), deadline=deadline)
+            try:
+                report = run_poll(lab, ws.now())
+                failed = len(report.failures)
+            except Exception as err:  # noqa: BLE001 - the cluster list itself was refused
+                failed = f"all ({type(err).__name__})"
+            results[what] = {"seconds": time.perf_counter() - t0, "failed": failed,
+                             "alerts": OutboxMessage.select().where(OutboxMessage.kind == "failure").count()}
+            ws.faults.remove(fault)
+            lab.db.close()
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m databricks.teachinglab.bench", description=__doc__)
     parser.add_argument("--clusters", type=int, default=200)
@@ -79,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  latency {r['latency_ms']:>4.0f} ms/call: first poll {r['first_poll_s']:.2f} s, "
               f"steady poll median {r['steady_median_s']:.2f} s (max {r['steady_max_s']:.2f} s), "
               f"{r['api_calls_per_poll']:.0f} API calls per steady poll")
+    print(f"429 storm (Retry-After: 1), POLL_DEADLINE_SECONDS=25, {args.clusters} clusters")
+    for what, r in measure_storm(args.clusters, args.running).items():
+        print(f"  429 on {what:<12}: poll returned after {r['seconds']:.1f} s; clusters not handled: {r['failed']}; "
+              f"failure alerts queued: {r['alerts']}")
     if args.mail:
         print(f"delivering {args.mail} messages (outbox -> transport -> loopback service)")
         for name, (seconds, sent) in measure_mail(args.mail).items():
