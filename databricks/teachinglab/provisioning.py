@@ -181,28 +181,7 @@ def plan(gateway, roster: Roster, cs: ClusterSettings, *, prune: bool = False, p
                 group_ids[name] = gateway.create_group(name).group_id
             changes.append(Change("create_group", name, run=create_group))
         have = {p.user_name.lower() for p in (existing.members if existing else ())}
-        missing = sorted(set(emails) - have)
-        if missing:
-            def add(name=name, missing=missing):
-                if name not in group_ids:
-                    raise NotCreated(f"group {name!r} was not created (see above)")
-                known = [ids[e] for e in missing if e in ids]
-                if known:
-                    gateway.change_members(group_ids[name], add=known)
-                lost = [e for e in missing if e not in ids]
-                if lost:
-                    raise NotCreated(f"{len(lost)} member(s) not added, their user was not created (see above): "
-                                     + ", ".join(lost))
-            changes.append(Change("add_members", name, f"{len(missing)}: {', '.join(missing[:3])}"
-                                  + ("…" if len(missing) > 3 else ""), run=add))
-        extra = sorted(have - set(emails))
-        if extra and existing is not None:
-            if prune:
-                def remove(gid=existing.group_id, extra=extra):
-                    gateway.change_members(gid, remove=[users[e].user_id for e in extra])
-                changes.append(Change("remove_members", name, ", ".join(extra), run=remove))
-            else:
-                drift.append(f"group {name!r} has members not in the roster: {', '.join(extra)} (--prune removes them)")
+        changes += _members(name, emails, have, group_ids, ids, gateway.change_members, drift, prune)
 
     pin_budget = MAX_PINNED - gateway.pinned_count() if any(
         cs.cluster_name(g.key) not in clusters for g in roster.groups) else 0
@@ -288,6 +267,35 @@ def plan(gateway, roster: Roster, cs: ClusterSettings, *, prune: bool = False, p
     return Plan(changes, drift)
 
 
+def _members(name: str, emails: list[str], have: set[str], group_ids: dict[str, str], ids: dict[str, str],
+             change_members: Callable, drift: list[str], prune: bool) -> list[Change]:
+    """Add the roster's members a group lacks; members it has beyond the roster are drift, or
+    removed with --prune. The group and the users may be created by earlier changes of the plan:
+    their ids are looked up when the change runs."""
+    changes = []
+    missing = sorted(set(emails) - have)
+    if missing:
+        def add():
+            if name not in group_ids:
+                raise NotCreated(f"group {name!r} was not created (see above)")
+            known = [ids[e] for e in missing if e in ids]
+            if known:
+                change_members(group_ids[name], add=known)
+            lost = [e for e in missing if e not in ids]
+            if lost:
+                raise NotCreated(f"{len(lost)} member(s) not added, their user was not created (see above): "
+                                 + ", ".join(lost))
+        changes.append(Change("add_members", name, f"{len(missing)}: {', '.join(missing[:3])}"
+                              + ("…" if len(missing) > 3 else ""), run=add))
+    extra = sorted(have - set(emails))
+    if extra and prune:
+        changes.append(Change("remove_members", name, ", ".join(extra), run=lambda: change_members(
+            group_ids[name], remove=[ids[e] for e in extra if e in ids])))
+    elif extra:
+        drift.append(f"group {name!r} has members not in the roster: {', '.join(extra)} (--prune removes them)")
+    return changes
+
+
 def _account_groups(gateway, account, wanted: dict[str, list[str]], visible: dict, ids: dict[str, str],
                     names: dict[str, str], drift: list[str], prune: bool) -> list[Change]:
     """Account groups: reuse one of the same name (never shadow it), create the missing ones and
@@ -324,26 +332,7 @@ def _account_groups(gateway, account, wanted: dict[str, list[str]], visible: dic
                                                          f"in it, not in the roster: {', '.join(extra)}" if extra else "")
                                              if x) + " (change it in Entra ID)")
                 continue
-        missing = sorted(set(emails) - have)
-        if missing:
-            def add(name=name, missing=missing):
-                if name not in group_ids:
-                    raise NotCreated(f"group {name!r} was not created (see above)")
-                known = [ids[e] for e in missing if e in ids]
-                if known:
-                    account.change_members(group_ids[name], add=known)
-                lost = [e for e in missing if e not in ids]
-                if lost:
-                    raise NotCreated(f"{len(lost)} member(s) not added, their user was not created (see above): "
-                                     + ", ".join(lost))
-            changes.append(Change("add_members", name, f"{len(missing)}: {', '.join(missing[:3])}"
-                                  + ("…" if len(missing) > 3 else ""), run=add))
-        extra = sorted(have - set(emails))
-        if extra and prune:
-            changes.append(Change("remove_members", name, ", ".join(extra), run=lambda gid=group_ids[name], extra=extra:
-                                  account.change_members(gid, remove=[ids[e] for e in extra if e in ids])))
-        elif extra:
-            drift.append(f"group {name!r} has members not in the roster: {', '.join(extra)} (--prune removes them)")
+        changes += _members(name, emails, have, group_ids, ids, account.change_members, drift, prune)
     return changes
 
 

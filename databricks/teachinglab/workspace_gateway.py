@@ -341,13 +341,7 @@ class WorkspaceGateway:
         self._retry(f"delete group {group_id}", lambda: self.client.groups.delete(group_id))
 
     def change_members(self, group_id: str, *, add: list[str] = (), remove: list[str] = ()) -> None:
-        ops = []
-        if add:
-            ops.append(iam.Patch(op=iam.PatchOp.ADD, path="members", value=[{"value": i} for i in add]))
-        ops += [iam.Patch(op=iam.PatchOp.REMOVE, path=f'members[value eq "{i}"]') for i in remove]
-        if ops:
-            self._retry(f"members of {group_id}", lambda: self.client.groups.patch(
-                group_id, operations=ops, schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP]))
+        _patch_members(self._retry, self.client.groups, f"members of {group_id}", group_id, add, remove)
 
     def create_cluster(self, spec: dict) -> str:
         autoscale = spec.get("autoscale")
@@ -501,13 +495,8 @@ class AccountDirectory:
             display_name=name)).id
 
     def change_members(self, group_id: str, *, add: list[str] = (), remove: list[str] = ()) -> None:
-        ops = []
-        if add:
-            ops.append(iam.Patch(op=iam.PatchOp.ADD, path="members", value=[{"value": i} for i in add]))
-        ops += [iam.Patch(op=iam.PatchOp.REMOVE, path=f'members[value eq "{i}"]') for i in remove]
-        if ops:
-            self._gateway._retry(f"members of account group {group_id}", lambda: self.client.groups.patch(
-                group_id, operations=ops, schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP]))
+        _patch_members(self._gateway._retry, self.client.groups, f"members of account group {group_id}",
+                       group_id, add, remove)
 
     def assigned(self, workspace_id: int) -> set[str]:
         return {str(a.principal.principal_id) for a in self._gateway._retry(
@@ -517,6 +506,17 @@ class AccountDirectory:
     def assign(self, workspace_id: int, principal_id: str) -> None:
         self._gateway._retry(f"assign {principal_id}", lambda: self.client.workspace_assignment.update(
             workspace_id, int(principal_id), permissions=[iam.WorkspacePermission.USER]))
+
+
+def _patch_members(retry, groups_api, what: str, group_id: str, add, remove) -> None:
+    """One SCIM PATCH adding and removing members (workspace or account GroupsAPI alike)."""
+    ops = []
+    if add:
+        ops.append(iam.Patch(op=iam.PatchOp.ADD, path="members", value=[{"value": i} for i in add]))
+    ops += [iam.Patch(op=iam.PatchOp.REMOVE, path=f'members[value eq "{i}"]') for i in remove]
+    if ops:
+        retry(what, lambda: groups_api.patch(
+            group_id, operations=ops, schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP]))
 
 
 def _principal(entry: compute.ClusterAccessControlResponse) -> tuple[str, str]:
