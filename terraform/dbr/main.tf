@@ -29,6 +29,23 @@ locals {
   runtime     = try(tonumber(regex("^(\\d+)\\.", var.spark_version)[0]) * 100 + tonumber(regex("^\\d+\\.(\\d+)", var.spark_version)[0]), 0)
   min_runtime = { dedicated = 1504, standard = 1303, none = 0 }[var.access_mode]
   runtime_ok  = local.runtime >= local.min_runtime
+
+  # With account_id, groups are account groups (identity federation), assigned to the workspace,
+  # so they can be granted Unity Catalog privileges; otherwise workspace-local groups.
+  account_groups = var.account_id != null
+  local_groups   = local.account_groups ? {} : local.groups
+  acct_groups    = local.account_groups ? local.groups : {}
+  students_group = "${var.course}-students"
+  group_ids = merge(
+    { for k, g in databricks_group.team : k => g.id },
+    { for k, g in databricks_group.team_account : k => g.id },
+  )
+  students_group_id = local.account_groups ? databricks_group.all_students_account[0].id : databricks_group.all_students[0].id
+  # Members of account groups are managed here unless they come from Entra ID (manage_memberships).
+  local_memberships = local.account_groups ? {} : local.memberships
+  acct_memberships  = local.account_groups && var.manage_memberships ? local.memberships : {}
+  local_students    = local.account_groups ? {} : local.students
+  acct_students     = local.account_groups && var.manage_memberships ? local.students : {}
 }
 
 # Stops a plan made in the wrong Terraform workspace before it can touch another course.
@@ -52,27 +69,73 @@ resource "databricks_user" "student" {
 }
 
 resource "databricks_group" "team" {
-  for_each         = local.groups
+  for_each         = local.local_groups
   display_name     = each.value
   workspace_access = true
   depends_on       = [terraform_data.workspace_guard]
 }
 
 resource "databricks_group" "all_students" {
-  display_name     = "${var.course}-students"
+  count            = local.account_groups ? 0 : 1
+  display_name     = local.students_group
   workspace_access = true
   depends_on       = [terraform_data.workspace_guard]
 }
 
+moved {
+  from = databricks_group.all_students
+  to   = databricks_group.all_students[0]
+}
+
 resource "databricks_group_member" "team" {
-  for_each  = local.memberships
+  for_each  = local.local_memberships
   group_id  = databricks_group.team[each.value.group_key].id
   member_id = databricks_user.student[lower(each.value.email)].id
 }
 
 resource "databricks_group_member" "all_students" {
-  for_each  = local.students
-  group_id  = databricks_group.all_students.id
+  for_each  = local.local_students
+  group_id  = databricks_group.all_students[0].id
+  member_id = databricks_user.student[each.key].id
+}
+
+# Account groups (account_id set). An account group of the same name that already exists is
+# reused, never shadowed: import it first, e.g.
+#   terraform import 'databricks_group.team_account["g1043"]' <account group id>
+resource "databricks_group" "team_account" {
+  provider     = databricks.account
+  for_each     = local.acct_groups
+  display_name = each.value
+  depends_on   = [terraform_data.workspace_guard]
+}
+
+resource "databricks_group" "all_students_account" {
+  provider     = databricks.account
+  count        = local.account_groups ? 1 : 0
+  display_name = local.students_group
+  depends_on   = [terraform_data.workspace_guard]
+}
+
+resource "databricks_mws_permission_assignment" "team" {
+  provider     = databricks.account
+  for_each     = merge(local.acct_groups, local.account_groups ? { students = local.students_group } : {})
+  workspace_id = var.workspace_id
+  principal_id = each.key == "students" ? databricks_group.all_students_account[0].id : databricks_group.team_account[each.key].id
+  permissions  = ["USER"]
+}
+
+# Under identity federation a workspace user is an account user with the same id.
+resource "databricks_group_member" "team_account" {
+  provider  = databricks.account
+  for_each  = local.acct_memberships
+  group_id  = databricks_group.team_account[each.value.group_key].id
+  member_id = databricks_user.student[lower(each.value.email)].id
+}
+
+resource "databricks_group_member" "all_students_account" {
+  provider  = databricks.account
+  for_each  = local.acct_students
+  group_id  = databricks_group.all_students_account[0].id
   member_id = databricks_user.student[each.key].id
 }
 
@@ -86,7 +149,7 @@ resource "databricks_cluster" "team" {
   is_pinned               = contains(local.pinned, each.key)
   data_security_mode      = local.data_security_mode
   # Dedicated to the group: only its members can attach, and they act with the group's rights.
-  single_user_name = var.access_mode == "dedicated" ? databricks_group.team[each.key].display_name : null
+  single_user_name = var.access_mode == "dedicated" ? each.value : null
 
   autoscale {
     min_workers = var.min_workers
@@ -124,7 +187,7 @@ resource "databricks_cluster" "team" {
     }
   }
 
-  depends_on = [terraform_data.workspace_guard]
+  depends_on = [terraform_data.workspace_guard, databricks_group.team, databricks_mws_permission_assignment.team]
 }
 
 # Permissions are authored once. The quota poll lowers a group to CAN_ATTACH_TO when it reaches its
@@ -136,7 +199,7 @@ resource "databricks_permissions" "cluster" {
   cluster_id = databricks_cluster.team[each.key].id
 
   access_control {
-    group_name       = databricks_group.team[each.key].display_name
+    group_name       = each.value
     permission_level = "CAN_RESTART"
   }
 
@@ -165,9 +228,11 @@ resource "databricks_permissions" "group_home" {
   directory_path = each.value.path
 
   access_control {
-    group_name       = databricks_group.team[each.key].display_name
+    group_name       = local.groups[each.key]
     permission_level = "CAN_MANAGE"
   }
+
+  depends_on = [databricks_group.team, databricks_mws_permission_assignment.team]
 }
 
 # Create -> install -> stop, in one apply: the provider starts each new cluster and installs its
@@ -192,11 +257,12 @@ resource "databricks_schema" "team" {
 }
 
 resource "databricks_grants" "team_schema" {
-  for_each = databricks_schema.team
-  schema   = each.value.id
+  for_each   = databricks_schema.team
+  schema     = each.value.id
+  depends_on = [databricks_group.team, databricks_mws_permission_assignment.team]
 
   grant {
-    principal  = databricks_group.team[each.key].display_name
+    principal  = local.groups[each.key]
     privileges = var.schema_privileges
   }
 

@@ -6,8 +6,8 @@ output "cluster_ids" {
 output "group_ids" {
   description = "Group name => Databricks group id (plus the all-students group)."
   value = merge(
-    { for k, name in local.groups : name => databricks_group.team[k].id },
-    { (databricks_group.all_students.display_name) = databricks_group.all_students.id },
+    { for k, name in local.groups : name => local.group_ids[k] },
+    { (local.students_group) = local.students_group_id },
   )
 }
 

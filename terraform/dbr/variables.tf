@@ -142,3 +142,37 @@ variable "schema_privileges" {
   type        = list(string)
   default     = ["USE_SCHEMA", "CREATE_TABLE", "SELECT", "MODIFY"]
 }
+
+variable "account_id" {
+  description = "Databricks account id: set it to create the groups as account groups (identity federation), assigned to the workspace, so they can be granted Unity Catalog privileges. Null: workspace-local groups. The SDK path reads DATABRICKS_ACCOUNT_ID."
+  type        = string
+  default     = null
+}
+
+variable "account_host" {
+  description = "The account console host, for account groups."
+  type        = string
+  default     = "https://accounts.azuredatabricks.net"
+}
+
+variable "account_profile" {
+  description = "A profile in ~/.databrickscfg for the account API; null to authenticate from the environment."
+  type        = string
+  default     = null
+}
+
+variable "workspace_id" {
+  description = "The workspace's numeric id (the o= in its URL), to assign account groups to it. Needed with account_id."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.account_id == null || var.workspace_id != null
+    error_message = "With account_id, set workspace_id (the number after ?o= in the workspace URL) so the account groups can be assigned to the workspace."
+  }
+}
+
+variable "manage_memberships" {
+  description = "With account groups: manage their members from the roster. Set false when the groups are synced from Entra ID (SCIM provisioning), whose members must not be changed here."
+  type        = bool
+  default     = true
+}

@@ -17,3 +17,13 @@ provider "databricks" {
   token   = var.databricks_token
   profile = var.databricks_profile
 }
+
+# The account API, for account groups and their workspace assignment (account_id set). Auth: a
+# profile in ~/.databrickscfg (account_profile), or the environment (ARM_CLIENT_ID/_SECRET/
+# ARM_TENANT_ID or DATABRICKS_CLIENT_ID/_SECRET for a service principal).
+provider "databricks" {
+  alias      = "account"
+  host       = var.account_host
+  account_id = var.account_id
+  profile    = var.account_profile
+}

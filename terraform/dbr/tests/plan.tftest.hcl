@@ -51,7 +51,7 @@ run "memberships_and_permissions" {
     error_message = "4 students in 4 memberships (the empty group has none)"
   }
   assert {
-    condition     = length(databricks_group_member.all_students) == 4 && databricks_group.all_students.display_name == "bigdata-students"
+    condition     = length(databricks_group_member.all_students) == 4 && databricks_group.all_students[0].display_name == "bigdata-students"
     error_message = "every student is in the all-students group"
   }
   assert {
@@ -138,4 +138,55 @@ run "old_runtime_for_dedicated_is_refused" {
   }
 
   expect_failures = [databricks_cluster.team]
+}
+
+run "account_groups_with_an_account_id" {
+  command = plan
+
+  variables {
+    account_id   = "00000000-0000-4000-8000-000000000001"
+    workspace_id = 1234567890123456
+  }
+
+  assert {
+    condition     = length(databricks_group.team) == 0 && length(databricks_group.all_students) == 0
+    error_message = "no workspace-local groups: they would shadow the account groups"
+  }
+  assert {
+    condition     = length(databricks_group.team_account) == 4 && length(databricks_mws_permission_assignment.team) == 5
+    error_message = "4 account groups plus the students group, each assigned to the workspace"
+  }
+  assert {
+    condition     = length(databricks_group_member.team_account) == 4 && length(databricks_group_member.all_students_account) == 4
+    error_message = "memberships are managed in the account"
+  }
+  assert {
+    condition     = contains([for ac in databricks_permissions.cluster["g1043"].access_control : ac.group_name], "Team Rocket")
+    error_message = "the cluster ACL names the account group"
+  }
+}
+
+run "entra_synced_groups_keep_their_members" {
+  command = plan
+
+  variables {
+    account_id         = "00000000-0000-4000-8000-000000000001"
+    workspace_id       = 1234567890123456
+    manage_memberships = false
+  }
+
+  assert {
+    condition     = length(databricks_group_member.team_account) == 0 && length(databricks_group_member.all_students_account) == 0
+    error_message = "memberships of Entra-synced groups are never changed"
+  }
+}
+
+run "account_id_needs_a_workspace_id" {
+  command = plan
+
+  variables {
+    account_id = "00000000-0000-4000-8000-000000000001"
+  }
+
+  expect_failures = [var.workspace_id]
 }
