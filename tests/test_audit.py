@@ -37,8 +37,7 @@ def audit(capsys, *extra):
 def test_a_new_workspace_leaves_personal_compute_open_and_serverless_unknown(env, capsys):
     code, findings = audit(capsys)
     assert code == 1
-    assert {(f["kind"], f["principal"]) for f in findings} == {("policy", "group users"),
-                                                               ("serverless", "group users")}
+    assert {(f["kind"], f["principal"]) for f in findings} == {("policy", "users"), ("serverless", "users")}
     policy = next(f for f in findings if f["kind"] == "policy")
     assert "Personal Compute" in policy["object"] and "Delegate" in policy["fix"]
     assert all(set(f) >= {"kind", "principal", "object", "fix"} for f in findings)
@@ -54,12 +53,16 @@ def test_every_kind_is_found_and_a_closed_workspace_exits_0(env, capsys, monkeyp
     entitle(gw, "users", ws.directory.find_user(STUDENT), iam.PatchOp.ADD)
     gw.grant(env.ids["cluster_02"], [("group_name", "group_01", "CAN_RESTART")])
     personal = ws.add_cluster("dana-own", creator=STUDENT)
+    job = ws.add_cluster("job-7-run-1", creator=STUDENT, spec={"cluster_source": "JOB"})
     code, findings = audit(capsys)
     kinds = {(f["kind"], f["principal"], f["object"].split(" (")[0]) for f in findings}
-    assert ("entitlement", "group group_02", "allow-cluster-create") in kinds
+    assert ("entitlement", "group_02", "allow-cluster-create") in kinds
     assert ("entitlement", STUDENT, "allow-cluster-create") in kinds
-    assert ("cluster_acl", "group group_01", 'cluster "cluster_02"') in kinds
+    assert ("cluster_acl", "group_01", 'cluster "cluster_02"') in kinds
     assert ("student_cluster", STUDENT, 'cluster "dana-own"') in kinds
+    assert ("student_cluster", STUDENT, 'cluster "job-7-run-1"') in kinds  # job clusters too
+    types = {(f["principal"], f["principal_type"]) for f in findings}
+    assert ("group_02", "group_name") in types and (STUDENT, "user_name") in types
     assert not any(f["kind"] == "cluster_acl" and "cluster_01" in f["object"] for f in findings)  # its own
     assert code == 1
 
@@ -70,6 +73,7 @@ def test_every_kind_is_found_and_a_closed_workspace_exits_0(env, capsys, monkeyp
     entitle(gw, "users", ws.directory.find_user(STUDENT), iam.PatchOp.REMOVE)
     gw.set_group_level(env.ids["cluster_02"], "group_01", "CAN_ATTACH_TO")
     gw.permanent_delete(personal)
+    gw.permanent_delete(job)
     monkeypatch.setenv("SERVERLESS_NOTEBOOKS", "off")
     code, findings = audit(capsys)
     assert (code, findings) == (0, [])
@@ -93,3 +97,14 @@ def test_audit_changes_nothing_in_the_workspace(env, capsys):
     audit(capsys)
     writes = [r for r in env.workspace.requests if r.method not in ("GET",)]
     assert writes == []
+
+
+def test_a_policy_whose_permissions_cannot_be_read_is_named_and_the_audit_goes_on(env, capsys):
+    from databricks.sandbox import Fault
+    env.workspace.inject(Fault(method="GET", path="/permissions/cluster-policies/", status=403,
+                               error_code="PERMISSION_DENIED", times=None))
+    capsys.readouterr()
+    code = cli.main(["--audit_workspace", "--json"])
+    captured = capsys.readouterr()
+    assert code == 1 and [f["kind"] for f in json.loads(captured.out)] == ["serverless"]
+    assert "'Personal Compute'" in captured.err and "not audited" in captured.err

@@ -128,7 +128,7 @@ def test_the_daily_report_carries_the_workspace_audit(env):
     env.close_day(local(2026, 3, 3, 0, 7))
     report = OutboxMessage.get(OutboxMessage.kind == "daily_report")
     assert "Ways to run compute outside the quota" in report.text_body
-    assert "[policy] group users on cluster policy \"Personal Compute\"" in report.text_body
+    assert "[policy] users on cluster policy \"Personal Compute\"" in report.text_body
     assert "Delegate" in report.text_body and "Personal Compute" in report.html_body
 
 

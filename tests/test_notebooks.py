@@ -61,7 +61,8 @@ def test_git_folders_dashboards_and_big_files_are_listed_as_skipped_with_a_reaso
     backup = tmp_path / "backup"
     assert cli.main(["--export_notebooks", str(backup)]) == 0
     manifest = json.loads((backup / "manifest.json").read_text())
-    assert [e["path"] for e in manifest["files"]] == [NOTEBOOK]
+    assert [e["path"] for e in manifest["files"] if e["status"] == "exported"] == [NOTEBOOK]
+    assert {e["path"] for e in manifest["files"] if e["status"] == "skipped"} == {e["path"] for e in manifest["skipped"]}
     skipped = {e["path"]: e for e in manifest["skipped"]}
     assert set(skipped) == {"/Users/dana@uni.example.edu/project-repo",
                             "/Users/dana@uni.example.edu/sales.lvdash.json",
@@ -70,6 +71,10 @@ def test_git_folders_dashboards_and_big_files_are_listed_as_skipped_with_a_reaso
     assert "Git folder" in skipped["/Users/dana@uni.example.edu/project-repo"]["reason"]
     assert "10 MB" in skipped["/Users/dana@uni.example.edu/data.parquet"]["reason"]
     assert "skipped 3" in capsys.readouterr().out
+    capsys.readouterr()
+    assert cli.main(["--export_notebooks", str(backup)]) == 0  # resumes: the skipped ones are listed again
+    assert "exported 0, already there 1, skipped 3" in capsys.readouterr().out
+    assert cli.main(["--import_notebooks", str(backup)]) == 0  # restores what was exported, only
 
 
 def test_export_dry_run_writes_nothing(env, tmp_path, capsys):

@@ -28,10 +28,11 @@ SERVERLESS_PATH = ("Account console > Settings > Feature enablement > \"Serverle
 @dataclass(frozen=True)
 class Finding:
     kind: str
-    principal: str
+    principal: str        # a group's name or a user's user name, as the workspace shows it
     object: str
     fix: str
     detail: str = ""
+    principal_type: str = "group_name"  # group_name | user_name
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -66,13 +67,18 @@ def _is_course(entry: AclEntry, course: Course, *, users_too: bool) -> bool:
 
 
 def _who(entry: AclEntry) -> str:
+    """How a fix names the principal: "group users", "student@uni.edu"."""
     return entry.principal if entry.principal_type != "group_name" else f"group {entry.principal}"
 
 
-def policy_findings(gateway, course: Course) -> list[Finding]:
+def policy_findings(lab, course: Course) -> list[Finding]:
     out = []
-    for policy in gateway.policies():
-        for entry in gateway.policy_acl(policy.policy_id):
+    for policy, acl in lab.parallel(lambda p: lab.gateway.policy_acl(p.policy_id), lab.gateway.policies()):
+        if isinstance(acl, Exception):
+            logger.error("cluster policy %r (%s): permissions unreadable (%s: %s); not audited. Check that the "
+                         "token belongs to a workspace admin", policy.name, policy.policy_id, type(acl).__name__, acl)
+            continue
+        for entry in acl:
             if entry.inherited or not _is_course(entry, course, users_too=True):
                 continue
             where = f"Compute > Policies > {policy.name} > Permissions: remove CAN_USE for {_who(entry)}"
@@ -81,8 +87,9 @@ def policy_findings(gateway, course: Course) -> list[Finding]:
                        f"then in the workspace, {where}")
             else:
                 fix = where
-            out.append(Finding("policy", _who(entry), f"cluster policy \"{policy.name}\" ({policy.policy_id})", fix,
-                               f"{_who(entry)} may create clusters from this policy, outside the quota"))
+            out.append(Finding("policy", entry.principal, f"cluster policy \"{policy.name}\" ({policy.policy_id})", fix,
+                               f"{_who(entry)} may create clusters from this policy, outside the quota",
+                               entry.principal_type))
     return out
 
 
@@ -90,16 +97,16 @@ def entitlement_findings(groups: list[GroupInfo], people, course: Course) -> lis
     out = []
     for g in groups:
         if "allow-cluster-create" in g.entitlements and (g.name == "users" or g.name in course.groups):
-            out.append(Finding("entitlement", f"group {g.name}", "allow-cluster-create",
+            out.append(Finding("entitlement", g.name, "allow-cluster-create",
                                f"Settings > Identity and access > Groups > {g.name} > Entitlements: clear "
                                "\"Unrestricted cluster creation\"",
-                               "members may create clusters of any size, outside the quota"))
+                               "members may create clusters of any size, outside the quota", "group_name"))
     for p in people:
         if "allow-cluster-create" in p.entitlements and p.user_name.lower() in course.students:
             out.append(Finding("entitlement", p.user_name, "allow-cluster-create",
                                f"Settings > Identity and access > Users > {p.user_name} > Entitlements: clear "
                                "\"Unrestricted cluster creation\"",
-                               "this student may create clusters of any size, outside the quota"))
+                               "this student may create clusters of any size, outside the quota", "user_name"))
     return out
 
 
@@ -111,8 +118,9 @@ def cluster_findings(lab, clusters: list[ClusterInfo], course: Course) -> list[F
                                f"Compute > {c.name} > Delete, if it is not needed; it is counted to the "
                                "student's group and stopped with it, and the policy and entitlement findings "
                                "say how to stop new ones",
-                               f"created by a student; state {c.state}"))
-    for c, entries in lab.parallel(lambda c: lab.gateway.acl(c.cluster_id), clusters):
+                               f"created by a student ({c.source or 'UI'}); state {c.state}", "user_name"))
+    interactive = [c for c in clusters if c.source in (None, "UI", "API")]
+    for c, entries in lab.parallel(lambda c: lab.gateway.acl(c.cluster_id), interactive):
         if isinstance(entries, Exception):
             logger.warning("cluster=%s name=%s: permissions unreadable (%s); not audited", c.cluster_id, c.name,
                            type(entries).__name__)
@@ -125,10 +133,10 @@ def cluster_findings(lab, clusters: list[ClusterInfo], course: Course) -> list[F
                 continue
             if e.principal_type == "user_name" and c.creator and e.principal.lower() == c.creator.lower():
                 continue  # a student's own cluster: reported as student_cluster
-            out.append(Finding("cluster_acl", _who(e), f"cluster \"{c.name}\" ({c.cluster_id})",
+            out.append(Finding("cluster_acl", e.principal, f"cluster \"{c.name}\" ({c.cluster_id})",
                                f"Compute > {c.name} > Permissions: lower {_who(e)} to CAN_ATTACH_TO",
                                f"{e.level} on a cluster that is "
-                               + (f"group {own}'s" if own else "no course group's own")))
+                               + (f"group {own}'s" if own else "no course group's own"), e.principal_type))
     return out
 
 
@@ -136,7 +144,7 @@ def serverless_finding(setting: str) -> list[Finding]:
     if setting == "off":
         return []
     state = "on" if setting == "on" else "not visible through any workspace API"
-    return [Finding("serverless", "group users", "serverless compute for notebooks",
+    return [Finding("serverless", "users", "serverless compute for notebooks",
                     f"{SERVERLESS_PATH}: turn it off (or give students a serverless budget policy); "
                     "then set SERVERLESS_NOTEBOOKS=off in .env",
                     f"serverless notebooks run without a cluster, outside the quota; state: {state}")]
@@ -145,10 +153,10 @@ def serverless_finding(setting: str) -> list[Finding]:
 def audit_workspace(lab, *, known_home: dict[str, str]) -> list[Finding]:
     """`known_home`: cluster id -> group, for clusters the ledger knows as a group's own."""
     gateway = lab.gateway
-    clusters = gateway.list_clusters()
+    clusters = gateway.list_clusters(every_source=True)  # job clusters a student's job made, too
     groups = gateway.groups()
     course = find_course(clusters, groups, course=lab.settings.course_name, known_home=known_home)
-    findings = (policy_findings(gateway, course) + entitlement_findings(groups, gateway.users(), course)
+    findings = (policy_findings(lab, course) + entitlement_findings(groups, gateway.users(), course)
                 + cluster_findings(lab, clusters, course) + serverless_finding(lab.settings.serverless_notebooks))
     return sorted(findings, key=lambda f: (KINDS.index(f.kind), f.object, f.principal))
 

@@ -201,7 +201,7 @@ def _check(say, messages: list[OutboxMessage], findings) -> int:
         "a student's own cluster counts to their group": hist[PERSONAL].group_name == "group_04"
         and hist[PERSONAL].used_ms == 42 * 60_000,  # 18:00-18:45 less the 3-minute start-up
         "the audit finds Personal Compute open to users and the student's cluster": {
-            (f.kind, f.principal) for f in findings} >= {("policy", "group users"),
+            (f.kind, f.principal) for f in findings} >= {("policy", "users"),
                                                          ("student_cluster", PERSONAL_OWNER)},
     }
     say("\nChecks")

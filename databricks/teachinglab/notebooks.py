@@ -65,14 +65,19 @@ def _local_name(path: str, kind: str, language: str | None, fmt: str) -> str:
 
 
 def _load(manifest: Path) -> dict[str, dict]:
+    """The exported entries of a manifest (those with a file), by workspace path."""
     if manifest.exists():
-        return {e["path"]: e for e in json.loads(manifest.read_text(encoding="utf-8"))["files"]}
+        return {e["path"]: e for e in json.loads(manifest.read_text(encoding="utf-8"))["files"]
+                if e.get("status", "exported") == "exported"}
     return {}
 
 
 def _save(manifest: Path, entries: dict[str, dict], skipped: dict[str, dict]) -> None:
+    """`files` lists every object the backup saw, each with its status (exported, or skipped with
+    the reason); `skipped` repeats the skipped ones, so they are never missed."""
     tmp = manifest.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"files": sorted(entries.values(), key=lambda e: e["path"]),
+    everything = [{**e, "status": "exported"} for e in entries.values()] + list(skipped.values())
+    tmp.write_text(json.dumps({"files": sorted(everything, key=lambda e: e["path"]),
                                "skipped": sorted(skipped.values(), key=lambda e: e["path"])},
                               indent=1, ensure_ascii=False), encoding="utf-8")
     tmp.replace(manifest)

@@ -159,10 +159,11 @@ class WorkspaceGateway:
             _call.retry = True
 
     # -- clusters ---------------------------------------------------------------------------
-    def list_clusters(self) -> list[ClusterInfo]:
-        """Interactive clusters only (created in the UI or through the API). Job clusters come and
-        go with their runs; they are not listed every poll."""
-        only = compute.ListClustersFilterBy(cluster_sources=[compute.ClusterSource.UI, compute.ClusterSource.API])
+    def list_clusters(self, *, every_source: bool = False) -> list[ClusterInfo]:
+        """Interactive clusters only (created in the UI or through the API): job clusters come and
+        go with their runs and are not listed every poll. `every_source` lists them all (the audit)."""
+        only = None if every_source else compute.ListClustersFilterBy(
+            cluster_sources=[compute.ClusterSource.UI, compute.ClusterSource.API])
         return self._retry("list clusters", lambda: [self._cluster(c) for c in self.client.clusters.list(
             filter_by=only)])
 
