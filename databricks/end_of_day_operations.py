@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             end_run(run_id, utcnow(), code)
 
-    return run_locked(settings, "end_of_day_operations", body)
+    return run_locked(settings, "end_of_day_operations", body, debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -129,7 +129,23 @@ def main(argv: list[str] | None = None) -> int:
     except AdminError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001 - one line and an exit code; --debug for the traceback
+        if args.debug:
+            raise
+        from databricks.teachinglab.runtime import explain
+        return explain(settings, err, job=f"--{command}")
+
+
+def run() -> int:
+    """main(), plus the stdout flush at exit: `--json | head` may close the pipe only then."""
+    try:
+        code = main()
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError as err:
+        from databricks.teachinglab.runtime import explain
+        return explain(None, err, job="databricks.main")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

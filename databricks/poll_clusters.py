@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             if run_id is not None:
                 end_run(run_id, utcnow(), code)
 
-    return run_locked(settings, "poll_clusters", body)
+    return run_locked(settings, "poll_clusters", body, debug=args.debug)
 
 
 if __name__ == "__main__":

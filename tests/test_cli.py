@@ -161,12 +161,59 @@ def test_poll_exits_1_when_a_cluster_failed_and_0_otherwise(make_env, tmp_path):
     assert not e.workspace.can_restart(ids["cluster_01"], "group_01")
 
 
-def test_poll_with_the_workspace_down_exits_1_without_a_traceback(env):
+def test_poll_with_the_workspace_down_exits_3_without_a_traceback(env):
     from databricks.sandbox import Fault
     env.workspace.inject(Fault(method="GET", path="/clusters/list", status=500, times=None))
     subenv = {**env.env, "PATH": os.environ["PATH"]}
     for module in ("databricks.poll_clusters", "databricks.end_of_day_operations"):
         r = subprocess.run([sys.executable, "-m", module], cwd=ROOT, env=subenv, capture_output=True, text=True,
                            timeout=120)
-        assert r.returncode == 1 and "Traceback" not in r.stderr
-        assert "workspace unavailable" in r.stderr and "cannot list clusters" in r.stderr
+        assert r.returncode == 3 and "Traceback" not in r.stderr
+        assert "answered with an error" in r.stderr and "cannot list clusters" in r.stderr
+
+
+@pytest.mark.parametrize("module", ["databricks.poll_clusters", "databricks.end_of_day_operations"])
+def test_a_wrong_token_exits_3_and_says_what_to_do(env, module):
+    subenv = {**env.env, "PATH": os.environ["PATH"], "DATABRICKS_TOKEN": "not-the-token"}
+    r = subprocess.run([sys.executable, "-m", module], cwd=ROOT, env=subenv, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    assert "refused the credentials" in r.stderr and "DATABRICKS_TOKEN" in r.stderr
+    assert "not-the-token" not in r.stderr
+
+
+def test_an_unreachable_host_exits_3_within_the_deadline(env):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    subenv = {**env.env, "PATH": os.environ["PATH"], "DATABRICKS_HOST": f"http://127.0.0.1:{port}",
+              "POLL_DEADLINE_SECONDS": "5"}
+    r = subprocess.run([sys.executable, "-m", "databricks.poll_clusters"], cwd=ROOT, env=subenv,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    assert "cannot reach the workspace" in r.stderr
+
+
+def test_json_into_a_closed_pipe_ends_without_a_traceback(env, tmp_path):
+    from datetime import datetime, timezone
+    from databricks.teachinglab.ledger import Cluster
+    env.lab()
+    now = datetime(2026, 3, 2, 6, tzinfo=timezone.utc)
+    Cluster.insert_many([{"cluster_id": f"c{i:04d}", "name": f"cluster-{i:04d}-" + "x" * 200,
+                          "first_seen": now, "last_seen": now} for i in range(600)]).execute()
+    subenv = {**env.env, "PATH": os.environ["PATH"]}
+    r = subprocess.run(f"{sys.executable} -m databricks.main --cluster_usage --json | head -c 100 >/dev/null",
+                       shell=True, cwd=ROOT, env=subenv, capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
+
+
+def test_cli_workspace_errors_are_one_line_with_exit_3_and_debug_shows_the_traceback(env, monkeypatch):
+    subenv = {**env.env, "PATH": os.environ["PATH"], "DATABRICKS_TOKEN": "wrong"}
+    r = subprocess.run([sys.executable, "-m", "databricks.main", "--print_clusters"], cwd=ROOT, env=subenv,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3 and "Traceback" not in r.stderr and "refused the credentials" in r.stderr
+    assert len([line for line in r.stderr.splitlines() if "--print_clusters:" in line]) == 1
+    d = subprocess.run([sys.executable, "-m", "databricks.main", "--print_clusters", "--debug"], cwd=ROOT,
+                       env=subenv, capture_output=True, text=True, timeout=60)
+    assert d.returncode != 0 and "Traceback" in d.stderr

@@ -11,3 +11,7 @@ class WorkspaceUnavailable(Exception):
 
 class DeadlineReached(Exception):
     """The run's time budget (POLL_DEADLINE_SECONDS) ran out before this call could be made."""
+
+
+class LedgerUnavailable(Exception):
+    """The ledger cannot be opened or trusted (corrupt, unreadable, missing after it existed)."""

@@ -15,8 +15,11 @@ from typing import Callable, Iterator
 from .config import ConfigError, Settings, load_settings, read_env
 from .errors import WorkspaceUnavailable
 
+EXIT_FAILED = 1     # some clusters (or messages) failed, or the run's deadline was reached
 EXIT_CONFIG = 2
-EXIT_LOCKED = 75  # EX_TEMPFAIL: another run is still going; cron tries again next time
+EXIT_WORKSPACE = 3  # the workspace cannot be used at all: credentials, network
+EXIT_LEDGER = 4     # the ledger cannot be used: corrupt, unreadable, missing after it existed
+EXIT_LOCKED = 75    # EX_TEMPFAIL: another run is still going; cron tries again next time
 
 # journald priorities for `systemd-cat --level-prefix`
 PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
@@ -47,6 +50,31 @@ def add_logging_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--journald", action="store_true",
                         help="prefix lines with <N> priorities for `systemd-cat --level-prefix` "
                              "(also on when LOG_JOURNALD=1)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error instead of the one-line explanation")
+
+
+def explain(settings: Settings | None, err: BaseException, *, job: str) -> int:
+    """One line on stderr saying what went wrong and what to do; returns the exit code. Pipe,
+    workspace and ledger errors are expected; anything else is a bug, reported as such."""
+    from .errors import LedgerUnavailable
+    if isinstance(err, BrokenPipeError):
+        # `... --json | head`: the reader has what it wanted. Silence the flush at exit too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"{job}: output stopped early: the reading side of the pipe closed", file=sys.stderr)
+        return 0
+    if isinstance(err, LedgerUnavailable):
+        print(f"{job}: {err}", file=sys.stderr)
+        return EXIT_LEDGER
+    from .workspace_gateway import failure_kind
+    if settings is not None and failure_kind(err) != "other":
+        line, code = workspace_advice(settings, err)
+        print(f"{job}: {line}", file=sys.stderr)
+        return code
+    logging.getLogger(job).debug("unexpected error", exc_info=err)
+    print(f"{job}: unexpected error: {type(err).__name__}: {err} (run again with --debug for the traceback, "
+          "and report it)", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def setup_logging(args: argparse.Namespace, secrets: list[str] = ()) -> None:
@@ -94,19 +122,42 @@ def run_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_locked(settings: Settings, job: str, body: Callable[[], int]) -> int:
+def workspace_advice(settings: Settings, err: BaseException) -> tuple[str, int]:
+    """One line saying what is wrong with the workspace and what to do, and the exit code."""
+    from .workspace_gateway import failure_kind
+    kind = failure_kind(err)
+    host = settings.host or f"profile {settings.profile}"
+    if kind == "auth":
+        return (f"the workspace {host} refused the credentials ({type(err).__name__}): set a valid "
+                "DATABRICKS_TOKEN (User settings > Developer > Access tokens) or auth profile in .env; every run "
+                "fails the same way until then", EXIT_WORKSPACE)
+    if kind == "network":
+        return (f"cannot reach the workspace {host} ({type(err).__name__}): check DATABRICKS_HOST and the "
+                f"VM's network (curl -sI {settings.host or '<host>'}); the next run tries again", EXIT_WORKSPACE)
+    if kind in ("deadline", "throttled"):
+        return (f"the workspace {host} was too slow or throttling requests, and the run's "
+                f"{settings.poll_deadline_seconds:g} s deadline passed; the next run tries again", EXIT_FAILED)
+    return f"the workspace {host} answered with an error: {type(err).__name__}: {err}", EXIT_WORKSPACE
+
+
+def run_locked(settings: Settings, job: str, body: Callable[[], int], *, debug: bool = False) -> int:
     log = logging.getLogger(job)
     try:
         with run_lock(settings.lock_path):
             return body()
     except WorkspaceUnavailable as err:
-        print(f"{job}: workspace unavailable: {err} (the admin was alerted; the next run tries again)",
-              file=sys.stderr)
-        return 1
+        line, code = workspace_advice(settings, err.__cause__ or err)
+        print(f"{job}: {line} (the admin was alerted)", file=sys.stderr)
+        return code
     except LockBusy as busy:
         log.warning("another run holds the lock %s; this %s run stops without doing anything", busy, job)
         print(f"{job}: another run is in progress (lock {busy}); nothing done.", file=sys.stderr)
         return EXIT_LOCKED
+    except Exception as err:  # noqa: BLE001 - one line and an exit code; --debug for the traceback
+        if debug:
+            raise
+        log.error("%s stopped: %s: %s", job, type(err).__name__, err)
+        return explain(settings, err, job=job)
 
 
 def secrets_of(settings: Settings) -> list[str]:

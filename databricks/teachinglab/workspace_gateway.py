@@ -32,9 +32,11 @@ TRANSIENT = (sdk_errors.InternalError, sdk_errors.TemporarilyUnavailable, sdk_er
 ApiFailure = sdk_errors.DatabricksError
 NotFound = (sdk_errors.NotFound, sdk_errors.ResourceDoesNotExist)
 # The SDK retries 429/503 (honouring Retry-After) and connection errors by itself, for at most
-# retry_timeout_seconds per call. Kept short: it also bounds the host-metadata probe the SDK makes
-# while building its Config, which otherwise waits minutes for an unreachable host.
-SDK_RETRY_SECONDS = 5
+# retry_timeout_seconds per call; our own loop (`_retry`) retries on top, within the run's
+# deadline. Kept short: it also bounds the host-metadata probe the SDK makes while building its
+# Config (databricks-sdk 0.156 Config._resolve_host_metadata), which otherwise waits minutes for
+# an unreachable host and here would spend the poll's whole deadline before its first call.
+SDK_RETRY_SECONDS = 2
 HTTP_TIMEOUT_SECONDS = 15
 
 
@@ -98,6 +100,7 @@ class WorkspaceGateway:
         self.backoff = backoff
         self._sleep = sleep
         self.deadline = deadline
+        self._last_failure: BaseException | None = None  # the run's latest transient failure
         self._people: dict[str, Person] = {}
         self._bound_to_deadline()
 
@@ -128,14 +131,22 @@ class WorkspaceGateway:
     def host(self) -> str:
         return self.client.config.host
 
+    def _check_deadline(self, what: str) -> None:
+        """Past the deadline: refuse, naming what the run was waiting on (for the advice line)."""
+        try:
+            self.deadline.check(what)
+        except DeadlineReached as reached:
+            raise reached from self._last_failure
+
     def _retry(self, what: str, call: Callable[[], T]) -> T:
         """An idempotent call: retried on transient errors while the deadline allows."""
         for attempt in range(1, self.attempts + 1):
-            self.deadline.check(what)
+            self._check_deadline(what)
             try:
                 return call()
             except TRANSIENT as err:
                 cause = err.__cause__ if isinstance(err, TimeoutError) and err.__cause__ else err
+                self._last_failure = cause
                 delay = self.backoff * 2 ** (attempt - 1)
                 if attempt == self.attempts:
                     raise cause
@@ -149,7 +160,7 @@ class WorkspaceGateway:
     def _once(self, what: str, call: Callable[[], T]) -> T:
         """A call that must not be sent twice (a create, an import): one attempt, no retries by
         us or the SDK; a failure is reported and the next run (idempotent) tries again."""
-        self.deadline.check(what)
+        self._check_deadline(what)
         _call.retry = False
         try:
             return call()
@@ -507,6 +518,26 @@ class AccountDirectory:
     def assign(self, workspace_id: int, principal_id: str) -> None:
         self._gateway._retry(f"assign {principal_id}", lambda: self.client.workspace_assignment.update(
             workspace_id, int(principal_id), permissions=[iam.WorkspacePermission.USER]))
+
+
+def failure_kind(err: BaseException) -> str:
+    """What kind of workspace failure `err` is, following __cause__: auth | network | deadline |
+    throttled | api | other. The CLI turns it into one line of advice and an exit code."""
+    seen, deadline = 0, False
+    while err is not None and seen < 6:
+        if isinstance(err, DeadlineReached):
+            deadline = True  # what the retries were waiting on, further down, says more
+        elif isinstance(err, (sdk_errors.Unauthenticated, sdk_errors.PermissionDenied)):
+            return "auth"
+        elif isinstance(err, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
+            return "network"
+        elif isinstance(err, (sdk_errors.TooManyRequests, sdk_errors.RequestLimitExceeded,
+                            sdk_errors.ResourceExhausted, sdk_errors.TemporarilyUnavailable)):
+            return "throttled"
+        elif isinstance(err, ApiFailure):
+            return "api"
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return "deadline" if deadline else "other"
 
 
 def _patch_members(retry, groups_api, what: str, group_id: str, add, remove) -> None:
