@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report = run_end_of_day(lab, now)
             code = 1 if report.failures else 0
+            if settings.db_path is not None:
+                from databricks.teachinglab.ledger_guard import backup
+                copy = backup(settings.db_path, now.astimezone(settings.timezone).date())
+                logger.info("ledger backed up to %s (the newest 7 are kept)", copy)
             logger.info("end of day: closed %s; restored %d cluster(s); %d failure(s)",
                         ", ".join(map(str, report.closed)) or "nothing", len(report.restored),
                         len(report.failures))

@@ -31,7 +31,8 @@ def _json(data) -> None:
 
 def _ledger(settings):
     now = utcnow()
-    open_ledger(db_path=settings.db_path, database_url=settings.database_url, now=now)
+    open_ledger(db_path=settings.db_path, database_url=settings.database_url, now=now,
+                guard=settings.ledger_guard())
     return now
 
 
@@ -110,6 +111,21 @@ def cluster_usage(settings, args) -> int:
            for u in lines])
     if not lines:
         print("(no clusters in the ledger yet: run python -m databricks.poll_clusters)")
+    return 0
+
+
+def init_ledger(settings, args) -> int:
+    if settings.database_url:
+        raise admin.AdminError("--init_ledger is for the SQLite ledger (CLUSTER_UPTIMES_DB); DATABASE_URL is set")
+    path = settings.db_path
+    if path.exists() and path.stat().st_size > 0:
+        raise admin.AdminError(f"{path} exists: nothing done. To start over, move it away first "
+                               f"(mv {path} {path}.old), then run --init_ledger again.")
+    if args.dry_run:
+        print(f"would create a new, empty ledger at {path}; nothing done (--dry-run)")
+        return 0
+    open_ledger(db_path=path, database_url=None, now=utcnow(), guard=settings.ledger_guard(init=True)).close()
+    print(f"created a new, empty ledger at {path} (mode 600)")
     return 0
 
 

@@ -64,11 +64,16 @@ class Settings:
     account_host: str | None = None
     account_token: str | None = field(default=None, repr=False)
     account_profile: str | None = None
+    state_dir: Path | None = None          # the account's data folder: the ledger registry, alert state
     env: Mapping[str, str] = field(repr=False, default_factory=dict)
 
     @property
     def tz_name(self) -> str:
         return self.timezone.key
+
+    def ledger_guard(self, *, init: bool = False):
+        from .ledger_guard import LedgerGuard
+        return LedgerGuard((self.state_dir or data_home({})) / "ledgers.json", init=init)
 
     def prices(self):
         from .report import PriceTable
@@ -307,5 +312,6 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Set
         serverless_notebooks=serverless,
         account_id=account_id, account_host=account_host, account_token=text("DATABRICKS_ACCOUNT_TOKEN"),
         account_profile=text("DATABRICKS_ACCOUNT_PROFILE"),
+        state_dir=data_home(env),
         env=dict(env),
     )

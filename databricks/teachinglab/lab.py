@@ -34,7 +34,8 @@ class Lab:
              transport: Transport | None = None, deadline: Deadline = UNBOUNDED) -> "Lab":
         """The ledger opens now; the workspace client only when first used (see `gateway`), so a
         job can write to its ledger before anything that may hang on the network."""
-        db = open_ledger(db_path=settings.db_path, database_url=settings.database_url, now=now)
+        db = open_ledger(db_path=settings.db_path, database_url=settings.database_url, now=now,
+                         guard=settings.ledger_guard())
         if gateway is not None and deadline is not UNBOUNDED:
             gateway.deadline = deadline
         return cls(settings, db, transport or make_transport(settings.email_transport, settings), deadline,

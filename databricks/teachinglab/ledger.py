@@ -231,17 +231,34 @@ def migrate(db: pw.Database, now: datetime) -> int:
     return max([v for v, _ in MIGRATIONS])
 
 
-def open_ledger(*, db_path: Path | None, database_url: str | None, now: datetime) -> pw.Database:
+def open_ledger(*, db_path: Path | None, database_url: str | None, now: datetime, guard=None) -> pw.Database:
+    """Open (and migrate) the ledger. With a `guard` (ledger_guard.LedgerGuard, as the jobs and
+    the CLI pass), a SQLite ledger is created only when that is safe, and every failure to open
+    it raises LedgerUnavailable with what to do."""
+    from .errors import LedgerUnavailable
+    from .ledger_guard import describe_open_error, prepare_new
+    creating = False
     if database_url:
         from playhouse.db_url import connect
         db = connect(database_url)
         if isinstance(db, pw.SqliteDatabase):
             db.pragma("foreign_keys", 1, permanent=True)
     else:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
+        creating = guard.check(db_path) if guard else not db_path.exists()
+        if creating:
+            prepare_new(db_path)
         db = pw.SqliteDatabase(str(db_path), pragmas={
             "journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10_000, "synchronous": "normal"})
     db_proxy.initialize(db)
-    db.connect(reuse_if_open=True)
-    migrate(db, now)
+    try:
+        db.connect(reuse_if_open=True)
+        migrate(db, now)
+    except (pw.DatabaseError, OSError) as err:
+        if database_url or guard is None:
+            raise
+        db.close()
+        raise LedgerUnavailable(describe_open_error(db_path, err)) from err
+    if creating and guard is not None:
+        guard.register(db_path, now)
+        logger.warning("created a new ledger at %s (mode 600)", db_path)
     return db

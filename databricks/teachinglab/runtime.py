@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .config import ConfigError, Settings, load_settings, read_env
-from .errors import WorkspaceUnavailable
+from .errors import AdminError, LedgerUnavailable, WorkspaceUnavailable
 
 EXIT_FAILED = 1     # some clusters (or messages) failed, or the run's deadline was reached
 EXIT_CONFIG = 2
@@ -110,7 +110,9 @@ class LockBusy(Exception):
 @contextlib.contextmanager
 def run_lock(path: Path) -> Iterator[None]:
     """An flock that stops overlapping runs; the kernel drops it if the process is killed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)  # by default it is the ledger's folder too
+        logging.getLogger(__name__).warning("created the folder %s (mode 700) for the run lock", path.parent)
     with open(path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -143,6 +145,8 @@ def workspace_advice(settings: Settings, err: BaseException) -> tuple[str, int]:
 def run_locked(settings: Settings, job: str, body: Callable[[], int], *, debug: bool = False) -> int:
     log = logging.getLogger(job)
     try:
+        if settings.db_path is not None:
+            settings.ledger_guard().check(settings.db_path)  # before the lock makes any folder
         with run_lock(settings.lock_path):
             return body()
     except WorkspaceUnavailable as err:
@@ -153,11 +157,63 @@ def run_locked(settings: Settings, job: str, body: Callable[[], int], *, debug: 
         log.warning("another run holds the lock %s; this %s run stops without doing anything", busy, job)
         print(f"{job}: another run is in progress (lock {busy}); nothing done.", file=sys.stderr)
         return EXIT_LOCKED
+    except AdminError:
+        raise  # the admin CLI says it and exits 2
+    except LedgerUnavailable as err:
+        log.error("%s stopped: %s", job, err)  # at err priority in journald, whatever else fails
+        alert_without_ledger(settings, job, err)
+        print(f"{job}: {err}", file=sys.stderr)
+        return EXIT_LEDGER
     except Exception as err:  # noqa: BLE001 - one line and an exit code; --debug for the traceback
         if debug:
             raise
         log.error("%s stopped: %s: %s", job, type(err).__name__, err)
         return explain(settings, err, job=job)
+
+
+def alert_without_ledger(settings: Settings, job: str, err: Exception) -> None:
+    """Tell the admin straight through the transport, once per cause per day: the outbox lives in
+    the ledger that just failed. What was sent is remembered in the account's data folder."""
+    import hashlib
+    import json
+    import time
+    from .ledger import OutboxMessage
+    from .messages import EVENTS, render, show_local
+    from .transports import make_transport
+    log = logging.getLogger(job)
+    now = utcnow()
+    tz = settings.timezone
+    cause = hashlib.sha256(f"{job}:{type(err).__name__}:{err}".encode()).hexdigest()[:12]
+    key = f"failure:{job}-ledger-{cause}:{now.astimezone(tz).date()}"
+    state = (settings.state_dir or Path.home()) / "alerts-sent.json"
+    try:
+        sent = json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        sent = {}
+    if key in sent:
+        return
+    if not settings.admin_email:
+        log.error("no ADMIN_EMAIL: nobody can be told that the ledger is unusable")
+        return
+    rendered = render("failure", {"job": job, "at": show_local(now, tz), "tz_name": tz.key,
+                                  "failures": [{"cluster": "(the ledger)", "error": str(err), "traceback": ""}],
+                                  "contact": settings.admin_email}, templates_dir=settings.mail_templates_dir)
+    message = OutboxMessage(dedupe_key=key, kind="failure", event=EVENTS["failure"], to_addrs=settings.admin_email,
+                            cc_addrs="", subject=rendered.subject, text_body=rendered.text,
+                            html_body=rendered.html, attempts=1, status="pending")
+    try:
+        make_transport(settings.email_transport, settings).send(
+            message, settings.sender, deadline=time.monotonic() + min(settings.mail_budget_seconds, 5))
+    except Exception as send_err:  # noqa: BLE001 - journald is the last resort
+        log.error("could not email the admin about the ledger either (%s: %s)", type(send_err).__name__, send_err)
+        return
+    sent = {k: v for k, v in sent.items() if k.endswith(str(now.astimezone(tz).date()))}
+    sent[key] = now.isoformat()
+    try:
+        state.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state.write_text(json.dumps(sent), encoding="utf-8")
+    except OSError as write_err:
+        log.error("alert sent, but %s cannot be written (%s): the next run may send it again", state, write_err)
 
 
 def secrets_of(settings: Settings) -> list[str]:

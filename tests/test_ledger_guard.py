@@ -1,0 +1,102 @@
+"""A ledger you can trust: never silently replaced, never world-readable, backed up nightly, and a
+run that cannot use it says so (exit 4), tells the admin without it, and never shows a traceback."""
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, course, local
+
+
+@pytest.fixture
+def env(make_env):
+    e = make_env(local(2026, 3, 2, 7))
+    e.ids = e.seed(course(1, 1))
+    e.subenv = {**e.env, "PATH": os.environ["PATH"]}
+    return e
+
+
+def job(env, module="databricks.poll_clusters", *args, **extra):
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env={**env.subenv, **extra},
+                          capture_output=True, text=True, timeout=90)
+
+
+def ledger(env):
+    from pathlib import Path
+    return Path(env.env["CLUSTER_UPTIMES_DB"])
+
+
+def test_the_first_run_creates_the_ledger_private_with_a_log_line(env, tmp_path):
+    path = tmp_path / "new-folder" / "ledger.db"
+    r = job(env, CLUSTER_UPTIMES_DB=str(path))
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert f"created a new ledger at {path}" in r.stderr and f"created the folder {path.parent}" in r.stderr
+
+
+def test_a_ledger_that_disappears_stops_the_run_until_restored_or_reinitialised(env):
+    assert job(env).returncode == 0
+    assert job(env, "databricks.end_of_day_operations").returncode == 0  # leaves a nightly backup
+    path = ledger(env)
+    path.unlink()
+    r = job(env)
+    assert r.returncode == 4 and "Traceback" not in r.stderr
+    assert "is missing, but it was in use since" in r.stderr and "cp " in r.stderr and "--init_ledger" in r.stderr
+    assert not path.exists()  # not silently recreated
+    path.write_bytes(b"")
+    assert job(env).returncode == 4  # an empty file is no better
+    path.unlink()
+    init = job(env, "databricks.main", "--init_ledger")
+    assert init.returncode == 0 and "created a new, empty ledger" in init.stdout
+    assert job(env).returncode == 0
+
+
+def test_a_mistyped_ledger_path_is_refused(env, tmp_path):
+    assert job(env).returncode == 0
+    r = job(env, CLUSTER_UPTIMES_DB=str(tmp_path / "typo" / "ledgr.db"))
+    assert r.returncode == 4 and "this account's ledger is" in r.stderr
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_corrupt_ledger_names_the_backup_to_restore_and_alerts_the_admin_once(env):
+    assert job(env).returncode == 0
+    assert job(env, "databricks.end_of_day_operations").returncode == 0
+    path = ledger(env)
+    path.write_bytes(b"this is not sqlite" * 100)
+    for name in ("-wal", "-shm"):
+        (path.parent / (path.name + name)).unlink(missing_ok=True)
+    r = job(env)
+    assert r.returncode == 4 and "Traceback" not in r.stderr
+    assert "is not a readable SQLite database" in r.stderr and "backups/ledger-" in r.stderr
+    alerts = sorted((env.tmp / "mail").glob("failure_poll_clusters-ledger-*.eml"))
+    assert len(alerts) == 1 and "the ledger" in alerts[0].read_text()
+    assert job(env).returncode == 4
+    assert len(sorted((env.tmp / "mail").glob("failure_poll_clusters-ledger-*.eml"))) == 1  # once a day
+
+
+def test_a_ledger_path_that_is_a_folder_exits_4(env, tmp_path):
+    r = job(env, CLUSTER_UPTIMES_DB=str(tmp_path))
+    assert r.returncode == 4 and "is a folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_nightly_close_keeps_seven_dated_backups(env, tmp_path):
+    from datetime import date, timedelta
+    from databricks.teachinglab.ledger_guard import backup, backups_dir
+    env.lab()
+    path = ledger(env)
+    for i in range(9):
+        backup(path, date(2026, 3, 1) + timedelta(days=i))
+    kept = sorted(p.name for p in backups_dir(path).iterdir())
+    assert kept == [f"ledger-2026-03-{d:02d}.db" for d in range(3, 10)]
+    assert all(stat.S_IMODE((backups_dir(path) / k).stat().st_mode) == 0o600 for k in kept)
+
+
+def test_init_ledger_refuses_to_overwrite_and_honours_dry_run(env):
+    assert job(env).returncode == 0
+    r = job(env, "databricks.main", "--init_ledger")
+    assert r.returncode == 2 and "exists: nothing done" in r.stderr
+    ledger(env).unlink()
+    d = job(env, "databricks.main", "--init_ledger", "--dry-run")
+    assert d.returncode == 0 and "would create" in d.stdout and not ledger(env).exists()
