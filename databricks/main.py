@@ -10,7 +10,7 @@ logger = logging.getLogger(__name__)
 
 # Commands that only read or change the ledger run without workspace credentials.
 LEDGER_ONLY = {"cluster_usage", "history", "outbox", "retry", "set_quota", "clear_quota", "test_email", "report",
-               "init_ledger"}
+               "init_ledger", "crontab"}
 
 
 def _day(text: str) -> date:
@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a lasting per-cluster quota for --cluster, in minutes per day")
     cmd.add_argument("--clear_quota", action="store_true", help="remove --cluster's own quota")
     cmd.add_argument("--outbox", action="store_true", help="list queued, sent and failed messages")
+    cmd.add_argument("--crontab", action="store_true",
+                     help="print the cron lines for this checkout, in QUOTA_TIMEZONE (| crontab - installs them)")
     cmd.add_argument("--init_ledger", action="store_true",
                      help="create a new, empty ledger at CLUSTER_UPTIMES_DB, deliberately (the jobs create "
                           "one only on this account's first run, and refuse when a ledger in use disappears)")
@@ -101,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command_of(args: argparse.Namespace) -> str:
-    for name in ("print_clusters", "print_user_groups", "audit_workspace", "init_ledger", "cluster_usage", "history", "outbox",
+    for name in ("print_clusters", "print_user_groups", "audit_workspace", "init_ledger", "crontab", "cluster_usage", "history", "outbox",
                  "clear_quota", "report", "delete_all_users", "delete_all_groups", "purge_clusters",
                  "terminate_clusters"):
         if getattr(args, name):

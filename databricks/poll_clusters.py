@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from databricks.teachinglab.runtime import (run_locked, secrets_of, settings_or_exit,
                                                 setup_logging, utcnow)
-    settings = settings_or_exit()
+    settings = settings_or_exit(need_mail=True)  # a job whose mail goes nowhere must not run
     setup_logging(args, secrets_of(settings))
 
     def body() -> int:

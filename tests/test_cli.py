@@ -217,3 +217,14 @@ def test_cli_workspace_errors_are_one_line_with_exit_3_and_debug_shows_the_trace
     d = subprocess.run([sys.executable, "-m", "databricks.main", "--print_clusters", "--debug"], cwd=ROOT,
                        env=subenv, capture_output=True, text=True, timeout=60)
     assert d.returncode != 0 and "Traceback" in d.stderr
+
+
+def test_retry_of_an_unknown_or_sent_message_exits_2(env, capsys):
+    env.workspace.session(env.ids["cluster_01"], local(2026, 3, 2, 8), None)
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 15))
+    sent = OutboxMessage.get(OutboxMessage.kind == "warning")
+    assert sent.status == "sent"
+    assert run(env, "--retry", "999") == 2
+    assert "no message 999" in capsys.readouterr().err
+    assert run(env, "--retry", str(sent.id)) == 2
+    assert "did not fail" in capsys.readouterr().err

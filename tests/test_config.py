@@ -89,3 +89,15 @@ def test_a_readable_dotenv_is_flagged(tmp_path, capsys, monkeypatch):
     dotenv.chmod(0o600)
     read_env(dotenv)
     assert capsys.readouterr().err == ""
+
+
+def test_jobs_refuse_a_real_workspace_with_mail_going_nowhere():
+    import pytest as _pytest
+    from databricks.teachinglab.config import ConfigError, load_settings
+    real = {"DATABRICKS_HOST": "https://adb-1.2.azuredatabricks.net", "DATABRICKS_TOKEN": "t", "HOME": "/tmp"}
+    with _pytest.raises(ConfigError) as err:
+        load_settings(real, need_mail=True)
+    assert any("EMAIL_TRANSPORT is not set" in p for p in err.value.problems)
+    assert load_settings({**real, "EMAIL_TRANSPORT": "smtp", "SMTP_HOST": "relay"}, need_mail=True)
+    assert load_settings({**real, "DATABRICKS_HOST": "http://127.0.0.1:8765"}, need_mail=True)  # the emulator
+    assert load_settings(real)  # an admin command that sends nothing

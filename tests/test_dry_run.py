@@ -125,13 +125,14 @@ def test_clear_quota_dry_run(env, capsys):
     assert unchanged(env, lambda: cli.main(["--clear_quota", "--cluster", "cluster_01", "--dry-run"])) == 0
 
 
-@pytest.mark.parametrize("command, says", [("--delete_all_users", "users: 4 deleted"),
-                                           ("--delete_all_groups", "groups: 2 deleted"),
-                                           ("--purge_clusters", "clusters: 2 deleted")])
+@pytest.mark.parametrize("command, says", [("--delete_all_users", "users: 4 would be deleted"),
+                                           ("--delete_all_groups", "groups: 2 would be deleted"),
+                                           ("--purge_clusters", "clusters: 2 would be deleted")])
 def test_teardown_dry_run(env, capsys, command, says):
     assert unchanged(env, lambda: cli.main([command, "--dry-run"])) == 0
-    out = capsys.readouterr().out
-    assert "(dry run)" in out and says in out
+    captured = capsys.readouterr()
+    assert "(dry run)" in captured.out and says in captured.out and "would delete" in captured.out
+    assert " deleted " not in captured.out.replace("would be deleted", "") + captured.err  # the log says "would" too
 
 
 def test_convert_moodle_dry_run(env, capsys):

@@ -50,3 +50,16 @@ def test_only_entry_points_read_the_clock():
     readers = [p.name for p in (ROOT / "databricks" / "teachinglab").rglob("*.py")
                if "datetime.now(" in p.read_text() or "utcnow()" in p.read_text()]
     assert set(readers) <= {"runtime.py", "cli_commands.py", "demo.py", "bench.py"}
+
+
+def test_crontab_is_generated_in_the_quota_zone_with_the_real_path(tmp_path):
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "QUOTA_TIMEZONE": "Europe/Berlin",
+           "TZ": "UTC"}
+    r = subprocess.run([sys.executable, "-m", "databricks.main", "--crontab"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "CRON_TZ=Europe/Berlin" in r.stdout and f"{ROOT}/scripts/periodic_poll.sh" in r.stdout
+    assert "this machine's zone is UTC, not Europe/Berlin" in r.stdout
+    from databricks.teachinglab.cli_commands import crontab_lines
+    example = "\n".join(crontab_lines("Asia/Jerusalem", ROOT.parent / "teachinglab", "Asia/Jerusalem")) + "\n"
+    assert (ROOT / "scripts" / "crontab.example").read_text() == example.replace(str(ROOT.parent), "/opt")

@@ -140,3 +140,18 @@ def test_an_audit_that_fails_is_reported_and_the_day_still_closes(env):
     assert ClosedDay.get(ClosedDay.day == date(2026, 3, 2)).completed_at is not None
     report = OutboxMessage.get(OutboxMessage.kind == "daily_report")
     assert "The workspace audit could not run" in report.text_body and "PermissionDenied" in report.text_body
+
+
+def test_a_block_never_outlives_local_midnight_when_the_close_has_not_run(env):
+    """Cron in another zone (or a missed night): the first poll of the new local day gives the
+    group its rights back; the close that comes later still archives the day and sends its report."""
+    cid = env.ids["cluster_01"]
+    env.workspace.session(cid, local(2026, 3, 2, 8), None)
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
+    assert not env.workspace.can_restart(cid, "group_01")
+    env.poll(local(2026, 3, 3, 0, 0))  # no close yet
+    assert env.workspace.can_restart(cid, "group_01")
+    env.close_day(local(2026, 3, 3, 23, 7))  # the close, a day late
+    assert history()[date(2026, 3, 2)].blocked_group == "group_01"
+    assert env.workspace.can_restart(cid, "group_01")
+    assert OutboxMessage.select().where(OutboxMessage.kind == "daily_report").count() == 1

@@ -380,3 +380,9 @@ def test_an_account_id_without_account_auth_is_a_configuration_error(env, monkey
         run("--create_from_csv", str(env.users_csv))
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "DATABRICKS_ACCOUNT_ID is set, but nothing authenticates" in err
+
+
+def test_provisioning_needs_course_name(env, monkeypatch, capsys):
+    monkeypatch.delenv("COURSE_NAME")
+    assert run("--create_from_csv", str(env.users_csv)) == 2
+    assert "COURSE_NAME is not set" in capsys.readouterr().err and not env.workspace.clusters.clusters

@@ -140,3 +140,25 @@ def test_export_parse_convert_keeps_every_membership(tmp_path_factory, groups, s
     want = {(name, email.lower()) for _, name, ms in spec for _, _, email in ms}
     got = {(g.name, s.email) for g, s in back.memberships()}
     assert got == want and back.problems == []
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_semicolon_and_tab_separated_exports_are_read_without_a_sep_line(sep):
+    """European Excel saves CSV with ";" (and other tools with tabs): before, "no group column"."""
+    text = sep.join(["Group", "First name", "Last name", "Email address"]) + "\n" \
+        + sep.join(["Team A", "Dana", "Levi", "dana@uni.edu"]) + "\n" \
+        + sep.join(["Team A", "Omer", "Cohen, Jr", "omer@uni.edu"]) + "\n"
+    roster = parse_roster(text)
+    assert [(g.name, [s.email for s in g.members]) for g in roster.groups] == [
+        ("Team A", ["dana@uni.edu", "omer@uni.edu"])]
+    assert not roster.problems
+
+
+def test_a_student_in_two_groups_is_cited_at_both_of_their_lines():
+    text = ("Group,Email address\n"
+            "Team A,x@uni.edu\n"
+            "Team A,dana@uni.edu\n"
+            "Team B,y@uni.edu\n"
+            "Team B,dana@uni.edu\n")
+    problem = next(p for p in parse_roster(text, "m.csv").problems if "dana@uni.edu" in p.message)
+    assert problem.line == 5 and "(line 3)" in problem.message and "(line 5)" in problem.message

@@ -56,6 +56,9 @@ def convert_moodle(args) -> int:
 def create_from_csv(settings, args) -> int:
     from .provisioning import apply, plan
     from .roster import RosterError, read_users_csv
+    if not settings.course_given:
+        raise AdminError("COURSE_NAME is not set: it names the clusters (<course>-<group_key>), their course "
+                         "tag and the <course>-students group. Set it in .env, e.g. COURSE_NAME=bigdata.")
     try:
         roster = read_users_csv(Path(args.create_from_csv))
     except RosterError as err:

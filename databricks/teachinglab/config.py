@@ -58,6 +58,7 @@ class Settings:
     price_table: Path | None
     poll_deadline_seconds: float = 25.0
     course_name: str = "course"
+    course_given: bool = False             # COURSE_NAME set: provisioning needs it
     cluster: object = None                 # provisioning.ClusterSettings, validated with the rest
     serverless_notebooks: str = "unknown"  # on | off | unknown: no workspace API shows it
     account_id: str | None = None          # set: groups are account groups (identity federation)
@@ -132,7 +133,14 @@ def read_env(dotenv_path: Path | None = None) -> dict[str, str]:
     return {**values, **os.environ}
 
 
-def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Settings:
+def is_loopback(host: str | None) -> bool:
+    """The emulated workspace (make demo, tests, a sandbox started by hand) runs on loopback."""
+    name = urlsplit(host).hostname if host else None
+    return name in ("127.0.0.1", "localhost", "::1")
+
+
+def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_mail: bool = False) -> Settings:
+    """`need_mail`: a cron job; with a real workspace, mail must really go out (acs or smtp)."""
     problems: list[str] = []
 
     def text(name: str) -> str | None:
@@ -206,6 +214,9 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Set
 
     from .transports import TRANSPORTS
     transport = (text("EMAIL_TRANSPORT") or "console").lower()
+    if need_mail and not text("EMAIL_TRANSPORT") and host and not is_loopback(host):
+        problems.append("EMAIL_TRANSPORT is not set, so warnings and reports would only be printed (console): "
+                        "set EMAIL_TRANSPORT to acs or smtp (console and file are for the demo and tests).")
     if transport not in TRANSPORTS:
         problems.append(f"EMAIL_TRANSPORT={transport!r} is not one of: {', '.join(sorted(TRANSPORTS))}.")
 
@@ -308,6 +319,7 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True) -> Set
         price_table=Path(price_file) if price_file else None,
         poll_deadline_seconds=deadline,
         course_name=cluster.course,
+        course_given=bool(text("COURSE_NAME")),
         cluster=cluster,
         serverless_notebooks=serverless,
         account_id=account_id, account_host=account_host, account_token=text("DATABRICKS_ACCOUNT_TOKEN"),

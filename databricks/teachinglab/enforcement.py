@@ -71,6 +71,8 @@ def list_or_alert(lab, job: str, now: datetime, *, alert: bool = True):
 
 def run_poll(lab, now: datetime, *, dry_run: bool = False) -> PollReport:
     clusters = list_or_alert(lab, "poll_clusters", now, alert=not dry_run)
+    if not dry_run:
+        lift_stale_blocks(lab, now)
     usages = measure(lab, clusters, now)
     check_blocks(lab, usages)
     outcomes = [Outcome(u, decide(used_ms=u.group_used_ms, limits=u.limits, state=u.info.state,
@@ -114,6 +116,33 @@ def run_poll(lab, now: datetime, *, dry_run: bool = False) -> PollReport:
     report = PollReport(outcomes, dry_run=False)
     report.delivered = lab.deliver(now)
     return report
+
+
+def lift_stale_blocks(lab, now: datetime) -> None:
+    """A block lasts until local midnight, whenever the nightly close runs (cron in another zone,
+    a missed night): the first poll of a new day gives the rights back and says so. The close
+    still archives the day; restoring again is a no-op."""
+    from .accounting import local_day
+    today = local_day(now, lab.settings.timezone)
+    still = {r.cluster_id for r in ClusterDay.select().where(
+        (ClusterDay.day == today) & ClusterDay.blocked_at.is_null(False))}
+    stale = [r for r in ClusterDay.select().where(
+        (ClusterDay.day < today) & ClusterDay.blocked_group.is_null(False) & ClusterDay.blocked_at.is_null(False)
+        & ClusterDay.restored_at.is_null()) if r.cluster_id not in still]
+
+    def lift(row: ClusterDay) -> None:
+        level = row.previous_level or RESTORED_LEVEL
+        lab.gateway.set_group_level(row.cluster_id, row.blocked_group, level)
+        logger.warning("cluster=%s group=%s block of %s lifted at the day's first poll (back to %s): the "
+                       "nightly close has not run yet", row.cluster_id, row.blocked_group, row.day, level)
+
+    for row, result in lab.parallel(lift, stale):
+        if isinstance(result, Exception):
+            logger.error("cluster=%s group=%s: could not lift the block of %s (%s); the nightly close tries again",
+                         row.cluster_id, row.blocked_group, row.day, result)
+            continue
+        ClusterDay.update(restored_at=now).where(
+            (ClusterDay.cluster == row.cluster_id) & (ClusterDay.day == row.day)).execute()
 
 
 def check_blocks(lab, usages: list[ClusterUsage]) -> None:

@@ -140,6 +140,7 @@ def _archive(lab, day: date, now: datetime, audit: tuple[list[dict], str | None]
             terminated=bool(row and (row.terminated_at or row.over_quota_at)),
             blocked_group=row.blocked_group if row and (row.blocked_at or row.over_quota_at) else None,
             previous_level=row.previous_level if row else None,
+            restored_at=row.restored_at if row and row.blocked_at else None,  # lifted by a poll already
             estimated=bool(row and row.estimated) or cluster.estimated, archived_at=now,
         ).on_conflict_replace().execute()
         # The part before `hi` is archived now; the open interval continues from midnight.

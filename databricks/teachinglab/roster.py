@@ -51,6 +51,7 @@ class Student:
     first_name: str = ""
     last_name: str = ""
     username: str = ""
+    line: int = field(default=0, compare=False)  # the row it came from, for problems
 
 
 @dataclass
@@ -110,6 +111,10 @@ def parse_roster(raw: bytes | str, path: str = "moodle.csv") -> Roster:
     if lines and lines[0].strip().lower().startswith("sep="):
         delimiter = lines[0].strip()[4:5] or ","
         offset = 1
+    elif lines:
+        # No sep= line: European Excel saves with ";", some tools with tabs. The header row tells.
+        header_line = lines[0]
+        delimiter = max((",", ";", "\t"), key=lambda c: (header_line.count(c), c == ","))
     body = "".join(lines[offset:])
     reader = csv.reader(io.StringIO(body, newline=""), delimiter=delimiter)
     try:
@@ -166,7 +171,7 @@ def _parse_wide(path, header, lower, rows, offset) -> Roster:
             if not email and not any(others):
                 continue  # an unused member block: this group is smaller than the largest
             group.members.append(Student(email, cell(cols.get("firstname")), cell(cols.get("lastname")),
-                                         cell(cols.get("username"))))
+                                         cell(cols.get("username")), line))
         groups.append(group)
     return _check(path, groups, problems)
 
@@ -196,14 +201,14 @@ def _parse_long(path, header, lower, rows, offset) -> Roster:
             group = by_name[name] = RosterGroup(group_key(name, cell(id_col)), name, line, cell(id_col))
         email = cell(email_col)
         if email or cell(first_col) or cell(last_col):
-            group.members.append(Student(email, cell(first_col), cell(last_col)))
+            group.members.append(Student(email, cell(first_col), cell(last_col), line=line))
     return _check(path, list(by_name.values()), problems)
 
 
 def _check(path: str, groups: list[RosterGroup], problems: list[Problem]) -> Roster:
     seen_ids: dict[str, int] = {}
     seen_keys: dict[str, RosterGroup] = {}
-    owner: dict[str, RosterGroup] = {}
+    owner: dict[str, tuple[RosterGroup, int]] = {}
     kept: list[RosterGroup] = []
     for g in groups:
         if g.moodle_id and g.moodle_id in seen_ids:
@@ -230,12 +235,13 @@ def _check(path: str, groups: list[RosterGroup], problems: list[Problem]) -> Ros
                 continue
             email = s.email.lower()
             if email in owner:
-                problems.append(Problem(path, g.line, f"{email} is in {owner[email].name!r} (line "
-                                                      f"{owner[email].line}) and in {g.name!r}: a student "
-                                                      f"belongs to one group; kept in {owner[email].name!r}"))
+                first, first_line = owner[email]
+                problems.append(Problem(path, s.line or g.line, f"{email} is in {first.name!r} (line {first_line}) "
+                                        f"and in {g.name!r} (line {s.line or g.line}): a student belongs to one "
+                                        f"group; kept in {first.name!r}"))
                 continue
-            owner[email] = g
-            members.append(Student(email, s.first_name, s.last_name, s.username))
+            owner[email] = (g, s.line or g.line)
+            members.append(Student(email, s.first_name, s.last_name, s.username, s.line))
         g.members = members
         if not members:
             problems.append(Problem(path, g.line, f"group {g.name!r} has no members: it still gets a "

@@ -93,9 +93,9 @@ def setup_logging(args: argparse.Namespace, secrets: list[str] = ()) -> None:
     logging.getLogger("azure").setLevel(logging.WARNING)
 
 
-def settings_or_exit(*, need_workspace: bool = True) -> Settings:
+def settings_or_exit(*, need_workspace: bool = True, need_mail: bool = False) -> Settings:
     try:
-        return load_settings(read_env(), need_workspace=need_workspace)
+        return load_settings(read_env(), need_workspace=need_workspace, need_mail=need_mail)
     except ConfigError as err:
         print("Configuration problems (set them in the environment or in .env):", file=sys.stderr)
         for problem in err.problems:

@@ -16,12 +16,16 @@ SYSTEM_GROUPS = {"admins", "users", "account users"}
 @dataclass
 class Summary:
     what: str
+    dry_run: bool = False
     done: list[str] = field(default_factory=list)
     kept: list[tuple[str, str]] = field(default_factory=list)      # (name, why)
     failed: list[tuple[str, str]] = field(default_factory=list)    # (name, error)
 
     def lines(self) -> list[str]:
-        out = [f"{self.what}: {len(self.done)} deleted, {len(self.kept)} kept, {len(self.failed)} failed"]
+        verb = "would be deleted" if self.dry_run else "deleted"
+        out = [f"{self.what}: {len(self.done)} {verb}, {len(self.kept)} kept, {len(self.failed)} failed"]
+        if self.dry_run:
+            out += [f"  would delete {name}" for name in self.done]
         out += [f"  kept   {name}: {why}" for name, why in self.kept]
         out += [f"  FAILED {name}: {err}" for name, err in self.failed]
         return out
@@ -33,7 +37,7 @@ def _run(summary: Summary, items: Iterable[tuple[str, Callable[[], None]]], prog
         try:
             delete()
             summary.done.append(name)
-            logger.info("%s: deleted %s", summary.what, name)
+            logger.info("%s: %s %s", summary.what, "would delete" if summary.dry_run else "deleted", name)
         except Exception as err:  # noqa: BLE001 - one failure must not stop the rest
             summary.failed.append((name, f"{type(err).__name__}: {err}"))
             logger.error("%s: could not delete %s: %s", summary.what, name, err)
@@ -67,7 +71,7 @@ def workspace_admins(gateway) -> set[str]:
 def delete_all_users(gateway, *, protect: Iterable[str], dry_run: bool = False, progress=None) -> Summary:
     protect = {p.lower() for p in protect if p}
     admin_names = workspace_admins(gateway)
-    summary = Summary("users")
+    summary = Summary("users", dry_run)
     todo = []
     for p in sorted(gateway.users(), key=lambda p: p.user_name):
         name = p.user_name.lower()
@@ -94,7 +98,7 @@ def delete_all_groups(gateway, *, course: str | None = None, roster_groups: Iter
     """Delete the course's groups (course=None: every group but the system ones, after the
     caller's confirmation). Groups synced from Entra ID are kept: delete them there."""
     mine = course_groups(gateway, course=course, roster_groups=roster_groups) if course else None
-    summary = Summary("groups")
+    summary = Summary("groups", dry_run)
     todo = []
     for g in sorted(gateway.groups(), key=lambda g: g.name):
         if g.name.lower() in SYSTEM_GROUPS:
@@ -109,7 +113,7 @@ def delete_all_groups(gateway, *, course: str | None = None, roster_groups: Iter
 
 
 def purge_clusters(gateway, *, course: str | None = None, dry_run: bool = False, progress=None) -> Summary:
-    summary = Summary("clusters")
+    summary = Summary("clusters", dry_run)
     todo = []
     for c in sorted(gateway.list_clusters(), key=lambda c: c.name):
         if course and c.custom_tags.get("course") != course:
