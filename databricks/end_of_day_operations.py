@@ -29,9 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from databricks.teachinglab.runtime import (run_locked, secrets_of, settings_or_exit,
-                                                setup_logging, utcnow)
+                                                setup_logging, use_clock_at, utcnow)
     settings = settings_or_exit(need_mail=True)  # a job whose mail goes nowhere must not run
     setup_logging(args, secrets_of(settings))
+    use_clock_at(settings, args.at)
 
     def body() -> int:
         import os

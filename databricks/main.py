@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     from databricks.teachinglab.runtime import secrets_of, settings_or_exit, setup_logging
     settings = settings_or_exit(need_workspace=command not in LEDGER_ONLY)
     setup_logging(args, secrets_of(settings))
+    from databricks.teachinglab.runtime import use_clock_at
+    use_clock_at(settings, args.at)
     try:
         module = cli_provisioning if hasattr(cli_provisioning, command) else cli_commands
         return getattr(module, command)(settings, args)

@@ -228,3 +228,12 @@ def test_retry_of_an_unknown_or_sent_message_exits_2(env, capsys):
     assert "no message 999" in capsys.readouterr().err
     assert run(env, "--retry", str(sent.id)) == 2
     assert "did not fail" in capsys.readouterr().err
+
+
+def test_grant_checks_the_real_acl_not_only_the_ledger(env, capsys):
+    cid = env.ids["cluster_01"]
+    env.poll(local(2026, 3, 2, 9))
+    env.lab().gateway.set_group_level(cid, "group_01", "CAN_ATTACH_TO")  # blocked outside this ledger
+    assert run(env, "--grant", "30", "--cluster", "cluster_01", at=local(2026, 3, 2, 10)) == 0
+    assert "outside the ledger: restored to CAN_RESTART" in capsys.readouterr().out
+    assert env.workspace.can_restart(cid, "group_01")

@@ -155,3 +155,15 @@ def test_a_block_never_outlives_local_midnight_when_the_close_has_not_run(env):
     assert history()[date(2026, 3, 2)].blocked_group == "group_01"
     assert env.workspace.can_restart(cid, "group_01")
     assert OutboxMessage.select().where(OutboxMessage.kind == "daily_report").count() == 1
+
+
+def test_a_group_blocked_outside_the_ledger_is_restored_by_the_close(env, caplog):
+    """A poll run with another ledger (a mistyped CLUSTER_UPTIMES_DB) blocked group_02; this
+    ledger never knew. The close trusts the workspace: it gives the rights back and says so."""
+    cid = env.ids["cluster_02"]
+    env.poll(local(2026, 3, 2, 9))
+    env.lab().gateway.set_group_level(cid, "group_02", "CAN_ATTACH_TO")
+    caplog.set_level("WARNING")
+    report = env.close_day(local(2026, 3, 3, 0, 7))
+    assert env.workspace.can_restart(cid, "group_02") and "cluster_02" in report.restored
+    assert "found blocked outside the ledger" in caplog.text

@@ -312,3 +312,37 @@ def test_a_429_storm_answers_every_call_with_retry_after(sandbox):
     r = requests.get(f"{sandbox.url}/api/2.1/clusters/list", headers={"Authorization": "Bearer tok"})
     assert r.status_code == 429 and r.headers["Retry-After"] == "3"
     assert r.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+
+
+def test_sandbox_help_documents_scenarios_and_the_clock():
+    import subprocess
+    import sys
+    from conftest import ROOT
+    r = subprocess.run([sys.executable, "-m", "databricks.sandbox", "--help"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0
+    assert '"sessions"' in r.stdout and "/_sandbox/advance" in r.stdout and "--at" in r.stdout
+
+
+def test_the_poll_runs_at_the_sandboxs_time_with_at(make_env):
+    import os
+    import subprocess
+    import sys
+    from conftest import ROOT, course, local
+    env = make_env(local(2026, 3, 2, 7))
+    ids = env.seed(course(1, 1))
+    env.workspace.session(ids["cluster_01"], local(2026, 3, 2, 8), None)
+    env.at(local(2026, 3, 2, 9))
+    now = requests.get(f"{env.server.url}/_sandbox/now", headers={"Authorization": "Bearer sandbox-token"}).json()
+    subenv = {**env.env, "PATH": os.environ["PATH"]}
+    r = subprocess.run([sys.executable, "-m", "databricks.poll_clusters", "--at", now], cwd=ROOT, env=subenv,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    c = subprocess.run([sys.executable, "-m", "databricks.main", "--cluster_usage", "--json", "--at", now],
+                       cwd=ROOT, env=subenv, capture_output=True, text=True, timeout=60)
+    import json
+    assert json.loads(c.stdout)[0]["used_seconds"] == 60 * 60
+    real = subprocess.run([sys.executable, "-m", "databricks.poll_clusters", "--at", now], cwd=ROOT,
+                          env={**subenv, "DATABRICKS_HOST": "https://adb-1.2.azuredatabricks.net",
+                               "EMAIL_TRANSPORT": "file"}, capture_output=True, text=True, timeout=60)
+    assert real.returncode == 2 and "emulated workspace" in real.stderr

@@ -423,6 +423,10 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw) if raw else {}
             except ValueError:
                 raise ApiError(400, "MALFORMED_REQUEST", "Request body is not valid JSON") from None
+            if parts.path == "/_sandbox/now" and method == "GET":
+                ws.check_token(self.headers.get("Authorization"))
+                payload = ws.now().isoformat()
+                raise _Done()
             if parts.path == "/_sandbox/advance" and method == "POST":
                 ws.check_token(self.headers.get("Authorization"))
                 payload = {"now": ws.advance(float(body.get("seconds") or 0)).isoformat()}

@@ -263,8 +263,18 @@ def grant(settings, args) -> int:
             admin.grant(settings, cluster, args.grant, _who(), args.reason, now)
         report = run_poll(lab, now)
         line = next(u for u in admin.cluster_usage(settings, now) if u.cluster_id == cluster.cluster_id)
+        state = "still blocked" if line.blocked else "not blocked"
+        if not line.blocked and cluster.group_name and cluster.group_source != "creator":
+            # The ledger is not proof: check the cluster's real ACL, and lift a block it does not know.
+            from .enforcement import BLOCKED_LEVEL, RESTORED_LEVEL
+            level = next((e.level for e in lab.gateway.acl(cluster.cluster_id) if e.principal_type == "group_name"
+                          and e.principal == cluster.group_name and not e.inherited), None)
+            if level == BLOCKED_LEVEL:
+                lab.gateway.set_group_level(cluster.cluster_id, cluster.group_name, RESTORED_LEVEL)
+                state = f"not blocked (the workspace had {cluster.group_name} at {level}, outside the ledger: " \
+                        f"restored to {RESTORED_LEVEL})"
         print(f"{cluster.name}: limit today is now {line.max_minutes} min, used "
-              f"{line.used_seconds / 60:.1f} min, {'still blocked' if line.blocked else 'not blocked'}")
+              f"{line.used_seconds / 60:.1f} min, {state}")
         return 1 if report.failures else 0
 
     return run_locked(settings, "grant", body)

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 
 from . import accounting as acc
 from .accounting import Tracker
-from .enforcement import RESTORED_LEVEL, list_or_alert
+from .enforcement import BLOCKED_LEVEL, RESTORED_LEVEL, list_or_alert
 from .ledger import Cluster, ClusterDay, ClosedDay, UsageHistory
 from .notify import queue_failure_alert
 from .usage_sync import limits_book, measure, record
@@ -103,11 +103,39 @@ def run_end_of_day(lab, now: datetime) -> CloseReport:
         logger.info("day %s closed", day)
     if not report.closed:
         logger.info("nothing to close: every finished day is closed already")
+    report.restored += restore_outside_blocks(lab, usages, today, report)
     if report.failures:
         with lab.db.atomic():
             queue_failure_alert(lab, "end_of_day_operations", report.failures, now)
     lab.deliver(now)
     return report
+
+
+def restore_outside_blocks(lab, usages, today: date, report: CloseReport) -> list[str]:
+    """The workspace is the truth: a group that sits at CAN_ATTACH_TO on its own cluster while the
+    ledger does not block it today (a poll run with another ledger, a hand edit) gets CAN_RESTART
+    back, and the log says "found blocked outside the ledger"."""
+    blocked_today = {r.cluster_id for r in ClusterDay.select().where(
+        (ClusterDay.day == today) & ClusterDay.blocked_at.is_null(False))}
+    own = [u for u in usages if u.group and u.group_source in ("tag", "acl", "name") and not u.info.exempt
+           and not u.vanished and u.info.cluster_id not in blocked_today]
+
+    def check(u) -> bool:
+        level = next((e.level for e in lab.gateway.acl(u.info.cluster_id) if e.principal_type == "group_name"
+                      and e.principal == u.group and not e.inherited), None)
+        if level != BLOCKED_LEVEL:
+            return False
+        lab.gateway.set_group_level(u.info.cluster_id, u.group, RESTORED_LEVEL)
+        logger.warning("%s found blocked outside the ledger (%s); restored to %s", u.label, level, RESTORED_LEVEL)
+        return True
+
+    done = []
+    for u, result in lab.parallel(check, own):
+        if isinstance(result, Exception):
+            report.failures.append((u.info.name, result))
+        elif result:
+            done.append(u.info.name)
+    return done
 
 
 def _audit(lab) -> tuple[list[dict], str | None]:

@@ -25,9 +25,33 @@ EXIT_LOCKED = 75    # EX_TEMPFAIL: another run is still going; cron tries again 
 PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
 
+_AT: datetime | None = None  # --at: a hand demo against the emulator runs at the sandbox's time
+
+
 def utcnow() -> datetime:
-    """The only clock read in the project (freezegun moves it in tests)."""
-    return datetime.now(timezone.utc)
+    """The only clock read in the project (freezegun moves it in tests; --at in a hand demo)."""
+    return _AT if _AT is not None else datetime.now(timezone.utc)
+
+
+def use_clock_at(settings: Settings, at: str | None) -> None:
+    """--at TIME: only against the emulated workspace (on loopback), never a real one, where the
+    quota must follow the real clock."""
+    global _AT
+    if not at:
+        return
+    from .config import is_loopback
+    if not is_loopback(settings.host):
+        print("--at is for the emulated workspace (DATABRICKS_HOST on 127.0.0.1) only", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    try:
+        parsed = datetime.fromisoformat(at.strip().strip('"'))
+    except ValueError:
+        print(f"--at {at!r} is not an ISO 8601 time with offset, e.g. 2026-03-02T16:00:00+02:00", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    if parsed.tzinfo is None:
+        print(f"--at {at!r} needs a UTC offset, e.g. +02:00", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    _AT = parsed.astimezone(timezone.utc)
 
 
 class _Redact(logging.Filter):
@@ -52,6 +76,8 @@ def add_logging_flags(parser: argparse.ArgumentParser) -> None:
                              "(also on when LOG_JOURNALD=1)")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error instead of the one-line explanation")
+    parser.add_argument("--at", metavar="ISO_TIME",
+                        help="run as of this time (the emulated workspace only: its /_sandbox/now)")
 
 
 def explain(settings: Settings | None, err: BaseException, *, job: str) -> int:
