@@ -237,3 +237,13 @@ def test_grant_checks_the_real_acl_not_only_the_ledger(env, capsys):
     assert run(env, "--grant", "30", "--cluster", "cluster_01", at=local(2026, 3, 2, 10)) == 0
     assert "outside the ledger: restored to CAN_RESTART" in capsys.readouterr().out
     assert env.workspace.can_restart(cid, "group_01")
+
+
+def test_report_before_any_close_previews_today(env, capsys, tmp_path):
+    env.workspace.session(env.ids["cluster_01"], local(2026, 3, 2, 8), None)
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 10))
+    capsys.readouterr()
+    assert run(env, "--report", "--out", str(tmp_path / "rep"), at=local(2026, 3, 2, 10, 5)) == 0
+    assert "PREVIEW of 2026-03-02" in capsys.readouterr().out
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "PREVIEW" in html and "cluster_01" in html

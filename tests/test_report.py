@@ -110,3 +110,35 @@ def test_price_table_can_be_overridden(tmp_path):
 def test_chart_labels_rtl_groups_by_cluster_name():
     from databricks.teachinglab.report_files import _has_rtl
     assert _has_rtl("קבוצה שלוש") and not _has_rtl("group_01")
+
+
+def test_honest_records_after_a_grant_exempt_clusters_and_the_close_time(make_env):
+    """The report keeps what happened before a grant, flags exempt clusters instead of showing
+    141 %, and says when the day was closed, not when a file was made; the warning after a grant
+    says a grant was made."""
+    from conftest import course, local
+    from databricks.teachinglab import admin
+    from databricks.teachinglab.ledger import Cluster, OutboxMessage
+    from databricks.teachinglab.report import build_report
+    from databricks.teachinglab.report_files import bundle
+    env = make_env(local(2026, 3, 2, 7))
+    ids = env.seed(course(1, 1))
+    demo = env.workspace.add_cluster("teacher-demo", tags={"quota": "exempt"})
+    env.workspace.session(ids["cluster_01"], local(2026, 3, 2, 8), None)
+    env.workspace.session(demo, local(2026, 3, 2, 7, 30), None)
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))  # stopped at 16:00
+    cluster = Cluster.get(Cluster.name == "cluster_01")
+    admin.grant(env.settings, cluster, 60, "alice", "deadline", local(2026, 3, 2, 16, 20))
+    env.workspace.user_action(local(2026, 3, 2, 16, 25), "start", ids["cluster_01"])
+    env.polls(local(2026, 3, 2, 16, 30), local(2026, 3, 2, 18))
+    warnings = [m for m in OutboxMessage.select() if m.kind == "warning"]
+    assert "60 extra minutes granted" in warnings[-1].text_body
+    env.close_day(local(2026, 3, 3, 0, 7))
+    report = build_report(local(2026, 3, 2, 12).astimezone(env.settings.timezone).date())
+    row = next(r for r in report.rows if r.cluster_name == "cluster_01")
+    assert row.terminated and row.warned
+    assert "stopped at 16:00" in row.notes and "granted 60 min at 16:20 by alice (deadline)" in row.notes
+    exempt = next(r for r in report.rows if r.cluster_name == "teacher-demo")
+    assert exempt.percent == "exempt" and "exempt" in exempt.flags
+    later = bundle(report, env.settings, local(2026, 3, 5, 9))
+    assert "closed at 2026-03-03 00:07" in later.text and "2026-03-05" not in later.text.split("\n")[0]

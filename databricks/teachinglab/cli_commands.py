@@ -309,6 +309,19 @@ def report(settings, args) -> int:
     now = utcnow()
     lab = Lab.open(settings, now, gateway=_NoWorkspace())
     day = args.report_date or report_day_default(now, settings.timezone)
+    if args.report_date is None and ClosedDay.get_or_none(ClosedDay.day == day) is None:
+        from .accounting import local_day
+        from .report import build_preview
+        today = local_day(now, settings.timezone)
+        built = build_preview(today, semester_start=settings.semester_start, prices=settings.prices())
+        print(f"{day} is not closed (the nightly close closes a day after its midnight); this is a PREVIEW "
+              f"of {today} as of the last poll")
+        if args.dry_run or args.send:
+            print("a preview is never emailed" if args.send else "would write the preview; nothing done (--dry-run)")
+            return 0 if not args.send else 2
+        for path in write_files(built, settings, now, Path(args.out)):
+            print(path)
+        return 0
     if ClosedDay.get_or_none(ClosedDay.day == day) is None:
         raise admin.AdminError(f"{day} is not closed yet: run python -m databricks.end_of_day_operations "
                                "(days close after their midnight), or pick another --date.")

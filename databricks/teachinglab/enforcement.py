@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .errors import WorkspaceUnavailable
+from peewee import fn
+
 from .ledger import ClusterDay
 from .messages import dedupe_key, minutes, quota_resets_at, render, show_local
 from .model import GroupInfo
@@ -178,14 +180,26 @@ def _day_row(o: Outcome) -> ClusterDay:
     return row
 
 
+def _granted(o: Outcome) -> tuple[int, datetime | None]:
+    """Minutes granted today to the group's clusters (this one when it has no group), and when last."""
+    from .ledger import Cluster, QuotaGrant
+    u = o.usage
+    ids = [u.info.cluster_id] if not u.group else [c.cluster_id for c in Cluster.select(Cluster.cluster_id).where(
+        Cluster.group_name == u.group)] or [u.info.cluster_id]
+    grants = list(QuotaGrant.select().where((QuotaGrant.day == u.day) & QuotaGrant.cluster.in_(ids)))
+    return sum(g.minutes for g in grants), max((g.granted_at for g in grants), default=None)
+
+
 def _context(lab, o: Outcome, now: datetime) -> dict:
     u = o.usage
     tz = lab.settings.timezone
+    granted, granted_at = _granted(o)
     return {"group": u.group, "cluster_name": u.info.name, "cluster_id": u.info.cluster_id,
             "course": u.info.custom_tags.get("course"), "used_minutes": minutes(u.group_used_ms),
             "owner": u.owner,
             "limit_minutes": u.limits.max_ms // 60_000, "resets_at": quota_resets_at(now, tz),
             "seen_at": show_local(now, tz), "tz_name": tz.key, "found_level": u.group_level,
+            "granted_minutes": granted, "granted_at": show_local(granted_at, tz) if granted_at else None,
             "contact": lab.settings.admin_email or "your course staff"}
 
 
@@ -208,7 +222,8 @@ def _record_intent(lab, o: Outcome, groups: dict[str, GroupInfo | Exception], no
     if Action.WARN in actions:
         # The flag and the message commit together: a warning is queued exactly once.
         _queue(lab, o, "warning", groups, now)
-        ClusterDay.update(warned_at=now).where(_key(o)).execute()
+        ClusterDay.update(warned_at=now, first_warned_at=fn.COALESCE(ClusterDay.first_warned_at, now)).where(
+            _key(o)).execute()
         o.done.append(Action.WARN)
     if Action.BLOCK in actions or Action.TERMINATE in actions:
         row = _day_row(o)
@@ -250,7 +265,7 @@ def _record_results(lab, o: Outcome, groups: dict, now: datetime) -> None:
     flags = o.usage.flags
     if Action.TERMINATE in done:
         row = _day_row(o)
-        ClusterDay.update(terminated_at=row.terminated_at or now,
+        ClusterDay.update(terminated_at=row.terminated_at or now, first_stopped_at=row.first_stopped_at or now,
                           reterminations=row.reterminations + (1 if flags.terminated else 0)).where(
             _key(o)).execute()
     if Action.BLOCK in done:

@@ -99,6 +99,8 @@ class ClusterDay(BaseModel):
     retermination_notified_at = UtcDateTimeField(null=True)
     restored_at = UtcDateTimeField(null=True)
     reblock_notified_at = UtcDateTimeField(null=True)  # the admin was told a block was undone
+    first_warned_at = UtcDateTimeField(null=True)      # these two are kept when a grant resets
+    first_stopped_at = UtcDateTimeField(null=True)     # the day's flags: the report tells it all
 
     class Meta:
         primary_key = pw.CompositeKey("cluster", "day")
@@ -119,6 +121,8 @@ class UsageHistory(BaseModel):
     restored_at = UtcDateTimeField(null=True)
     estimated = pw.BooleanField(default=False)
     archived_at = UtcDateTimeField()
+    exempt = pw.BooleanField(default=False)
+    notes = pw.TextField(default="")  # what happened, in order: "stopped at 14:05; granted 30 min at 14:20 by …"
 
     class Meta:
         primary_key = pw.CompositeKey("cluster", "day")
@@ -212,6 +216,15 @@ def _v3(db: pw.Database) -> None:
         run(migrator.add_column("cluster_day", "reblock_notified_at", UtcDateTimeField(null=True)))
     if "owner" not in {c.name for c in db.get_columns("cluster")}:
         run(migrator.add_column("cluster", "owner", pw.CharField(null=True)))
+    day_columns = {c.name for c in db.get_columns("cluster_day")}
+    for column in ("first_warned_at", "first_stopped_at"):
+        if column not in day_columns:
+            run(migrator.add_column("cluster_day", column, UtcDateTimeField(null=True)))
+    history = {c.name for c in db.get_columns("usage_history")}
+    if "exempt" not in history:
+        run(migrator.add_column("usage_history", "exempt", pw.BooleanField(default=False)))
+    if "notes" not in history:
+        run(migrator.add_column("usage_history", "notes", pw.TextField(default="")))
 
 
 # Append, never edit: each entry runs once, in order, inside a transaction.

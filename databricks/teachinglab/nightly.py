@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from . import accounting as acc
 from .accounting import Tracker
 from .enforcement import BLOCKED_LEVEL, RESTORED_LEVEL, list_or_alert
-from .ledger import Cluster, ClusterDay, ClosedDay, UsageHistory
+from .ledger import Cluster, ClusterDay, ClosedDay, QuotaGrant, UsageHistory
 from .notify import queue_failure_alert
 from .usage_sync import limits_book, measure, record
 
@@ -156,6 +156,9 @@ def _archive(lab, day: date, now: datetime, audit: tuple[list[dict], str | None]
     lo, hi = acc.day_bounds(day, tz)
     rows = {r.cluster_id: r for r in ClusterDay.select().where(ClusterDay.day == day)}
     limits_for = limits_book(lab.settings, day)
+    grants: dict[str, list] = {}
+    for g in QuotaGrant.select().where(QuotaGrant.day == day).order_by(QuotaGrant.granted_at):
+        grants.setdefault(g.cluster_id, []).append(g)
     for cluster in Cluster.select():
         row = rows.get(cluster.cluster_id)
         open_ms = acc.overlap_ms(cluster.open_since, min(now, hi), lo, hi) if cluster.open_since else 0
@@ -164,8 +167,9 @@ def _archive(lab, day: date, now: datetime, audit: tuple[list[dict], str | None]
             cluster=cluster.cluster_id, day=day, cluster_name=cluster.name, group_name=cluster.group_name,
             used_ms=(row.closed_ms if row else 0) + open_ms,
             limit_ms=(row.limit_ms if row and row.limit_ms else limits_for(cluster.cluster_id).max_ms),
-            sessions=sessions, warned=bool(row and row.warned_at),
-            terminated=bool(row and (row.terminated_at or row.over_quota_at)),
+            sessions=sessions, warned=bool(row and (row.warned_at or row.first_warned_at)),
+            terminated=bool(row and (row.terminated_at or row.over_quota_at or row.first_stopped_at)),
+            exempt=cluster.exempt, notes=day_notes(row, grants.get(cluster.cluster_id, []), tz),
             blocked_group=row.blocked_group if row and (row.blocked_at or row.over_quota_at) else None,
             previous_level=row.previous_level if row else None,
             restored_at=row.restored_at if row and row.blocked_at else None,  # lifted by a poll already
@@ -178,6 +182,21 @@ def _archive(lab, day: date, now: datetime, audit: tuple[list[dict], str | None]
                 Cluster.cluster_id == cluster.cluster_id).execute()
     ClosedDay.create(day=day, archived_at=now)
     _queue_report(lab, day, now, audit)
+
+
+def day_notes(row: ClusterDay | None, grants: list, tz) -> str:
+    """What happened to a cluster on its day, in order, for the report: "warned at 13:55; stopped
+    at 14:05; granted 30 min at 14:20 by alice (deadline)". Grants used to erase the first part."""
+    events = []  # (when, what, more)
+    if row is not None and row.first_warned_at:
+        events.append((row.first_warned_at, "warned", ""))
+    if row is not None and row.first_stopped_at:
+        events.append((row.first_stopped_at, "stopped", ""))
+    for g in grants:
+        more = (f" by {g.granted_by}" if g.granted_by else "") + (f" ({g.reason})" if g.reason else "")
+        events.append((g.granted_at, f"granted {g.minutes} min", more))
+    return "; ".join(f"{what} at {when.astimezone(tz):%H:%M}{more}"
+                     for when, what, more in sorted(events, key=lambda e: e[0]))
 
 
 def _queue_report(lab, day: date, now: datetime, audit: tuple[list[dict], str | None]) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from .ledger import Cluster, OutboxMessage, UsageHistory
+from .ledger import ClosedDay, Cluster, ClusterDay, OutboxMessage, UsageHistory
 
 DEFAULT_PRICES = Path(__file__).parent / "prices.json"
 
@@ -44,6 +44,8 @@ class ReportRow:
     blocked: bool
     estimated: bool
     cost: float | None = None
+    exempt: bool = False
+    notes: str = ""   # "warned at 13:55; stopped at 14:05; granted 30 min at 14:20 by alice"
 
     @property
     def used_minutes(self) -> int:
@@ -54,12 +56,15 @@ class ReportRow:
         return self.limit_ms // 60_000
 
     @property
-    def percent(self) -> int:
+    def percent(self) -> int | str:
+        """Of the quota; an exempt cluster has none ("exempt", never "141")."""
+        if self.exempt:
+            return "exempt"
         return round(100 * self.used_ms / self.limit_ms) if self.limit_ms else 0
 
     @property
     def flags(self) -> str:
-        names = [n for n, on in (("warned", self.warned), ("terminated", self.terminated),
+        names = [n for n, on in (("exempt", self.exempt), ("warned", self.warned), ("terminated", self.terminated),
                                  ("blocked", self.blocked), ("estimate", self.estimated)) if on]
         return ",".join(names)
 
@@ -77,6 +82,8 @@ class DailyReport:
     failed_messages: list[dict] = field(default_factory=list)
     currency: str = "USD"
     findings: list[dict] | None = None  # --audit_workspace as the nightly close ran it; None: not run
+    closed_at: datetime | None = None   # when the nightly close archived the day (not when a file is made)
+    preview: bool = False               # today, not closed: numbers as of the last poll
     audit_error: str | None = None                       # why the audit could not run, if it could not
 
 
@@ -90,7 +97,7 @@ def _cost(prices: PriceTable, used_ms: int, cluster: Cluster | None) -> float | 
 def row_from_history(h: UsageHistory, prices: PriceTable, cluster: Cluster | None) -> ReportRow:
     return ReportRow(h.cluster_id, h.cluster_name, h.group_name, h.used_ms, h.limit_ms, h.sessions,
                      h.warned, h.terminated, h.blocked_group is not None, h.estimated,
-                     _cost(prices, h.used_ms, cluster))
+                     _cost(prices, h.used_ms, cluster), exempt=h.exempt, notes=h.notes or "")
 
 
 def day_rows(day: date, prices: PriceTable | None = None) -> list[ReportRow]:
@@ -136,11 +143,30 @@ def build_report(day: date, *, semester_start: date | None = None, prices: Price
         (UsageHistory.day >= start) & (UsageHistory.day <= day) & (UsageHistory.used_ms > 0))}
     failed = [{"id": m.id, "event": m.event, "to": m.to_addrs, "subject": m.subject, "error": m.last_error}
               for m in OutboxMessage.select().where(OutboxMessage.status == "failed")]
+    closed = ClosedDay.get_or_none(ClosedDay.day == day)
     return DailyReport(
-        day=day, rows=rows, totals=totals(rows),
+        day=day, rows=rows, totals=totals(rows), closed_at=closed.archived_at if closed else None,
         week=_span(day - timedelta(days=day.weekday()), day, prices, clusters),
         semester=semester, semester_start=start,
         never_ran=sorted(r.cluster_name for r in rows if r.cluster_name not in used_ever),
         idle_today=[r.cluster_name for r in rows if r.used_ms == 0],
         failed_messages=failed, currency=prices.currency, findings=findings,
         audit_error=audit_error)
+
+
+def build_preview(day: date, *, semester_start: date | None = None, prices: PriceTable | None = None) -> DailyReport:
+    """Today's report before the nightly close: each cluster as of the last poll, marked a preview."""
+    prices = prices or PriceTable.load()
+    clusters = {c.cluster_id: c for c in Cluster.select()}
+    rows = []
+    for r in ClusterDay.select().where(ClusterDay.day == day):
+        c = clusters.get(r.cluster_id)
+        rows.append(ReportRow(r.cluster_id, c.name if c else r.cluster_id, c.group_name if c else None, r.used_ms,
+                              r.limit_ms, r.sessions, bool(r.warned_at or r.first_warned_at),
+                              bool(r.terminated_at or r.first_stopped_at), r.blocked_at is not None, r.estimated,
+                              _cost(prices, r.used_ms, c), exempt=bool(c and c.exempt)))
+    rows.sort(key=lambda r: (r.group or "~", r.cluster_name))
+    start = semester_start or day
+    return DailyReport(day=day, rows=rows, totals=totals(rows), week={}, semester={}, semester_start=start,
+                       never_ran=[], idle_today=[r.cluster_name for r in rows if r.used_ms == 0],
+                       currency=prices.currency, preview=True)

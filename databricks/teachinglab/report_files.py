@@ -28,12 +28,12 @@ def report_csv(report: DailyReport) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["date", "group", "cluster", "cluster_id", "used_minutes", "limit_minutes", "percent",
                      "sessions", "warned", "terminated", "blocked", "estimated_usage",
-                     f"estimated_cost_{report.currency}"])
+                     f"estimated_cost_{report.currency}", "exempt", "notes"])
     for r in report.rows:
         writer.writerow([safe_cell(v) for v in (
             report.day.isoformat(), r.group or "", r.cluster_name, r.cluster_id, r.used_minutes,
             r.limit_minutes, r.percent, r.sessions, int(r.warned), int(r.terminated), int(r.blocked),
-            int(r.estimated), "" if r.cost is None else f"{r.cost:.2f}")])
+            int(r.estimated), "" if r.cost is None else f"{r.cost:.2f}", int(r.exempt), r.notes)])
     return ("\ufeff" + out.getvalue()).encode("utf-8")  # BOM: Excel then reads Hebrew names right
 
 
@@ -82,7 +82,8 @@ class ReportBundle:
 
 def bundle(report: DailyReport, settings, now: datetime, *, inline_chart: bool = True) -> ReportBundle:
     tz = settings.timezone
-    context = {"day": report.day.isoformat(), "at": show_local(now, tz), "tz_name": tz.key, "r": report,
+    context = {"day": report.day.isoformat(), "at": show_local(report.closed_at or now, tz), "tz_name": tz.key,
+               "r": report, "preview": report.preview,
                "rows": report.rows, "totals": report.totals, "never_ran": report.never_ran,
                "failed_messages": report.failed_messages, "currency": report.currency,
                "findings": report.findings, "audit_error": report.audit_error,
