@@ -247,3 +247,16 @@ def test_report_before_any_close_previews_today(env, capsys, tmp_path):
     assert "PREVIEW of 2026-03-02" in capsys.readouterr().out
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "PREVIEW" in html and "cluster_01" in html
+
+
+def test_exempt_clusters_are_flagged_in_usage_and_history(env, capsys):
+    demo = env.workspace.add_cluster("teacher-demo", tags={"quota": "exempt"})
+    env.workspace.session(demo, local(2026, 3, 2, 8), None)
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 9))
+    env.close_day(local(2026, 3, 3, 0, 7))
+    capsys.readouterr()
+    run(env, "--cluster_usage", "--json", at=local(2026, 3, 3, 9))
+    assert {r["cluster_name"]: r["exempt"] for r in json.loads(capsys.readouterr().out)}["teacher-demo"] is True
+    run(env, "--history", "--json", at=local(2026, 3, 3, 9))
+    rows = [r for r in json.loads(capsys.readouterr().out) if r["cluster_name"] == "teacher-demo"]
+    assert rows and rows[0]["exempt"] is True

@@ -28,6 +28,7 @@ class UsageLine:
     as_of: str | None
     state: str
     estimated: bool
+    exempt: bool = False            # tag quota=exempt: counted, never stopped, not in its group's total
     owner: str | None = None        # the student who created it, when counted to a group that way
     group_used_seconds: int = 0     # the group's usage today over all its clusters (the quota's measure)
 
@@ -57,7 +58,7 @@ def cluster_usage(settings, now: datetime) -> list[UsageLine]:
             warn_minutes=limits.warn_ms // 60_000, max_minutes=limits.max_ms // 60_000,
             warned=bool(row and row.warned_at), blocked=bool(row and row.blocked_at),
             as_of=row.as_of.astimezone(tz).isoformat(timespec="seconds") if row and row.as_of else None,
-            state=c.state, estimated=bool(row and row.estimated), owner=c.owner,
+            state=c.state, estimated=bool(row and row.estimated), exempt=c.exempt, owner=c.owner,
             group_used_seconds=(group_ms.get(c.group_name, 0) if c.group_name and not c.exempt
                                 else (row.used_ms if row else 0)) // 1000))
     return out
@@ -79,7 +80,7 @@ def history(settings, start: date | None, end: date | None) -> list[dict]:
              "date": h.day.isoformat(), "used_seconds": h.used_ms // 1000,
              "max_minutes": h.limit_ms // 60_000, "sessions": h.sessions, "warned": h.warned,
              "terminated": h.terminated, "blocked": h.blocked_group is not None,
-             "estimated": h.estimated} for h in query]
+             "estimated": h.estimated, "exempt": h.exempt, "notes": h.notes or ""} for h in query]
 
 
 def find_cluster(name_or_id: str) -> Cluster:

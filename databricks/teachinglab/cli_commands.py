@@ -132,7 +132,7 @@ def cluster_usage(settings, args) -> int:
         return 0
     table(["cluster", "group", "used (min)", "warn", "max", "flags", "as of"],
           [[u.cluster_name, u.group, f"{u.used_seconds / 60:.1f}", u.warn_minutes, u.max_minutes,
-            ",".join(n for n, on in (("warned", u.warned), ("blocked", u.blocked),
+            ",".join(n for n, on in (("exempt", u.exempt), ("warned", u.warned), ("blocked", u.blocked),
                                      ("estimate", u.estimated)) if on) or "", u.as_of]
            for u in lines])
     if not lines:
@@ -163,7 +163,7 @@ def history(settings, args) -> int:
         return 0
     table(["date", "cluster", "group", "used (min)", "max", "sessions", "flags"],
           [[r["date"], r["cluster_name"], r["group"], f"{r['used_seconds'] / 60:.1f}", r["max_minutes"],
-            r["sessions"], ",".join(k for k in ("warned", "terminated", "blocked", "estimated") if r[k])]
+            r["sessions"], ",".join(k for k in ("exempt", "warned", "terminated", "blocked", "estimated") if r[k])]
            for r in rows])
     return 0
 
