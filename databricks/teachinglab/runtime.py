@@ -169,7 +169,11 @@ def workspace_advice(settings: Settings, err: BaseException) -> tuple[str, int]:
 
 
 def run_locked(settings: Settings, job: str, body: Callable[[], int], *, debug: bool = False) -> int:
-    log = logging.getLogger(job)
+    """Run a job's body under the run lock. Every way it can end is one log line (at err priority
+    in journald when it failed, never a bare print that journald would file as info) and an exit
+    code; the admin hears of it through the outbox, or straight through the transport when the
+    ledger itself failed."""
+    log = logging.getLogger(f"databricks.{job}" if "." not in job else job)
     try:
         if settings.db_path is not None:
             settings.ledger_guard().check(settings.db_path)  # before the lock makes any folder
@@ -177,18 +181,16 @@ def run_locked(settings: Settings, job: str, body: Callable[[], int], *, debug: 
             return body()
     except WorkspaceUnavailable as err:
         line, code = workspace_advice(settings, err.__cause__ or err)
-        print(f"{job}: {line} (the admin was alerted)", file=sys.stderr)
+        log.error("%s: %s (the admin was alerted)", job, line)
         return code
     except LockBusy as busy:
-        log.warning("another run holds the lock %s; this %s run stops without doing anything", busy, job)
-        print(f"{job}: another run is in progress (lock {busy}); nothing done.", file=sys.stderr)
+        log.warning("%s: another run is in progress (lock %s); this run stops without doing anything", job, busy)
         return EXIT_LOCKED
     except AdminError:
         raise  # the admin CLI says it and exits 2
     except LedgerUnavailable as err:
-        log.error("%s stopped: %s", job, err)  # at err priority in journald, whatever else fails
+        log.error("%s stopped: %s", job, err)
         alert_without_ledger(settings, job, err)
-        print(f"{job}: {err}", file=sys.stderr)
         return EXIT_LEDGER
     except Exception as err:  # noqa: BLE001 - one line and an exit code; --debug for the traceback
         if debug:
