@@ -7,9 +7,12 @@
 # the next run of the job (which finds the run unfinished in the ledger) alerts the admin once.
 
 journal() {
-  if command -v systemd-cat >/dev/null 2>&1 && [ -S /run/systemd/journal/stdout ]; then
+  # The sockets journald and syslog listen on (overridable for the wrapper's own tests).
+  local journal_socket="${TEACHINGLAB_JOURNAL_SOCKET:-/run/systemd/journal/stdout}"
+  local syslog_socket="${TEACHINGLAB_SYSLOG_SOCKET:-/dev/log}"
+  if command -v systemd-cat >/dev/null 2>&1 && [ -S "$journal_socket" ]; then
     systemd-cat -t dbr_scripts --level-prefix=true
-  elif command -v logger >/dev/null 2>&1 && [ -S /dev/log ]; then
+  elif command -v logger >/dev/null 2>&1 && [ -S "$syslog_socket" ]; then
     sed -u 's/^<[0-7]>//' | logger -t dbr_scripts
   else
     cat >&2

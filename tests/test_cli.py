@@ -260,3 +260,10 @@ def test_exempt_clusters_are_flagged_in_usage_and_history(env, capsys):
     run(env, "--history", "--json", at=local(2026, 3, 3, 9))
     rows = [r for r in json.loads(capsys.readouterr().out) if r["cluster_name"] == "teacher-demo"]
     assert rows and rows[0]["exempt"] is True
+
+
+def test_test_email_refuses_a_non_address_and_names_the_transport(env, capsys):
+    assert run(env, "--test_email", "not-an-address") == 2
+    assert "is not an email address" in capsys.readouterr().err
+    assert run(env, "--test_email", "ta@uni.example.edu") == 0
+    assert "to ta@uni.example.edu via file: sent" in capsys.readouterr().out

@@ -63,3 +63,45 @@ def test_crontab_is_generated_in_the_quota_zone_with_the_real_path(tmp_path):
     from databricks.teachinglab.cli_commands import crontab_lines
     example = "\n".join(crontab_lines("Asia/Jerusalem", ROOT.parent / "teachinglab", "Asia/Jerusalem")) + "\n"
     assert (ROOT / "scripts" / "crontab.example").read_text() == example.replace(str(ROOT.parent), "/opt")
+
+
+@pytest.mark.parametrize("has", ["systemd-cat", "logger", "neither"])
+def test_wrappers_log_to_journald_or_syslog_or_stderr(tmp_path, has):
+    """systemd-cat when journald runs, logger when only syslog does, stderr otherwise (cron mails
+    it): a run's lines are never lost, whatever the host. Stand-in programs record what they get."""
+    import socket
+    import shutil
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname", "timeout", "sed", "cat", "sh"):  # only these, not the host's systemd-cat/logger
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    for name in ("systemd-cat", "logger"):
+        if has == name:
+            (bin_dir / name).write_text(f"#!/bin/sh\ncat > {tmp_path}/{name}.out\n")
+            (bin_dir / name).chmod(0o755)
+    sockets = []
+    for name in ("journal.sock", "syslog.sock"):
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(tmp_path / name))
+        sockets.append(s)
+    fake_python = bin_dir / "python"
+    fake_python.write_text("#!/bin/sh\necho '<6>databricks.poll_clusters: poll done'\necho '<3>x: failed' >&2\n")
+    fake_python.chmod(0o755)
+    env = {"PATH": str(bin_dir), "TEACHINGLAB_PYTHON": str(fake_python),
+           "TEACHINGLAB_JOURNAL_SOCKET": str(tmp_path / "journal.sock"),
+           "TEACHINGLAB_SYSLOG_SOCKET": str(tmp_path / "syslog.sock")}
+    try:
+        r = subprocess.run([shutil.which("bash"), str(ROOT / "scripts" / "periodic_poll.sh")], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        for s in sockets:
+            s.close()
+    assert r.returncode == 0
+    if has == "systemd-cat":
+        got = (tmp_path / "systemd-cat.out").read_text()
+        assert "<6>databricks.poll_clusters: poll done" in got and "<3>x: failed" in got
+    elif has == "logger":
+        got = (tmp_path / "logger.out").read_text()
+        assert "databricks.poll_clusters: poll done" in got and "<6>" not in got  # logger sets its own priority
+    else:
+        assert "<6>databricks.poll_clusters: poll done" in r.stderr

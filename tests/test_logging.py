@@ -27,6 +27,7 @@ def test_poll_logs_decisions_with_priorities_and_no_token(make_env):
     warned = [line for line in decisions if "name=cluster_02" in line]
     assert warned and warned[0].startswith("<6>") and "warn" in warned[0]
     assert "sandbox-token" not in r.stderr + r.stdout
+    assert any(line.startswith("<6>databricks.poll_clusters: poll done") for line in lines)  # not __main__
 
 
 def test_redaction_filter_hides_secrets_in_any_log_line(capsys):
