@@ -153,5 +153,20 @@ def test_file_transport_writes_an_eml_and_overwrites_on_resend(tmp_path, db):
     assert parsed.get_body(("html",)) is not None
 
 
-def test_transports_are_chosen_from_a_registry():
-    assert {"console", "file"} <= set(TRANSPORTS)
+def test_transports_are_chosen_from_a_registry(tmp_path):
+    """make_transport builds what the registry holds under the given name, not a fixed class."""
+    from types import SimpleNamespace
+    from databricks.teachinglab.transports import ConsoleTransport, FileTransport, make_transport, register
+    settings = SimpleNamespace(email_file_dir=tmp_path)
+    assert isinstance(make_transport("file", settings), FileTransport)
+    assert isinstance(make_transport("console", settings), ConsoleTransport)
+
+    @register("pigeon")
+    class Pigeon:
+        def __init__(self, settings):
+            self.settings = settings
+    try:
+        built = make_transport("pigeon", settings)
+        assert isinstance(built, Pigeon) and built.settings is settings
+    finally:
+        TRANSPORTS.pop("pigeon")

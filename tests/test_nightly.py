@@ -98,14 +98,21 @@ def test_restore_failure_keeps_the_day_open_and_the_next_run_finishes(env):
     assert history()[date(2026, 3, 2)].used_ms == 480 * 60_000
 
 
-def test_a_cluster_still_blocked_today_is_not_restored_by_a_catch_up(env):
+def test_a_cluster_still_blocked_today_is_not_restored_by_a_catch_up(env, caplog):
+    """The close of a missed day must not give back rights the group has lost again today: the
+    group is over its quota on the 2nd and on the 3rd, and the 2nd is closed only on the 3rd."""
     cid = env.ids["cluster_01"]
-    env.workspace.session(cid, local(2026, 3, 2, 8), local(2026, 3, 2, 23, 59))
-    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
-    # the nightly did not run; the group gets through on the 3rd via an admin restart
-    env.workspace.user_action(local(2026, 3, 3, 0, 1), "start", cid)
-    env.close_day(local(2026, 3, 3, 0, 7))
-    assert env.workspace.can_restart(cid, "group_01")
+    env.workspace.session(cid, local(2026, 3, 2, 8), None)
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))       # blocked on the 2nd
+    env.poll(local(2026, 3, 3, 0, 0))                                 # the 3rd's first poll lifts it
+    env.workspace.session(cid, local(2026, 3, 3, 8), None)
+    env.polls(local(2026, 3, 3, 8), local(2026, 3, 3, 16, 15))       # blocked again on the 3rd
+    before = [r for r in env.workspace.requests if r.method == "PUT"]
+    env.close_day(local(2026, 3, 3, 16, 30))                          # the 2nd's close, a day late
+    assert ClosedDay.get(ClosedDay.day == date(2026, 3, 2)).completed_at is not None
+    assert not env.workspace.can_restart(cid, "group_01")             # still blocked for the 3rd
+    assert [r for r in env.workspace.requests if r.method == "PUT"] == before  # no restore was written
+    assert ClusterDay.get((ClusterDay.cluster == cid) & (ClusterDay.day == date(2026, 3, 3))).blocked_at
 
 
 @pytest.mark.parametrize("day,hours", [(27, 23), (25, 25)])

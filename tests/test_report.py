@@ -108,8 +108,12 @@ def test_price_table_can_be_overridden(tmp_path):
 
 
 def test_chart_labels_rtl_groups_by_cluster_name():
-    from databricks.teachinglab.report_files import _has_rtl
-    assert _has_rtl("קבוצה שלוש") and not _has_rtl("group_01")
+    from databricks.teachinglab.report import ReportRow
+    from databricks.teachinglab.report_files import chart_labels
+    rows = [ReportRow("c1", "bigdata-g1044", "קבוצה שלוש", 0, 1, 0, False, False, False, False),
+            ReportRow("c2", "cluster_01", "group_01", 0, 1, 0, False, False, False, False),
+            ReportRow("c3", "scratch", None, 0, 1, 0, False, False, False, False)]
+    assert chart_labels(rows) == ["bigdata-g1044", "group_01", "scratch"]
 
 
 def test_honest_records_after_a_grant_exempt_clusters_and_the_close_time(make_env):

@@ -43,7 +43,7 @@ def report_png(report: DailyReport) -> bytes:
     import matplotlib.pyplot as plt
 
     # matplotlib draws right-to-left text (Hebrew) reversed; such groups are labelled by cluster
-    labels = [r.group if r.group and not _has_rtl(r.group) else r.cluster_name for r in report.rows]
+    labels = chart_labels(report.rows)
     used = [r.used_ms / 60_000 for r in report.rows]
     limits = [r.limit_ms / 60_000 for r in report.rows]
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(labels) + 2), 4), dpi=100)
@@ -60,6 +60,12 @@ def report_png(report: DailyReport) -> bytes:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def chart_labels(rows) -> list[str]:
+    """The x labels: the group, or the cluster's name for a right-to-left group name, which
+    matplotlib cannot shape (Hebrew would come out reversed and unjoined)."""
+    return [r.group if r.group and not _has_rtl(r.group) else r.cluster_name for r in rows]
 
 
 def _has_rtl(text: str) -> bool:
