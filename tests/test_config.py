@@ -101,3 +101,20 @@ def test_jobs_refuse_a_real_workspace_with_mail_going_nowhere():
     assert load_settings({**real, "EMAIL_TRANSPORT": "smtp", "SMTP_HOST": "relay"}, need_mail=True)
     assert load_settings({**real, "DATABRICKS_HOST": "http://127.0.0.1:8765"}, need_mail=True)  # the emulator
     assert load_settings(real)  # an admin command that sends nothing
+
+
+def test_a_malformed_acs_connection_string_is_a_configuration_error_naming_it():
+    import pytest as _pytest
+    from databricks.teachinglab.config import ConfigError, load_settings
+    with _pytest.raises(ConfigError) as err:
+        load_settings({"DATABRICKS_HOST": "h", "DATABRICKS_TOKEN": "t", "HOME": "/tmp", "EMAIL_TRANSPORT": "acs",
+                       "EMAIL_SENDER": "lab@uni.edu", "AZURE_EMAIL_CONNECTION_STRING": "accesskey=only-a-key"})
+    assert any(p.startswith("AZURE_EMAIL_CONNECTION_STRING must look like") for p in err.value.problems)
+    assert not any("only-a-key" in p for p in err.value.problems)  # the secret is never echoed
+
+
+def test_mail_secrets_never_show_in_settings_repr():
+    s = load_settings({**BASE, "EMAIL_TRANSPORT": "smtp", "SMTP_HOST": "relay", "SMTP_PASSWORD": "smtp-pw-777",
+                       "AZURE_EMAIL_CONNECTION_STRING": "endpoint=https://x.communication.azure.com/;accesskey=acs-key-999"})
+    assert s.mail.smtp_password == "smtp-pw-777" and s.mail.acs_key == "acs-key-999"
+    assert "smtp-pw-777" not in repr(s.mail) and "acs-key-999" not in repr(s.mail)

@@ -12,7 +12,8 @@ from conftest import ROOT
 from databricks.sandbox.fake_acs import FakeAcs
 from databricks.teachinglab.config import load_settings
 from databricks.teachinglab.ledger import OutboxMessage, open_ledger
-from databricks.teachinglab.mail_acs import AcsTransport, parse_connection_string
+from databricks.teachinglab.config import parse_connection_string
+from databricks.teachinglab.mail_acs import AcsTransport
 from databricks.teachinglab.messages import render
 from databricks.teachinglab.outbox import deliver_pending, enqueue
 

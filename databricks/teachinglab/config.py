@@ -36,6 +36,37 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class MailSettings:
+    """The transports' settings, parsed and checked here once (EMAIL_TRANSPORT's own variables)."""
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str = field(default="", repr=False)
+    smtp_starttls: bool = True
+    smtp_ca_file: str | None = None      # SMTP_CA_FILE, else REQUESTS_CA_BUNDLE
+    acs_endpoint: str | None = None
+    acs_key: str = field(default="", repr=False)
+    ca_bundle: str | None = None         # REQUESTS_CA_BUNDLE, for ACS behind a private CA
+
+
+def parse_connection_string(text: str) -> tuple[str, str]:
+    """(endpoint, access key) of an ACS connection string; ValueError says the expected shape."""
+    parts = dict(p.split("=", 1) for p in text.split(";") if "=" in p)
+    parts = {k.strip().lower(): v.strip() for k, v in parts.items()}
+    endpoint, key = parts.get("endpoint"), parts.get("accesskey")
+    if not endpoint or not key:
+        raise ValueError("AZURE_EMAIL_CONNECTION_STRING must look like "
+                         "endpoint=https://<resource>.communication.azure.com/;accesskey=<key>")
+    return endpoint.rstrip("/"), key
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str | None
     token: str | None = field(repr=False)
@@ -66,6 +97,7 @@ class Settings:
     account_token: str | None = field(default=None, repr=False)
     account_profile: str | None = None
     state_dir: Path | None = None          # the account's data folder: the ledger registry, alert state
+    mail: MailSettings = field(default_factory=MailSettings)
     env: Mapping[str, str] = field(repr=False, default_factory=dict)
 
     @property
@@ -234,6 +266,21 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
         port = text("SMTP_PORT")
         if port and not (port.isdigit() and 0 < int(port) < 65536):
             problems.append(f"SMTP_PORT={port!r} is not a port number (e.g. 587).")
+    acs_endpoint, acs_key = None, ""
+    if text("AZURE_EMAIL_CONNECTION_STRING"):
+        try:
+            acs_endpoint, acs_key = parse_connection_string(text("AZURE_EMAIL_CONNECTION_STRING"))
+        except ValueError as err:
+            problems.append(str(err) + ".")
+    elif text("AZURE_EMAIL_ENDPOINT") and text("AZURE_EMAIL_ACCESS_KEY"):
+        acs_endpoint, acs_key = text("AZURE_EMAIL_ENDPOINT").rstrip("/"), text("AZURE_EMAIL_ACCESS_KEY")
+    smtp_port = text("SMTP_PORT") or "587"
+    mail = MailSettings(
+        smtp_host=text("SMTP_HOST"), smtp_port=int(smtp_port) if smtp_port.isdigit() else 587,
+        smtp_username=text("SMTP_USERNAME"), smtp_password=env.get("SMTP_PASSWORD") or "",
+        smtp_starttls=_flag(env.get("SMTP_STARTTLS"), True),
+        smtp_ca_file=text("SMTP_CA_FILE") or text("REQUESTS_CA_BUNDLE"),
+        acs_endpoint=acs_endpoint, acs_key=acs_key, ca_bundle=text("REQUESTS_CA_BUNDLE"))
 
     semester_start = None
     if text("SEMESTER_START"):
@@ -325,5 +372,6 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
         account_id=account_id, account_host=account_host, account_token=text("DATABRICKS_ACCOUNT_TOKEN"),
         account_profile=text("DATABRICKS_ACCOUNT_PROFILE"),
         state_dir=data_home(env),
+        mail=mail,
         env=dict(env),
     )

@@ -39,16 +39,6 @@ class AcsConfigError(ValueError):
     pass
 
 
-def parse_connection_string(text: str) -> tuple[str, str]:
-    parts = dict(p.split("=", 1) for p in text.split(";") if "=" in p)
-    parts = {k.strip().lower(): v.strip() for k, v in parts.items()}
-    endpoint, key = parts.get("endpoint"), parts.get("accesskey")
-    if not endpoint or not key:
-        raise AcsConfigError("AZURE_EMAIL_CONNECTION_STRING must look like "
-                             "endpoint=https://<resource>.communication.azure.com/;accesskey=<key>")
-    return endpoint.rstrip("/"), key
-
-
 def operation_id(dedupe_key: str) -> str:
     return str(uuid.uuid5(OPERATION_NAMESPACE, dedupe_key))
 
@@ -58,16 +48,13 @@ class AcsTransport:
 
     def __init__(self, settings, *, connect_timeout: float = 5, read_timeout: float = 10,
                  poll_interval: float = 0.25):
-        env = settings.env
-        if env.get("AZURE_EMAIL_CONNECTION_STRING"):
-            endpoint, key = parse_connection_string(env["AZURE_EMAIL_CONNECTION_STRING"])
-        elif env.get("AZURE_EMAIL_ENDPOINT") and env.get("AZURE_EMAIL_ACCESS_KEY"):
-            endpoint, key = env["AZURE_EMAIL_ENDPOINT"].rstrip("/"), env["AZURE_EMAIL_ACCESS_KEY"]
-        else:
+        mail = settings.mail  # parsed and checked by config.load_settings
+        endpoint, key = mail.acs_endpoint, mail.acs_key
+        if not endpoint or not key:
             raise AcsConfigError("EMAIL_TRANSPORT=acs needs AZURE_EMAIL_CONNECTION_STRING, or "
                                  "AZURE_EMAIL_ENDPOINT and AZURE_EMAIL_ACCESS_KEY")
         from azure.communication.email import EmailClient
-        ca_bundle = env.get("REQUESTS_CA_BUNDLE") or os.environ.get("REQUESTS_CA_BUNDLE")
+        ca_bundle = mail.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE")
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self.poll_interval = poll_interval  # the outbox waits this long between status checks
         self.client = EmailClient(endpoint, AzureKeyCredential(key), retry_total=0,

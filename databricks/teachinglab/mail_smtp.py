@@ -23,27 +23,21 @@ class SmtpConfigError(ValueError):
     pass
 
 
-def _flag(value: str | None, default: bool) -> bool:
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
 class SmtpTransport:
     name = "smtp"
 
     def __init__(self, settings, *, timeout: float = 10):
-        env = settings.env
-        self.host = env.get("SMTP_HOST")
+        mail = settings.mail  # parsed and checked by config.load_settings
+        self.host = mail.smtp_host
         if not self.host:
             raise SmtpConfigError("EMAIL_TRANSPORT=smtp needs SMTP_HOST (and usually SMTP_PORT, "
                                   "SMTP_USERNAME, SMTP_PASSWORD)")
-        self.port = int(env.get("SMTP_PORT") or 587)
-        self.username = env.get("SMTP_USERNAME") or None
-        self.password = env.get("SMTP_PASSWORD") or ""
-        self.starttls = _flag(env.get("SMTP_STARTTLS"), True)
+        self.port = mail.smtp_port
+        self.username = mail.smtp_username
+        self.password = mail.smtp_password
+        self.starttls = mail.smtp_starttls
         self.timeout = timeout
-        cafile = env.get("SMTP_CA_FILE") or env.get("REQUESTS_CA_BUNDLE")
+        cafile = mail.smtp_ca_file
         self.tls_context = ssl.create_default_context(cafile=cafile) if cafile else ssl.create_default_context()
 
     def send(self, message, sender: str, *, deadline: float) -> str:

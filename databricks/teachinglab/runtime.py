@@ -249,6 +249,5 @@ def secrets_of(settings: Settings) -> list[str]:
     if settings.database_url and "@" in settings.database_url:
         from urllib.parse import urlsplit
         out.append(urlsplit(settings.database_url).password or "")
-    for name in ("AZURE_EMAIL_ACCESS_KEY", "SMTP_PASSWORD", "AZURE_EMAIL_CONNECTION_STRING"):
-        out.append(settings.env.get(name, ""))
+    out += [settings.mail.acs_key, settings.mail.smtp_password]
     return out
