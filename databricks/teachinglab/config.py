@@ -98,7 +98,6 @@ class Settings:
     account_profile: str | None = None
     state_dir: Path | None = None          # the account's data folder: the ledger registry, alert state
     mail: MailSettings = field(default_factory=MailSettings)
-    env: Mapping[str, str] = field(repr=False, default_factory=dict)
 
     @property
     def tz_name(self) -> str:
@@ -373,5 +372,4 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
         account_profile=text("DATABRICKS_ACCOUNT_PROFILE"),
         state_dir=data_home(env),
         mail=mail,
-        env=dict(env),
     )
