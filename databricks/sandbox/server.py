@@ -216,9 +216,12 @@ def permission_assignment_put(ws, body, query, m, user):
 ACCOUNT = "/accounts/([^/]+)"
 
 
-def _account(ws, m):
+def _account(ws, m, *, workspace: bool = False):
+    """The account in the path must be this one; with `workspace`, the workspace id too."""
     if m.group(1) != ws.account_id:
         raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Account {m.group(1)} does not exist")
+    if workspace and m.group(2) != str(ws.workspace_id):
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Workspace {m.group(2)} does not exist")
 
 
 @route("GET", ACCOUNT + "/scim/v2/Groups")
@@ -248,17 +251,13 @@ def account_groups_patch(ws, body, query, m, user):
 
 @route("GET", ACCOUNT + "/workspaces/([^/]+)/permissionassignments")
 def account_assignments(ws, body, query, m, user):
-    _account(ws, m)
-    if m.group(2) != str(ws.workspace_id):
-        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Workspace {m.group(2)} does not exist")
+    _account(ws, m, workspace=True)
     return {"permission_assignments": ws.directory.assignments()}
 
 
 @route("PUT", ACCOUNT + "/workspaces/([^/]+)/permissionassignments/principals/([^/]+)")
 def account_assign(ws, body, query, m, user):
-    _account(ws, m)
-    if m.group(2) != str(ws.workspace_id):
-        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Workspace {m.group(2)} does not exist")
+    _account(ws, m, workspace=True)
     ws.directory.assign(m.group(3), body.get("permissions") or ["USER"])
     return {"permissions": ws.directory.assigned[m.group(3)]}
 

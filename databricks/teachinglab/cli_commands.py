@@ -267,8 +267,7 @@ def grant(settings, args) -> int:
         if not line.blocked and cluster.group_name and cluster.group_source != "creator":
             # The ledger is not proof: check the cluster's real ACL, and lift a block it does not know.
             from .enforcement import BLOCKED_LEVEL, RESTORED_LEVEL
-            level = next((e.level for e in lab.gateway.acl(cluster.cluster_id) if e.principal_type == "group_name"
-                          and e.principal == cluster.group_name and not e.inherited), None)
+            level = lab.gateway.group_level(cluster.cluster_id, cluster.group_name)
             if level == BLOCKED_LEVEL:
                 lab.gateway.set_group_level(cluster.cluster_id, cluster.group_name, RESTORED_LEVEL)
                 state = f"not blocked (the workspace had {cluster.group_name} at {level}, outside the ledger: " \

@@ -153,11 +153,7 @@ def check_blocks(lab, usages: list[ClusterUsage]) -> None:
     UI may have given the group its restart rights back."""
     blocked = [u for u in usages if u.flags.blocked and u.group and not u.vanished and u.error is None]
 
-    def level(u: ClusterUsage) -> str | None:
-        return next((e.level for e in lab.gateway.acl(u.info.cluster_id)
-                     if e.principal_type == "group_name" and e.principal == u.group and not e.inherited), None)
-
-    for u, found in lab.parallel(level, blocked):
+    for u, found in lab.parallel(lambda u: lab.gateway.group_level(u.info.cluster_id, u.group), blocked):
         if isinstance(found, Exception):
             u.error = found
         else:

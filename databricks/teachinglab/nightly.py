@@ -121,8 +121,7 @@ def restore_outside_blocks(lab, usages, today: date, report: CloseReport) -> lis
            and not u.vanished and u.info.cluster_id not in blocked_today]
 
     def check(u) -> bool:
-        level = next((e.level for e in lab.gateway.acl(u.info.cluster_id) if e.principal_type == "group_name"
-                      and e.principal == u.group and not e.inherited), None)
+        level = lab.gateway.group_level(u.info.cluster_id, u.group)
         if level != BLOCKED_LEVEL:
             return False
         lab.gateway.set_group_level(u.info.cluster_id, u.group, RESTORED_LEVEL)
@@ -167,8 +166,7 @@ def _archive(lab, day: date, now: datetime, audit: tuple[list[dict], str | None]
             cluster=cluster.cluster_id, day=day, cluster_name=cluster.name, group_name=cluster.group_name,
             used_ms=(row.closed_ms if row else 0) + open_ms,
             limit_ms=(row.limit_ms if row and row.limit_ms else limits_for(cluster.cluster_id).max_ms),
-            sessions=sessions, warned=bool(row and (row.warned_at or row.first_warned_at)),
-            terminated=bool(row and (row.terminated_at or row.over_quota_at or row.first_stopped_at)),
+            sessions=sessions, warned=bool(row and row.was_warned), terminated=bool(row and row.was_stopped),
             exempt=cluster.exempt, notes=day_notes(row, grants.get(cluster.cluster_id, []), tz),
             blocked_group=row.blocked_group if row and (row.blocked_at or row.over_quota_at) else None,
             previous_level=row.previous_level if row else None,

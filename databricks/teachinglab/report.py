@@ -162,8 +162,8 @@ def build_preview(day: date, *, semester_start: date | None = None, prices: Pric
     for r in ClusterDay.select().where(ClusterDay.day == day):
         c = clusters.get(r.cluster_id)
         rows.append(ReportRow(r.cluster_id, c.name if c else r.cluster_id, c.group_name if c else None, r.used_ms,
-                              r.limit_ms, r.sessions, bool(r.warned_at or r.first_warned_at),
-                              bool(r.terminated_at or r.first_stopped_at), r.blocked_at is not None, r.estimated,
+                              r.limit_ms, r.sessions, r.was_warned, r.was_stopped, r.blocked_at is not None,
+                              r.estimated,
                               _cost(prices, r.used_ms, c), exempt=bool(c and c.exempt)))
     rows.sort(key=lambda r: (r.group or "~", r.cluster_name))
     start = semester_start or day

@@ -236,8 +236,7 @@ class WorkspaceGateway:
         # (admins inherit CAN_MANAGE), even where a workspace shows one as direct.
         direct = [e for e in self.acl(cluster_id) if not e.inherited
                   and not (e.principal_type == "group_name" and e.principal == "admins")]
-        previous = next((e.level for e in direct if e.principal_type == "group_name"
-                         and e.principal == group), None)
+        previous = _direct_level(direct, group)
         if previous == level:
             return previous
         entries = [compute.ClusterAccessControlRequest(
@@ -259,6 +258,10 @@ class WorkspaceGateway:
                             lambda: self.client.cluster_policies.get_permissions(policy_id))
         return [AclEntry(*_principal(entry), p.permission_level.value, bool(p.inherited))
                 for entry in perms.access_control_list or [] for p in entry.all_permissions or []]
+
+    def group_level(self, cluster_id: str, group: str) -> str | None:
+        """The level `group` holds directly on the cluster (not inherited), or None."""
+        return _direct_level(self.acl(cluster_id), group)
 
     # -- identity ---------------------------------------------------------------------------
     def groups(self) -> list[GroupInfo]:
@@ -538,6 +541,11 @@ def failure_kind(err: BaseException) -> str:
             return "api"
         err, seen = err.__cause__ or err.__context__, seen + 1
     return "deadline" if deadline else "other"
+
+
+def _direct_level(entries: list[AclEntry], group: str) -> str | None:
+    return next((e.level for e in entries if e.principal_type == "group_name" and e.principal == group
+                 and not e.inherited), None)
 
 
 def _patch_members(retry, groups_api, what: str, group_id: str, add, remove) -> None:
