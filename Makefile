@@ -19,13 +19,13 @@ $(STAMP): requirements.txt | $(PY)
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m databricks.teachinglab.demo
+	$(PY) -m databricks.devtools.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) -m databricks.teachinglab.bench
+	$(PY) -m databricks.devtools.bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache demo-output

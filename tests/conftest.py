@@ -15,9 +15,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from databricks.sandbox import Delays, SandboxClock, SandboxServer, Workspace, load_scenario  # noqa: E402
-from databricks.teachinglab.config import load_settings  # noqa: E402
-from databricks.teachinglab.lab import Lab  # noqa: E402
-from databricks.teachinglab.workspace_gateway import WorkspaceGateway  # noqa: E402
+from databricks.teachinglab.cli.config import load_settings  # noqa: E402
+from databricks.teachinglab.cli.wiring import close_ledger, connect_workspace, open_context  # noqa: E402
+from databricks.teachinglab.services.context import JobContext  # noqa: E402
 
 TZ = ZoneInfo("Asia/Jerusalem")
 ADMIN = "admin@example.edu"
@@ -55,14 +55,14 @@ class Env:
         }
         self.settings = load_settings(self.env)
         self.mail_out = io.StringIO()
-        self._lab: Lab | None = None
+        self._lab: JobContext | None = None
 
-    def lab(self, **kwargs) -> Lab:
+    def lab(self, **kwargs) -> JobContext:
+        """The context a job gets, wired as the CLI wires it (cli/wiring.py), built once."""
         if self._lab is None:
-            gateway = WorkspaceGateway.connect(host=self.settings.host, token=self.settings.token,
-                                               profile=None, retry_timeout_seconds=10)
+            gateway = connect_workspace(self.settings, retry_timeout_seconds=10)
             gateway.backoff = 0.01
-            self._lab = Lab.open(self.settings, self.now, gateway=gateway, **kwargs)
+            self._lab = open_context(self.settings, self.now, gateway=gateway, **kwargs)
         return self._lab
 
     @property
@@ -77,7 +77,7 @@ class Env:
         return self.workspace.now()
 
     def poll(self, when: datetime | None = None, **kwargs):
-        from databricks.teachinglab.enforcement import run_poll
+        from databricks.teachinglab.services.poll import run_poll
         if when is not None:
             self.at(when)
         return run_poll(self.lab(), self.now, **kwargs)
@@ -91,7 +91,7 @@ class Env:
         return reports
 
     def close_day(self, when: datetime | None = None):
-        from databricks.teachinglab.nightly import run_end_of_day
+        from databricks.teachinglab.services.nightly import run_end_of_day
         if when is not None:
             self.at(when)
         return run_end_of_day(self.lab(), self.now)
@@ -102,7 +102,7 @@ class Env:
 
     def stop(self):
         if self._lab is not None:
-            self._lab.db.close()
+            close_ledger()
         self.server.stop()
 
 

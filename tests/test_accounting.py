@@ -4,10 +4,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from databricks.teachinglab import accounting as acc
-from databricks.teachinglab.accounting import Interval, Tracker
-from databricks.teachinglab.model import ClusterEvent, ClusterInfo
-from databricks.teachinglab.quota import Action, DayFlags, Limits, decide
+from databricks.teachinglab.core import accounting as acc
+from databricks.teachinglab.core.accounting import Interval, Tracker
+from databricks.teachinglab.core.model import ClusterEvent, ClusterInfo
+from databricks.teachinglab.core.quota import Action, DayFlags, Limits, decide
 
 TZ = ZoneInfo("Asia/Jerusalem")
 

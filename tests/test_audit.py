@@ -47,7 +47,7 @@ def test_a_new_workspace_leaves_personal_compute_open_and_serverless_unknown(env
 
 def test_every_kind_is_found_and_a_closed_workspace_exits_0(env, capsys, monkeypatch):
     ws = env.workspace
-    gw = env.lab().gateway
+    gw = env.lab().workspace
     # cluster creation for a course group and a student; CAN_RESTART on another group's cluster
     entitle(gw, "groups", ws.directory.group_id("group_02"), iam.PatchOp.ADD)
     entitle(gw, "users", ws.directory.find_user(STUDENT), iam.PatchOp.ADD)

@@ -10,8 +10,8 @@ from freezegun import freeze_time
 
 from conftest import ADMIN, ROOT, course, evening_zone, local
 from databricks import main as cli
-from databricks.teachinglab.ledger import OutboxMessage, QuotaGrant
-from databricks.teachinglab.runtime import run_lock
+from databricks.teachinglab.adapters.ledger.models import OutboxMessage, QuotaGrant
+from databricks.teachinglab.cli.runtime import run_lock
 
 
 @pytest.fixture
@@ -197,7 +197,7 @@ def test_an_unreachable_host_exits_3_within_the_deadline(env):
 
 def test_json_into_a_closed_pipe_ends_without_a_traceback(env, tmp_path):
     from datetime import datetime, timezone
-    from databricks.teachinglab.ledger import Cluster
+    from databricks.teachinglab.adapters.ledger.models import Cluster
     env.lab()
     now = datetime(2026, 3, 2, 6, tzinfo=timezone.utc)
     Cluster.insert_many([{"cluster_id": f"c{i:04d}", "name": f"cluster-{i:04d}-" + "x" * 200,
@@ -233,7 +233,7 @@ def test_retry_of_an_unknown_or_sent_message_exits_2(env, capsys):
 def test_grant_checks_the_real_acl_not_only_the_ledger(env, capsys):
     cid = env.ids["cluster_01"]
     env.poll(local(2026, 3, 2, 9))
-    env.lab().gateway.set_group_level(cid, "group_01", "CAN_ATTACH_TO")  # blocked outside this ledger
+    env.lab().workspace.set_group_level(cid, "group_01", "CAN_ATTACH_TO")  # blocked outside this ledger
     assert run(env, "--grant", "30", "--cluster", "cluster_01", at=local(2026, 3, 2, 10)) == 0
     assert "outside the ledger: restored to CAN_RESTART" in capsys.readouterr().out
     assert env.workspace.can_restart(cid, "group_01")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from databricks.teachinglab.config import ConfigError, load_settings, normalize_host, read_env
+from databricks.teachinglab.cli.config import ConfigError, load_settings, normalize_host, read_env
 
 BASE = {"DATABRICKS_HOST": "adb-1.azuredatabricks.net", "DATABRICKS_TOKEN": "dapi-secret-123",
         "HOME": "/home/lab"}
@@ -15,10 +15,10 @@ BASE = {"DATABRICKS_HOST": "adb-1.azuredatabricks.net", "DATABRICKS_TOKEN": "dap
 
 def test_defaults():
     s = load_settings({**BASE, "TZ": "Asia/Jerusalem"})
-    assert (s.warn_minutes, s.max_minutes) == (400, 480)
-    assert s.tz_name == "Asia/Jerusalem"
-    assert s.db_path == Path("/home/lab/.local/share/teachinglab/cluster_uptimes.db")
-    assert s.email_transport == "console"
+    assert (s.quota.warn_minutes, s.quota.max_minutes) == (400, 480)
+    assert s.quota.tz_name == "Asia/Jerusalem"
+    assert s.ledger.db_path == Path("/home/lab/.local/share/teachinglab/cluster_uptimes.db")
+    assert s.mail.transport == "console"
     assert "dapi-secret-123" not in repr(s)
 
 
@@ -30,7 +30,7 @@ def test_defaults():
 def test_host_with_or_without_scheme(raw, want):
     # regression: the old tool crashed when the host was written with https://
     assert normalize_host(raw) == want
-    assert load_settings({**BASE, "DATABRICKS_HOST": raw}).host == want
+    assert load_settings({**BASE, "DATABRICKS_HOST": raw}).workspace.host == want
 
 
 def test_every_problem_is_listed_at_once():
@@ -52,7 +52,7 @@ def test_warn_must_be_below_max():
 
 def test_profile_alone_is_enough():
     s = load_settings({"HOME": "/h", "DATABRICKS_CONFIG_PROFILE": "course"})
-    assert s.profile == "course" and s.host is None
+    assert s.workspace.profile == "course" and s.workspace.host is None
 
 
 def test_dotenv_is_read_and_the_environment_wins(tmp_path, monkeypatch):
@@ -64,7 +64,7 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABRICKS_MAX_UPTIME", "360")
     env = read_env(dotenv)
     s = load_settings({**env, **BASE})
-    assert (s.warn_minutes, s.max_minutes, s.admin_email) == (200, 360, "a@b.edu")
+    assert (s.quota.warn_minutes, s.quota.max_minutes, s.mail.admin_email) == (200, 360, "a@b.edu")
 
 
 def test_bad_config_exits_2_with_one_message_and_no_secret(tmp_path):
@@ -93,7 +93,7 @@ def test_a_readable_dotenv_is_flagged(tmp_path, capsys, monkeypatch):
 
 def test_jobs_refuse_a_real_workspace_with_mail_going_nowhere():
     import pytest as _pytest
-    from databricks.teachinglab.config import ConfigError, load_settings
+    from databricks.teachinglab.cli.config import ConfigError, load_settings
     real = {"DATABRICKS_HOST": "https://adb-1.2.azuredatabricks.net", "DATABRICKS_TOKEN": "t", "HOME": "/tmp"}
     with _pytest.raises(ConfigError) as err:
         load_settings(real, need_mail=True)
@@ -105,7 +105,7 @@ def test_jobs_refuse_a_real_workspace_with_mail_going_nowhere():
 
 def test_a_malformed_acs_connection_string_is_a_configuration_error_naming_it():
     import pytest as _pytest
-    from databricks.teachinglab.config import ConfigError, load_settings
+    from databricks.teachinglab.cli.config import ConfigError, load_settings
     with _pytest.raises(ConfigError) as err:
         load_settings({"DATABRICKS_HOST": "h", "DATABRICKS_TOKEN": "t", "HOME": "/tmp", "EMAIL_TRANSPORT": "acs",
                        "EMAIL_SENDER": "lab@uni.edu", "AZURE_EMAIL_CONNECTION_STRING": "accesskey=only-a-key"})

@@ -9,12 +9,11 @@ import pytest
 
 from conftest import ROOT, course, local
 from databricks.sandbox import Fault
-from databricks.teachinglab.deadline import Deadline
-from databricks.teachinglab.enforcement import run_poll
-from databricks.teachinglab.errors import DeadlineReached
-from databricks.teachinglab.lab import Lab
-from databricks.teachinglab.ledger import ClusterDay, OutboxMessage
-from databricks.teachinglab.workspace_gateway import WorkspaceGateway
+from databricks.teachinglab.adapters.deadline import Deadline
+from databricks.teachinglab.services.poll import run_poll
+from databricks.teachinglab.core.errors import DeadlineReached
+from databricks.teachinglab.cli.wiring import connect_workspace, open_context
+from databricks.teachinglab.adapters.ledger.models import ClusterDay, OutboxMessage
 
 DAY = (2026, 3, 2)
 
@@ -46,10 +45,9 @@ def env(make_env):
 def storm_lab(env, seconds=25.0):
     clock = FakeMonotonic()
     deadline = Deadline(seconds, monotonic=clock)
-    gateway = WorkspaceGateway.connect(host=env.settings.host, token=env.settings.token, profile=None,
-                                       deadline=deadline)
+    gateway = connect_workspace(env.settings, deadline=deadline)
     gateway._sleep = clock.sleep
-    lab = Lab.open(env.settings, env.now, gateway=gateway, deadline=deadline)
+    lab = open_context(env.settings, env.now, gateway=gateway, deadline=deadline)
     return lab, clock
 
 
@@ -66,7 +64,7 @@ def test_a_429_storm_stops_the_poll_at_its_deadline_with_one_alert_and_loses_not
     env.at(at(9, 15))
     lab, clock = storm_lab(env)
     report = run_poll(lab, env.now)
-    assert report.failures and all(isinstance(o.error, DeadlineReached) for o in report.failures)
+    assert report.failures and all(isinstance(o.error.error, DeadlineReached) for o in report.failures)
     assert clock.t - 1000.0 <= 25.0  # every retry, the SDK's included, stayed inside one deadline
     assert sum(1 for s in clock.slept if s >= 1) >= 3  # it did honour Retry-After while time was left
     assert len(failures()) == 1 and "deadline" in failures()[0].text_body
@@ -75,7 +73,7 @@ def test_a_429_storm_stops_the_poll_at_its_deadline_with_one_alert_and_loses_not
     assert len(failures()) == 1  # the same storm the same day: no second alert
     env.workspace.faults.remove(storm)
     env.poll(at(9, 30))
-    row = ClusterDay.get((ClusterDay.cluster == cid) & (ClusterDay.day == at(9).astimezone(env.settings.timezone).date()))
+    row = ClusterDay.get((ClusterDay.cluster == cid) & (ClusterDay.day == at(9).astimezone(env.settings.quota.timezone).date()))
     assert row.used_ms == 60 * 60_000  # measured exactly once the storm passed
 
 
@@ -84,7 +82,7 @@ def test_deadline_already_passed_sends_no_request(env):
     clock.t += 2
     before = len(env.workspace.requests)
     with pytest.raises(DeadlineReached):
-        lab.gateway.list_clusters()
+        lab.workspace.list_clusters()
     assert len(env.workspace.requests) == before
 
 
@@ -93,7 +91,7 @@ def test_deadline_already_passed_sends_no_request(env):
 def test_a_create_is_sent_once_and_never_retried(env, status, code):
     env.workspace.inject(Fault(method="POST", path="/clusters/create", status=status, error_code=code,
                                retry_after=1 if status != 500 else None, times=1))
-    gateway = env.lab().gateway
+    gateway = env.lab().workspace
     with pytest.raises(Exception) as failed:
         gateway.create_cluster({"cluster_name": "x", "spark_version": "15.4.x-scala2.12",
                                 "node_type_id": "Standard_DS3_v2", "autotermination_minutes": 30,
@@ -107,7 +105,7 @@ def test_idempotent_reads_are_retried_through_a_short_storm(env):
     env.workspace.inject(Fault(method="GET", path="/clusters/list", status=429,
                                error_code="REQUEST_LIMIT_EXCEEDED", retry_after=1, times=2))
     lab, clock = storm_lab(env)
-    assert len(lab.gateway.list_clusters()) == 3
+    assert len(lab.workspace.list_clusters()) == 3
     assert clock.slept[:2] and all(s >= 1 for s in clock.slept[:2])
 
 

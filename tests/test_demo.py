@@ -1,6 +1,6 @@
 """`make demo` runs the whole simulated day and checks itself; here it runs quietly."""
-from databricks.teachinglab import demo
-from databricks.teachinglab.ledger import OutboxMessage
+from databricks.devtools import demo
+from databricks.teachinglab.adapters.ledger.models import OutboxMessage
 
 
 def test_demo_day_goes_as_described(tmp_path, capsys):

@@ -9,7 +9,7 @@ from freezegun import freeze_time
 
 from conftest import course, local
 from databricks import end_of_day_operations, main as cli, poll_clusters
-from databricks.teachinglab.ledger import OutboxMessage
+from databricks.teachinglab.adapters.ledger.models import OutboxMessage
 
 READS = ("GET",)
 
@@ -72,7 +72,7 @@ def test_poll_dry_run(env):
     seen: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: seen.append(record.getMessage())
-    decisions = logging.getLogger("databricks.teachinglab.enforcement")  # whatever the root handlers are
+    decisions = logging.getLogger("databricks.teachinglab.services.poll")  # whatever the root handlers are
     decisions.addHandler(handler)
     try:
         assert unchanged(env, lambda: poll_clusters.main(["--dry-run"]), at=local(2026, 3, 2, 23)) == 0

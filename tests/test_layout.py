@@ -1,5 +1,6 @@
 """The run contract: the namespace file, imports from the repository root, --help without config."""
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -40,16 +41,54 @@ def test_cron_wrappers_default_to_timeout_30_and_journald():
     assert "*/15" in cron and "7 0 * * *" in cron
 
 
-def test_sdk_is_imported_by_one_module_only():
-    importers = [p.relative_to(ROOT) for p in (ROOT / "databricks" / "teachinglab").rglob("*.py")
-                 if "from databricks.sdk" in p.read_text() or "import databricks.sdk" in p.read_text()]
-    assert [str(p) for p in importers] == ["databricks/teachinglab/workspace_gateway.py"]
+def lint_imports(cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--no-cache"], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
 
 
-def test_only_entry_points_read_the_clock():
-    readers = [p.name for p in (ROOT / "databricks" / "teachinglab").rglob("*.py")
-               if "datetime.now(" in p.read_text() or "utcnow()" in p.read_text()]
-    assert set(readers) <= {"runtime.py", "cli_commands.py", "demo.py", "bench.py"}
+def test_import_contracts_hold():
+    """The layers (cli > services > adapters > core), a pure core, one SDK module, no sandbox in
+    the product: .importlinter's contracts, checked by import-linter."""
+    r = lint_imports(ROOT)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "Contracts: 6 kept, 0 broken." in r.stdout
+
+
+@pytest.mark.parametrize("module, line, contract", [
+    ("core/usage.py", "import peewee", "core is pure"),
+    ("core/quota.py", "from databricks.sdk.service import compute", "core does not import databricks.sdk"),
+    ("services/poll.py", "from databricks.sdk import WorkspaceClient", "Only adapters.workspace imports"),
+    ("adapters/ledger/repository.py", "from databricks.teachinglab.services import poll", "The layers go"),
+    ("core/report.py", "import time", "core is pure"),
+    ("services/grants.py", "from databricks.teachinglab.adapters.ledger.models import Cluster",
+     "Services reach the ledger through its repository"),
+    ("services/audit.py", "from databricks.sandbox import Workspace", "The product never imports"),
+])
+def test_each_import_contract_catches_its_violation(tmp_path, module, line, contract):
+    """A copy of the tree with one forbidden import added: lint-imports must fail on that contract."""
+    import shutil
+    shutil.copytree(ROOT / "databricks", tmp_path / "databricks",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / ".importlinter", tmp_path / ".importlinter")
+    target = tmp_path / "databricks" / "teachinglab" / module
+    target.write_text(target.read_text() + f"\n{line}\n")
+    r = lint_imports(tmp_path)
+    assert r.returncode == 1
+    broken = [ln for ln in r.stdout.splitlines() if ln.rstrip().endswith("BROKEN")]
+    assert any(contract in ln for ln in broken) or contract in r.stdout.split("Broken contracts")[-1], r.stdout
+
+
+def test_entry_points_are_thin():
+    for name in ("poll_clusters.py", "end_of_day_operations.py", "main.py"):
+        lines = (ROOT / "databricks" / name).read_text().splitlines()
+        assert len(lines) < 60, f"databricks/{name} has {len(lines)} lines; the work belongs in teachinglab/cli"
+
+
+def test_only_the_cli_reads_the_clock_or_the_environment():
+    readers = [str(p.relative_to(ROOT / "databricks" / "teachinglab")) for p in
+               (ROOT / "databricks" / "teachinglab").rglob("*.py")
+               if "datetime.now(" in p.read_text() or "os.environ" in p.read_text()]
+    assert readers and all(r.startswith("cli/") for r in readers), readers
 
 
 def test_crontab_is_generated_in_the_quota_zone_with_the_real_path(tmp_path):
@@ -60,7 +99,7 @@ def test_crontab_is_generated_in_the_quota_zone_with_the_real_path(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "CRON_TZ=Europe/Berlin" in r.stdout and f"{ROOT}/scripts/periodic_poll.sh" in r.stdout
     assert "this machine's zone is UTC, not Europe/Berlin" in r.stdout
-    from databricks.teachinglab.cli_commands import crontab_lines
+    from databricks.teachinglab.cli.commands import crontab_lines
     example = "\n".join(crontab_lines("Asia/Jerusalem", ROOT.parent / "teachinglab", "Asia/Jerusalem")) + "\n"
     assert (ROOT / "scripts" / "crontab.example").read_text() == example.replace(str(ROOT.parent), "/opt")
 

@@ -83,7 +83,7 @@ def test_a_ledger_path_that_is_a_folder_exits_4(env, tmp_path):
 
 def test_the_nightly_close_keeps_seven_dated_backups(env, tmp_path):
     from datetime import date, timedelta
-    from databricks.teachinglab.ledger_guard import backup, backups_dir
+    from databricks.teachinglab.adapters.ledger.guard import backup, backups_dir
     env.lab()
     path = ledger(env)
     for i in range(9):

@@ -34,7 +34,7 @@ def test_redaction_filter_hides_secrets_in_any_log_line(capsys):
     import argparse
     import logging
 
-    from databricks.teachinglab.runtime import setup_logging
+    from databricks.teachinglab.cli.runtime import setup_logging
     setup_logging(argparse.Namespace(verbose=False, journald=True), ["dapi-abcdef123"])
     logging.getLogger("x").error("request failed with header Bearer %s", "dapi-abcdef123")
     err = capsys.readouterr().err

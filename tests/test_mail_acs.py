@@ -10,12 +10,12 @@ import pytest
 
 from conftest import ROOT
 from databricks.sandbox.fake_acs import FakeAcs
-from databricks.teachinglab.config import load_settings
-from databricks.teachinglab.ledger import OutboxMessage, open_ledger
-from databricks.teachinglab.config import parse_connection_string
-from databricks.teachinglab.mail_acs import AcsTransport
-from databricks.teachinglab.messages import render
-from databricks.teachinglab.outbox import deliver_pending, enqueue
+from databricks.teachinglab.cli.config import load_settings
+from databricks.teachinglab.adapters.ledger.models import OutboxMessage, open_ledger
+from databricks.teachinglab.cli.config import parse_connection_string
+from databricks.teachinglab.adapters.mail.acs import AcsTransport
+from databricks.teachinglab.adapters.mail.render import render
+from databricks.teachinglab.adapters.mail.outbox import deliver_pending, enqueue
 
 NOW = datetime(2026, 3, 2, 13, 0, tzinfo=timezone.utc)
 SENDER = "DoNotReply@lab.azurecomm.net"
@@ -50,7 +50,7 @@ def queue(n=1, kind="warning"):
 
 
 def deliver(transport, db, now=NOW, budget=5.0):
-    return deliver_pending(db, transport, SENDER, now, budget_seconds=budget)
+    return deliver_pending(transport, SENDER, now, budget_seconds=budget)
 
 
 def test_connection_string_keeps_an_http_endpoint():
@@ -59,7 +59,7 @@ def test_connection_string_keeps_an_http_endpoint():
 
 def test_send_succeeds_with_signature_and_event_header(acs, db, tmp_path):
     queue()
-    result = deliver(AcsTransport(settings_for(acs, tmp_path)), db)
+    result = deliver(AcsTransport(settings_for(acs, tmp_path).mail), db)
     assert result.sent == 1 and acs.state.bad_signatures == 0
     m = OutboxMessage.get()
     assert m.status == "sent" and m.transport == "acs" and m.provider_ref
@@ -74,14 +74,14 @@ def test_endpoint_and_key_variables_work_too(acs, db, tmp_path):
     s = load_settings({"DATABRICKS_HOST": "h", "DATABRICKS_TOKEN": "t", "HOME": str(tmp_path),
                        "EMAIL_TRANSPORT": "acs", "AZURE_EMAIL_ENDPOINT": acs.endpoint,
                        "AZURE_EMAIL_ACCESS_KEY": acs.state.access_key, "EMAIL_SENDER": SENDER})
-    assert deliver(AcsTransport(s), db).sent == 1
+    assert deliver(AcsTransport(s.mail), db).sent == 1
 
 
 def test_a_wrong_key_is_refused_by_the_signature_check_and_marked_failed(acs, db, tmp_path):
     queue()
     import base64
     wrong = f"endpoint={acs.endpoint}/;accesskey={base64.b64encode(b'x' * 32).decode()}"
-    result = deliver(AcsTransport(settings_for(acs, tmp_path, AZURE_EMAIL_CONNECTION_STRING=wrong)), db)
+    result = deliver(AcsTransport(settings_for(acs, tmp_path, AZURE_EMAIL_CONNECTION_STRING=wrong).mail), db)
     assert result.failed == 1 and acs.state.bad_signatures >= 1 and acs.state.sends == 0
     assert OutboxMessage.get().status == "failed" and "401" in OutboxMessage.get().last_error
 
@@ -93,20 +93,20 @@ def test_outcomes_map_to_retry_or_failure(acs, db, tmp_path, outcome, status, re
     queue()
     acs.state.outcomes = [outcome]
     acs.state.retry_after = 600
-    deliver(AcsTransport(settings_for(acs, tmp_path)), db)
+    deliver(AcsTransport(settings_for(acs, tmp_path).mail), db)
     m = OutboxMessage.get()
     assert m.status == status
     if outcome == "429":
         assert m.next_attempt_at == NOW + timedelta(seconds=600)  # Retry-After beats the backoff
     if status == "pending":
-        assert deliver(AcsTransport(settings_for(acs, tmp_path)), db, now=NOW + timedelta(hours=1)).sent == 1
+        assert deliver(AcsTransport(settings_for(acs, tmp_path).mail), db, now=NOW + timedelta(hours=1)).sent == 1
         assert len(acs.state.delivered) == 1
 
 
 def test_operation_still_running_at_budget_end_is_checked_next_run_not_resent(acs, db, tmp_path):
     queue()
     acs.state.default = "hold"
-    transport = AcsTransport(settings_for(acs, tmp_path))
+    transport = AcsTransport(settings_for(acs, tmp_path).mail)
     result = deliver(transport, db, budget=1.0)  # how long it takes is in make bench
     m = OutboxMessage.get()
     assert (result.sent, m.status) == (0, "accepted") and m.provider_ref
@@ -119,7 +119,7 @@ def test_forty_messages_with_a_stalled_service_stay_pending_and_go_out_next_run(
     queue(40)
     acs.state.default = "stall"
     acs.state.stall_seconds = 30
-    transport = AcsTransport(settings_for(acs, tmp_path))
+    transport = AcsTransport(settings_for(acs, tmp_path).mail)
     result = deliver(transport, db, budget=3.0)  # the time it takes is measured by make bench
     assert result.sent == 0 and OutboxMessage.select().where(OutboxMessage.status == "pending").count() == 40
     acs.state.default = "succeed"
@@ -173,8 +173,8 @@ def test_a_private_ca_is_honoured_through_requests_ca_bundle(db, tmp_path):
     with FakeAcs(tls_context=server_ctx) as acs:
         assert acs.endpoint.startswith("https://")
         queue()
-        untrusted = deliver(AcsTransport(settings_for(acs, tmp_path)), db)
+        untrusted = deliver(AcsTransport(settings_for(acs, tmp_path).mail), db)
         assert untrusted.sent == 0 and "SSL" in OutboxMessage.get().last_error.upper()
-        trusted = AcsTransport(settings_for(acs, tmp_path, REQUESTS_CA_BUNDLE=str(bundle)))
+        trusted = AcsTransport(settings_for(acs, tmp_path, REQUESTS_CA_BUNDLE=str(bundle)).mail)
         assert deliver(trusted, db, now=NOW + timedelta(hours=1)).sent == 1
         assert acs.state.bad_signatures == 0 and len(acs.state.delivered) == 1

@@ -8,11 +8,11 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from databricks.teachinglab.config import load_settings
-from databricks.teachinglab.ledger import OutboxMessage, open_ledger
-from databricks.teachinglab.mail_smtp import SmtpTransport
-from databricks.teachinglab.messages import render
-from databricks.teachinglab.outbox import deliver_pending, enqueue
+from databricks.teachinglab.cli.config import load_settings
+from databricks.teachinglab.adapters.ledger.models import OutboxMessage, open_ledger
+from databricks.teachinglab.adapters.mail.smtp import SmtpTransport
+from databricks.teachinglab.adapters.mail.render import render
+from databricks.teachinglab.adapters.mail.outbox import deliver_pending, enqueue
 
 NOW = datetime(2026, 3, 2, 13, 0, tzinfo=timezone.utc)
 
@@ -84,7 +84,7 @@ def queue(kind="termination"):
 def test_starttls_auth_multipart_and_header(smtpd, db, tmp_path):
     inbox, port, ca_file = smtpd
     queue()
-    result = deliver_pending(db, SmtpTransport(settings(tmp_path, port, ca_file)), "lab@uni.edu", NOW,
+    result = deliver_pending(SmtpTransport(settings(tmp_path, port, ca_file).mail), "lab@uni.edu", NOW,
                              budget_seconds=10)
     assert result.sent == 1 and OutboxMessage.get().status == "sent"
     rcpts, raw = inbox.messages[0]
@@ -99,7 +99,7 @@ def test_starttls_auth_multipart_and_header(smtpd, db, tmp_path):
 def test_wrong_password_is_a_permanent_failure(smtpd, db, tmp_path):
     inbox, port, ca_file = smtpd
     queue()
-    deliver_pending(db, SmtpTransport(settings(tmp_path, port, ca_file, SMTP_PASSWORD="nope")), "lab@uni.edu",
+    deliver_pending(SmtpTransport(settings(tmp_path, port, ca_file, SMTP_PASSWORD="nope").mail), "lab@uni.edu",
                     NOW, budget_seconds=10)
     m = OutboxMessage.get()
     assert m.status == "failed" and "login refused" in m.last_error and inbox.messages == []
@@ -111,13 +111,13 @@ def test_untrusted_certificate_is_retried_not_sent(smtpd, db, tmp_path):
     other = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other))
     queue()
-    deliver_pending(db, SmtpTransport(settings(tmp_path, port, other)), "lab@uni.edu", NOW, budget_seconds=10)
+    deliver_pending(SmtpTransport(settings(tmp_path, port, other).mail), "lab@uni.edu", NOW, budget_seconds=10)
     assert OutboxMessage.get().status == "pending" and inbox.messages == []
 
 
 def test_server_down_is_retried_later(db, tmp_path):
     port = _free_port()  # nothing listens here
     queue()
-    deliver_pending(db, SmtpTransport(settings(tmp_path, port, tmp_path / "none.pem", SMTP_CA_FILE="")),
+    deliver_pending(SmtpTransport(settings(tmp_path, port, tmp_path / "none.pem", SMTP_CA_FILE="").mail),
                     "lab@uni.edu", NOW, budget_seconds=2)
     assert OutboxMessage.get().status == "pending" and "unavailable" in OutboxMessage.get().last_error

@@ -5,10 +5,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from databricks.teachinglab import outbox as ob
-from databricks.teachinglab.ledger import OutboxMessage, open_ledger
-from databricks.teachinglab.messages import EVENTS, quota_resets_at, render
-from databricks.teachinglab.transports import (TRANSPORTS, FileTransport, PermanentSendError,
+from databricks.teachinglab.adapters.mail import outbox as ob
+from databricks.teachinglab.adapters.ledger.models import OutboxMessage, open_ledger
+from databricks.teachinglab.adapters.mail.render import render
+from databricks.teachinglab.core.messages import EVENTS, OutgoingMail, quota_resets_at
+from databricks.teachinglab.core.settings import MailSettings
+from databricks.teachinglab.adapters.mail.transports import (TRANSPORTS, FileTransport, PermanentSendError,
                                                TransientSendError, to_email)
 
 TZ = ZoneInfo("Asia/Jerusalem")
@@ -46,7 +48,7 @@ def test_names_are_escaped_in_html_only():
 def test_hebrew_names_render_and_are_isolated_for_bidi():
     r = render("termination", ctx(group="קבוצה שלוש", cluster_name="אשכול_03"))
     assert "קבוצה שלוש" in r.text and "<bdi>קבוצה שלוש</bdi>" in r.html
-    mail = to_email(_row(r, "termination"), "lab@uni.edu")
+    mail = to_email(_mail(r, "termination"))
     parsed = message_from_bytes(bytes(mail), policy=policy.default)
     assert "קבוצה שלוש" in parsed.get_body(("plain",)).get_content()
     assert parsed["X-Teachinglab-Event"] == "quota-termination"
@@ -65,10 +67,10 @@ def test_template_folder_overrides_file_by_file(tmp_path):
     assert "405 of its 480 minutes" in r.text  # the packaged body is still used
 
 
-def _row(rendered, kind):
-    return OutboxMessage(id=None, dedupe_key=f"{kind}:x:2026-03-02", kind=kind, event=EVENTS[kind],
-                         to_addrs="a@uni.edu", cc_addrs="admin@uni.edu", subject=rendered.subject,
-                         text_body=rendered.text, html_body=rendered.html)
+def _mail(rendered, kind):
+    return OutgoingMail(dedupe_key=f"{kind}:x:2026-03-02", event=EVENTS[kind], sender="lab@uni.edu",
+                        to_addrs="a@uni.edu", cc_addrs="admin@uni.edu", subject=rendered.subject,
+                        text_body=rendered.text, html_body=rendered.html)
 
 
 @pytest.fixture
@@ -85,7 +87,7 @@ class Flaky:
         self.outcomes = list(outcomes)
         self.sent = []
 
-    def send(self, message, sender, *, deadline=0):
+    def send(self, message, *, deadline=None):
         outcome = self.outcomes.pop(0) if self.outcomes else "ok"
         if outcome == "transient":
             raise TransientSendError("503 from the mail service")
@@ -109,19 +111,19 @@ def test_enqueue_is_idempotent(db):
 def test_transient_failure_is_retried_with_backoff_and_sent_once(db):
     _queue("k1")
     t = Flaky(["transient"])
-    first = ob.deliver_pending(db, t, "lab@uni.edu", NOW, budget_seconds=5)
+    first = ob.deliver_pending(t, "lab@uni.edu", NOW, budget_seconds=5)
     assert (first.sent, first.retrying) == (0, 1)
     m = OutboxMessage.get()
     assert m.status == "pending" and m.attempts == 1 and m.next_attempt_at == NOW + timedelta(minutes=2)
-    assert ob.deliver_pending(db, t, "lab@uni.edu", NOW + timedelta(minutes=1), budget_seconds=5).sent == 0
-    assert ob.deliver_pending(db, t, "lab@uni.edu", NOW + timedelta(minutes=2), budget_seconds=5).sent == 1
-    assert ob.deliver_pending(db, t, "lab@uni.edu", NOW + timedelta(minutes=30), budget_seconds=5).sent == 0
+    assert ob.deliver_pending(t, "lab@uni.edu", NOW + timedelta(minutes=1), budget_seconds=5).sent == 0
+    assert ob.deliver_pending(t, "lab@uni.edu", NOW + timedelta(minutes=2), budget_seconds=5).sent == 1
+    assert ob.deliver_pending(t, "lab@uni.edu", NOW + timedelta(minutes=30), budget_seconds=5).sent == 0
     assert t.sent == ["k1"] and OutboxMessage.get().status == "sent"
 
 
 def test_permanent_failure_is_marked_failed_and_kept(db):
     _queue("k1")
-    result = ob.deliver_pending(db, Flaky(["permanent"]), "lab@uni.edu", NOW, budget_seconds=5)
+    result = ob.deliver_pending(Flaky(["permanent"]), "lab@uni.edu", NOW, budget_seconds=5)
     assert result.failed == 1
     m = OutboxMessage.get()
     assert m.status == "failed" and "bad address" in m.last_error
@@ -132,20 +134,18 @@ def test_budget_leaves_the_rest_for_the_next_run(db):
     for i in range(5):
         _queue(f"k{i}")
     ticks = iter([0, 0, 1, 2, 3, 10, 10, 10])
-    result = ob.deliver_pending(db, Flaky([]), "lab@uni.edu", NOW, budget_seconds=2.5,
+    result = ob.deliver_pending(Flaky([]), "lab@uni.edu", NOW, budget_seconds=2.5,
                                 monotonic=lambda: next(ticks))
     assert (result.sent, result.left) == (3, 2)
     assert OutboxMessage.select().where(OutboxMessage.status == "pending").count() == 2
 
 
 def test_file_transport_writes_an_eml_and_overwrites_on_resend(tmp_path, db):
-    class S:
-        email_file_dir = tmp_path / "mail"
     _queue("warning:c1:2026-03-02:24000000")
-    m = OutboxMessage.get()
-    t = FileTransport(S())
-    path = t.send(m, "lab@uni.edu", deadline=0)
-    t.send(m, "lab@uni.edu", deadline=0)  # a resend after a crash does not make a second file
+    m = ob.finished(OutboxMessage.get(), "lab@uni.edu")
+    t = FileTransport(MailSettings(file_dir=tmp_path / "mail"))
+    path = t.send(m)
+    t.send(m)  # a resend after a crash does not make a second file
     files = list((tmp_path / "mail").iterdir())
     assert len(files) == 1 and str(files[0]) == path
     parsed = message_from_bytes(files[0].read_bytes(), policy=policy.default)
@@ -155,9 +155,8 @@ def test_file_transport_writes_an_eml_and_overwrites_on_resend(tmp_path, db):
 
 def test_transports_are_chosen_from_a_registry(tmp_path):
     """make_transport builds what the registry holds under the given name, not a fixed class."""
-    from types import SimpleNamespace
-    from databricks.teachinglab.transports import ConsoleTransport, FileTransport, make_transport, register
-    settings = SimpleNamespace(email_file_dir=tmp_path)
+    from databricks.teachinglab.adapters.mail.transports import ConsoleTransport, FileTransport, make_transport, register
+    settings = MailSettings(file_dir=tmp_path)
     assert isinstance(make_transport("file", settings), FileTransport)
     assert isinstance(make_transport("console", settings), ConsoleTransport)
 

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import course, local
 from databricks.sandbox import Fault
-from databricks.teachinglab.ledger import ClosedDay, ClusterDay, OutboxMessage, UsageHistory
+from databricks.teachinglab.adapters.ledger.models import ClosedDay, ClusterDay, OutboxMessage, UsageHistory
 
 
 def history(name="cluster_01"):
@@ -169,7 +169,7 @@ def test_a_group_blocked_outside_the_ledger_is_restored_by_the_close(env, caplog
     ledger never knew. The close trusts the workspace: it gives the rights back and says so."""
     cid = env.ids["cluster_02"]
     env.poll(local(2026, 3, 2, 9))
-    env.lab().gateway.set_group_level(cid, "group_02", "CAN_ATTACH_TO")
+    env.lab().workspace.set_group_level(cid, "group_02", "CAN_ATTACH_TO")
     caplog.set_level("WARNING")
     report = env.close_day(local(2026, 3, 3, 0, 7))
     assert env.workspace.can_restart(cid, "group_02") and "cluster_02" in report.restored

@@ -5,9 +5,9 @@ import pytest
 
 from conftest import ADMIN, course, local
 from databricks.sandbox import Fault
-from databricks.teachinglab import enforcement
-from databricks.teachinglab.ledger import Cluster, ClusterDay, OutboxMessage
-from databricks.teachinglab.quota import Action
+from databricks.teachinglab.services import poll as enforcement
+from databricks.teachinglab.adapters.ledger.models import Cluster, ClusterDay, OutboxMessage
+from databricks.teachinglab.core.quota import Action
 
 DAY = (2026, 3, 2)
 
@@ -22,8 +22,8 @@ def _id(name):
 
 
 def today_row(env, name="cluster_01"):
-    from databricks.teachinglab.accounting import local_day
-    return ClusterDay.get((ClusterDay.cluster == _id(name)) & (ClusterDay.day == local_day(env.now, env.settings.timezone)))
+    from databricks.teachinglab.core.accounting import local_day
+    return ClusterDay.get((ClusterDay.cluster == _id(name)) & (ClusterDay.day == local_day(env.now, env.settings.quota.timezone)))
 
 
 def outbox(kind=None):
@@ -229,8 +229,10 @@ def test_events_api_down_falls_back_to_an_estimate_from_state(env):
     assert today_row(env).used_ms == 75 * 60_000  # no double count once events are back
 
 
-@pytest.mark.parametrize("kill_at", ["_act", "_record_results", "deliver"])
+@pytest.mark.parametrize("kill_at", ["intent", "execute", "record", "deliver"])
 def test_a_kill_at_any_step_is_finished_by_the_next_poll_without_duplicates(env, monkeypatch, kill_at):
+    """A kill in any phase of the actions (before the first workspace call, during it, before its
+    result is recorded) or in the delivery: the next polls finish the job, one message each."""
     ws = env.workspace
     cid = env.ids["cluster_01"]
     ws.session(cid, at(7, 30), None)
@@ -242,9 +244,18 @@ def test_a_kill_at_any_step_is_finished_by_the_next_poll_without_duplicates(env,
     def boom(*a, **k):
         raise Killed()
 
-    target = env.lab() if kill_at == "deliver" else enforcement
+    each = enforcement._each
+
+    def killed_in_phase(o, phase, sweep):
+        if phase == kill_at:
+            raise Killed()
+        each(o, phase, sweep)
+
     with monkeypatch.context() as m:
-        m.setattr(target, kill_at, boom)
+        if kill_at == "deliver":
+            m.setattr(env.lab(), "deliver", boom)
+        else:
+            m.setattr(enforcement, "_each", killed_in_phase)
         with pytest.raises(Killed):
             env.poll(at(15, 30))
     env.poll(at(15, 45))
@@ -288,10 +299,11 @@ def test_a_failed_block_after_termination_is_finished_by_the_next_poll(env):
 
 
 def test_ledger_is_sqlite_in_wal_mode_with_foreign_keys(env):
-    db = env.lab().db
+    env.lab()
+    from databricks.teachinglab.adapters.ledger.models import db_proxy as db
     assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
-    from databricks.teachinglab.ledger import MIGRATIONS, SchemaVersion
+    from databricks.teachinglab.adapters.ledger.models import MIGRATIONS, SchemaVersion
     assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)] == [v for v, _ in MIGRATIONS]
 
 
@@ -304,7 +316,7 @@ def test_database_url_is_an_alternative_ledger(make_env, tmp_path):
 
 
 def test_workspace_down_alerts_the_admin_once_and_changes_nothing(env):
-    from databricks.teachinglab.errors import WorkspaceUnavailable
+    from databricks.teachinglab.core.errors import WorkspaceUnavailable
     env.workspace.inject(Fault(method="GET", path="/clusters/list", status=500, times=None))
     for minute in (0, 15):
         with pytest.raises(WorkspaceUnavailable):
@@ -339,7 +351,7 @@ def test_a_cluster_deleted_while_running_is_closed_when_last_seen(env):
     row = today_row(env)
     assert row.used_ms == 60 * 60_000 and Cluster.get(Cluster.cluster_id == cid).open_since is None
     env.close_day(local(2026, 3, 3, 0, 7))
-    from databricks.teachinglab.ledger import UsageHistory
+    from databricks.teachinglab.adapters.ledger.models import UsageHistory
     assert UsageHistory.get(UsageHistory.cluster == cid).used_ms == 60 * 60_000
 
 
@@ -360,7 +372,7 @@ def test_cluster_created_and_stopped_before_its_first_poll_costs_nothing(env):
     """Day one of a real workspace: provisioning creates a cluster at 14:00 and stops it at once.
     Its first poll must book 0, not 841 minutes from midnight (and must not block or mail)."""
     env.workspace.clusters.delays.startup = 240  # a real cluster needs minutes to reach RUNNING
-    gw = env.lab().gateway
+    gw = env.lab().workspace
     env.at(at(14))
     cid = gw.create_cluster({"cluster_name": "bigdata-g1", "spark_version": "15.4.x-scala2.12",
                              "node_type_id": "Standard_DS3_v2", "autotermination_minutes": 30,
@@ -392,7 +404,7 @@ def test_a_block_undone_from_outside_is_lowered_again_and_the_admin_told_once(en
     ws.session(cid, at(8), None)
     env.polls(at(8), at(16, 15))
     assert not ws.can_restart(cid, "group_01")
-    outside = env.lab().gateway  # the same public API a Terraform apply uses
+    outside = env.lab().workspace  # the same public API a Terraform apply uses
     outside.grant(cid, [("group_name", "group_01", "CAN_RESTART")])
     env.poll(at(16, 30))
     assert not ws.can_restart(cid, "group_01")
@@ -415,7 +427,7 @@ def test_clusters_not_blocked_get_no_acl_reads(env):
 def test_a_ledger_from_the_previous_release_is_migrated_in_place(tmp_path, monkeypatch):
     import peewee as pw
     from datetime import datetime, timezone
-    from databricks.teachinglab import ledger
+    from databricks.teachinglab.adapters.ledger import models as ledger
     now = datetime(2026, 3, 2, tzinfo=timezone.utc)
     path = tmp_path / "old.db"
     monkeypatch.setattr(ledger, "MIGRATIONS", ledger.MIGRATIONS[:2])
@@ -452,7 +464,7 @@ def test_a_students_own_cluster_counts_to_the_group_and_is_stopped_with_it(env):
     row = Cluster.get(Cluster.cluster_id == personal)
     assert (row.group_name, row.group_source, row.owner) == ("group_01", "creator", STUDENT)
     assert len(outbox("termination")) == 1 and len(outbox("warning")) == 1  # one per group, not per cluster
-    from databricks.teachinglab.admin import cluster_usage
+    from databricks.teachinglab.services.grants import cluster_usage
     lines = {u.cluster_name: u.as_json() for u in cluster_usage(env.settings, env.now)}
     assert lines["dana-personal"]["group"] == "group_01" and lines["dana-personal"]["owner"] == STUDENT
     assert lines["cluster_01"]["owner"] is None

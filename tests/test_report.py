@@ -10,9 +10,10 @@ from freezegun import freeze_time
 
 from conftest import course, local
 from databricks import main as cli
-from databricks.teachinglab.ledger import OutboxMessage, UsageHistory
-from databricks.teachinglab.report import PriceTable, build_report
-from databricks.teachinglab.report_files import report_csv, report_png, safe_cell
+from databricks.teachinglab.adapters.ledger.models import OutboxMessage, UsageHistory
+from databricks.teachinglab.adapters.prices import load_prices
+from databricks.teachinglab.services.reports import daily_report
+from databricks.teachinglab.adapters.report_files import report_csv, report_png, safe_cell
 
 
 
@@ -37,22 +38,22 @@ def env(make_env, monkeypatch):
 
 
 def test_report_numbers_match_the_ledger(env):
-    r = build_report(date(2026, 3, 2))
+    r = daily_report(date(2026, 3, 2), env.settings)
     ledger = {h.cluster_name: h for h in UsageHistory.select().where(UsageHistory.day == date(2026, 3, 2))}
     assert {row.cluster_name: row.used_ms for row in r.rows} == {n: h.used_ms for n, h in ledger.items()}
     one = next(row for row in r.rows if row.cluster_name == "cluster_01")
     assert (one.used_minutes, one.percent, one.sessions, one.flags) == (480, 100, 1, "warned,terminated,blocked")
-    prices = PriceTable.load()
+    prices = load_prices()
     node = prices.node_types["Standard_DS3_v2"]
     assert one.cost == round(8 * 2 * (node["dbu_per_hour"] * prices.dbu_price + node["vm_per_hour"]), 2)
     assert r.totals["used_minutes"] == 520 and r.totals["terminated"] == 1
     assert r.never_ran == ["cluster_03"] and r.idle_today == ["cluster_03"]
-    later = build_report(date(2026, 3, 3))
+    later = daily_report(date(2026, 3, 3), env.settings)
     assert later.week["group_02"]["used_minutes"] == 100 and later.semester["group_01"]["used_minutes"] == 480
 
 
 def test_png_and_csv_are_valid_and_cells_are_safe(env):
-    r = build_report(date(2026, 3, 2))
+    r = daily_report(date(2026, 3, 2), env.settings)
     png = report_png(r)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     import matplotlib.image as mpimg
@@ -95,7 +96,7 @@ def test_nightly_report_carries_chart_csv_and_failed_messages(env):
     assert "Never ran this semester: cluster_03" in report.text_body
     OutboxMessage.update(status="failed", last_error="550 no such user").where(
         OutboxMessage.kind == "warning").execute()
-    r = build_report(date(2026, 3, 3))
+    r = daily_report(date(2026, 3, 3), env.settings)
     assert [m["error"] for m in r.failed_messages] == ["550 no such user"]
 
 
@@ -103,13 +104,13 @@ def test_price_table_can_be_overridden(tmp_path):
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"currency": "EUR", "dbu_price": 1.0,
                                 "node_types": {"X": {"dbu_per_hour": 2, "vm_per_hour": 1}}}))
-    prices = PriceTable.load(path)
+    prices = load_prices(path)
     assert prices.hourly("X", 3) == 9.0 and prices.hourly("unknown", 1) is None
 
 
 def test_chart_labels_rtl_groups_by_cluster_name():
-    from databricks.teachinglab.report import ReportRow
-    from databricks.teachinglab.report_files import chart_labels
+    from databricks.teachinglab.core.report import ReportRow
+    from databricks.teachinglab.adapters.report_files import chart_labels
     rows = [ReportRow("c1", "bigdata-g1044", "קבוצה שלוש", 0, 1, 0, False, False, False, False),
             ReportRow("c2", "cluster_01", "group_01", 0, 1, 0, False, False, False, False),
             ReportRow("c3", "scratch", None, 0, 1, 0, False, False, False, False)]
@@ -121,24 +122,23 @@ def test_honest_records_after_a_grant_exempt_clusters_and_the_close_time(make_en
     141 %, and says when the day was closed, not when a file was made; the warning after a grant
     says a grant was made."""
     from conftest import course, local
-    from databricks.teachinglab import admin
-    from databricks.teachinglab.ledger import Cluster, OutboxMessage
-    from databricks.teachinglab.report import build_report
-    from databricks.teachinglab.report_files import bundle
+    from databricks.teachinglab.services import grants as admin
+    from databricks.teachinglab.adapters.ledger.models import OutboxMessage
+    from databricks.teachinglab.adapters.report_files import bundle
     env = make_env(local(2026, 3, 2, 7))
     ids = env.seed(course(1, 1))
     demo = env.workspace.add_cluster("teacher-demo", tags={"quota": "exempt"})
     env.workspace.session(ids["cluster_01"], local(2026, 3, 2, 8), None)
     env.workspace.session(demo, local(2026, 3, 2, 7, 30), None)
     env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))  # stopped at 16:00
-    cluster = Cluster.get(Cluster.name == "cluster_01")
+    cluster = admin.find_cluster("cluster_01")
     admin.grant(env.settings, cluster, 60, "alice", "deadline", local(2026, 3, 2, 16, 20))
     env.workspace.user_action(local(2026, 3, 2, 16, 25), "start", ids["cluster_01"])
     env.polls(local(2026, 3, 2, 16, 30), local(2026, 3, 2, 18))
     warnings = [m for m in OutboxMessage.select() if m.kind == "warning"]
     assert "60 extra minutes granted" in warnings[-1].text_body
     env.close_day(local(2026, 3, 3, 0, 7))
-    report = build_report(local(2026, 3, 2, 12).astimezone(env.settings.timezone).date())
+    report = daily_report(local(2026, 3, 2, 12).astimezone(env.settings.quota.timezone).date(), env.settings)
     row = next(r for r in report.rows if r.cluster_name == "cluster_01")
     assert row.terminated and row.warned
     assert "stopped at 16:00" in row.notes and "granted 60 min at 16:20 by alice (deadline)" in row.notes

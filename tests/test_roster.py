@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import ROOT
-from databricks.teachinglab.roster import (RosterError, group_key, parse_roster, read_users_csv,
-                                           write_users_csv)
+from databricks.teachinglab.adapters.roster_files import read_users_csv, write_users_csv
+from databricks.teachinglab.core.roster import RosterError, group_key, parse_roster
 
 DATA = ROOT / "tests" / "data"
 

@@ -1,0 +1,202 @@
+"""`make bench`: how long one poll of 200 clusters with 40 running takes against the emulated
+workspace, with no network latency and with a modelled 100 ms per API call.
+
+Cron kills the poll at 30 s; this shows how far inside that a poll stays. It measures, it
+does not assert: timings belong in notes, not in pass/fail tests.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from databricks.sandbox import Delays, SandboxClock, SandboxServer, Workspace
+
+from databricks.teachinglab.cli.config import load_settings
+from databricks.teachinglab.services.poll import run_poll
+from databricks.teachinglab.cli.wiring import close_ledger, connect_workspace, open_context
+
+START = datetime(2026, 3, 2, 5, 0, tzinfo=timezone.utc)
+
+
+def build(n_clusters: int, n_running: int) -> Workspace:
+    ws = Workspace(SandboxClock(START), tokens={"bench": "admin@example.edu"},
+                   delays=Delays(startup=120, restart=60, resize=30, shutdown=30))
+    for i in range(1, n_clusters + 1):
+        group = f"group_{i:03d}"
+        ws.add_group(group, [f"s{i:03d}{k}@uni.example.edu" for k in range(3)])
+        cid = ws.add_cluster(f"cluster_{i:03d}", tags={"group": group, "course": "bench"},
+                             acl=[{"group_name": group, "permission_level": "CAN_RESTART"}])
+        if i <= n_running:
+            ws.session(cid, START + timedelta(minutes=5 + i), None)
+    return ws
+
+
+def measure(latency: float, n_clusters: int, n_running: int, rounds: int) -> dict:
+    ws = build(n_clusters, n_running)
+    ws.latency = latency
+    with SandboxServer(workspace=ws) as server, tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings({"DATABRICKS_HOST": server.url, "DATABRICKS_TOKEN": "bench",
+                                  "QUOTA_TIMEZONE": "Asia/Jerusalem", "ADMIN_EMAIL": "admin@example.edu",
+                                  "CLUSTER_UPTIMES_DB": str(Path(tmp) / "l.db"), "EMAIL_TRANSPORT": "file",
+                                  "EMAIL_FILE_DIR": str(Path(tmp) / "mail"), "HOME": tmp})
+        lab = open_context(settings, ws.now(), gateway=connect_workspace(settings))
+        ws.clock.set(START + timedelta(hours=1))
+        t0 = time.perf_counter()
+        run_poll(lab, ws.now())  # first look: every cluster is asked for events once
+        first = time.perf_counter() - t0
+        steady, calls = [], []
+        for r in range(rounds):
+            ws.clock.set(START + timedelta(hours=1, minutes=15 * (r + 1)))
+            before = len(ws.requests)
+            t0 = time.perf_counter()
+            report = run_poll(lab, ws.now())
+            steady.append(time.perf_counter() - t0)
+            calls.append(len(ws.requests) - before)
+            assert not report.failures
+        close_ledger()
+    return {"latency_ms": latency * 1000, "first_poll_s": first, "steady_median_s": statistics.median(steady),
+            "steady_max_s": max(steady), "api_calls_per_poll": statistics.median(calls)}
+
+
+def measure_storm(n_clusters: int, n_running: int, deadline_s: float = 25.0, retry_after: int = 1) -> dict:
+    """A poll while the workspace answers every call with 429 (Retry-After: 1): how long until the
+    run's deadline ends it, and what it left recorded."""
+    from databricks.sandbox import Fault
+
+    from databricks.teachinglab.adapters.deadline import Deadline
+    from databricks.teachinglab.adapters.ledger.models import OutboxMessage
+    ws = build(n_clusters, n_running)
+    with SandboxServer(workspace=ws) as server, tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings({"DATABRICKS_HOST": server.url, "DATABRICKS_TOKEN": "bench",
+                                  "QUOTA_TIMEZONE": "Asia/Jerusalem", "ADMIN_EMAIL": "admin@example.edu",
+                                  "CLUSTER_UPTIMES_DB": str(Path(tmp) / "l.db"), "EMAIL_TRANSPORT": "file",
+                                  "EMAIL_FILE_DIR": str(Path(tmp) / "mail"), "HOME": tmp})
+        ws.clock.set(START + timedelta(hours=1))
+        results = {}
+        for what, path in (("events only", "/clusters/events"), ("every call", ".")):
+            fault = ws.inject(Fault(method="*", path=path, status=429, error_code="REQUEST_LIMIT_EXCEEDED",
+                                    retry_after=retry_after, times=None))
+            t0 = time.perf_counter()
+            deadline = Deadline(deadline_s)
+            lab = open_context(settings, ws.now(), deadline=deadline)
+            try:
+                report = run_poll(lab, ws.now())
+                failed = len(report.failures)
+            except Exception as err:  # noqa: BLE001 - the cluster list itself was refused
+                failed = f"all ({type(err).__name__})"
+            results[what] = {"seconds": time.perf_counter() - t0, "failed": failed,
+                             "alerts": OutboxMessage.select().where(OutboxMessage.kind == "failure").count()}
+            ws.faults.remove(fault)
+            close_ledger()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m databricks.devtools.bench", description=__doc__)
+    parser.add_argument("--clusters", type=int, default=200)
+    parser.add_argument("--running", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--mail", type=int, default=40, help="messages for the mail timing (0: skip)")
+    args = parser.parse_args(argv)
+    import logging
+    logging.basicConfig(level=logging.ERROR)
+    print(f"poll of {args.clusters} clusters, {args.running} running, API_PARALLELISM=8")
+    for latency in (0.0, 0.1):
+        r = measure(latency, args.clusters, args.running, args.rounds)
+        print(f"  latency {r['latency_ms']:>4.0f} ms/call: first poll {r['first_poll_s']:.2f} s, "
+              f"steady poll median {r['steady_median_s']:.2f} s (max {r['steady_max_s']:.2f} s), "
+              f"{r['api_calls_per_poll']:.0f} API calls per steady poll")
+    print(f"429 storm (Retry-After: 1), POLL_DEADLINE_SECONDS=25, {args.clusters} clusters")
+    for what, r in measure_storm(args.clusters, args.running).items():
+        print(f"  429 on {what:<12}: poll returned after {r['seconds']:.1f} s; clusters not handled: {r['failed']}; "
+              f"failure alerts queued: {r['alerts']}")
+    if args.mail:
+        print(f"delivering {args.mail} messages (outbox -> transport -> loopback service)")
+        for name, (seconds, sent) in measure_mail(args.mail).items():
+            print(f"  {name:<5} {seconds:.2f} s for {sent} sent" + (
+                f" ({1000 * seconds / sent:.0f} ms per message)" if sent else ", the rest left pending"))
+    return 0
+
+
+def measure_mail(n: int = 40) -> dict:
+    """Seconds to deliver n messages through the real ACS client (fake ACS on loopback) and
+    through SMTP with STARTTLS and AUTH (aiosmtpd on loopback)."""
+    import socket
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+    import trustme
+
+    from databricks.sandbox.fake_acs import FakeAcs
+
+    from databricks.teachinglab.adapters.ledger.models import open_ledger
+    from databricks.teachinglab.adapters.mail.acs import AcsTransport
+    from databricks.teachinglab.adapters.mail.smtp import SmtpTransport
+    from databricks.teachinglab.adapters.mail.render import render
+    from databricks.teachinglab.adapters.mail.outbox import deliver_pending, enqueue
+
+    ctx = {"group": "group_01", "cluster_name": "cluster_01", "cluster_id": "c", "course": "bench",
+           "used_minutes": 405, "limit_minutes": 480, "resets_at": "00:00", "seen_at": "", "tz_name": "UTC",
+           "contact": "admin@example.edu"}
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = {"DATABRICKS_HOST": "h", "DATABRICKS_TOKEN": "t", "HOME": tmp, "EMAIL_SENDER": "lab@example.edu"}
+
+        def run(name: str, transport, db_name: str) -> None:
+            db = open_ledger(db_path=Path(tmp) / db_name, database_url=None, now=START)
+            for i in range(n):
+                enqueue(kind="warning", key=f"w:{i}", to=[f"s{i}@example.edu"], rendered=render("warning", ctx),
+                        now=START)
+            t0 = time.perf_counter()
+            result = deliver_pending(transport, "lab@example.edu", START, budget_seconds=60)
+            results[name] = (time.perf_counter() - t0, result.sent)
+            db.close()
+
+        with FakeAcs() as acs:
+            s = load_settings({**base, "EMAIL_TRANSPORT": "acs", "AZURE_EMAIL_CONNECTION_STRING": acs.connection_string})
+            run("acs", AcsTransport(s.mail), "acs.db")
+            # A service that never answers: delivery must end near MAIL_BUDGET_SECONDS (3 s here),
+            # leaving every message pending for the next run.
+            acs.state.default, acs.state.stall_seconds = "stall", 30
+            db = open_ledger(db_path=Path(tmp) / "stall.db", database_url=None, now=START)
+            for i in range(n):
+                enqueue(kind="warning", key=f"s:{i}", to=[f"s{i}@example.edu"], rendered=render("warning", ctx),
+                        now=START)
+            t0 = time.perf_counter()
+            stalled = deliver_pending(AcsTransport(s.mail), "lab@example.edu", START, budget_seconds=3)
+            results["acs stalled, 3 s budget"] = (time.perf_counter() - t0, stalled.sent)
+            db.close()
+
+        ca = trustme.CA()
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+
+        class Sink:
+            async def handle_DATA(self, server, session, envelope):
+                return "250 OK"
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        controller = Controller(Sink(), hostname="127.0.0.1", port=port, tls_context=server_ctx,
+                                require_starttls=True, auth_require_tls=True,
+                                authenticator=lambda *a: AuthResult(success=True))
+        controller.start()
+        ca_file = Path(tmp) / "ca.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        try:
+            s = load_settings({**base, "EMAIL_TRANSPORT": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port),
+                               "SMTP_USERNAME": "u", "SMTP_PASSWORD": "p", "SMTP_CA_FILE": str(ca_file)})
+            run("smtp", SmtpTransport(s.mail), "smtp.db")
+        finally:
+            controller.stop()
+    return results
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,287 @@
+"""The usage ledger (Peewee). SQLite in WAL mode by default, or any peewee db_url.
+
+Tables, by role:
+  cluster          cluster info, plus the accounting tracker (watermark, open interval)
+  cluster_day      usage and flags of each day not yet closed (today's counters live here)
+  usage_history    the archived per-day history written by the nightly close
+  closed_day       which days the nightly close has finished
+  quota_override   per-cluster quotas that replace the defaults
+  quota_grant      extra minutes for one day, with who granted them and when
+  outbox           every message, rendered, until a transport has accepted it
+  job_run          each cron run's start and end, so a killed run is noticed by the next one
+  schema_version   the migrations applied
+
+Times are stored in UTC as ISO-8601 text; days are local dates in the quota time zone.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import peewee as pw
+
+logger = logging.getLogger(__name__)
+db_proxy = pw.DatabaseProxy()
+
+
+class UtcDateTimeField(pw.Field):
+    field_type = "TEXT"
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored: pass an aware UTC datetime")
+        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+    def python_value(self, value):
+        return datetime.fromisoformat(value) if value else None
+
+
+class DayField(pw.Field):
+    field_type = "TEXT"
+
+    def db_value(self, value):
+        return value.isoformat() if value is not None else None
+
+    def python_value(self, value):
+        return date.fromisoformat(value) if value else None
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = db_proxy
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    version = pw.IntegerField(primary_key=True)
+    applied_at = UtcDateTimeField()
+
+
+class Cluster(BaseModel):
+    cluster_id = pw.CharField(primary_key=True)
+    name = pw.CharField()
+    group_name = pw.CharField(null=True)
+    group_source = pw.CharField(null=True)  # tag | acl | name | creator
+    owner = pw.CharField(null=True)         # the student who created it (group_source = creator)
+    course = pw.CharField(null=True)
+    exempt = pw.BooleanField(default=False)
+    state = pw.CharField(default="UNKNOWN")
+    node_type_id = pw.CharField(null=True)
+    num_workers = pw.IntegerField(null=True)
+    first_seen = UtcDateTimeField()
+    last_seen = UtcDateTimeField()
+    open_since = UtcDateTimeField(null=True)
+    watermark = UtcDateTimeField(null=True)
+    checked_until = UtcDateTimeField(null=True)
+    estimated = pw.BooleanField(default=False)
+
+
+class ClusterDay(BaseModel):
+    cluster = pw.ForeignKeyField(Cluster, backref="days", on_delete="CASCADE")
+    day = DayField()
+    closed_ms = pw.BigIntegerField(default=0)     # closed intervals booked to this day
+    sessions = pw.IntegerField(default=0)         # closed intervals touching this day
+    estimated = pw.BooleanField(default=False)
+    used_ms = pw.BigIntegerField(default=0)       # closed + open share, as of `as_of`
+    limit_ms = pw.BigIntegerField(default=0)
+    as_of = UtcDateTimeField(null=True)
+    warned_at = UtcDateTimeField(null=True)
+    over_quota_at = UtcDateTimeField(null=True)
+    terminated_at = UtcDateTimeField(null=True)
+    reterminations = pw.IntegerField(default=0)
+    blocked_group = pw.CharField(null=True)
+    blocked_at = UtcDateTimeField(null=True)
+    previous_level = pw.CharField(null=True)
+    notified_at = UtcDateTimeField(null=True)
+    retermination_notified_at = UtcDateTimeField(null=True)
+    restored_at = UtcDateTimeField(null=True)
+    reblock_notified_at = UtcDateTimeField(null=True)  # the admin was told a block was undone
+    first_warned_at = UtcDateTimeField(null=True)      # these two are kept when a grant resets
+    first_stopped_at = UtcDateTimeField(null=True)     # the day's flags: the report tells it all
+
+    class Meta:
+        primary_key = pw.CompositeKey("cluster", "day")
+
+    @property
+    def was_warned(self) -> bool:
+        """Warned today, even if a grant has since reset the flags."""
+        return bool(self.warned_at or self.first_warned_at)
+
+    @property
+    def was_stopped(self) -> bool:
+        """Stopped (or due to be) today, even if a grant has since reset the flags."""
+        return bool(self.terminated_at or self.over_quota_at or self.first_stopped_at)
+
+
+class UsageHistory(BaseModel):
+    cluster = pw.ForeignKeyField(Cluster, backref="history", on_delete="CASCADE")
+    day = DayField()
+    cluster_name = pw.CharField()
+    group_name = pw.CharField(null=True)
+    used_ms = pw.BigIntegerField()
+    limit_ms = pw.BigIntegerField()
+    sessions = pw.IntegerField(default=0)
+    warned = pw.BooleanField(default=False)
+    terminated = pw.BooleanField(default=False)
+    blocked_group = pw.CharField(null=True)
+    previous_level = pw.CharField(null=True)
+    restored_at = UtcDateTimeField(null=True)
+    estimated = pw.BooleanField(default=False)
+    archived_at = UtcDateTimeField()
+    exempt = pw.BooleanField(default=False)
+    notes = pw.TextField(default="")  # what happened, in order: "stopped at 14:05; granted 30 min at 14:20 by …"
+
+    class Meta:
+        primary_key = pw.CompositeKey("cluster", "day")
+
+
+class ClosedDay(BaseModel):
+    day = DayField(primary_key=True)
+    archived_at = UtcDateTimeField()
+    completed_at = UtcDateTimeField(null=True)  # set once permissions are restored
+
+
+class QuotaOverride(BaseModel):
+    cluster = pw.ForeignKeyField(Cluster, primary_key=True, on_delete="CASCADE")
+    warn_minutes = pw.IntegerField()
+    max_minutes = pw.IntegerField()
+    set_by = pw.CharField()
+    set_at = UtcDateTimeField()
+
+
+class QuotaGrant(BaseModel):
+    cluster = pw.ForeignKeyField(Cluster, backref="grants", on_delete="CASCADE")
+    day = DayField(index=True)
+    minutes = pw.IntegerField()
+    granted_by = pw.CharField()
+    granted_at = UtcDateTimeField()
+    reason = pw.TextField(default="")
+
+
+class OutboxMessage(BaseModel):
+    dedupe_key = pw.CharField(unique=True)
+    kind = pw.CharField()
+    event = pw.CharField()           # the X-Teachinglab-Event header
+    to_addrs = pw.TextField()        # comma-separated
+    cc_addrs = pw.TextField(default="")
+    subject = pw.TextField()
+    text_body = pw.TextField()
+    html_body = pw.TextField()
+    created_at = UtcDateTimeField()
+    status = pw.CharField(default="pending", index=True)  # pending | sent | failed
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = UtcDateTimeField(null=True)
+    last_error = pw.TextField(default="")
+    sent_at = UtcDateTimeField(null=True)
+    transport = pw.CharField(null=True)
+    provider_ref = pw.CharField(null=True)  # e.g. an ACS operation id
+    last_attempt_at = UtcDateTimeField(null=True)  # written before each send (write-ahead)
+
+
+class OutboxAttachment(BaseModel):
+    message = pw.ForeignKeyField(OutboxMessage, backref="attachments", on_delete="CASCADE")
+    filename = pw.CharField()
+    content_type = pw.CharField()
+    content_id = pw.CharField(null=True)  # set for images shown inline in the HTML part
+    data = pw.BlobField()
+
+
+class JobRun(BaseModel):
+    """Every run of a cron job, written when it starts and when it ends. A run with no end was
+    killed (cron's `timeout`, the OOM killer, a reboot): the next run tells the admin, once."""
+    job = pw.CharField(index=True)
+    started_at = UtcDateTimeField()
+    finished_at = UtcDateTimeField(null=True)
+    exit_code = pw.IntegerField(null=True)
+    pid = pw.IntegerField(null=True)
+    reported_at = UtcDateTimeField(null=True)  # when a later run queued the "did not finish" alert
+
+
+V1_TABLES = [Cluster, ClusterDay, UsageHistory, ClosedDay, QuotaOverride, QuotaGrant, OutboxMessage]
+
+
+def _v1(db: pw.Database) -> None:
+    db.create_tables(V1_TABLES)
+
+
+def _v2(db: pw.Database) -> None:
+    """Attachments (report chart and CSV) and the time of the last send attempt."""
+    from playhouse.migrate import SchemaMigrator, migrate as run
+    db.create_tables([OutboxAttachment])
+    if "last_attempt_at" not in {c.name for c in db.get_columns("outbox_message")}:
+        run(SchemaMigrator.from_database(db).add_column(
+            "outbox_message", "last_attempt_at", UtcDateTimeField(null=True)))
+
+
+def _v3(db: pw.Database) -> None:
+    """Runs of the cron jobs, the once-a-day notice that a block was undone from outside, and the
+    owner of a cluster counted to a group through its creator."""
+    from playhouse.migrate import SchemaMigrator, migrate as run
+    db.create_tables([JobRun])
+    migrator = SchemaMigrator.from_database(db)
+    if "reblock_notified_at" not in {c.name for c in db.get_columns("cluster_day")}:
+        run(migrator.add_column("cluster_day", "reblock_notified_at", UtcDateTimeField(null=True)))
+    if "owner" not in {c.name for c in db.get_columns("cluster")}:
+        run(migrator.add_column("cluster", "owner", pw.CharField(null=True)))
+    day_columns = {c.name for c in db.get_columns("cluster_day")}
+    for column in ("first_warned_at", "first_stopped_at"):
+        if column not in day_columns:
+            run(migrator.add_column("cluster_day", column, UtcDateTimeField(null=True)))
+    history = {c.name for c in db.get_columns("usage_history")}
+    if "exempt" not in history:
+        run(migrator.add_column("usage_history", "exempt", pw.BooleanField(default=False)))
+    if "notes" not in history:
+        run(migrator.add_column("usage_history", "notes", pw.TextField(default="")))
+
+
+# Append, never edit: each entry runs once, in order, inside a transaction.
+MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3)]
+
+
+def migrate(db: pw.Database, now: datetime) -> int:
+    db.create_tables([SchemaVersion])
+    done = {row.version for row in SchemaVersion.select()}
+    for version, step in MIGRATIONS:
+        if version in done:
+            continue
+        with db.atomic():
+            step(db)
+            SchemaVersion.create(version=version, applied_at=now)
+        logger.info("ledger migrated to schema version %d", version)
+    return max([v for v, _ in MIGRATIONS])
+
+
+def open_ledger(*, db_path: Path | None, database_url: str | None, now: datetime, guard=None) -> pw.Database:
+    """Open (and migrate) the ledger. With a `guard` (ledger_guard.LedgerGuard, as the jobs and
+    the CLI pass), a SQLite ledger is created only when that is safe, and every failure to open
+    it raises LedgerUnavailable with what to do."""
+    from databricks.teachinglab.core.errors import LedgerUnavailable
+    from databricks.teachinglab.adapters.ledger.guard import describe_open_error, prepare_new
+    creating = False
+    if database_url:
+        from playhouse.db_url import connect
+        db = connect(database_url)
+        if isinstance(db, pw.SqliteDatabase):
+            db.pragma("foreign_keys", 1, permanent=True)
+    else:
+        creating = guard.check(db_path) if guard else not db_path.exists()
+        if creating:
+            prepare_new(db_path)
+        db = pw.SqliteDatabase(str(db_path), pragmas={
+            "journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10_000, "synchronous": "normal"})
+    db_proxy.initialize(db)
+    try:
+        db.connect(reuse_if_open=True)
+        migrate(db, now)
+    except (pw.DatabaseError, OSError) as err:
+        if database_url or guard is None:
+            raise
+        db.close()
+        raise LedgerUnavailable(describe_open_error(db_path, err)) from err
+    if creating and guard is not None:
+        guard.register(db_path, now)
+        logger.warning("created a new ledger at %s (mode 600)", db_path)
+    return db

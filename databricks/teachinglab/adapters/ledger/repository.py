@@ -1,0 +1,316 @@
+"""The ledger's named operations: the only module outside the models that runs Peewee queries.
+
+Services call these and get plain records back (core/records.py). Rules that belong to the
+data live here once, e.g. "a flag is set only after its action succeeded" is the caller's
+order of calls, and "the first warning and first stop of a day survive a grant" is
+`reset_after_restore`. Writers expect the caller's `transaction()` where several go together.
+"""
+from __future__ import annotations
+
+import contextlib
+from datetime import date, datetime
+from typing import Iterable, Iterator
+
+from peewee import fn
+
+from databricks.teachinglab.adapters.ledger.models import (
+    Cluster, ClusterDay, ClosedDay, JobRun, OutboxAttachment, OutboxMessage, QuotaGrant, QuotaOverride,
+    UsageHistory, db_proxy)
+from databricks.teachinglab.core.records import (
+    ClosedDayRecord, DayRecord, GrantRecord, HistoryRecord, MessageRecord, RunRecord, TrackedCluster, record_of)
+
+
+@contextlib.contextmanager
+def transaction() -> Iterator[None]:
+    """Everything inside commits together, or not at all."""
+    with db_proxy.atomic():
+        yield
+
+
+# -- clusters and trackers ----------------------------------------------------------------------
+def load_clusters() -> dict[str, TrackedCluster]:
+    return {row.cluster_id: record_of(TrackedCluster, row) for row in Cluster.select().order_by(Cluster.name)}
+
+
+def find_clusters(name_or_id: str) -> list[TrackedCluster]:
+    """The cluster with this id, else every cluster with this name."""
+    found = Cluster.get_or_none(Cluster.cluster_id == name_or_id)
+    rows = [found] if found else list(Cluster.select().where(Cluster.name == name_or_id))
+    return [record_of(TrackedCluster, r) for r in rows]
+
+
+def cluster_ids_of_group(group: str) -> list[str]:
+    return [c.cluster_id for c in Cluster.select(Cluster.cluster_id).where(Cluster.group_name == group)]
+
+
+def home_clusters() -> dict[str, str]:
+    """cluster id -> group, for the clusters that are a group's own (not a student's)."""
+    return {c.cluster_id: c.group_name for c in Cluster.select().where(
+        Cluster.group_name.is_null(False) & (Cluster.group_source != "creator"))}
+
+
+def first_seen() -> datetime | None:
+    row = Cluster.select(Cluster.first_seen).order_by(Cluster.first_seen).first()
+    return row.first_seen if row else None
+
+
+def save_usage(usages: Iterable, now: datetime) -> list[tuple[object, date, int]]:
+    """Trackers and booked usage of measured clusters (core.usage.ClusterUsage). Usage that
+    surfaced after its day was archived corrects the archive; those bookings are returned as
+    (usage, day, ms). Idempotent at the same `now`: pieces are only those after each watermark."""
+    closed_days = {row.day for row in ClosedDay.select(ClosedDay.day)}
+    late = []
+    for u in usages:
+        info = u.info
+        Cluster.insert(
+            cluster_id=info.cluster_id, name=info.name, group_name=u.group, group_source=u.group_source, owner=u.owner,
+            course=info.custom_tags.get("course"), exempt=info.exempt, state=info.state,
+            node_type_id=info.node_type_id, num_workers=info.num_workers, first_seen=now, last_seen=now,
+            open_since=u.tracker.open_since, watermark=u.tracker.watermark,
+            checked_until=u.tracker.checked_until, estimated=u.estimated,
+        ).on_conflict(
+            conflict_target=[Cluster.cluster_id],
+            preserve=[Cluster.name, Cluster.group_name, Cluster.group_source, Cluster.owner, Cluster.course,
+                      Cluster.exempt, Cluster.state, Cluster.node_type_id, Cluster.num_workers,
+                      Cluster.last_seen, Cluster.open_since, Cluster.watermark, Cluster.checked_until,
+                      Cluster.estimated],
+        ).execute()
+        for day, (ms, sessions) in sorted(u.pieces.items()):
+            if day in closed_days:
+                late.append((u, day, ms))
+                UsageHistory.update(used_ms=UsageHistory.used_ms + ms,
+                                    sessions=UsageHistory.sessions + sessions).where(
+                    (UsageHistory.cluster == info.cluster_id) & (UsageHistory.day == day)).execute()
+                continue
+            ClusterDay.insert(cluster=info.cluster_id, day=day, closed_ms=ms, sessions=sessions,
+                              estimated=u.estimated).on_conflict(
+                conflict_target=[ClusterDay.cluster, ClusterDay.day],
+                update={ClusterDay.closed_ms: ClusterDay.closed_ms + ms,
+                        ClusterDay.sessions: ClusterDay.sessions + sessions},
+            ).execute()
+        ClusterDay.insert(cluster=info.cluster_id, day=u.day, used_ms=u.used_ms,
+                          limit_ms=u.limits.max_ms, as_of=now, estimated=u.estimated).on_conflict(
+            conflict_target=[ClusterDay.cluster, ClusterDay.day],
+            update={ClusterDay.used_ms: u.used_ms, ClusterDay.limit_ms: u.limits.max_ms,
+                    ClusterDay.as_of: now},
+        ).execute()
+        if u.estimated:
+            ClusterDay.update(estimated=True).where(_day(info.cluster_id, u.day)).execute()
+    return late
+
+
+def clip_open_interval(cluster_id: str, open_since: datetime | None) -> None:
+    Cluster.update(open_since=open_since).where(Cluster.cluster_id == cluster_id).execute()
+
+
+# -- the day's rows and flags -------------------------------------------------------------------
+def _day(cluster_id: str, day: date):
+    return (ClusterDay.cluster == cluster_id) & (ClusterDay.day == day)
+
+
+def days_on(day: date) -> dict[str, DayRecord]:
+    return {r.cluster_id: record_of(DayRecord, r) for r in ClusterDay.select().where(ClusterDay.day == day)}
+
+
+def day_of(cluster_id: str, day: date) -> DayRecord:
+    row, _ = ClusterDay.get_or_create(cluster=cluster_id, day=day)
+    return record_of(DayRecord, row)
+
+
+def blocked_cluster_ids(day: date, *, in_effect: bool = True) -> set[str]:
+    """Clusters blocked on `day`: whose block is in effect, or (in_effect=False) also those only
+    decided (over the quota, the permission change not yet made)."""
+    cond = ClusterDay.blocked_at.is_null(False) if in_effect else ClusterDay.blocked_group.is_null(False)
+    return {r.cluster_id for r in ClusterDay.select(ClusterDay.cluster).where((ClusterDay.day == day) & cond)}
+
+
+def blocked_on(day: date) -> list[tuple[DayRecord, str]]:
+    """The day's rows with a group to give rights back to, and the cluster's name."""
+    return [(record_of(DayRecord, r), r.cluster.name) for r in ClusterDay.select().where(
+        (ClusterDay.day == day) & ClusterDay.blocked_group.is_null(False))]
+
+
+def stale_blocks(today: date) -> list[DayRecord]:
+    """Blocks of earlier days still in effect and not lifted."""
+    return [record_of(DayRecord, r) for r in ClusterDay.select().where(
+        (ClusterDay.day < today) & ClusterDay.blocked_group.is_null(False) & ClusterDay.blocked_at.is_null(False)
+        & ClusterDay.restored_at.is_null())]
+
+
+def mark_lifted(cluster_id: str, day: date, now: datetime) -> None:
+    ClusterDay.update(restored_at=now).where(_day(cluster_id, day)).execute()
+
+
+def mark_warned(cluster_id: str, day: date, now: datetime) -> None:
+    ClusterDay.update(warned_at=now, first_warned_at=fn.COALESCE(ClusterDay.first_warned_at, now)).where(
+        _day(cluster_id, day)).execute()
+
+
+def mark_over_quota(cluster_id: str, day: date, group: str | None, now: datetime) -> None:
+    """The intent, before any workspace call: the nightly close then knows whose rights to give
+    back, even if the run is killed before the block is made."""
+    row = day_of(cluster_id, day)
+    if row.over_quota_at is None or row.blocked_group is None:
+        ClusterDay.update(over_quota_at=row.over_quota_at or now, blocked_group=group).where(
+            _day(cluster_id, day)).execute()
+
+
+def mark_terminated(cluster_id: str, day: date, now: datetime, *, again: bool) -> None:
+    row = day_of(cluster_id, day)
+    ClusterDay.update(terminated_at=row.terminated_at or now, first_stopped_at=row.first_stopped_at or now,
+                      reterminations=row.reterminations + (1 if again else 0)).where(
+        _day(cluster_id, day)).execute()
+
+
+def mark_blocked(cluster_id: str, day: date, group: str, previous_level: str, now: datetime) -> None:
+    ClusterDay.update(blocked_at=now, blocked_group=group, previous_level=previous_level).where(
+        _day(cluster_id, day)).execute()
+
+
+NOTICE_FLAGS = {"termination": "notified_at", "retermination": "retermination_notified_at",
+                "block_undone": "reblock_notified_at"}
+
+
+def mark_noticed(cluster_id: str, day: date, kind: str, now: datetime) -> None:
+    """The notice of `kind` is queued (in the same transaction as its outbox row)."""
+    ClusterDay.update(**{NOTICE_FLAGS[kind]: now}).where(_day(cluster_id, day)).execute()
+
+
+def reset_after_restore(cluster_id: str, day: date, now: datetime) -> None:
+    """A grant lifted the limit: the day's flags start over against the new limit. The first
+    warning and first stop are kept for the report."""
+    ClusterDay.update(blocked_at=None, over_quota_at=None, notified_at=None, warned_at=None, terminated_at=None,
+                      reblock_notified_at=None, restored_at=now, blocked_group=None).where(
+        _day(cluster_id, day)).execute()
+
+
+# -- quotas and grants --------------------------------------------------------------------------
+def overrides() -> dict[str, tuple[int, int]]:
+    return {row.cluster_id: (row.warn_minutes, row.max_minutes) for row in QuotaOverride.select()}
+
+
+def grants_on(day: date, cluster_ids: Iterable[str] | None = None) -> list[GrantRecord]:
+    cond = QuotaGrant.day == day
+    if cluster_ids is not None:
+        cond = cond & QuotaGrant.cluster.in_(list(cluster_ids))
+    return [record_of(GrantRecord, g) for g in QuotaGrant.select().where(cond).order_by(QuotaGrant.granted_at)]
+
+
+def add_grant(cluster_id: str, day: date, minutes: int, by: str, reason: str, now: datetime) -> GrantRecord:
+    row = QuotaGrant.create(cluster=cluster_id, day=day, minutes=minutes, granted_by=by, granted_at=now,
+                            reason=reason)
+    return record_of(GrantRecord, row)
+
+
+def set_override(cluster_id: str, warn: int, hard: int, by: str, now: datetime) -> None:
+    QuotaOverride.insert(cluster=cluster_id, warn_minutes=warn, max_minutes=hard, set_by=by,
+                         set_at=now).on_conflict_replace().execute()
+
+
+def clear_override(cluster_id: str) -> int:
+    return QuotaOverride.delete().where(QuotaOverride.cluster == cluster_id).execute()
+
+
+# -- closing days and history -------------------------------------------------------------------
+def closed_days() -> dict[date, ClosedDayRecord]:
+    return {row.day: record_of(ClosedDayRecord, row) for row in ClosedDay.select()}
+
+
+def closed_day(day: date) -> ClosedDayRecord | None:
+    row = ClosedDay.get_or_none(ClosedDay.day == day)
+    return record_of(ClosedDayRecord, row) if row else None
+
+
+def archive_day(day: date, rows: list[HistoryRecord], now: datetime) -> None:
+    """The day's history rows (replacing any earlier attempt's) and the day marked archived."""
+    for h in rows:
+        UsageHistory.insert(**{f: getattr(h, f) for f in HistoryRecord.__dataclass_fields__
+                               if f != "cluster_id"}, cluster=h.cluster_id).on_conflict_replace().execute()
+    ClosedDay.create(day=day, archived_at=now)
+
+
+def complete_day(day: date, now: datetime) -> None:
+    """Permissions are back: the day's counters go, and the day is done."""
+    ClusterDay.delete().where(ClusterDay.day == day).execute()
+    ClosedDay.update(completed_at=now).where(ClosedDay.day == day).execute()
+
+
+def history(start: date | None = None, end: date | None = None) -> list[HistoryRecord]:
+    query = UsageHistory.select().order_by(UsageHistory.day, UsageHistory.cluster_name)
+    if start:
+        query = query.where(UsageHistory.day >= start)
+    if end:
+        query = query.where(UsageHistory.day <= end)
+    return [record_of(HistoryRecord, h) for h in query]
+
+
+def first_history_day() -> date | None:
+    row = UsageHistory.select(UsageHistory.day).order_by(UsageHistory.day).first()
+    return row.day if row else None
+
+
+def unrestored_blocks(day: date) -> list[HistoryRecord]:
+    return [record_of(HistoryRecord, h) for h in UsageHistory.select().where(
+        (UsageHistory.day == day) & UsageHistory.blocked_group.is_null(False) & UsageHistory.restored_at.is_null())]
+
+
+def mark_history_restored(cluster_id: str, day: date, now: datetime) -> None:
+    UsageHistory.update(restored_at=now).where(
+        (UsageHistory.cluster == cluster_id) & (UsageHistory.day == day)).execute()
+
+
+# -- the outbox ---------------------------------------------------------------------------------
+def message_exists(key: str) -> bool:
+    return OutboxMessage.select().where(OutboxMessage.dedupe_key == key).exists()
+
+
+def insert_message(*, key: str, kind: str, event: str, to: str, cc: str, subject: str, text: str, html: str,
+                   now: datetime, attachments: Iterable = ()) -> None:
+    # on_conflict_ignore backs the caller's existence check up should another writer slip in between
+    OutboxMessage.insert(
+        dedupe_key=key, kind=kind, event=event, to_addrs=to, cc_addrs=cc, subject=subject, text_body=text,
+        html_body=html, created_at=now, next_attempt_at=now).on_conflict_ignore().execute()
+    message = OutboxMessage.get(OutboxMessage.dedupe_key == key)
+    if message.attachments.count():
+        return
+    for att in attachments:
+        OutboxAttachment.create(message=message, filename=att.filename, content_type=att.content_type,
+                                content_id=att.content_id, data=att.data)
+
+
+def messages(ids: Iterable[int] | None = None, *, status: str | None = None, limit: int | None = None
+             ) -> list[MessageRecord]:
+    query = OutboxMessage.select().order_by(OutboxMessage.id.desc())
+    if ids is not None:
+        query = query.where(OutboxMessage.id.in_(list(ids)))
+    if status is not None:
+        query = query.where(OutboxMessage.status == status)
+    if limit is not None:
+        query = query.limit(limit)
+    return [record_of(MessageRecord, m) for m in query]
+
+
+def requeue_failed(ids: Iterable[int] | None, now: datetime) -> int:
+    """Failed messages (all, or the given ids) back in the queue."""
+    cond = OutboxMessage.status == "failed"
+    if ids is not None:
+        cond = cond & OutboxMessage.id.in_(list(ids))
+    return OutboxMessage.update(status="pending", next_attempt_at=now).where(cond).execute()
+
+
+# -- job runs -----------------------------------------------------------------------------------
+def unreported_unfinished_runs(job: str) -> list[RunRecord]:
+    return [record_of(RunRecord, r) for r in JobRun.select().where(
+        (JobRun.job == job) & JobRun.finished_at.is_null() & JobRun.reported_at.is_null()).order_by(JobRun.id)]
+
+
+def mark_run_reported(run_id: int, now: datetime) -> None:
+    JobRun.update(reported_at=now).where(JobRun.id == run_id).execute()
+
+
+def start_run(job: str, now: datetime, pid: int | None) -> int:
+    return JobRun.create(job=job, started_at=now, pid=pid).id
+
+
+def end_run(run_id: int, now: datetime, exit_code: int) -> None:
+    JobRun.update(finished_at=now, exit_code=exit_code).where(JobRun.id == run_id).execute()

@@ -1,0 +1,131 @@
+"""Mail transports, chosen by name (EMAIL_TRANSPORT) from a registry.
+
+A transport takes one finished message (core.messages.OutgoingMail: addresses, bodies and
+attachments, nothing to look up) and the run's Deadline, and either returns a provider
+reference (delivered), or raises StillRunning (the service took it but has not finished: check
+again next run, do not send again), TransientSendError (try again later) or PermanentSendError
+(give up, report it).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Callable, Protocol
+
+from databricks.teachinglab.adapters.deadline import Deadline
+from databricks.teachinglab.core.messages import EVENT_HEADER, OutgoingMail
+from databricks.teachinglab.core.settings import MailSettings
+
+logger = logging.getLogger(__name__)
+
+
+class TransientSendError(Exception):
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentSendError(Exception):
+    pass
+
+
+class StillRunning(Exception):
+    def __init__(self, ref: str):
+        super().__init__(f"operation {ref} still running")
+        self.ref = ref
+
+
+class Transport(Protocol):
+    name: str
+
+    def send(self, mail: OutgoingMail, *, deadline: Deadline) -> str: ...
+
+
+TRANSPORTS: dict[str, Callable[..., Transport]] = {}
+
+
+def register(name: str):
+    def add(factory):
+        TRANSPORTS[name] = factory
+        factory.name = name
+        return factory
+    return add
+
+
+def make_transport(name: str, mail: MailSettings) -> Transport:
+    """The transport registered under `name` (EMAIL_TRANSPORT), built from the mail settings."""
+    return TRANSPORTS[name](mail)
+
+
+@register("acs")
+def _acs(mail: MailSettings) -> Transport:
+    from databricks.teachinglab.adapters.mail.acs import AcsTransport  # azure is imported only when it is used
+    return AcsTransport(mail)
+
+
+@register("smtp")
+def _smtp(mail: MailSettings) -> Transport:
+    from databricks.teachinglab.adapters.mail.smtp import SmtpTransport
+    return SmtpTransport(mail)
+
+
+def to_email(message: OutgoingMail) -> EmailMessage:
+    """The RFC 5322 form of a message: plain text and HTML, plus the event header."""
+    mail = EmailMessage()
+    mail["From"] = message.sender
+    mail["To"] = message.to_addrs
+    if message.cc_addrs:
+        mail["Cc"] = message.cc_addrs
+    mail["Subject"] = message.subject
+    mail[EVENT_HEADER] = message.event
+    mail["Message-ID"] = f"<{message.dedupe_key.replace(':', '.')}@teachinglab>"
+    mail.set_content(message.text_body)
+    mail.add_alternative(message.html_body, subtype="html")
+    for att in message.attachments:
+        maintype, subtype = att.content_type.split("/", 1)
+        if att.content_id:  # shown inside the HTML part: multipart/related
+            html_part = mail.get_body(("html",))
+            html_part.add_related(att.data, maintype=maintype, subtype=subtype,
+                                  cid=f"<{att.content_id}>", filename=att.filename)
+        else:
+            mail.add_attachment(att.data, maintype=maintype, subtype=subtype, filename=att.filename)
+    return mail
+
+
+@register("console")
+class ConsoleTransport:
+    """Prints messages: for trying the tool out and for the demo."""
+
+    def __init__(self, mail: MailSettings | None = None, stream=None):
+        self.stream = stream or sys.stdout
+
+    def send(self, message: OutgoingMail, *, deadline: Deadline | None = None) -> str:
+        print(f"--- mail [{EVENT_HEADER}: {message.event}] to {message.to_addrs}"
+              + (f" cc {message.cc_addrs}" if message.cc_addrs else ""), file=self.stream)
+        print(f"Subject: {message.subject}", file=self.stream)
+        print(message.text_body, file=self.stream)
+        self.stream.flush()
+        return f"console:{message.dedupe_key}"
+
+
+@register("file")
+class FileTransport:
+    """Writes each message as an .eml file. The name comes from the message's dedupe key, so a
+    message sent again after a crash overwrites itself instead of appearing twice."""
+
+    def __init__(self, mail: MailSettings):
+        self.folder = Path(mail.file_dir)
+
+    def send(self, message: OutgoingMail, *, deadline: Deadline | None = None) -> str:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in message.dedupe_key)
+            path = self.folder / f"{safe}.eml"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(bytes(to_email(message)))
+            tmp.replace(path)
+        except OSError as err:
+            raise TransientSendError(f"cannot write {self.folder}: {err}") from err
+        return str(path)

@@ -1,0 +1,123 @@
+"""The daily report as files and as a message: HTML table, PNG bar chart (matplotlib, headless),
+CSV (with spreadsheet formulas neutralised). Rendering of numbers lives in report.py."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from databricks.teachinglab.adapters.mail.outbox import enqueue
+from databricks.teachinglab.adapters.mail.render import render
+from databricks.teachinglab.core.accounting import local_day
+from databricks.teachinglab.core.messages import Attachment, Rendered, dedupe_key, show_local
+from databricks.teachinglab.core.report import DailyReport
+from databricks.teachinglab.core.settings import Settings
+
+CHART_CID = "usage-chart"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value) -> str:
+    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def report_csv(report: DailyReport) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["date", "group", "cluster", "cluster_id", "used_minutes", "limit_minutes", "percent",
+                     "sessions", "warned", "terminated", "blocked", "estimated_usage",
+                     f"estimated_cost_{report.currency}", "exempt", "notes"])
+    for r in report.rows:
+        writer.writerow([safe_cell(v) for v in (
+            report.day.isoformat(), r.group or "", r.cluster_name, r.cluster_id, r.used_minutes,
+            r.limit_minutes, r.percent, r.sessions, int(r.warned), int(r.terminated), int(r.blocked),
+            int(r.estimated), "" if r.cost is None else f"{r.cost:.2f}", int(r.exempt), r.notes)])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")  # BOM: Excel then reads Hebrew names right
+
+
+def report_png(report: DailyReport) -> bytes:
+    import matplotlib
+    matplotlib.use("Agg")  # headless: the VM has no display
+    import matplotlib.pyplot as plt
+
+    # matplotlib draws right-to-left text (Hebrew) reversed; such groups are labelled by cluster
+    labels = chart_labels(report.rows)
+    used = [r.used_ms / 60_000 for r in report.rows]
+    limits = [r.limit_ms / 60_000 for r in report.rows]
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(labels) + 2), 4), dpi=100)
+    colors = ["#c0392b" if r.terminated else "#e67e22" if r.warned else "#2e86c1" for r in report.rows]
+    ax.bar(range(len(labels)), used, color=colors, label="used")
+    ax.scatter(range(len(labels)), limits, marker="_", s=600, color="black", label="quota", zorder=3)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("minutes")
+    ax.set_ylim(0, 1.2 * max(used + limits + [1]))  # room for the legend above the bars
+    ax.set_title(f"Cluster minutes used on {report.day.isoformat()} against the daily quota")
+    ax.legend(loc="upper center", ncol=2, fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def chart_labels(rows) -> list[str]:
+    """The x labels: the group, or the cluster's name for a right-to-left group name, which
+    matplotlib cannot shape (Hebrew would come out reversed and unjoined)."""
+    return [r.group if r.group and not _has_rtl(r.group) else r.cluster_name for r in rows]
+
+
+def _has_rtl(text: str) -> bool:
+    import unicodedata
+    return any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text)
+
+
+@dataclass(frozen=True)
+class ReportBundle:
+    subject: str
+    text: str
+    html: str
+    csv: bytes
+    png: bytes
+
+    def attachments(self) -> list[Attachment]:
+        return [Attachment("usage-chart.png", "image/png", self.png, CHART_CID),
+                Attachment("usage.csv", "text/csv", self.csv)]
+
+
+def bundle(report: DailyReport, settings: Settings, now: datetime, *, inline_chart: bool = True) -> ReportBundle:
+    tz = settings.quota.timezone
+    context = {"day": report.day.isoformat(), "at": show_local(report.closed_at or now, tz), "tz_name": tz.key,
+               "r": report, "preview": report.preview,
+               "rows": report.rows, "totals": report.totals, "never_ran": report.never_ran,
+               "failed_messages": report.failed_messages, "currency": report.currency,
+               "findings": report.findings, "audit_error": report.audit_error,
+               "chart_src": f"cid:{CHART_CID}" if inline_chart else "report.png",
+               "contact": settings.mail.admin_email or "the lab admin"}
+    rendered = render("daily_report", context, templates_dir=settings.mail.templates_dir)
+    return ReportBundle(rendered.subject, rendered.text, rendered.html, report_csv(report), report_png(report))
+
+
+def queue_report(report: DailyReport, settings: Settings, now: datetime, subject_id: str = "all") -> bool:
+    """Put the report (chart inline, CSV attached) in the outbox for REPORT_RECIPIENT_EMAIL."""
+    b = bundle(report, settings, now)
+    return enqueue(kind="daily_report", key=dedupe_key("daily_report", subject_id, report.day),
+                   to=[settings.mail.report_recipient or ""], rendered=Rendered(b.subject, b.text, b.html),
+                   attachments=b.attachments(), now=now)
+
+
+def write_files(report: DailyReport, settings: Settings, now: datetime, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    b = bundle(report, settings, now, inline_chart=False)
+    paths = {"report.html": b.html.encode("utf-8"), "report.csv": b.csv, "report.png": b.png}
+    for name, data in paths.items():
+        (out / name).write_bytes(data)
+    return [out / name for name in paths]
+
+
+def report_day_default(now: datetime, tz) -> date:
+    """Yesterday, the last day the nightly close can have finished."""
+    return local_day(now, tz) - timedelta(days=1)

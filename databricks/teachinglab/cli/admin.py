@@ -1,0 +1,97 @@
+"""The admin CLI's dispatcher: the parser built from the command registry, one clock read, the
+settings each command declared, the run lock where it asked for it, one line per error."""
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+
+from databricks.teachinglab.cli import commands, provisioning_commands  # noqa: F401 - they register
+from databricks.teachinglab.cli.clock import use_clock_at, utcnow
+from databricks.teachinglab.cli.registry import COMMANDS, Command, Invocation
+from databricks.teachinglab.cli.runtime import (add_logging_flags, explain, run_locked, secrets_of,
+                                                settings_or_exit, setup_logging)
+from databricks.teachinglab.core.errors import AdminError
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-03-02") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m databricks.main",
+        description="Admin commands for the Databricks teaching lab. Settings come from the "
+                    "environment or .env (see README).")
+    group = p.add_mutually_exclusive_group(required=True)
+    for cmd in COMMANDS.values():
+        group.add_argument(f"--{cmd.name}", help=cmd.help, **cmd.flag)
+    p.add_argument("--cluster", metavar="NAME_OR_ID", help="the cluster for --grant/--set_quota")
+    p.add_argument("--reason", default="", help="why, recorded with --grant")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--from", dest="date_from", type=_day, metavar="YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", type=_day, metavar="YYYY-MM-DD")
+    p.add_argument("-o", "--output", default="terraform/dbr/users.csv", help="--convert_moodle's output")
+    p.add_argument("--strict", action="store_true", help="--convert_moodle: any problem is fatal (exit 2)")
+    p.add_argument("--prune", action="store_true", help="--create_from_csv: also delete what the roster lacks")
+    p.add_argument("--yes", action="store_true", help="skip the typed confirmation of a teardown")
+    p.add_argument("--all", action="store_true", help="--delete_all_groups: every group, not only the course's")
+    p.add_argument("--roster", metavar="USERS_CSV",
+                   help="--delete_all_groups: the course roster (default: the -o path, if it exists)")
+    p.add_argument("--course", help="limit --purge_clusters/--terminate_clusters to clusters tagged course=COURSE")
+    p.add_argument("--format", default="SOURCE", choices=["SOURCE", "DBC", "JUPYTER"],
+                   help="--export_notebooks format")
+    p.add_argument("--user", metavar="EMAIL", help="--import_notebooks: only this user's folder")
+    p.add_argument("--date", dest="report_date", type=_day, metavar="YYYY-MM-DD", help="the day for --report")
+    p.add_argument("--out", default="report-out", metavar="DIR", help="folder for --report files")
+    p.add_argument("--send", action="store_true", help="with --report: email it to REPORT_RECIPIENT_EMAIL")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show what would change, change nothing (every command that changes anything)")
+    add_logging_flags(p)
+    return p
+
+
+def chosen(args: argparse.Namespace) -> Command:
+    for cmd in COMMANDS.values():
+        if cmd.given(args):
+            return cmd
+    raise AssertionError("argparse requires one command")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    cmd = chosen(args)
+    for option in cmd.needs:
+        if not getattr(args, option):
+            parser.error(f"--{cmd.name} needs --{option} NAME_OR_ID")
+    settings = None
+    if cmd.settings:
+        settings = settings_or_exit(need_workspace=cmd.workspace)
+        setup_logging(args, secrets_of(settings), settings)
+        use_clock_at(settings, args.at)
+    inv = Invocation(cmd, args, settings, utcnow())  # the one clock read of the command
+    try:
+        if cmd.locked:
+            return run_locked(settings, cmd.name, lambda: cmd.run(inv))
+        return cmd.run(inv)
+    except AdminError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - one line and an exit code; --debug for the traceback
+        if args.debug:
+            raise
+        return explain(settings, err, job=f"--{cmd.name}")
+
+
+def run() -> int:
+    """main(), plus the stdout flush at exit: `--json | head` may close the pipe only then."""
+    try:
+        code = main()
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError as err:
+        return explain(None, err, job="databricks.main")

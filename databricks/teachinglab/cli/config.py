@@ -1,0 +1,365 @@
+"""Settings from the environment (or `.env` at the repository root; the environment wins).
+
+Every problem is collected, so an admin fixes the whole file in one go instead of one variable
+per run. Secrets (the token, a database password) never appear in a message or a repr.
+"""
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from databricks.teachinglab.core.roster import EMAIL_RE
+from databricks.teachinglab.core.settings import (
+    ACCESS_MODES, MIN_RUNTIME, ClusterSettings, LedgerSettings, LoggingSettings, MailSettings, QuotaSettings,
+    Settings, WorkspaceSettings, runtime_of)
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+# Any of these lets databricks-sdk authenticate without DATABRICKS_TOKEN (its unified auth).
+OTHER_AUTH_VARS = ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_AUTH_TYPE", "DATABRICKS_CLIENT_ID",
+                   "ARM_CLIENT_ID", "AZURE_CLIENT_ID", "DATABRICKS_AZURE_RESOURCE_ID")
+
+
+# The account API (account groups, workspace assignments) has its own host and credentials.
+ACCOUNT_HOST = "https://accounts.azuredatabricks.net"
+ACCOUNT_AUTH_VARS = ("DATABRICKS_ACCOUNT_PROFILE", "DATABRICKS_ACCOUNT_TOKEN", "DATABRICKS_CLIENT_ID",
+                     "ARM_CLIENT_ID", "AZURE_CLIENT_ID")
+
+
+class ConfigError(Exception):
+    """Raised with every problem found; entry points print them and exit 2."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def parse_connection_string(text: str) -> tuple[str, str]:
+    """(endpoint, access key) of an ACS connection string; ValueError says the expected shape."""
+    parts = dict(p.split("=", 1) for p in text.split(";") if "=" in p)
+    parts = {k.strip().lower(): v.strip() for k, v in parts.items()}
+    endpoint, key = parts.get("endpoint"), parts.get("accesskey")
+    if not endpoint or not key:
+        raise ValueError("AZURE_EMAIL_CONNECTION_STRING must look like "
+                         "endpoint=https://<resource>.communication.azure.com/;accesskey=<key>")
+    return endpoint.rstrip("/"), key
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def machine_timezone(env: Mapping[str, str]) -> str:
+    """The machine's IANA zone: $TZ, else the /etc/localtime link, else /etc/timezone, else UTC."""
+    tz = env.get("TZ", "").lstrip(":")
+    if tz:
+        return tz
+    try:
+        target = os.readlink("/etc/localtime")
+        if "zoneinfo/" in target:
+            return target.split("zoneinfo/", 1)[1]
+    except OSError:
+        pass
+    try:
+        return Path("/etc/timezone").read_text().strip() or "UTC"
+    except OSError:
+        return "UTC"
+
+
+def data_home(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "share")
+    return Path(base) / "teachinglab"
+
+
+def normalize_host(raw: str) -> str:
+    """Accept `adb-1.azuredatabricks.net`, `https://…/` and `http://127.0.0.1:PORT` alike."""
+    host = raw.strip().rstrip("/")
+    if "://" not in host:
+        host = "https://" + host
+    return host
+
+
+def loose_permissions(path: Path) -> bool:
+    """True when a secrets file can be read by other accounts on the VM (it should be 600)."""
+    try:
+        return bool(path.stat().st_mode & 0o077)
+    except OSError:
+        return False
+
+
+def read_env(dotenv_path: Path | None = None) -> dict[str, str]:
+    """The process environment over `.env`; also exports `.env` so the SDK's own auth sees it."""
+    from dotenv import dotenv_values, load_dotenv
+
+    path = dotenv_path or REPO_ROOT / ".env"
+    if loose_permissions(path):
+        import sys
+        print(f"warning: {path} holds secrets but others can read it: chmod 600 {path}", file=sys.stderr)
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.exists() else {}
+    if path.exists():
+        load_dotenv(path, override=False)
+    return {**values, **os.environ}
+
+
+def is_loopback(host: str | None) -> bool:
+    """The emulated workspace (make demo, tests, a sandbox started by hand) runs on loopback."""
+    name = urlsplit(host).hostname if host else None
+    return name in ("127.0.0.1", "localhost", "::1")
+
+
+def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_mail: bool = False) -> Settings:
+    """`need_mail`: a cron job; with a real workspace, mail must really go out (acs or smtp)."""
+    problems: list[str] = []
+
+    def text(name: str) -> str | None:
+        value = env.get(name)
+        return value.strip() if value and value.strip() else None
+
+    def minutes(name: str, default: int) -> int:
+        raw = text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            problems.append(f"{name}={raw!r} is not a whole number of minutes (e.g. {name}={default}).")
+            return default
+        if not 1 <= value <= 24 * 60:
+            problems.append(f"{name}={value} must be between 1 and 1440 minutes (one day).")
+        return value
+
+    def email(name: str) -> str | None:
+        raw = text(name)
+        if raw is not None and not EMAIL_RE.match(raw):
+            problems.append(f"{name}={raw!r} is not an email address (e.g. {name}=admin@university.edu).")
+        return raw
+
+    host = text("DATABRICKS_HOST")
+    token = text("DATABRICKS_TOKEN")
+    profile = text("DATABRICKS_CONFIG_PROFILE")
+    if host is not None:
+        host = normalize_host(host)
+        parts = urlsplit(host)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append(f"DATABRICKS_HOST={host!r} is not a workspace URL "
+                            "(e.g. https://adb-123.azuredatabricks.net).")
+    if need_workspace:
+        if host is None and profile is None:
+            problems.append("DATABRICKS_HOST is not set: set it to the workspace URL, or set "
+                            "DATABRICKS_CONFIG_PROFILE to a profile in ~/.databrickscfg.")
+        elif token is None and not any(text(v) for v in OTHER_AUTH_VARS):
+            problems.append("DATABRICKS_TOKEN is not set: set a personal access token, or another "
+                            "databricks-sdk auth setting such as DATABRICKS_CONFIG_PROFILE.")
+
+    warn = minutes("DATABRICKS_WARN_UPTIME", 400)
+    hard = minutes("DATABRICKS_MAX_UPTIME", 480)
+    if warn >= hard:
+        problems.append(f"DATABRICKS_WARN_UPTIME ({warn}) must be less than DATABRICKS_MAX_UPTIME "
+                        f"({hard}), or no warning would ever be sent before a termination.")
+
+    admin = email("ADMIN_EMAIL")
+    sender = email("EMAIL_SENDER")
+    report_to = email("REPORT_RECIPIENT_EMAIL")
+
+    tz_name = text("QUOTA_TIMEZONE") or machine_timezone(env)
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"QUOTA_TIMEZONE={tz_name!r} is not an IANA time zone (e.g. Asia/Jerusalem).")
+        tz = ZoneInfo("UTC")
+
+    database_url = text("DATABASE_URL")
+    if database_url and not re.match(r"^(sqlite|postgres|postgresql|postgresext)://", database_url):
+        problems.append("DATABASE_URL must be a peewee db_url such as sqlite:////var/lib/lab.db "
+                        "or postgresql://user@host/db.")
+    if database_url and database_url.startswith("postgres"):
+        import importlib.util
+        if importlib.util.find_spec("psycopg2") is None:
+            problems.append("DATABASE_URL points at PostgreSQL, but psycopg2 is not installed: "
+                            ".venv/bin/pip install psycopg2-binary")
+    db_raw = text("CLUSTER_UPTIMES_DB")
+    db_path = Path(db_raw).expanduser() if db_raw else data_home(env) / "cluster_uptimes.db"
+
+    from databricks.teachinglab.adapters.mail.transports import TRANSPORTS
+    transport = (text("EMAIL_TRANSPORT") or "console").lower()
+    if need_mail and not text("EMAIL_TRANSPORT") and host and not is_loopback(host):
+        problems.append("EMAIL_TRANSPORT is not set, so warnings and reports would only be printed (console): "
+                        "set EMAIL_TRANSPORT to acs or smtp (console and file are for the demo and tests).")
+    if transport not in TRANSPORTS:
+        problems.append(f"EMAIL_TRANSPORT={transport!r} is not one of: {', '.join(sorted(TRANSPORTS))}.")
+
+    if transport == "acs":
+        if not text("AZURE_EMAIL_CONNECTION_STRING") and not (
+                text("AZURE_EMAIL_ENDPOINT") and text("AZURE_EMAIL_ACCESS_KEY")):
+            problems.append("EMAIL_TRANSPORT=acs needs AZURE_EMAIL_CONNECTION_STRING, or "
+                            "AZURE_EMAIL_ENDPOINT and AZURE_EMAIL_ACCESS_KEY.")
+        if not sender:
+            problems.append("EMAIL_TRANSPORT=acs needs EMAIL_SENDER, a sender address verified in ACS "
+                            "(e.g. DoNotReply@<domain>.azurecomm.net).")
+    if transport == "smtp":
+        if not text("SMTP_HOST"):
+            problems.append("EMAIL_TRANSPORT=smtp needs SMTP_HOST (and SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD).")
+        port = text("SMTP_PORT")
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            problems.append(f"SMTP_PORT={port!r} is not a port number (e.g. 587).")
+    acs_endpoint, acs_key = None, ""
+    if text("AZURE_EMAIL_CONNECTION_STRING"):
+        try:
+            acs_endpoint, acs_key = parse_connection_string(text("AZURE_EMAIL_CONNECTION_STRING"))
+        except ValueError as err:
+            problems.append(str(err) + ".")
+    elif text("AZURE_EMAIL_ENDPOINT") and text("AZURE_EMAIL_ACCESS_KEY"):
+        acs_endpoint, acs_key = text("AZURE_EMAIL_ENDPOINT").rstrip("/"), text("AZURE_EMAIL_ACCESS_KEY")
+    smtp_port = text("SMTP_PORT") or "587"
+
+    semester_start = None
+    if text("SEMESTER_START"):
+        try:
+            semester_start = date.fromisoformat(text("SEMESTER_START"))
+        except ValueError:
+            problems.append(f"SEMESTER_START={text('SEMESTER_START')!r} is not a date like 2026-10-18.")
+    price_file = text("PRICE_TABLE_FILE")
+    from databricks.teachinglab.adapters.prices import load_prices
+    prices = None
+    try:
+        prices = load_prices(Path(price_file) if price_file else None)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        problems.append(f"PRICE_TABLE_FILE={price_file!r} cannot be read as a price table "
+                                f"({type(err).__name__}: {err}); see databricks/teachinglab/adapters/prices.json.")
+
+    templates = text("MAIL_TEMPLATES_DIR")
+    if templates and not Path(templates).is_dir():
+        problems.append(f"MAIL_TEMPLATES_DIR={templates!r} is not a folder.")
+
+    parallel_raw = text("API_PARALLELISM") or "8"
+    if not parallel_raw.isdigit() or not 1 <= int(parallel_raw) <= 64:
+        problems.append(f"API_PARALLELISM={parallel_raw!r} must be a whole number from 1 to 64.")
+        parallel_raw = "8"
+
+    budget_raw = text("MAIL_BUDGET_SECONDS") or "8"
+    try:
+        budget = float(budget_raw)
+    except ValueError:
+        problems.append(f"MAIL_BUDGET_SECONDS={budget_raw!r} must be a number of seconds.")
+        budget = 8.0
+
+    deadline_raw = text("POLL_DEADLINE_SECONDS") or "25"
+    try:
+        deadline = float(deadline_raw)
+        if not 1 <= deadline <= 3600:
+            raise ValueError
+    except ValueError:
+        problems.append(f"POLL_DEADLINE_SECONDS={deadline_raw!r} must be a number of seconds from 1 to 3600; "
+                        "keep it under the cron wrapper's `timeout 30` (default 25).")
+        deadline = 25.0
+
+    try:
+        cluster = cluster_settings(env)
+    except ValueError as err:
+        problems.extend(str(err).splitlines())
+        cluster = ClusterSettings()
+
+    account_id = text("DATABRICKS_ACCOUNT_ID")
+    account_host = normalize_host(text("DATABRICKS_ACCOUNT_HOST") or ACCOUNT_HOST) if account_id else None
+    if account_id and not re.match(r"^[0-9a-fA-F-]{36}$", account_id):
+        problems.append(f"DATABRICKS_ACCOUNT_ID={account_id!r} is not an account id (a UUID, shown in the "
+                        "account console under your user menu).")
+    if account_id and not any(text(v) for v in ACCOUNT_AUTH_VARS):
+        problems.append("DATABRICKS_ACCOUNT_ID is set, but nothing authenticates to the account "
+                        f"({account_host}): set DATABRICKS_ACCOUNT_PROFILE to an account profile in "
+                        "~/.databrickscfg, or a service principal (DATABRICKS_CLIENT_ID and "
+                        "DATABRICKS_CLIENT_SECRET, or ARM_CLIENT_ID, ARM_CLIENT_SECRET and ARM_TENANT_ID), or "
+                        "DATABRICKS_ACCOUNT_TOKEN. Unset DATABRICKS_ACCOUNT_ID for workspace-local groups.")
+
+    serverless = (text("SERVERLESS_NOTEBOOKS") or "unknown").lower()
+    if serverless not in ("on", "off", "unknown"):
+        problems.append(f"SERVERLESS_NOTEBOOKS={serverless!r} must be on, off or unknown: what the account "
+                        "console shows for serverless compute for notebooks (no API reveals it).")
+
+    if problems:
+        raise ConfigError(problems)
+    lock = text("TEACHINGLAB_LOCK_FILE")
+    templates_dir = Path(templates) if templates else None
+    return Settings(
+        workspace=WorkspaceSettings(
+            host=host, token=token, profile=profile, api_parallelism=int(parallel_raw),
+            poll_deadline_seconds=deadline, serverless_notebooks=serverless, account_id=account_id,
+            account_host=account_host, account_token=text("DATABRICKS_ACCOUNT_TOKEN"),
+            account_profile=text("DATABRICKS_ACCOUNT_PROFILE")),
+        quota=QuotaSettings(warn_minutes=warn, max_minutes=hard, timezone=tz, semester_start=semester_start,
+                            prices=prices),
+        mail=MailSettings(
+            transport=transport, sender=sender or admin or "teachinglab@localhost", admin_email=admin,
+            report_recipient=report_to or admin, templates_dir=templates_dir, budget_seconds=budget,
+            file_dir=Path(text("EMAIL_FILE_DIR") or data_home(env) / "mail").expanduser(),
+            smtp_host=text("SMTP_HOST"), smtp_port=int(smtp_port) if smtp_port.isdigit() else 587,
+            smtp_username=text("SMTP_USERNAME"), smtp_password=env.get("SMTP_PASSWORD") or "",
+            smtp_starttls=_flag(env.get("SMTP_STARTTLS"), True),
+            smtp_ca_file=text("SMTP_CA_FILE") or text("REQUESTS_CA_BUNDLE"),
+            acs_endpoint=acs_endpoint, acs_key=acs_key, ca_bundle=text("REQUESTS_CA_BUNDLE")),
+        ledger=LedgerSettings(
+            db_path=None if database_url else db_path, database_url=database_url,
+            lock_path=Path(lock).expanduser() if lock else (
+                db_path.with_suffix(".lock") if not database_url else data_home(env) / "teachinglab.lock"),
+            state_dir=data_home(env)),
+        cluster=cluster,
+        logging=LoggingSettings(journald=env.get("LOG_JOURNALD") == "1"),
+        course_given=bool(text("COURSE_NAME")),
+    )
+
+
+def cluster_settings(env: Mapping[str, str]) -> ClusterSettings:
+    """Raises ValueError with every problem, one per line, each naming its variable."""
+    problems: list[str] = []
+
+    def listed(name: str) -> tuple[str, ...]:
+        return tuple(x.strip() for x in (env.get(name) or "").split(",") if x.strip())
+
+    def number(name: str, default: int, lo: int, hi: int) -> int:
+        raw = (env.get(name) or "").strip()
+        if not raw:
+            return default
+        if not raw.isdigit() or not lo <= int(raw) <= hi:
+            problems.append(f"{name}={raw!r} must be a whole number from {lo} to {hi} (e.g. {name}={default}).")
+            return default
+        return int(raw)
+
+    d = ClusterSettings()
+    mode = (env.get("CLUSTER_ACCESS_MODE") or d.access_mode).strip().lower()
+    if mode not in ACCESS_MODES:
+        problems.append(f"CLUSTER_ACCESS_MODE={mode!r} must be dedicated (each cluster dedicated to its "
+                        "group, Unity Catalog), standard (shared, Unity Catalog) or none (legacy, no "
+                        "Unity Catalog).")
+        mode = d.access_mode
+    version = (env.get("CLUSTER_SPARK_VERSION") or d.spark_version).strip()
+    runtime = runtime_of(version)
+    if runtime is None:
+        problems.append(f"CLUSTER_SPARK_VERSION={version!r} is not a runtime key like 15.4.x-scala2.12.")
+    elif runtime < MIN_RUNTIME[mode]:
+        need = ".".join(map(str, MIN_RUNTIME[mode]))
+        problems.append(f"CLUSTER_SPARK_VERSION={version!r} is too old for CLUSTER_ACCESS_MODE={mode}: it "
+                        f"needs Databricks Runtime {need} or later (e.g. 15.4.x-scala2.12).")
+    lo = number("CLUSTER_MIN_WORKERS", d.min_workers, 0, 1000)
+    hi = number("CLUSTER_MAX_WORKERS", d.max_workers, 1, 1000)
+    if hi < lo:
+        problems.append(f"CLUSTER_MAX_WORKERS ({hi}) must be at least CLUSTER_MIN_WORKERS ({lo}).")
+    course = (env.get("COURSE_NAME") or d.course).strip()
+    if not re.match(r"^[a-z0-9][a-z0-9-]{1,30}$", course):
+        problems.append(f"COURSE_NAME={course!r} must be 2-31 lowercase letters, digits or dashes (e.g. bigdata).")
+    settings = ClusterSettings(course=course, spark_version=version,
+                   node_type_id=(env.get("CLUSTER_NODE_TYPE") or d.node_type_id).strip(),
+                   driver_node_type_id=(env.get("CLUSTER_DRIVER_NODE_TYPE") or "").strip() or None,
+                   min_workers=lo, max_workers=hi,
+                   autotermination_minutes=number("CLUSTER_AUTOTERMINATION_MINUTES", d.autotermination_minutes,
+                                                  10, 10000),
+                   pypi=listed("CLUSTER_PYPI_PACKAGES"), maven=listed("CLUSTER_MAVEN_PACKAGES"),
+                   access_mode=mode)
+    if problems:
+        raise ValueError("\n".join(problems))
+    return settings

@@ -1,0 +1,81 @@
+"""The two cron jobs: settings, logging, one clock read, the run lock, the run log, the deadline.
+
+    poll_clusters          every 15 minutes, under `timeout 30`
+    end_of_day_operations  00:07, after the midnight poll
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from datetime import datetime
+from typing import Callable
+
+from databricks.teachinglab.adapters.deadline import Deadline
+from databricks.teachinglab.adapters.ledger.guard import backup
+from databricks.teachinglab.cli.clock import use_clock_at, utcnow
+from databricks.teachinglab.cli.runtime import add_logging_flags, run_locked, secrets_of, settings_or_exit, setup_logging
+from databricks.teachinglab.cli.wiring import open_context
+from databricks.teachinglab.services.context import JobContext
+from databricks.teachinglab.services.nightly import plan_end_of_day, run_end_of_day
+from databricks.teachinglab.services.poll import run_poll
+from databricks.teachinglab.services.runs import begin_run, end_run
+
+
+def job_parser(module: str, description: str, dry_run_help: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    add_logging_flags(parser)
+    return parser
+
+
+def run_job(job: str, args: argparse.Namespace, body: Callable[[JobContext, argparse.Namespace, datetime], int], *,
+            deadline: bool = False) -> int:
+    """Run `body` under the lock with a context built at one `now`; a real run is entered in the
+    run log first (so a killed one is reported by the next) and closed with its exit code."""
+    settings = settings_or_exit(need_mail=True)  # a job whose mail goes nowhere must not run
+    setup_logging(args, secrets_of(settings), settings)
+    use_clock_at(settings, args.at)
+
+    def locked() -> int:
+        now = utcnow()
+        budget = Deadline(settings.workspace.poll_deadline_seconds) if deadline else None
+        ctx = open_context(settings, now, **({"deadline": budget} if budget else {}))
+        run_id = None if args.dry_run else begin_run(ctx, job, now, os.getpid())
+        code = 1
+        try:
+            code = body(ctx, args, now)
+            return code
+        finally:
+            if run_id is not None:
+                end_run(run_id, utcnow(), code)
+
+    return run_locked(settings, job, locked, debug=args.debug)
+
+
+def poll(ctx: JobContext, args: argparse.Namespace, now: datetime) -> int:
+    log = logging.getLogger("databricks.poll_clusters")
+    report = run_poll(ctx, now, dry_run=args.dry_run)
+    log.info("poll done: %d clusters, %d warned, %d terminated, %d blocked, %d failed%s%s",
+             len(report.outcomes), report.count_done("warn"), report.count_done("terminate"),
+             report.count_done("block"), len(report.failures),
+             " (deadline reached)" if ctx.deadline.expired else "",
+             " (dry run: nothing changed)" if args.dry_run else "")
+    return 1 if report.failures else 0
+
+
+def close_days(ctx: JobContext, args: argparse.Namespace, now: datetime) -> int:
+    log = logging.getLogger("databricks.end_of_day_operations")
+    if args.dry_run:
+        for line in plan_end_of_day(ctx, now):
+            print(line)
+        print("nothing changed (--dry-run)")
+        return 0
+    report = run_end_of_day(ctx, now)
+    db_path = ctx.settings.ledger.db_path
+    if db_path is not None:
+        copy = backup(db_path, now.astimezone(ctx.settings.quota.timezone).date())
+        log.info("ledger backed up to %s (the newest 7 are kept)", copy)
+    log.info("end of day: closed %s; restored %d cluster(s); %d failure(s)",
+             ", ".join(map(str, report.closed)) or "nothing", len(report.restored), len(report.failures))
+    return 1 if report.failures else 0

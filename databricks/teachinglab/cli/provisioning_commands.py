@@ -1,0 +1,225 @@
+"""CLI commands of provisioning and semester end: convert, reconcile, teardown, notebooks."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from databricks.teachinglab.adapters.roster_files import read_users_csv, write_users_csv
+from databricks.teachinglab.cli.registry import Invocation, command
+from databricks.teachinglab.cli.wiring import connect_account
+from databricks.teachinglab.core.errors import AdminError
+from databricks.teachinglab.core.roster import RosterError, parse_roster
+from databricks.teachinglab.services import teardown
+from databricks.teachinglab.services.notebooks import export_all, import_all
+from databricks.teachinglab.services.provisioning import apply, plan
+
+logger = logging.getLogger(__name__)
+
+
+def _progress(desc: str):
+    from tqdm import tqdm
+
+    def wrap(items):
+        return tqdm(items, desc=desc, unit="item", file=sys.stderr, disable=not items or not sys.stderr.isatty())
+    return wrap
+
+
+@command("convert_moodle", "convert a Moodle group export to users.csv (-o), reporting file:line problems",
+         flag={"metavar": "MOODLE_CSV"}, changes=True, settings=False)
+def convert_moodle(inv: Invocation) -> int:
+    """Needs no settings at all: a file in, a file out."""
+    args = inv.args
+    src = Path(args.convert_moodle)
+    try:
+        roster = parse_roster(src.read_bytes(), str(src))
+    except OSError as err:
+        print(f"error: cannot read {src}: {err.strerror}", file=sys.stderr)
+        return 2
+    except RosterError as err:
+        for problem in err.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    for problem in roster.problems:
+        print(f"{'error' if args.strict else 'warning'}: {problem}", file=sys.stderr)
+    if roster.problems and args.strict:
+        print(f"{len(roster.problems)} problem(s); nothing written (--strict)", file=sys.stderr)
+        return 2
+    out = Path(args.output)
+    if args.dry_run:
+        print(f"would write {out}: {len(roster.groups)} groups, {len(roster.memberships())} students; "
+              "nothing written (--dry-run)")
+        return 0
+    rows = write_users_csv(roster, out)
+    print(f"{out}: {len(roster.groups)} groups, {len(roster.memberships())} students, {rows} rows"
+          + (f"; {len(roster.problems)} problem(s) above" if roster.problems else ""))
+    return 0
+
+
+@command("create_from_csv", "create missing users, groups, memberships, clusters and permissions "
+         "(--dry-run shows the plan; --prune also deletes what the roster lacks)", flag={"metavar": "USERS_CSV"},
+         changes=True, workspace=True)
+def create_from_csv(inv: Invocation) -> int:
+    settings, args = inv.settings, inv.args
+    if not settings.course_given:
+        raise AdminError("COURSE_NAME is not set: it names the clusters (<course>-<group_key>), their course "
+                         "tag and the <course>-students group. Set it in .env, e.g. COURSE_NAME=bigdata.")
+    try:
+        roster = read_users_csv(Path(args.create_from_csv))
+    except RosterError as err:
+        for problem in err.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if roster.problems:
+        for problem in roster.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    gateway = inv.context().workspace
+    p = plan(gateway, roster, settings.cluster, prune=args.prune,
+             protected={settings.mail.admin_email or "", gateway.me()}, account=connect_account(settings, gateway))
+    for line in p.drift:
+        print(f"drift: {line}")
+    if not p.changes:
+        print(f"nothing to change: the workspace matches {args.create_from_csv}")
+        return 0
+    for change in p.changes:
+        print(("would " if args.dry_run else "") + str(change))
+    if args.dry_run:
+        print(f"{len(p.changes)} change(s) planned; nothing done (--dry-run)")
+        return 0
+    outcome = apply(p, progress=_progress("provisioning"))
+    print(f"{len(outcome.done)} change(s) made, {len(outcome.failed)} failed")
+    for change, err in outcome.failed:
+        print(f"  FAILED {change}: {err}", file=sys.stderr)
+    if outcome.failed:
+        # Creates are never retried (a retry could make a second cluster); the reconcile is.
+        print(f"Run --create_from_csv {args.create_from_csv} again: it makes only what is still missing "
+              "(wait a minute first if the workspace was throttling requests).", file=sys.stderr)
+    return 1 if outcome.failed else 0
+
+
+def _confirm(args, what: str, host: str, *, always: bool = False) -> None:
+    """Typing the workspace host confirms; --yes skips it, except where `always` (--all) asks."""
+    if args.dry_run or (args.yes and not always):
+        return
+    if not sys.stdin.isatty():
+        raise AdminError(f"{what} needs confirmation: run it in a terminal"
+                         + (" (--all always asks)" if always else ", or add --yes"))
+    answer = input(f"This will {what} in {host}.\nType the workspace host to confirm: ").strip()
+    if answer.rstrip("/") not in (host.rstrip("/"), host.split("://", 1)[-1].rstrip("/")):
+        raise AdminError("confirmation did not match the workspace host; nothing deleted")
+
+
+def _teardown(inv: Invocation, what: str, run, *, always_confirm: bool = False) -> int:
+    args = inv.args
+    gateway = inv.context().workspace
+    _confirm(args, what, gateway.host, always=always_confirm)
+    summary = run(gateway)
+    for line in summary.lines():
+        print(("(dry run) " if args.dry_run else "") + line)
+    return 1 if summary.failed else 0
+
+
+@command("delete_all_users", "delete every user but the admins", changes=True, workspace=True)
+def delete_all_users(inv: Invocation) -> int:
+    admin_email = inv.settings.mail.admin_email
+    return _teardown(inv, "delete every user except the admins", lambda g: teardown.delete_all_users(
+        g, protect=[admin_email or "", g.me()], dry_run=inv.args.dry_run, progress=_progress("users")))
+
+
+@command("delete_all_groups", "delete the course's groups: those in the roster (--roster), those named by the "
+         "group tag of clusters tagged course=COURSE_NAME, and COURSE_NAME-students (--all: every non-system "
+         "group, always asking for the typed confirmation)", changes=True, workspace=True)
+def delete_all_groups(inv: Invocation) -> int:
+    args = inv.args
+    if args.all:
+        what = "delete EVERY group except the system groups, of every course"
+        return _teardown(inv, what, lambda g: teardown.delete_all_groups(
+            g, dry_run=args.dry_run, progress=_progress("groups")), always_confirm=True)
+    course = inv.settings.cluster.course
+    roster = _roster_groups(args)
+    return _teardown(inv, f"delete the groups of course {course}", lambda g: teardown.delete_all_groups(
+        g, course=course, roster_groups=roster, dry_run=args.dry_run, progress=_progress("groups")))
+
+
+def _roster_groups(args) -> list[str]:
+    """Group names from the roster (--roster, or the converter's default output if it exists)."""
+    path = Path(args.roster) if args.roster else Path(args.output)
+    if not path.exists():
+        if args.roster:
+            raise AdminError(f"--roster {path}: no such file")
+        return []
+    try:
+        return [g.name for g in read_users_csv(path).groups]
+    except RosterError as err:
+        raise AdminError(f"--roster {path}: " + "; ".join(err.problems)) from None
+
+
+@command("purge_clusters", "permanently delete every cluster (or only --course's)", changes=True, workspace=True)
+def purge_clusters(inv: Invocation) -> int:
+    args = inv.args
+    what = f"permanently delete every cluster{' of course ' + args.course if args.course else ''}"
+    return _teardown(inv, what, lambda g: teardown.purge_clusters(
+        g, course=args.course, dry_run=args.dry_run, progress=_progress("clusters")))
+
+
+@command("terminate_clusters", "stop every running cluster (or only --course's), e.g. after libraries installed",
+         changes=True, workspace=True)
+def terminate_clusters(inv: Invocation) -> int:
+    """Stop the course's clusters (after Terraform created them and installed libraries)."""
+    args = inv.args
+    gateway = inv.context().workspace
+    failed = 0
+    for c in gateway.list_clusters():
+        if args.course and c.custom_tags.get("course") != args.course:
+            continue
+        if c.state in ("PENDING", "RUNNING", "RESTARTING", "RESIZING"):
+            if args.dry_run:
+                print(f"would terminate {c.name} ({c.cluster_id}, {c.state})")
+                continue
+            try:
+                gateway.terminate(c.cluster_id)
+                print(f"terminated {c.name}")
+            except Exception as err:  # noqa: BLE001
+                failed += 1
+                print(f"FAILED {c.name}: {err}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+@command("export_notebooks", "back up every home folder and /Shared", flag={"metavar": "DIR"}, changes=True,
+         workspace=True)
+def export_notebooks(inv: Invocation) -> int:
+    args = inv.args
+    result = export_all(inv.context().workspace, Path(args.export_notebooks), fmt=args.format,
+                        progress=_progress("export"), dry_run=args.dry_run)
+    if args.dry_run:
+        print(f"would export {result.exported}, already there {result.skipped}, would skip "
+              f"{len(result.not_exported)}; nothing written (--dry-run)")
+        return 0
+    print(f"exported {result.exported}, already there {result.skipped}, skipped {len(result.not_exported)}, "
+          f"failed {len(result.failed)} -> {Path(args.export_notebooks) / 'manifest.json'}")
+    for path, why in result.not_exported:
+        print(f"  skipped {path}: {why}", file=sys.stderr)
+    for path, err in result.failed:
+        print(f"  FAILED {path}: {err}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+@command("import_notebooks", "restore a backup (all, or --user's)", flag={"metavar": "DIR"}, changes=True,
+         workspace=True)
+def import_notebooks(inv: Invocation) -> int:
+    args = inv.args
+    try:
+        result = import_all(inv.context().workspace, Path(args.import_notebooks), user=args.user,
+                            progress=_progress("import"), dry_run=args.dry_run)
+    except FileNotFoundError as err:
+        raise AdminError(str(err)) from None
+    if args.dry_run:
+        print(f"would import {result.imported}, failed checks {len(result.failed)}; nothing changed (--dry-run)")
+    else:
+        print(f"imported {result.imported}, failed {len(result.failed)}")
+    for path, err in result.failed:
+        print(f"  FAILED {path}: {err}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+

@@ -1,0 +1,63 @@
+"""The composition root: a run's ledger, workspace client, transport and deadline, built once
+from the settings. Only the CLI layer (and tests, which stand where it stands) call this."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import peewee as pw
+
+from databricks.teachinglab.adapters.deadline import UNBOUNDED, Deadline
+from databricks.teachinglab.adapters.ledger.guard import LedgerGuard
+from databricks.teachinglab.adapters.ledger.models import db_proxy, open_ledger
+from databricks.teachinglab.adapters.mail.transports import Transport, make_transport
+from databricks.teachinglab.adapters.workspace import SDK_RETRY_SECONDS, AccountDirectory, WorkspaceGateway
+from databricks.teachinglab.cli.config import data_home
+from databricks.teachinglab.core.settings import Settings
+from databricks.teachinglab.services.context import JobContext, no_workspace
+
+
+def ledger_guard(settings: Settings, *, init: bool = False) -> LedgerGuard:
+    return LedgerGuard((settings.ledger.state_dir or data_home({})) / "ledgers.json", init=init)
+
+
+def open_ledger_for(settings: Settings, now: datetime, *, init: bool = False) -> pw.Database:
+    return open_ledger(db_path=settings.ledger.db_path, database_url=settings.ledger.database_url, now=now,
+                       guard=ledger_guard(settings, init=init))
+
+
+def close_ledger() -> None:
+    if db_proxy.obj is not None:
+        db_proxy.close()
+
+
+def connect_workspace(settings: Settings, *, deadline: Deadline = UNBOUNDED,
+                      retry_timeout_seconds: int = SDK_RETRY_SECONDS) -> WorkspaceGateway:
+    ws = settings.workspace
+    return WorkspaceGateway.connect(host=ws.host, token=ws.token, profile=ws.profile, deadline=deadline,
+                                    retry_timeout_seconds=retry_timeout_seconds)
+
+
+def connect_account(settings: Settings, gateway: WorkspaceGateway) -> AccountDirectory | None:
+    ws = settings.workspace
+    if not ws.account_id:
+        return None
+    return AccountDirectory.connect(host=ws.account_host, account_id=ws.account_id, token=ws.account_token,
+                                    profile=ws.account_profile, gateway=gateway)
+
+
+def open_context(settings: Settings, now: datetime, *, gateway: WorkspaceGateway | None = None,
+                 transport: Transport | None = None, deadline: Deadline = UNBOUNDED,
+                 workspace: bool = True, ledger: bool = True) -> JobContext:
+    """The ledger opens now; the workspace client only when first used. `workspace=False`: a
+    ledger-and-mail command, which must not need workspace credentials."""
+    if ledger:
+        open_ledger_for(settings, now)
+    if gateway is not None and deadline is not UNBOUNDED:
+        gateway.deadline = deadline
+    if gateway is not None:
+        connect = lambda: gateway  # noqa: E731
+    elif workspace:
+        connect = lambda: connect_workspace(settings, deadline=deadline)  # noqa: E731
+    else:
+        connect = no_workspace
+    return JobContext(settings, transport or make_transport(settings.mail.transport, settings.mail), connect, deadline)

@@ -1,0 +1,233 @@
+"""Exact usage from cluster events. Pure: every function takes `now` and data, none reads a clock.
+
+Usage is the time a cluster was usable: an interval opens at RUNNING and closes at TERMINATING;
+RESTARTING and RESIZING inside it do not split it. Days are local days in the quota time zone,
+so an interval is split at local midnight and a DST day has 23 or 25 hours.
+
+All amounts are integer milliseconds, so sums never drift; they are shown as seconds or minutes.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Iterable
+from zoneinfo import ZoneInfo
+
+from databricks.teachinglab.core.model import ClusterEvent, ClusterInfo
+
+logger = logging.getLogger(__name__)
+
+OPENS = "RUNNING"
+CLOSES = "TERMINATING"
+EVENT_TYPES = ("CREATING", "STARTING", "RUNNING", "RESTARTING", "RESIZING", "UPSIZE_COMPLETED", "TERMINATING")
+# On a first look, one of these before the closing TERMINATING (with no RUNNING between) shows the
+# cluster was not usable when the window began: a cluster created and stopped before its first
+# poll, or a start that failed before RUNNING, costs nothing.
+NOT_YET_USABLE = ("CREATING", "STARTING", "RESTARTING")
+ACTIVE_STATES = ("PENDING", "RUNNING", "RESTARTING", "RESIZING")
+USABLE_STATES = ("RUNNING", "RESTARTING", "RESIZING")
+EVENT_RETENTION = timedelta(days=30)
+# Events can surface a little after they happened; a window that starts at the last look
+# reaches back this far (nothing was applied before it, so nothing can count twice).
+EVENT_LAG = timedelta(minutes=10)
+MS = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class Interval:
+    start: datetime
+    end: datetime
+
+    def __post_init__(self):
+        # Arithmetic between datetimes sharing one tzinfo is wall-clock arithmetic in Python,
+        # which is wrong across DST; in UTC it is real elapsed time.
+        object.__setattr__(self, "start", self.start.astimezone(timezone.utc))
+        object.__setattr__(self, "end", self.end.astimezone(timezone.utc))
+
+    @property
+    def ms(self) -> int:
+        return max(0, (self.end - self.start) // MS)
+
+
+@dataclass(frozen=True)
+class Tracker:
+    """What the ledger remembers of one cluster between polls.
+
+    open_since:    start of the usable interval still open, if any.
+    watermark:     instant of the last event applied; later polls ask only for newer events.
+    checked_until: the `now` of the last look, so a cluster idle since then is not asked again.
+    """
+    open_since: datetime | None = None
+    watermark: datetime | None = None
+    checked_until: datetime | None = None
+
+    @property
+    def is_new(self) -> bool:
+        return self.checked_until is None
+
+
+@dataclass(frozen=True)
+class Activity:
+    """The outcome of bringing one tracker up to `now`."""
+    tracker: Tracker
+    closed: tuple[Interval, ...]
+    estimated: bool = False
+
+
+# -- local days --------------------------------------------------------------------------------
+def local_day(at: datetime, tz: ZoneInfo) -> date:
+    return at.astimezone(tz).date()
+
+
+def day_start(day: date, tz: ZoneInfo) -> datetime:
+    """The first instant of `day` in `tz`, in UTC."""
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(timezone.utc)
+
+
+def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    return day_start(day, tz), day_start(day + timedelta(days=1), tz)
+
+
+def overlap_ms(start: datetime, end: datetime, lo: datetime, hi: datetime) -> int:
+    utc = timezone.utc
+    return max(0, (min(end, hi).astimezone(utc) - max(start, lo).astimezone(utc)) // MS)
+
+
+def split_by_day(interval: Interval, tz: ZoneInfo) -> dict[date, int]:
+    """Milliseconds of `interval` on each local day it touches."""
+    out: dict[date, int] = {}
+    day = local_day(interval.start, tz)
+    while True:
+        lo, hi = day_bounds(day, tz)
+        if lo >= interval.end:
+            break
+        part = overlap_ms(interval.start, interval.end, lo, hi)
+        if part:
+            out[day] = out.get(day, 0) + part
+        day += timedelta(days=1)
+    return out
+
+
+# -- events -> intervals -----------------------------------------------------------------------
+def may_have_run(cluster: ClusterInfo, tracker: Tracker | None) -> bool:
+    """Whether events must be asked for: skips clusters idle since the last look."""
+    if tracker is None or tracker.is_new or tracker.open_since is not None:
+        return True
+    if cluster.state != "TERMINATED":
+        return True
+    stamps = [t for t in (cluster.terminated_time, cluster.last_restarted_time, cluster.start_time) if t]
+    return bool(stamps) and max(stamps) > tracker.checked_until  # no stamps: it never ran
+
+
+def events_window_start(tracker: Tracker | None, now: datetime, tz: ZoneInfo) -> datetime:
+    """Where to ask for events from: just after the last applied event; after the last look when
+    none was ever applied; from today's start for a cluster never seen before."""
+    if tracker is not None and tracker.watermark is not None:
+        return tracker.watermark + MS
+    if tracker is not None and tracker.checked_until is not None:
+        return tracker.checked_until - EVENT_LAG
+    return day_start(local_day(now, tz), tz)
+
+
+def events_expired(tracker: Tracker | None, now: datetime) -> bool:
+    """Events are kept 30 days; a tracker older than that cannot be brought up to date from them."""
+    return bool(tracker and tracker.checked_until and now - tracker.checked_until >= EVENT_RETENTION)
+
+
+def apply_events(tracker: Tracker | None, events: Iterable[ClusterEvent], cluster: ClusterInfo,
+                 now: datetime, window_start: datetime) -> Activity:
+    """Replay new events onto the tracker; returns the intervals they closed.
+
+    Events at or before the watermark were applied already and are skipped, so the same window
+    can be replayed any number of times without counting anything twice.
+    """
+    state = tracker or Tracker()
+    first_look = state.is_new
+    open_since, watermark = state.open_since, state.watermark
+    applied_up_to = state.watermark
+    closed: list[Interval] = []
+    seen_any = False
+    # Whether, on a first look, the cluster may have been usable since before the window: only
+    # until the first event that shows otherwise (or the first session that closes).
+    maybe_ran_before = first_look
+    for event in sorted(events, key=lambda e: e.at):
+        if event.at > now or (applied_up_to is not None and event.at <= applied_up_to):
+            continue
+        seen_any = True
+        watermark = event.at
+        if event.kind == OPENS and open_since is None:
+            open_since = event.at
+        elif event.kind in NOT_YET_USABLE and open_since is None:
+            maybe_ran_before = False
+        elif event.kind == CLOSES:
+            if open_since is not None:
+                closed.append(Interval(open_since, event.at))
+            elif maybe_ran_before:  # it was already running when our window began
+                closed.append(Interval(window_start, event.at))
+            open_since = None
+            maybe_ran_before = False
+    if first_look and open_since is None and not seen_any and cluster.state in USABLE_STATES:
+        # Running, and nothing happened since the window began: it has run since before it.
+        open_since = window_start
+    return Activity(Tracker(open_since, watermark, now), tuple(i for i in closed if i.ms > 0))
+
+
+def estimate_activity(tracker: Tracker | None, cluster: ClusterInfo, now: datetime) -> Activity:
+    """Fallback when events cannot be had: infer from the cluster's state and timestamps.
+
+    The watermark moves to `now`, so events that become readable later are not counted again
+    on top of this estimate.
+    """
+    state = tracker or Tracker()
+    floor = state.watermark or state.checked_until
+    open_since = state.open_since
+    closed: list[Interval] = []
+    if cluster.state in USABLE_STATES and open_since is None:
+        began = cluster.last_restarted_time or cluster.start_time or now
+        open_since = max(began, floor) if floor else began
+    elif cluster.state not in USABLE_STATES and open_since is not None:
+        end = cluster.terminated_time if cluster.terminated_time and cluster.terminated_time >= open_since else now
+        closed.append(Interval(open_since, min(end, now)))
+        open_since = None
+    return Activity(Tracker(open_since, now, now), tuple(i for i in closed if i.ms > 0), estimated=True)
+
+
+def settle_with_state(activity: Activity, cluster: ClusterInfo) -> Activity:
+    """A cluster the API shows TERMINATED cannot still be running. If its closing event never
+    arrived, close the interval at `terminated_time` (an estimate, marked as such) rather than
+    charging the group for time the cluster was off."""
+    t = activity.tracker
+    if cluster.state != "TERMINATED" or t.open_since is None:
+        return activity
+    end = cluster.terminated_time if cluster.terminated_time and cluster.terminated_time > t.open_since \
+        else t.open_since
+    logger.warning("cluster=%s name=%s: TERMINATED without a closing event; closed at %s (estimate)",
+                   cluster.cluster_id, cluster.name, end.isoformat())
+    closed = activity.closed + ((Interval(t.open_since, end),) if end > t.open_since else ())
+    return Activity(replace(t, open_since=None), closed, estimated=True)
+
+
+def close_vanished(tracker: Tracker, last_seen: datetime, now: datetime) -> Activity:
+    """A cluster gone from the workspace (permanently deleted) while its interval was open: close
+    it when it was last seen running, so a deleted cluster is not charged for ever."""
+    end = min(max(last_seen, tracker.open_since), now)
+    closed = (Interval(tracker.open_since, end),) if end > tracker.open_since else ()
+    return Activity(Tracker(None, tracker.watermark, now), closed, estimated=True)
+
+
+def clip_open_interval(tracker: Tracker, boundary: datetime) -> Tracker:
+    """Move an open interval's start to `boundary` once the time before it has been archived."""
+    if tracker.open_since is not None and tracker.open_since < boundary:
+        return replace(tracker, open_since=boundary)
+    return tracker
+
+
+# -- usage on a day ----------------------------------------------------------------------------
+def used_ms_on(day: date, tz: ZoneInfo, closed_ms: int, open_since: datetime | None,
+               now: datetime) -> int:
+    """Closed usage already booked to `day` plus the open interval's share of it up to `now`."""
+    if open_since is None:
+        return closed_ms
+    lo, hi = day_bounds(day, tz)
+    return closed_ms + overlap_ms(open_since, now, lo, hi)

@@ -1,0 +1,72 @@
+"""Messages as data: kinds and their event header, the rendered text, the finished message a
+transport receives, and the small formatting helpers the templates share. Pure."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from databricks.teachinglab.core.accounting import day_start, local_day
+
+# kind -> X-Teachinglab-Event header value, so admins can write mail rules
+EVENTS = {
+    "warning": "quota-warning",
+    "termination": "quota-termination",
+    "retermination": "quota-retermination",
+    "block_undone": "quota-block-undone",
+    "failure": "failure",
+    "daily_report": "daily-report",
+    "test": "test",
+}
+EVENT_HEADER = "X-Teachinglab-Event"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str | None = None   # set for an image shown inline in the HTML part
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """A finished message, as a transport receives it: nothing to look up, nothing to change.
+    `attempts` counts this one; `accepted` says a service took it before and may still be on it."""
+    dedupe_key: str
+    event: str
+    sender: str
+    to_addrs: str                   # comma-separated
+    cc_addrs: str
+    subject: str
+    text_body: str
+    html_body: str
+    attachments: tuple[Attachment, ...] = ()
+    attempts: int = 1
+    accepted: bool = False
+    outbox_id: int | None = None
+
+
+def minutes(ms: int) -> int:
+    """Whole minutes used, rounded down, so a message never claims more than was used."""
+    return ms // 60_000
+
+
+def show_local(at: datetime, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def quota_resets_at(now: datetime, tz: ZoneInfo) -> str:
+    """Local midnight that starts the next quota day."""
+    return show_local(day_start(local_day(now, tz) + timedelta(days=1), tz), tz)
+
+
+def dedupe_key(kind: str, subject_id: str, day: date | str) -> str:
+    return f"{kind}:{subject_id}:{day}"

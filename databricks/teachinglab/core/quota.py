@@ -1,0 +1,91 @@
+"""Quota decisions. Pure: from usage, limits and what was already done today, the named actions
+still needed. Each action is safe to repeat, so after a crash the next poll decides the same
+unfinished actions again and finishes them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from databricks.teachinglab.core.accounting import ACTIVE_STATES
+
+
+class Action(str, Enum):
+    WARN = "warn"                    # email the group once a day at the soft quota
+    TERMINATE = "terminate"          # stop the cluster
+    BLOCK = "block"                  # lower the group to CAN_ATTACH_TO until the nightly close
+    NOTIFY = "notify"                # tell the group and admin it was stopped
+    NOTIFY_RETERMINATION = "notify_retermination"  # tell the admin, once, of a restart while blocked
+    RESTORE = "restore"              # give the group CAN_RESTART back
+    REBLOCK = "reblock"              # a block undone from outside (terraform, the UI): lower again
+    NOTIFY_REBLOCK = "notify_reblock"  # tell the admin, once per cluster per day, it was undone
+
+
+@dataclass(frozen=True)
+class Limits:
+    warn_ms: int
+    max_ms: int
+
+    @classmethod
+    def from_minutes(cls, warn: float, hard: float, granted: float = 0) -> "Limits":
+        return cls(int((warn + granted) * 60_000), int((hard + granted) * 60_000))
+
+
+@dataclass(frozen=True)
+class DayFlags:
+    """What has been done for a cluster today (all False on a new day)."""
+    warned: bool = False
+    terminated: bool = False       # we stopped it at least once today
+    blocked: bool = False          # its group's permission was lowered
+    notified: bool = False         # the termination notice is in the outbox
+    retermination_notified: bool = False
+    reblock_notified: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    actions: tuple[Action, ...]
+    reason: str
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.actions
+
+
+# Levels that let a group start its cluster: a blocked group found holding one was raised from
+# outside (a Terraform apply, a person in the UI).
+RESTART_LEVELS = ("CAN_RESTART", "CAN_MANAGE")
+
+
+def decide(*, used_ms: int, limits: Limits, state: str, flags: DayFlags, group: str | None,
+           exempt: bool, group_level: str | None = None, can_block: bool = True) -> Decision:
+    """`used_ms` is the group's usage over all its clusters. `group_level`: the group's direct
+    level on the cluster as read this poll (only read for clusters blocked today), or None.
+    `can_block` is False for a student's own cluster: the group holds no right on it to lower,
+    so it is terminated again each time it is seen running."""
+    if exempt:
+        return Decision((), "exempt (custom tag quota=exempt)")
+    if group is None:
+        return Decision((), "unmapped: no group tag, no group with CAN_RESTART, no cluster_NN name")
+    active = state in ACTIVE_STATES
+    if used_ms >= limits.max_ms:
+        actions: list[Action] = []
+        if active:
+            actions.append(Action.TERMINATE)
+        if not flags.blocked and can_block:
+            actions.append(Action.BLOCK)
+        elif group_level in RESTART_LEVELS:
+            actions.append(Action.REBLOCK)
+            if not flags.reblock_notified:
+                actions.append(Action.NOTIFY_REBLOCK)
+        if not flags.notified:
+            actions.append(Action.NOTIFY)
+        elif active and flags.terminated and not flags.retermination_notified:
+            actions.append(Action.NOTIFY_RETERMINATION)
+        if active and flags.terminated:
+            return Decision(tuple(actions), "over the hard quota and running again while blocked")
+        return Decision(tuple(actions), "over the hard quota")
+    if flags.blocked:
+        return Decision((Action.RESTORE,), "blocked, but a grant raised the limit above usage")
+    if used_ms >= limits.warn_ms and not flags.warned and not flags.notified:
+        return Decision((Action.WARN,), "over the soft quota")
+    return Decision((), "within quota" if used_ms < limits.warn_ms else "already warned")

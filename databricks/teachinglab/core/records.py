@@ -1,0 +1,142 @@
+"""What the ledger holds, as plain immutable rows. The repository (adapters/ledger) converts its
+Peewee rows into these at the boundary, so services and core never touch a model class."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+
+from databricks.teachinglab.core.accounting import Tracker
+from databricks.teachinglab.core.quota import DayFlags
+
+
+@dataclass(frozen=True)
+class TrackedCluster:
+    """A cluster the ledger knows, with its accounting tracker."""
+    cluster_id: str
+    name: str
+    group_name: str | None = None
+    group_source: str | None = None   # tag | acl | name | creator
+    owner: str | None = None
+    course: str | None = None
+    exempt: bool = False
+    state: str = "UNKNOWN"
+    node_type_id: str | None = None
+    num_workers: int | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    open_since: datetime | None = None
+    watermark: datetime | None = None
+    checked_until: datetime | None = None
+    estimated: bool = False
+
+    @property
+    def tracker(self) -> Tracker:
+        return Tracker(self.open_since, self.watermark, self.checked_until)
+
+
+@dataclass(frozen=True)
+class DayRecord:
+    """A cluster's day not yet closed: usage and what was done."""
+    cluster_id: str
+    day: date
+    closed_ms: int = 0
+    sessions: int = 0
+    estimated: bool = False
+    used_ms: int = 0
+    limit_ms: int = 0
+    as_of: datetime | None = None
+    warned_at: datetime | None = None
+    over_quota_at: datetime | None = None
+    terminated_at: datetime | None = None
+    reterminations: int = 0
+    blocked_group: str | None = None
+    blocked_at: datetime | None = None
+    previous_level: str | None = None
+    notified_at: datetime | None = None
+    retermination_notified_at: datetime | None = None
+    restored_at: datetime | None = None
+    reblock_notified_at: datetime | None = None
+    first_warned_at: datetime | None = None
+    first_stopped_at: datetime | None = None
+
+    @property
+    def was_warned(self) -> bool:
+        """Warned today, even if a grant has since reset the flags."""
+        return bool(self.warned_at or self.first_warned_at)
+
+    @property
+    def was_stopped(self) -> bool:
+        """Stopped (or due to be) today, even if a grant has since reset the flags."""
+        return bool(self.terminated_at or self.over_quota_at or self.first_stopped_at)
+
+    @property
+    def flags(self) -> DayFlags:
+        return DayFlags(warned=self.warned_at is not None, terminated=self.terminated_at is not None,
+                        blocked=self.blocked_at is not None, notified=self.notified_at is not None,
+                        retermination_notified=self.retermination_notified_at is not None,
+                        reblock_notified=self.reblock_notified_at is not None)
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    """One cluster's closed day, as the nightly close archived it."""
+    cluster_id: str
+    day: date
+    cluster_name: str
+    group_name: str | None
+    used_ms: int
+    limit_ms: int
+    sessions: int = 0
+    warned: bool = False
+    terminated: bool = False
+    blocked_group: str | None = None
+    previous_level: str | None = None
+    restored_at: datetime | None = None
+    estimated: bool = False
+    archived_at: datetime | None = None
+    exempt: bool = False
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class GrantRecord:
+    cluster_id: str
+    day: date
+    minutes: int
+    granted_by: str
+    granted_at: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """An outbox row as the CLI lists it."""
+    id: int
+    dedupe_key: str
+    kind: str
+    event: str
+    to_addrs: str
+    subject: str
+    status: str
+    attempts: int
+    created_at: datetime
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class ClosedDayRecord:
+    day: date
+    archived_at: datetime
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    job: str
+    started_at: datetime
+
+
+def record_of(cls, row):
+    """A model row as the record `cls`: the same field names (a foreign key's id as `<name>_id`)."""
+    return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})

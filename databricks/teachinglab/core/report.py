@@ -1,0 +1,166 @@
+"""Report numbers from plain rows of the archived history: per cluster and group, totals, week-
+and semester-to-date, clusters that never ran, failed messages. Costs are estimates from a price
+table (DBU/h per node type x $/DBU, plus the VM's $/h), never a bill. Pure: the rows come from
+the ledger's repository (services/reports.py gathers them)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # types only: core imports no ledger
+    from databricks.teachinglab.core.records import DayRecord, HistoryRecord, TrackedCluster
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    currency: str
+    dbu_price: float
+    node_types: dict
+
+    @classmethod
+    def from_json(cls, data: dict) -> "PriceTable":
+        """Raises KeyError, TypeError or ValueError when a field is missing or not a number."""
+        table = cls(data.get("currency", "USD"), float(data["dbu_price"]), dict(data["node_types"]))
+        for price in table.node_types.values():
+            float(price["dbu_per_hour"]), float(price["vm_per_hour"])
+        return table
+
+    def hourly(self, node_type: str | None, nodes: int) -> float | None:
+        price = self.node_types.get(node_type or "")
+        if price is None:
+            return None
+        return nodes * (price["dbu_per_hour"] * self.dbu_price + price["vm_per_hour"])
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    cluster_id: str
+    cluster_name: str
+    group: str | None
+    used_ms: int
+    limit_ms: int
+    sessions: int
+    warned: bool
+    terminated: bool
+    blocked: bool
+    estimated: bool
+    cost: float | None = None
+    exempt: bool = False
+    notes: str = ""   # "warned at 13:55; stopped at 14:05; granted 30 min at 14:20 by alice"
+
+    @property
+    def used_minutes(self) -> int:
+        return self.used_ms // 60_000
+
+    @property
+    def limit_minutes(self) -> int:
+        return self.limit_ms // 60_000
+
+    @property
+    def percent(self) -> int | str:
+        """Of the quota; an exempt cluster has none ("exempt", never "141")."""
+        if self.exempt:
+            return "exempt"
+        return round(100 * self.used_ms / self.limit_ms) if self.limit_ms else 0
+
+    @property
+    def flags(self) -> str:
+        names = [n for n, on in (("exempt", self.exempt), ("warned", self.warned), ("terminated", self.terminated),
+                                 ("blocked", self.blocked), ("estimate", self.estimated)) if on]
+        return ",".join(names)
+
+
+@dataclass
+class DailyReport:
+    day: date
+    rows: list[ReportRow]
+    totals: dict
+    week: dict[str, dict]        # group -> {"used_minutes", "cost"} from Monday to `day`
+    semester: dict[str, dict]    # group -> the same, from the semester's first day
+    semester_start: date
+    never_ran: list[str]         # clusters with no usage at all this semester
+    idle_today: list[str]        # clusters with no usage on `day`
+    failed_messages: list[dict] = field(default_factory=list)
+    currency: str = "USD"
+    findings: list[dict] | None = None  # --audit_workspace as the nightly close ran it; None: not run
+    closed_at: datetime | None = None   # when the nightly close archived the day (not when a file is made)
+    preview: bool = False               # today, not closed: numbers as of the last poll
+    audit_error: str | None = None                       # why the audit could not run, if it could not
+
+
+def _cost(prices: PriceTable, used_ms: int, cluster: "TrackedCluster | None") -> float | None:
+    if cluster is None:
+        return None
+    hourly = prices.hourly(cluster.node_type_id, 1 + (cluster.num_workers or 0))
+    return None if hourly is None else round(hourly * used_ms / 3_600_000, 2)
+
+
+def row_from_history(h: "HistoryRecord", prices: PriceTable, cluster: "TrackedCluster | None") -> ReportRow:
+    return ReportRow(h.cluster_id, h.cluster_name, h.group_name, h.used_ms, h.limit_ms, h.sessions,
+                     h.warned, h.terminated, h.blocked_group is not None, h.estimated,
+                     _cost(prices, h.used_ms, cluster), exempt=h.exempt, notes=h.notes or "")
+
+
+def _sorted(rows: list[ReportRow]) -> list[ReportRow]:
+    return sorted(rows, key=lambda r: (r.group or "~", r.cluster_name))
+
+
+def totals(rows: list[ReportRow]) -> dict:
+    costs = [r.cost for r in rows if r.cost is not None]
+    return {"used_minutes": sum(r.used_ms for r in rows) // 60_000,
+            "sessions": sum(r.sessions for r in rows),
+            "warned": sum(r.warned for r in rows),
+            "terminated": sum(r.terminated for r in rows),
+            "blocked": sum(r.blocked for r in rows),
+            "cost": round(sum(costs), 2) if costs else None}
+
+
+def _span(history: list["HistoryRecord"], start: date, end: date, prices: PriceTable,
+          clusters: dict) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for h in history:
+        if not start <= h.day <= end:
+            continue
+        entry = out.setdefault(h.group_name or h.cluster_name, {"used_minutes": 0, "used_ms": 0, "cost": 0.0})
+        entry["used_ms"] += h.used_ms
+        cost = _cost(prices, h.used_ms, clusters.get(h.cluster_id))
+        entry["cost"] = None if cost is None or entry["cost"] is None else round(entry["cost"] + cost, 2)
+    for entry in out.values():
+        entry["used_minutes"] = entry.pop("used_ms") // 60_000
+    return dict(sorted(out.items()))
+
+
+def build_report(day: date, *, history: list["HistoryRecord"], clusters: dict[str, "TrackedCluster"],
+                 prices: PriceTable, semester_start: date | None = None, failed_messages: list[dict] = (),
+                 closed_at: datetime | None = None, findings: list[dict] | None = None,
+                 audit_error: str | None = None) -> DailyReport:
+    """`history`: the archived days up to `day` (from the semester's start, or all of them)."""
+    history = [h for h in history if h.day <= day]
+    rows = _sorted([row_from_history(h, prices, clusters.get(h.cluster_id)) for h in history if h.day == day])
+    start = semester_start or min((h.day for h in history), default=day)
+    used_ever = {h.cluster_name for h in history if start <= h.day and h.used_ms > 0}
+    return DailyReport(
+        day=day, rows=rows, totals=totals(rows), closed_at=closed_at,
+        week=_span(history, day - timedelta(days=day.weekday()), day, prices, clusters),
+        semester=_span(history, start, day, prices, clusters), semester_start=start,
+        never_ran=sorted(r.cluster_name for r in rows if r.cluster_name not in used_ever),
+        idle_today=[r.cluster_name for r in rows if r.used_ms == 0],
+        failed_messages=list(failed_messages), currency=prices.currency, findings=findings,
+        audit_error=audit_error)
+
+
+def build_preview(day: date, *, days: list["DayRecord"], clusters: dict[str, "TrackedCluster"],
+                  prices: PriceTable, semester_start: date | None = None) -> DailyReport:
+    """Today's report before the nightly close: each cluster as of the last poll, marked a preview."""
+    rows = []
+    for r in days:
+        c = clusters.get(r.cluster_id)
+        rows.append(ReportRow(r.cluster_id, c.name if c else r.cluster_id, c.group_name if c else None, r.used_ms,
+                              r.limit_ms, r.sessions, r.was_warned, r.was_stopped, r.blocked_at is not None,
+                              r.estimated, _cost(prices, r.used_ms, c), exempt=bool(c and c.exempt)))
+    rows = _sorted(rows)
+    return DailyReport(day=day, rows=rows, totals=totals(rows), week={}, semester={},
+                       semester_start=semester_start or day, never_ran=[],
+                       idle_today=[r.cluster_name for r in rows if r.used_ms == 0],
+                       currency=prices.currency, preview=True)

@@ -1,0 +1,137 @@
+"""The lab's settings as typed sections: what config.load_settings produces from the environment
+once, checked, and what every layer below takes. Pure data: nothing here reads anything."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from databricks.teachinglab.core.report import PriceTable
+
+if TYPE_CHECKING:  # a type only: core opens no file
+    from pathlib import Path
+
+ACCESS_MODES = {"dedicated": "DATA_SECURITY_MODE_DEDICATED", "standard": "DATA_SECURITY_MODE_STANDARD",
+                "none": None}
+# The runtime each access mode needs (Databricks docs): dedicated compute assigned to a group needs
+# 15.4 LTS or later ("Dedicated group access"); standard access mode with Unity Catalog 13.3 LTS.
+MIN_RUNTIME = {"dedicated": (15, 4), "standard": (13, 3), "none": (0, 0)}
+MAX_PINNED = 100  # a workspace pins at most 100 clusters (Clusters API, pin)
+
+
+def runtime_of(spark_version: str) -> tuple[int, int] | None:
+    """(15, 4) from "15.4.x-scala2.12" (also "15.4.x-cpu-ml-scala2.12"); None when unreadable."""
+    m = re.match(r"^(\d+)\.(\d+)\.", spark_version)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    course: str = "course"
+    spark_version: str = "15.4.x-scala2.12"
+    node_type_id: str = "Standard_DS3_v2"
+    driver_node_type_id: str | None = None
+    min_workers: int = 1
+    max_workers: int = 2
+    autotermination_minutes: int = 30
+    pypi: tuple[str, ...] = ()
+    maven: tuple[str, ...] = ()
+    access_mode: str = "dedicated"
+
+    @property
+    def students_group(self) -> str:
+        return f"{self.course}-students"
+
+    def cluster_name(self, group_key: str) -> str:
+        return f"{self.course}-{group_key}"
+
+    @staticmethod
+    def group_folder(group_name: str) -> str:
+        """Dedicated group compute works in the group's folder (Databricks docs, "Dedicated group
+        access": create /Workspace/Groups/<group> with CAN MANAGE for the group)."""
+        return f"/Workspace/Groups/{group_name}"
+
+    def spec(self, group_key: str, group_name: str) -> dict:
+        out = {"cluster_name": self.cluster_name(group_key), "spark_version": self.spark_version,
+               "node_type_id": self.node_type_id, "driver_node_type_id": self.driver_node_type_id,
+               "autotermination_minutes": self.autotermination_minutes,
+               "autoscale": (self.min_workers, self.max_workers),
+               "custom_tags": {"group": group_name, "course": self.course},
+               "data_security_mode": ACCESS_MODES[self.access_mode]}
+        if self.access_mode == "dedicated":
+            out["single_user_name"] = group_name  # dedicated to the group: members act as the group
+        return out
+
+
+@dataclass(frozen=True)
+class WorkspaceSettings:
+    host: str | None = None
+    token: str | None = field(default=None, repr=False)
+    profile: str | None = None
+    api_parallelism: int = 8
+    poll_deadline_seconds: float = 25.0
+    serverless_notebooks: str = "unknown"  # on | off | unknown: no workspace API shows it
+    account_id: str | None = None          # set: groups are account groups (identity federation)
+    account_host: str | None = None
+    account_token: str | None = field(default=None, repr=False)
+    account_profile: str | None = None
+
+
+@dataclass(frozen=True)
+class QuotaSettings:
+    warn_minutes: int = 400
+    max_minutes: int = 480
+    timezone: ZoneInfo = ZoneInfo("UTC")
+    semester_start: date | None = None
+    prices: PriceTable | None = None        # PRICE_TABLE_FILE, or the packaged table
+
+    @property
+    def tz_name(self) -> str:
+        return self.timezone.key
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """Who mail goes to and from, and how: EMAIL_TRANSPORT and each transport's own variables."""
+    transport: str = "console"
+    sender: str = "teachinglab@localhost"
+    admin_email: str | None = None
+    report_recipient: str | None = None
+    templates_dir: Path | None = None
+    budget_seconds: float = 8.0
+    file_dir: Path | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str = field(default="", repr=False)
+    smtp_starttls: bool = True
+    smtp_ca_file: str | None = None      # SMTP_CA_FILE, else REQUESTS_CA_BUNDLE
+    acs_endpoint: str | None = None
+    acs_key: str = field(default="", repr=False)
+    ca_bundle: str | None = None         # REQUESTS_CA_BUNDLE, for ACS behind a private CA
+
+
+@dataclass(frozen=True)
+class LedgerSettings:
+    db_path: Path | None = None        # the SQLite file; None with database_url
+    database_url: str | None = field(default=None, repr=False)
+    lock_path: Path | None = None
+    state_dir: Path | None = None      # the account's data folder: the ledger registry, alert state
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    journald: bool = False                 # LOG_JOURNALD=1: <N> priority prefixes for systemd-cat
+
+
+@dataclass(frozen=True)
+class Settings:
+    workspace: WorkspaceSettings = field(default_factory=WorkspaceSettings)
+    quota: QuotaSettings = field(default_factory=QuotaSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
+    ledger: LedgerSettings = field(default_factory=LedgerSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    course_given: bool = False             # COURSE_NAME set: provisioning needs it

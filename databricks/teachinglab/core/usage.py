@@ -1,0 +1,113 @@
+"""A cluster's usage today, who it counts to, and the limits it is held to. Pure."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from databricks.teachinglab.core.accounting import Tracker
+from databricks.teachinglab.core.errors import Failed
+from databricks.teachinglab.core.model import ClusterInfo
+from databricks.teachinglab.core.quota import DayFlags, Limits
+from databricks.teachinglab.core.records import GrantRecord, TrackedCluster
+
+NAME_CONVENTION = re.compile(r"^cluster[_-]?(\d+)$", re.IGNORECASE)
+
+
+@dataclass
+class ClusterUsage:
+    info: ClusterInfo
+    group: str | None
+    group_source: str | None
+    tracker: Tracker
+    day: date
+    pieces: dict[date, list[int]] = field(default_factory=dict)  # day -> [ms, sessions] to book
+    closed_ms: int = 0        # today's closed usage after booking the pieces
+    used_ms: int = 0          # today's usage at `now`
+    limits: Limits | None = None
+    flags: DayFlags = field(default_factory=DayFlags)
+    previous_level: str | None = None
+    group_level: str | None = None  # the group's direct level now, read for clusters blocked today
+    estimated: bool = False
+    error: Failed | None = None
+    vanished: bool = False  # in the ledger, no longer in the workspace: counted, never enforced
+
+    owner: str | None = None  # the student who created it, for a cluster found through its creator
+    group_used_ms: int = 0    # the group's usage today over all its clusters (its own when no group)
+
+    @property
+    def label(self) -> str:
+        owner = f" owner={self.owner}" if self.owner else ""
+        return f"cluster={self.info.cluster_id} name={self.info.name} group={self.group or '-'}{owner}"
+
+    @property
+    def used_limit(self) -> str:
+        limit = self.limits.max_ms // 60_000 if self.limits else "?"
+        return f"used={self.group_used_ms / 60_000:.1f}/{limit}min"
+
+
+def group_from_name(name: str) -> str | None:
+    m = NAME_CONVENTION.match(name.strip())
+    return f"group_{m.group(1)}" if m else None
+
+
+def resolve_group(info: ClusterInfo, known: TrackedCluster | None, acl_group: str | None,
+                  creator_group: str | None = None) -> tuple[str | None, str | None]:
+    """Tag first, then the group holding CAN_RESTART, then the cluster_NN -> group_NN convention,
+    then the course group of the student who created it (a personal cluster, a policy's).
+
+    A group found through the ACL or the creator is remembered: once blocked, the group no longer
+    holds CAN_RESTART, and must still be found; a creator's groups are looked up once.
+    """
+    if info.group_tag:
+        return info.group_tag, "tag"
+    if acl_group:
+        return acl_group, "acl"
+    if known is not None and known.group_source in ("acl", "creator") and known.group_name:
+        return known.group_name, known.group_source
+    by_name = group_from_name(info.name)
+    if by_name:
+        return by_name, "name"
+    return (creator_group, "creator") if creator_group else (None, None)
+
+
+@dataclass
+class LimitsBook:
+    """Limits on one day: the defaults, per-cluster overrides and the day's grants."""
+    defaults: tuple[int, int]
+    overrides: dict[str, tuple[int, int]]
+    grants: dict[str, int]
+
+    def __call__(self, cluster_id: str) -> Limits:
+        warn, hard = self.overrides.get(cluster_id, self.defaults)
+        return Limits.from_minutes(warn, hard, self.grants.get(cluster_id, 0))
+
+    @classmethod
+    def of(cls, defaults: tuple[int, int], overrides: dict[str, tuple[int, int]],
+           grants: list[GrantRecord]) -> "LimitsBook":
+        total: dict[str, int] = {}
+        for grant in grants:
+            total[grant.cluster_id] = total.get(grant.cluster_id, 0) + grant.minutes
+        return cls(defaults, overrides, total)
+
+    def for_group(self, home: list[str], every: list[str]) -> Limits:
+        """A group's quota covers all its clusters: its own cluster's quota (the largest, if it
+        has several), plus every grant made to any of them today."""
+        warn, hard = max((self.overrides.get(c, self.defaults) for c in home), key=lambda b: b[1],
+                         default=self.defaults)
+        return Limits.from_minutes(warn, hard, sum(self.grants.get(c, 0) for c in every))
+
+
+def apply_group_quota(usages: list["ClusterUsage"], book: LimitsBook) -> None:
+    """Every cluster of a group is held to the group's total: a student who starts a personal
+    cluster once the group cluster is stopped is stopped too. Exempt clusters do not count."""
+    groups: dict[str, list[ClusterUsage]] = {}
+    for u in usages:
+        if u.group and not u.info.exempt:
+            groups.setdefault(u.group, []).append(u)
+    for members in groups.values():
+        limits = book.for_group([m.info.cluster_id for m in members if m.group_source != "creator"],
+                                [m.info.cluster_id for m in members])
+        total = sum(m.used_ms for m in members)
+        for m in members:
+            m.limits, m.group_used_ms = limits, total

@@ -1,0 +1,163 @@
+"""Every way a student can run compute that the quota does not control, as far as the APIs show.
+
+    policy         a cluster policy that `users`, a course group or a student may use
+                   (Personal Compute is open to all users in a new workspace)
+    entitlement    `allow-cluster-create` on `users`, a course group or a student
+    cluster_acl    CAN_RESTART or more for a course group or student on a cluster not their own
+    student_cluster a cluster a student created (counted to their group, but it exists)
+    serverless     serverless notebooks: no workspace API shows the setting, so it is reported
+                   unless the admin has checked it and set SERVERLESS_NOTEBOOKS=off
+
+Read-only: nothing here changes the workspace. Each finding names the exact setting that closes it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+from databricks.teachinglab.core.model import AclEntry, ClusterInfo, GroupInfo
+from databricks.teachinglab.core.errors import Failed
+from databricks.teachinglab.core.usage import group_from_name
+from databricks.teachinglab.services.context import JobContext
+
+logger = logging.getLogger(__name__)
+KINDS = ("policy", "entitlement", "cluster_acl", "student_cluster", "serverless")
+RUN_LEVELS = ("CAN_RESTART", "CAN_MANAGE")
+SERVERLESS_PATH = ("Account console > Settings > Feature enablement > \"Serverless compute for workflows, "
+                   "notebooks, and Lakeflow Declarative Pipelines\"")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    principal: str        # a group's name or a user's user name, as the workspace shows it
+    object: str
+    fix: str
+    detail: str = ""
+    principal_type: str = "group_name"  # group_name | user_name
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Course:
+    """Who counts as the course: its groups (those with a cluster of their own, and
+    `<course>-students`) and their members."""
+    groups: frozenset[str]
+    students: frozenset[str]  # user names, lower case
+    home: dict                # cluster_id -> the group whose own cluster it is
+
+
+def find_course(clusters: list[ClusterInfo], groups: list[GroupInfo], *, course: str,
+                known_home: dict[str, str]) -> Course:
+    by_name = {g.name: g for g in groups}
+    home = dict(known_home)
+    for c in clusters:
+        group = c.group_tag or group_from_name(c.name)
+        if group:
+            home[c.cluster_id] = group
+    names = {g for g in home.values() if g in by_name} | ({f"{course}-students"} & set(by_name))
+    students = {p.user_name.lower() for g in names for p in by_name[g].members}
+    return Course(frozenset(names), frozenset(students), home)
+
+
+def _is_course(entry: AclEntry, course: Course, *, users_too: bool) -> bool:
+    if entry.principal_type == "group_name":
+        return entry.principal in course.groups or (users_too and entry.principal == "users")
+    return entry.principal_type == "user_name" and entry.principal.lower() in course.students
+
+
+def _who(entry: AclEntry) -> str:
+    """How a fix names the principal: "group users", "student@uni.edu"."""
+    return entry.principal if entry.principal_type != "group_name" else f"group {entry.principal}"
+
+
+def policy_findings(ctx: JobContext, course: Course) -> list[Finding]:
+    out = []
+    for policy, acl in ctx.parallel(lambda p: ctx.workspace.policy_acl(p.policy_id), ctx.workspace.policies()):
+        if isinstance(acl, Failed):
+            logger.error("cluster policy %r (%s): permissions unreadable (%s: %s); not audited. Check that the "
+                         "token belongs to a workspace admin", policy.name, policy.policy_id, acl.kind, acl)
+            continue
+        for entry in acl:
+            if entry.inherited or not _is_course(entry, course, users_too=True):
+                continue
+            where = f"Compute > Policies > {policy.name} > Permissions: remove CAN_USE for {_who(entry)}"
+            if policy.family == "personal-vm":
+                fix = ("Account console > Settings > Feature enablement > Personal Compute: set \"Delegate\"; "
+                       f"then in the workspace, {where}")
+            else:
+                fix = where
+            out.append(Finding("policy", entry.principal, f"cluster policy \"{policy.name}\" ({policy.policy_id})", fix,
+                               f"{_who(entry)} may create clusters from this policy, outside the quota",
+                               entry.principal_type))
+    return out
+
+
+def entitlement_findings(groups: list[GroupInfo], people, course: Course) -> list[Finding]:
+    out = []
+    for g in groups:
+        if "allow-cluster-create" in g.entitlements and (g.name == "users" or g.name in course.groups):
+            out.append(Finding("entitlement", g.name, "allow-cluster-create",
+                               f"Settings > Identity and access > Groups > {g.name} > Entitlements: clear "
+                               "\"Unrestricted cluster creation\"",
+                               "members may create clusters of any size, outside the quota", "group_name"))
+    for p in people:
+        if "allow-cluster-create" in p.entitlements and p.user_name.lower() in course.students:
+            out.append(Finding("entitlement", p.user_name, "allow-cluster-create",
+                               f"Settings > Identity and access > Users > {p.user_name} > Entitlements: clear "
+                               "\"Unrestricted cluster creation\"",
+                               "this student may create clusters of any size, outside the quota", "user_name"))
+    return out
+
+
+def cluster_findings(ctx: JobContext, clusters: list[ClusterInfo], course: Course) -> list[Finding]:
+    out = []
+    for c in clusters:
+        if c.creator and c.creator.lower() in course.students:
+            out.append(Finding("student_cluster", c.creator, f"cluster \"{c.name}\" ({c.cluster_id})",
+                               f"Compute > {c.name} > Delete, if it is not needed; it is counted to the "
+                               "student's group and stopped with it, and the policy and entitlement findings "
+                               "say how to stop new ones",
+                               f"created by a student ({c.source or 'UI'}); state {c.state}", "user_name"))
+    interactive = [c for c in clusters if c.source in (None, "UI", "API")]
+    for c, entries in ctx.parallel(lambda c: ctx.workspace.acl(c.cluster_id), interactive):
+        if isinstance(entries, Failed):
+            logger.warning("cluster=%s name=%s: permissions unreadable (%s); not audited", c.cluster_id, c.name,
+                           entries.kind)
+            continue
+        own = course.home.get(c.cluster_id)
+        for e in entries:
+            if e.inherited or e.level not in RUN_LEVELS or not _is_course(e, course, users_too=False):
+                continue
+            if e.principal_type == "group_name" and e.principal == own:
+                continue
+            if e.principal_type == "user_name" and c.creator and e.principal.lower() == c.creator.lower():
+                continue  # a student's own cluster: reported as student_cluster
+            out.append(Finding("cluster_acl", e.principal, f"cluster \"{c.name}\" ({c.cluster_id})",
+                               f"Compute > {c.name} > Permissions: lower {_who(e)} to CAN_ATTACH_TO",
+                               f"{e.level} on a cluster that is "
+                               + (f"group {own}'s" if own else "no course group's own"), e.principal_type))
+    return out
+
+
+def serverless_finding(setting: str) -> list[Finding]:
+    if setting == "off":
+        return []
+    state = "on" if setting == "on" else "not visible through any workspace API"
+    return [Finding("serverless", "users", "serverless compute for notebooks",
+                    f"{SERVERLESS_PATH}: turn it off (or give students a serverless budget policy); "
+                    "then set SERVERLESS_NOTEBOOKS=off in .env",
+                    f"serverless notebooks run without a cluster, outside the quota; state: {state}")]
+
+
+def audit_workspace(ctx: JobContext, *, known_home: dict[str, str]) -> list[Finding]:
+    """`known_home`: cluster id -> group, for clusters the ledger knows as a group's own."""
+    gateway = ctx.workspace
+    clusters = gateway.list_clusters(every_source=True)  # job clusters a student's job made, too
+    groups = gateway.groups()
+    course = find_course(clusters, groups, course=ctx.settings.cluster.course, known_home=known_home)
+    findings = (policy_findings(ctx, course) + entitlement_findings(groups, gateway.users(), course)
+                + cluster_findings(ctx, clusters, course) + serverless_finding(ctx.settings.workspace.serverless_notebooks))
+    return sorted(findings, key=lambda f: (KINDS.index(f.kind), f.object, f.principal))

@@ -1,0 +1,128 @@
+"""What the admin CLI reads and changes in the ledger: usage today, history, grants, quotas,
+the outbox. Every function takes `now` where time matters."""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+
+from databricks.teachinglab.adapters.ledger import repository as ledger
+from databricks.teachinglab.adapters.mail.outbox import enqueue
+from databricks.teachinglab.adapters.mail.render import render
+from databricks.teachinglab.core import accounting as acc
+from databricks.teachinglab.core.errors import AdminError
+from databricks.teachinglab.core.messages import dedupe_key, show_local
+from databricks.teachinglab.core.quota import Limits
+from databricks.teachinglab.core.records import GrantRecord, MessageRecord, TrackedCluster
+from databricks.teachinglab.core.settings import Settings
+from databricks.teachinglab.services.usage import limits_book
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UsageLine:
+    cluster_id: str
+    cluster_name: str
+    group: str | None
+    used_seconds: int
+    warn_minutes: int
+    max_minutes: int
+    warned: bool
+    blocked: bool
+    as_of: str | None
+    state: str
+    estimated: bool
+    exempt: bool = False            # tag quota=exempt: counted, never stopped, not in its group's total
+    owner: str | None = None        # the student who created it, when counted to a group that way
+    group_used_seconds: int = 0     # the group's usage today over all its clusters (the quota's measure)
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def cluster_usage(settings: Settings, now: datetime) -> list[UsageLine]:
+    tz = settings.quota.timezone
+    today = acc.local_day(now, tz)
+    rows = ledger.days_on(today)
+    limits_for = limits_book(settings, today)
+    out = []
+    clusters = list(ledger.load_clusters().values())
+    group_ms: dict[str, int] = {}
+    for c in clusters:
+        if c.group_name and not c.exempt and c.cluster_id in rows:
+            group_ms[c.group_name] = group_ms.get(c.group_name, 0) + rows[c.cluster_id].used_ms
+    for c in clusters:
+        row = rows.get(c.cluster_id)
+        limits = limits_for(c.cluster_id)
+        if row and row.limit_ms:
+            limits = _as_recorded(row.limit_ms, limits)
+        out.append(UsageLine(
+            cluster_id=c.cluster_id, cluster_name=c.name, group=c.group_name,
+            used_seconds=(row.used_ms // 1000) if row else 0,
+            warn_minutes=limits.warn_ms // 60_000, max_minutes=limits.max_ms // 60_000,
+            warned=bool(row and row.warned_at), blocked=bool(row and row.blocked_at),
+            as_of=row.as_of.astimezone(tz).isoformat(timespec="seconds") if row and row.as_of else None,
+            state=c.state, estimated=bool(row and row.estimated), exempt=c.exempt, owner=c.owner,
+            group_used_seconds=(group_ms.get(c.group_name, 0) if c.group_name and not c.exempt
+                                else (row.used_ms if row else 0)) // 1000))
+    return out
+
+
+def _as_recorded(limit_ms: int, computed: Limits) -> Limits:
+    """The limit the last poll applied (a group's, for its clusters), warn level kept."""
+    return Limits(computed.warn_ms + (limit_ms - computed.max_ms), limit_ms)
+
+
+def history(start: date | None, end: date | None) -> list[dict]:
+    return [{"cluster_id": h.cluster_id, "cluster_name": h.cluster_name, "group": h.group_name,
+             "date": h.day.isoformat(), "used_seconds": h.used_ms // 1000,
+             "max_minutes": h.limit_ms // 60_000, "sessions": h.sessions, "warned": h.warned,
+             "terminated": h.terminated, "blocked": h.blocked_group is not None,
+             "estimated": h.estimated, "exempt": h.exempt, "notes": h.notes or ""}
+            for h in ledger.history(start, end)]
+
+
+def find_cluster(name_or_id: str) -> TrackedCluster:
+    matches = ledger.find_clusters(name_or_id)
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        ids = ", ".join(m.cluster_id for m in matches)
+        raise AdminError(f"{len(matches)} clusters are named {name_or_id!r} ({ids}); give the cluster id.")
+    raise AdminError(f"No cluster {name_or_id!r} in the ledger. Run `python -m databricks.poll_clusters` "
+                     "once, or check the name with --cluster_usage.")
+
+
+def grant(settings: Settings, cluster: TrackedCluster, minutes: int, by: str, reason: str,
+          now: datetime) -> GrantRecord:
+    if not 1 <= minutes <= 24 * 60:
+        raise AdminError(f"--grant {minutes}: give between 1 and 1440 minutes.")
+    day = acc.local_day(now, settings.quota.timezone)
+    row = ledger.add_grant(cluster.cluster_id, day, minutes, by, reason, now)
+    logger.info("cluster=%s name=%s group=%s granted %d extra minute(s) for %s by %s", cluster.cluster_id,
+                cluster.name, cluster.group_name or "-", minutes, day, by)
+    return row
+
+
+def set_quota(cluster: TrackedCluster, warn: int, hard: int, by: str, now: datetime) -> None:
+    if not 1 <= warn < hard <= 24 * 60:
+        raise AdminError(f"--set_quota {warn}:{hard}: need 1 <= WARN < MAX <= 1440 minutes.")
+    ledger.set_override(cluster.cluster_id, warn, hard, by, now)
+
+
+def clear_quota(cluster: TrackedCluster) -> int:
+    return ledger.clear_override(cluster.cluster_id)
+
+
+def queue_test_email(settings: Settings, to: str, now: datetime) -> str:
+    tz = settings.quota.timezone
+    key = dedupe_key("test", to, now.isoformat())
+    enqueue(kind="test", key=key, to=[to], now=now, rendered=render(
+        "test", {"at": show_local(now, tz), "tz_name": tz.key, "transport": settings.mail.transport,
+                 "contact": settings.mail.admin_email or to}, templates_dir=settings.mail.templates_dir))
+    return key
+
+
+def outbox_lines(limit: int = 200) -> list[MessageRecord]:
+    return ledger.messages(limit=limit)

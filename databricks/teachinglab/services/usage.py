@@ -1,0 +1,152 @@
+"""Bring the ledger's usage up to `now` from cluster events: shared by the poll and the nightly close.
+
+measure() reads the workspace (in parallel) and the ledger and computes everything in memory;
+record() writes it (the caller holds the transaction). Running both twice at the same `now`
+changes nothing, because events at or before a cluster's watermark are never applied again.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+
+from databricks.teachinglab.adapters.ledger import repository as ledger
+from databricks.teachinglab.core import accounting as acc
+from databricks.teachinglab.core.accounting import Activity, Tracker
+from databricks.teachinglab.core.errors import DeadlineReached, Failed
+from databricks.teachinglab.core.model import ClusterInfo
+from databricks.teachinglab.core.quota import DayFlags
+from databricks.teachinglab.core.records import DayRecord, TrackedCluster
+from databricks.teachinglab.core.settings import Settings
+from databricks.teachinglab.core.usage import (ClusterUsage, LimitsBook, apply_group_quota, group_from_name,
+                                               resolve_group)
+from databricks.teachinglab.services.context import JobContext
+
+logger = logging.getLogger(__name__)
+
+
+def limits_book(settings: Settings, day: date) -> LimitsBook:
+    """The defaults, the per-cluster overrides and the day's grants."""
+    return LimitsBook.of((settings.quota.warn_minutes, settings.quota.max_minutes), ledger.overrides(),
+                         ledger.grants_on(day))
+
+
+def _tracker(row: TrackedCluster | None) -> Tracker | None:
+    return None if row is None else row.tracker
+
+
+def _flags(row: DayRecord | None) -> DayFlags:
+    return DayFlags() if row is None else row.flags
+
+
+def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list[ClusterUsage]:
+    tz = ctx.settings.quota.timezone
+    today = acc.local_day(now, tz)
+    known = ledger.load_clusters()
+    rows_today = ledger.days_on(today)
+    limits_for = limits_book(ctx.settings, today)
+
+    def activity(info: ClusterInfo) -> Activity:
+        tracker = _tracker(known.get(info.cluster_id))
+        if acc.events_expired(tracker, now):
+            logger.warning("cluster=%s name=%s: last look is over 30 days old; usage is an estimate",
+                           info.cluster_id, info.name)
+            return acc.estimate_activity(tracker, info, now)
+        start = acc.events_window_start(tracker, now, tz)
+        try:
+            events = ctx.workspace.events(info.cluster_id, start, now, acc.EVENT_TYPES)
+        except DeadlineReached:
+            raise  # not measured this run; the next run starts from the same watermark
+        except Exception as err:  # noqa: BLE001 - fall back, and say so
+            logger.warning("cluster=%s name=%s: events unavailable (%s); usage is an estimate from "
+                           "state and start times", info.cluster_id, info.name, type(err).__name__)
+            return acc.estimate_activity(tracker, info, now)
+        return acc.settle_with_state(acc.apply_events(tracker, events, info, now, start), info)
+
+    to_fetch = [c for c in clusters if acc.may_have_run(c, _tracker(known.get(c.cluster_id)))]
+    activities = dict(ctx.parallel(activity, to_fetch))
+
+    def acl_group(info: ClusterInfo) -> str | None:
+        groups = [e.principal for e in ctx.workspace.acl(info.cluster_id)
+                  if e.principal_type == "group_name" and e.level == "CAN_RESTART" and not e.inherited]
+        return sorted(groups)[0] if groups else None
+
+    untagged = [c for c in clusters if not c.group_tag and not (
+        known.get(c.cluster_id) and known[c.cluster_id].group_source in ("acl", "creator"))]
+    acl_groups = dict(ctx.parallel(acl_group, untagged))
+    creator_groups = _creators_course_groups(ctx, clusters, known, acl_groups)
+
+    out = []
+    listed = {c.cluster_id for c in clusters}
+    for row in known.values():
+        if row.cluster_id not in listed and row.open_since is not None:
+            logger.warning("cluster=%s name=%s: no longer in the workspace while running; its session is "
+                           "closed at %s, when it was last seen", row.cluster_id, row.name, row.last_seen.isoformat())
+            info = ClusterInfo(row.cluster_id, row.name, "DELETED",
+                               custom_tags={"group": row.group_name} if row.group_name else {})
+            activities[info] = acc.close_vanished(_tracker(row), row.last_seen, now)
+            clusters = [*clusters, info]
+    for info in clusters:
+        row = known.get(info.cluster_id)
+        found = acl_groups.get(info)
+        group, source = resolve_group(info, row, None if isinstance(found, Failed) else found,
+                                      creator_groups.get(info.creator or ""))
+        result = activities.get(info)
+        tracker = _tracker(row) or Tracker()
+        usage = ClusterUsage(info, group, source, tracker, today, flags=_flags(rows_today.get(info.cluster_id)),
+                             vanished=info.cluster_id not in listed)
+        if source == "creator":
+            usage.owner = info.creator or (row.owner if row else None)
+        if isinstance(result, Failed):
+            usage.error = result
+        elif result is not None:
+            usage.tracker = result.tracker
+            usage.estimated = result.estimated
+            for interval in result.closed:
+                for day, ms in acc.split_by_day(interval, tz).items():
+                    piece = usage.pieces.setdefault(day, [0, 0])
+                    piece[0] += ms
+                    piece[1] += 1
+        day_row = rows_today.get(info.cluster_id)
+        usage.previous_level = day_row.previous_level if day_row else None
+        usage.closed_ms = (day_row.closed_ms if day_row else 0) + usage.pieces.get(today, [0])[0]
+        usage.used_ms = acc.used_ms_on(today, tz, usage.closed_ms, usage.tracker.open_since, now)
+        usage.limits = limits_for(info.cluster_id)
+        usage.group_used_ms = usage.used_ms
+        out.append(usage)
+    apply_group_quota(out, limits_for)
+    return out
+
+
+def _creators_course_groups(ctx, clusters: list[ClusterInfo], known: dict[str, Cluster],
+                            acl_groups: dict) -> dict[str, str]:
+    """creator -> the course group they belong to, for clusters no other rule maps. A course group
+    is one that has a cluster of its own; a creator in none (an admin, a TA) maps to nothing."""
+    own = {row.group_name for row in known.values() if row.group_name and row.group_source in ("tag", "acl", "name")}
+    own |= {c.group_tag for c in clusters if c.group_tag}
+    own |= {g for g in acl_groups.values() if isinstance(g, str)}
+    own |= {group_from_name(c.name) for c in clusters if group_from_name(c.name)}
+    unmapped = {c.creator for c in clusters if c.creator and not c.exempt and not c.group_tag
+                and not group_from_name(c.name) and not isinstance(acl_groups.get(c), str)
+                and not (known.get(c.cluster_id) and known[c.cluster_id].group_source in ("acl", "creator"))}
+    if not own or not unmapped:
+        return {}
+    out = {}
+    for creator, groups in ctx.parallel(ctx.workspace.groups_of_user, sorted(unmapped)):
+        if isinstance(groups, Failed):
+            logger.warning("creator=%s: group membership unreadable (%s); their clusters stay unmapped this run",
+                           creator, groups.kind)
+            continue
+        course = sorted(set(groups) & own)
+        if course:
+            out[creator] = course[0]
+            if len(course) > 1:
+                logger.warning("creator=%s is in several course groups (%s); clusters are counted to %s",
+                               creator, ", ".join(course), course[0])
+    return out
+
+
+def record(usages: list[ClusterUsage], now: datetime) -> None:
+    """Write trackers and booked usage; the caller holds the transaction."""
+    for late, day, ms in ledger.save_usage(usages, now):
+        # Usage that surfaced after its day was archived: the archive is corrected.
+        logger.warning("%s: %d s of late usage booked to closed day %s", late.label, ms // 1000, day)
