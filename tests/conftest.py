@@ -90,6 +90,12 @@ class Env:
             t += timedelta(minutes=step)
         return reports
 
+    def run_to_hard_quota(self, cluster_id: str, day: tuple[int, int, int] = (2026, 3, 2)) -> None:
+        """The story many tests start from: the cluster runs from 08:00 local, polled every 15
+        minutes until 16:15; at 16:00 it reaches the 480-minute quota, is stopped and blocked."""
+        self.workspace.session(cluster_id, local(*day, 8), None)
+        self.polls(local(*day, 8), local(*day, 16, 15))
+
     def close_day(self, when: datetime | None = None):
         from databricks.teachinglab.services.nightly import run_end_of_day
         if when is not None:
@@ -118,6 +124,16 @@ def _restore_logging():
     yield
     root.handlers[:], root.level = saved
     sdk.setLevel(sdk_level)
+
+
+@pytest.fixture
+def ledger_db(tmp_path):
+    """A real, migrated SQLite ledger in a temp folder, bound to the models for the test."""
+    from databricks.teachinglab.adapters.ledger.models import open_ledger
+    database = open_ledger(db_path=tmp_path / "l.db", database_url=None,
+                           now=datetime(2026, 3, 2, 11, 0, tzinfo=timezone.utc))
+    yield database
+    database.close()
 
 
 @pytest.fixture

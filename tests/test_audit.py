@@ -49,8 +49,8 @@ def test_every_kind_is_found_and_a_closed_workspace_exits_0(env, capsys, monkeyp
     ws = env.workspace
     gw = env.lab().workspace
     # cluster creation for a course group and a student; CAN_RESTART on another group's cluster
-    entitle(gw, "groups", ws.directory.group_id("group_02"), iam.PatchOp.ADD)
-    entitle(gw, "users", ws.directory.find_user(STUDENT), iam.PatchOp.ADD)
+    entitle(gw, "groups", ws.group_id("group_02"), iam.PatchOp.ADD)
+    entitle(gw, "users", ws.user_id(STUDENT), iam.PatchOp.ADD)
     gw.grant(env.ids["cluster_02"], [("group_name", "group_01", "CAN_RESTART")])
     personal = ws.add_cluster("dana-own", creator=STUDENT)
     job = ws.add_cluster("job-7-run-1", creator=STUDENT, spec={"cluster_source": "JOB"})
@@ -69,8 +69,8 @@ def test_every_kind_is_found_and_a_closed_workspace_exits_0(env, capsys, monkeyp
     # close everything the findings name, with the public APIs, and say serverless is off
     for pid in [p.policy_id for p in gw.policies()]:
         gw.client.cluster_policies.set_permissions(pid, access_control_list=[])
-    entitle(gw, "groups", ws.directory.group_id("group_02"), iam.PatchOp.REMOVE)
-    entitle(gw, "users", ws.directory.find_user(STUDENT), iam.PatchOp.REMOVE)
+    entitle(gw, "groups", ws.group_id("group_02"), iam.PatchOp.REMOVE)
+    entitle(gw, "users", ws.user_id(STUDENT), iam.PatchOp.REMOVE)
     gw.set_group_level(env.ids["cluster_02"], "group_01", "CAN_ATTACH_TO")
     gw.permanent_delete(personal)
     gw.permanent_delete(job)

@@ -67,8 +67,7 @@ def test_history_json_with_dates(env, capsys):
 
 def test_grant_unblocks_and_records_who_and_when(env, capsys):
     cid = env.ids["cluster_01"]
-    env.workspace.session(cid, local(2026, 3, 2, 8), None)
-    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
+    env.run_to_hard_quota(cid)
     assert not env.workspace.can_restart(cid, "group_01")
     code = run(env, "--grant", "60", "--cluster", "cluster_01", "--reason", "project deadline",
                at=local(2026, 3, 2, 16, 30))
@@ -80,7 +79,7 @@ def test_grant_unblocks_and_records_who_and_when(env, capsys):
     # the group restarts and hits the new limit: stopped again, with a fresh notice
     env.workspace.user_action(local(2026, 3, 2, 16, 40), "start", cid, as_group="group_01")
     env.polls(local(2026, 3, 2, 16, 45), local(2026, 3, 2, 17, 45))
-    assert env.workspace.clusters.get(cid).state in ("TERMINATING", "TERMINATED")
+    assert env.workspace.cluster(cid).state in ("TERMINATING", "TERMINATED")
     assert len([m for m in OutboxMessage.select() if m.kind == "termination"]) == 2
 
 
@@ -96,7 +95,7 @@ def test_set_quota_override_applies_on_next_poll(env, capsys):
     assert run(env, "--set_quota", "60:90", "--cluster", cid) == 0
     env.workspace.session(cid, local(2026, 3, 2, 8), None)
     env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 9, 30))
-    assert env.workspace.clusters.get(cid).state in ("TERMINATING", "TERMINATED")
+    assert env.workspace.cluster(cid).state in ("TERMINATING", "TERMINATED")
     assert [m.kind for m in OutboxMessage.select()] == ["warning", "termination"]
 
 
@@ -154,7 +153,7 @@ def test_poll_exits_1_when_a_cluster_failed_and_0_otherwise(make_env, tmp_path):
                          capture_output=True, text=True, timeout=90)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "name=cluster_01" in bad.stderr and "1 failed" in bad.stderr
-    e.workspace.faults.remove(fault)
+    e.workspace.remove_fault(fault)
     ok = subprocess.run([sys.executable, "-m", "databricks.poll_clusters"], cwd=ROOT, env=subenv,
                         capture_output=True, text=True, timeout=90)
     assert ok.returncode == 0, ok.stderr

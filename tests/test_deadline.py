@@ -71,7 +71,7 @@ def test_a_429_storm_stops_the_poll_at_its_deadline_with_one_alert_and_loses_not
     lab2, _ = storm_lab(env)
     run_poll(lab2, env.now)
     assert len(failures()) == 1  # the same storm the same day: no second alert
-    env.workspace.faults.remove(storm)
+    env.workspace.remove_fault(storm)
     env.poll(at(9, 30))
     row = ClusterDay.get((ClusterDay.cluster == cid) & (ClusterDay.day == at(9).astimezone(env.settings.quota.timezone).date()))
     assert row.used_ms == 60 * 60_000  # measured exactly once the storm passed
@@ -98,7 +98,7 @@ def test_a_create_is_sent_once_and_never_retried(env, status, code):
                                 "custom_tags": {}, "autoscale": (1, 2)})
     assert not isinstance(failed.value, DeadlineReached)
     creates = [r for r in env.workspace.requests if r.path.endswith("/clusters/create")]
-    assert len(creates) == 1 and len(env.workspace.clusters.clusters) == 3  # nothing half-created
+    assert len(creates) == 1 and len(env.workspace.cluster_views(include_deleted=True)) == 3  # nothing half-created
 
 
 def test_idempotent_reads_are_retried_through_a_short_storm(env):

@@ -90,7 +90,7 @@ def test_end_of_day_dry_run(env, capsys):
 def test_terminate_clusters_dry_run(env, capsys):
     assert unchanged(env, lambda: cli.main(["--terminate_clusters", "--dry-run"])) == 0
     assert "would terminate cluster_02" in capsys.readouterr().out
-    assert env.workspace.clusters.get(env.ids["cluster_02"]).state == "RUNNING"
+    assert env.workspace.cluster(env.ids["cluster_02"]).state == "RUNNING"
 
 
 def test_test_email_dry_run(env, capsys):

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 from databricks.sandbox.fake_acs import FakeAcs
 from databricks.teachinglab.cli.config import load_settings
-from databricks.teachinglab.adapters.ledger.models import OutboxMessage, open_ledger
+from databricks.teachinglab.adapters.ledger.models import OutboxMessage
 from databricks.teachinglab.cli.config import parse_connection_string
 from databricks.teachinglab.adapters.mail.acs import AcsTransport
 from databricks.teachinglab.adapters.mail.render import render
@@ -28,10 +28,8 @@ def acs():
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_ledger(db_path=tmp_path / "l.db", database_url=None, now=NOW)
-    yield database
-    database.close()
+def db(ledger_db):
+    return ledger_db  # conftest: a real SQLite ledger in a temp folder
 
 
 def settings_for(acs, tmp_path, **extra):

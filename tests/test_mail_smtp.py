@@ -9,7 +9,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from databricks.teachinglab.cli.config import load_settings
-from databricks.teachinglab.adapters.ledger.models import OutboxMessage, open_ledger
+from databricks.teachinglab.adapters.ledger.models import OutboxMessage
 from databricks.teachinglab.adapters.mail.smtp import SmtpTransport
 from databricks.teachinglab.adapters.mail.render import render
 from databricks.teachinglab.adapters.mail.outbox import deliver_pending, enqueue
@@ -60,10 +60,8 @@ def smtpd(ca, tmp_path):
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_ledger(db_path=tmp_path / "l.db", database_url=None, now=NOW)
-    yield database
-    database.close()
+def db(ledger_db):
+    return ledger_db  # conftest: a real SQLite ledger in a temp folder
 
 
 def settings(tmp_path, port, ca_file, **extra):

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from databricks.teachinglab.adapters.mail import outbox as ob
-from databricks.teachinglab.adapters.ledger.models import OutboxMessage, open_ledger
+from databricks.teachinglab.adapters.ledger.models import OutboxMessage
 from databricks.teachinglab.adapters.mail.render import render
 from databricks.teachinglab.core.messages import EVENTS, OutgoingMail, quota_resets_at
 from databricks.teachinglab.core.settings import MailSettings
@@ -74,10 +74,8 @@ def _mail(rendered, kind):
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_ledger(db_path=tmp_path / "l.db", database_url=None, now=NOW)
-    yield database
-    database.close()
+def db(ledger_db):
+    return ledger_db  # conftest: a real SQLite ledger in a temp folder
 
 
 class Flaky:

@@ -39,8 +39,7 @@ def test_session_across_midnight_is_split_to_the_second_and_never_double_counted
 
 def test_close_restores_blocked_groups_resets_flags_and_reports_once(env):
     cid = env.ids["cluster_01"]
-    env.workspace.session(cid, local(2026, 3, 2, 8), None)
-    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
+    env.run_to_hard_quota(cid)
     assert not env.workspace.can_restart(cid, "group_01")
     report = env.close_day(local(2026, 3, 3, 0, 7))
     assert report.closed == [date(2026, 3, 2)] and report.restored == ["cluster_01"]
@@ -85,13 +84,12 @@ def test_todays_partial_usage_stays_today_when_close_runs_late(env):
 
 def test_restore_failure_keeps_the_day_open_and_the_next_run_finishes(env):
     cid = env.ids["cluster_01"]
-    env.workspace.session(cid, local(2026, 3, 2, 8), None)
-    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
+    env.run_to_hard_quota(cid)
     fault = env.workspace.inject(Fault(method="PUT", path=f"/permissions/clusters/{cid}", status=500, times=None))
     report = env.close_day(local(2026, 3, 3, 0, 7))
     assert report.failures and not env.workspace.can_restart(cid, "group_01")
     assert ClosedDay.get(ClosedDay.day == date(2026, 3, 2)).completed_at is None
-    env.workspace.faults.remove(fault)
+    env.workspace.remove_fault(fault)
     report = env.close_day(local(2026, 3, 3, 0, 22))
     assert report.closed == [date(2026, 3, 2)] and env.workspace.can_restart(cid, "group_01")
     assert len([m for m in OutboxMessage.select() if m.kind == "daily_report"]) == 1
@@ -102,11 +100,9 @@ def test_a_cluster_still_blocked_today_is_not_restored_by_a_catch_up(env, caplog
     """The close of a missed day must not give back rights the group has lost again today: the
     group is over its quota on the 2nd and on the 3rd, and the 2nd is closed only on the 3rd."""
     cid = env.ids["cluster_01"]
-    env.workspace.session(cid, local(2026, 3, 2, 8), None)
-    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))       # blocked on the 2nd
+    env.run_to_hard_quota(cid)                                        # blocked on the 2nd
     env.poll(local(2026, 3, 3, 0, 0))                                 # the 3rd's first poll lifts it
-    env.workspace.session(cid, local(2026, 3, 3, 8), None)
-    env.polls(local(2026, 3, 3, 8), local(2026, 3, 3, 16, 15))       # blocked again on the 3rd
+    env.run_to_hard_quota(cid, (2026, 3, 3))                          # blocked again on the 3rd
     before = [r for r in env.workspace.requests if r.method == "PUT"]
     env.close_day(local(2026, 3, 3, 16, 30))                          # the 2nd's close, a day late
     assert ClosedDay.get(ClosedDay.day == date(2026, 3, 2)).completed_at is not None
@@ -153,8 +149,7 @@ def test_a_block_never_outlives_local_midnight_when_the_close_has_not_run(env):
     """Cron in another zone (or a missed night): the first poll of the new local day gives the
     group its rights back; the close that comes later still archives the day and sends its report."""
     cid = env.ids["cluster_01"]
-    env.workspace.session(cid, local(2026, 3, 2, 8), None)
-    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 16, 15))
+    env.run_to_hard_quota(cid)
     assert not env.workspace.can_restart(cid, "group_01")
     env.poll(local(2026, 3, 3, 0, 0))  # no close yet
     assert env.workspace.can_restart(cid, "group_01")

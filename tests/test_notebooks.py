@@ -1,7 +1,6 @@
 """Semester-end backup and restore beyond plain notebooks: DBC restores (the import API refuses
 `overwrite` for DBC), and what the export API cannot back up, listed in manifest.json, never lost
 without a word."""
-import base64
 import json
 
 import pytest
@@ -24,13 +23,11 @@ def env(make_env, monkeypatch):
 
 
 def _put(ws, path, text, overwrite=False):
-    ws.tree.mkdirs(path.rsplit("/", 1)[0])
-    ws.tree.import_({"path": path, "format": "SOURCE", "language": "PYTHON", "overwrite": overwrite,
-                     "content": base64.b64encode(text.encode()).decode()})
+    ws.write_notebook(path, text.encode(), overwrite=overwrite)
 
 
 def _text(ws, path):
-    return base64.b64decode(ws.tree.export(path, "SOURCE")["content"]).decode()
+    return ws.notebook_source(path).decode()
 
 
 def test_dbc_backup_restores_over_an_existing_notebook(env, tmp_path):
@@ -55,9 +52,9 @@ def test_a_failed_dbc_import_puts_the_current_version_back(env, tmp_path, capsys
 
 def test_git_folders_dashboards_and_big_files_are_listed_as_skipped_with_a_reason(env, tmp_path, capsys):
     ws = env.workspace
-    ws.tree.add_object("/Users/dana@uni.example.edu/project-repo", "REPO")
-    ws.tree.add_object("/Users/dana@uni.example.edu/sales.lvdash.json", "DASHBOARD", size=2000)
-    ws.tree.add_object("/Users/dana@uni.example.edu/data.parquet", "FILE", size=11 * 1024 * 1024)
+    ws.add_object("/Users/dana@uni.example.edu/project-repo", "REPO")
+    ws.add_object("/Users/dana@uni.example.edu/sales.lvdash.json", "DASHBOARD", size=2000)
+    ws.add_object("/Users/dana@uni.example.edu/data.parquet", "FILE", size=11 * 1024 * 1024)
     backup = tmp_path / "backup"
     assert cli.main(["--export_notebooks", str(backup)]) == 0
     manifest = json.loads((backup / "manifest.json").read_text())
@@ -86,10 +83,9 @@ def test_export_dry_run_writes_nothing(env, tmp_path, capsys):
 def test_import_dry_run_changes_nothing(env, tmp_path, capsys):
     backup = tmp_path / "backup"
     cli.main(["--export_notebooks", str(backup)])
-    env.workspace.tree.delete(NOTEBOOK, recursive=False)
+    env.workspace.delete_object(NOTEBOOK, recursive=False)
     writes = len([r for r in env.workspace.requests if r.method == "POST"])
     assert cli.main(["--import_notebooks", str(backup), "--dry-run"]) == 0
     assert "would import 1" in capsys.readouterr().out
     assert len([r for r in env.workspace.requests if r.method == "POST"]) == writes
-    with pytest.raises(Exception):
-        env.workspace.tree.get_status(NOTEBOOK)
+    assert env.workspace.object_status(NOTEBOOK) is None

@@ -91,14 +91,12 @@ def test_termination_blocks_group_and_keeps_every_other_acl_entry(env):
     ws.add_user("ta@uni.edu")
     ws.add_group("graders")
     cid = env.ids["cluster_01"]
-    ws.acls.patch(cid, {"access_control_list": [
-        {"user_name": "ta@uni.edu", "permission_level": "CAN_MANAGE"},
-        {"group_name": "graders", "permission_level": "CAN_ATTACH_TO"}]})
-    before = dict(ws.acls.direct[cid])
-    env.workspace.session(cid, at(8), None)
-    env.polls(at(8), at(16, 15))
-    assert ws.clusters.get(cid).state == "TERMINATED"
-    after = dict(ws.acls.direct[cid])
+    ws.set_level(cid, "CAN_MANAGE", user="ta@uni.edu")
+    ws.set_level(cid, "CAN_ATTACH_TO", group="graders")
+    before = ws.direct_acl(cid)
+    env.run_to_hard_quota(cid)
+    assert ws.cluster(cid).state == "TERMINATED"
+    after = ws.direct_acl(cid)
     assert after.pop(("group_name", "group_01")) == "CAN_ATTACH_TO"
     before.pop(("group_name", "group_01"))
     assert after == before  # regression: the old tool PUT a one-entry ACL over everything
@@ -120,14 +118,13 @@ def test_no_warning_after_termination_when_a_poll_jumps_past_both_quotas(env):
 def test_blocked_cluster_started_again_is_terminated_again_and_admin_told_once(env):
     ws = env.workspace
     cid = env.ids["cluster_01"]
-    ws.session(cid, at(8), None)
-    env.polls(at(8), at(16, 15))
+    env.run_to_hard_quota(cid)
     ws.user_action(at(16, 20), "start", cid, as_group="group_01")  # refused: CAN_ATTACH_TO only
     ws.user_action(at(16, 40), "start", cid)  # an admin starts it
     ws.user_action(at(17, 40), "start", cid)  # and again
     env.polls(at(16, 30), at(18))
     assert ws.refused and ws.refused[0][2] == cid
-    assert ws.clusters.get(cid).state == "TERMINATED"
+    assert ws.cluster(cid).state == "TERMINATED"
     reterm = outbox("retermination")
     assert len(reterm) == 1 and reterm[0].to_addrs == ADMIN and reterm[0].event == "quota-retermination"
     assert today_row(env).reterminations == 2
@@ -142,7 +139,7 @@ def test_exempt_and_unmapped_clusters_are_counted_but_never_stopped(env):
         ws.session(cid, at(7, 30), None)
     env.polls(at(7, 30), at(17))
     for cid in (exempt, loose):
-        assert ws.clusters.get(cid).state == "RUNNING"
+        assert ws.cluster(cid).state == "RUNNING"
     assert today_row(env, "teacher-demo").used_ms == 570 * 60_000
     assert today_row(env, "scratch").used_ms == 570 * 60_000
     assert Cluster.get(Cluster.cluster_id == loose).group_name is None
@@ -162,7 +159,7 @@ def test_group_found_by_acl_then_by_name_convention(env):
     # blocked through the ACL mapping, the group is still found afterwards
     ws.session(by_acl, at(8, 5), None)
     env.polls(at(8, 15), at(16, 30))
-    assert ws.acls.level_of(by_acl, "group_name", "group_02") == "CAN_ATTACH_TO"
+    assert ws.group_level(by_acl, "group_02") == "CAN_ATTACH_TO"
     env.poll(at(16, 45))
     assert Cluster.get(Cluster.cluster_id == by_acl).group_name == "group_02"
 
@@ -176,7 +173,7 @@ def test_dry_run_decides_but_changes_nothing(env):
     report = env.poll(at(16), dry_run=True)
     decided = {o.usage.info.name: o.decision.actions for o in report.outcomes}
     assert decided["cluster_01"] == (Action.TERMINATE, Action.BLOCK, Action.NOTIFY)
-    assert ws.clusters.get(cid).state == "RUNNING"
+    assert ws.cluster(cid).state == "RUNNING"
     assert ws.can_restart(cid, "group_01")
     assert not [r for r in ws.requests[requests_before:] if r.method != "GET" and "events" not in r.path]
     assert Cluster.select().count() == 0 and outbox() == []
@@ -209,7 +206,7 @@ def test_terminate_failing_in_one_cluster_does_not_stop_the_others(env):
     assert len(alerts) == 1 and alerts[0].to_addrs == ADMIN and "Traceback" in alerts[0].text_body
     env.poll(at(15, 20))  # the same failure again: no second alert today
     assert len(outbox("failure")) == 1
-    ws.faults.clear()
+    ws.clear_faults()
     env.poll(at(15, 35))
     assert not ws.can_restart(env.ids["cluster_01"], "group_01")
     assert len(outbox("termination")) == 2
@@ -224,7 +221,7 @@ def test_events_api_down_falls_back_to_an_estimate_from_state(env):
     env.poll(at(9))
     row = today_row(env)
     assert row.estimated and row.used_ms == 60 * 60_000  # from start_time / last_restarted_time
-    ws.faults.clear()
+    ws.clear_faults()
     env.poll(at(9, 15))
     assert today_row(env).used_ms == 75 * 60_000  # no double count once events are back
 
@@ -260,7 +257,7 @@ def test_a_kill_at_any_step_is_finished_by_the_next_poll_without_duplicates(env,
             env.poll(at(15, 30))
     env.poll(at(15, 45))
     env.poll(at(16))
-    assert ws.clusters.get(cid).state == "TERMINATED"
+    assert ws.cluster(cid).state == "TERMINATED"
     assert not ws.can_restart(cid, "group_01")
     assert [m.kind for m in outbox()] == ["warning", "termination"]
     assert all(m.status == "sent" for m in outbox())
@@ -293,7 +290,7 @@ def test_a_failed_block_after_termination_is_finished_by_the_next_poll(env):
     ws.user_action(at(15, 35), "start", cid, as_group="group_01")  # the group restarts it
     env.poll(at(15, 45))
     ws.advance(60)
-    assert ws.clusters.get(cid).state == "TERMINATED"
+    assert ws.cluster(cid).state == "TERMINATED"
     assert not ws.can_restart(cid, "group_01") and today_row(env).blocked_at is not None
     assert len(outbox("termination")) == 1
 
@@ -331,8 +328,7 @@ def test_a_lost_closing_event_is_settled_from_the_terminated_state(env):
     cid = env.ids["cluster_01"]
     ws.session(cid, at(8), None)
     env.poll(at(8, 30))
-    cluster = ws.clusters.get(cid)
-    cluster.state, cluster.terminated_time = "TERMINATED", int(at(9).timestamp() * 1000)  # no event logged
+    ws.stop_without_event(cid, at(9))
     env.poll(at(10))
     row = today_row(env)
     assert row.used_ms == 60 * 60_000 and row.estimated
@@ -345,7 +341,7 @@ def test_a_cluster_deleted_while_running_is_closed_when_last_seen(env):
     cid = env.ids["cluster_01"]
     ws.session(cid, at(8), None)
     env.poll(at(9))
-    ws.clusters.get(cid).deleted = True  # permanently deleted by somebody, between polls
+    ws.delete_cluster_outside(cid)  # permanently deleted by somebody, between polls
     env.poll(at(9, 15))
     env.poll(at(11))
     row = today_row(env)
@@ -362,7 +358,7 @@ def test_a_failed_member_lookup_delays_the_warning_instead_of_sending_it_to_the_
     fault = ws.inject(Fault(method="GET", path="/preview/scim/v2/Groups", status=500, times=None))
     report = env.poll(at(13, 45))  # 405 min: a warning is due, but the members cannot be read
     assert [o.usage.info.name for o in report.failures] == ["cluster_01"] and outbox("warning") == []
-    ws.faults.remove(fault)
+    ws.remove_fault(fault)
     env.poll(at(14))
     w = outbox("warning")
     assert len(w) == 1 and "student011@students.example.edu" in w[0].to_addrs
@@ -371,7 +367,7 @@ def test_a_failed_member_lookup_delays_the_warning_instead_of_sending_it_to_the_
 def test_cluster_created_and_stopped_before_its_first_poll_costs_nothing(env):
     """Day one of a real workspace: provisioning creates a cluster at 14:00 and stops it at once.
     Its first poll must book 0, not 841 minutes from midnight (and must not block or mail)."""
-    env.workspace.clusters.delays.startup = 240  # a real cluster needs minutes to reach RUNNING
+    env.workspace.set_startup_seconds(240)  # a real cluster needs minutes to reach RUNNING
     gw = env.lab().workspace
     env.at(at(14))
     cid = gw.create_cluster({"cluster_name": "bigdata-g1", "spark_version": "15.4.x-scala2.12",
@@ -401,8 +397,7 @@ def test_a_block_undone_from_outside_is_lowered_again_and_the_admin_told_once(en
     could restart all day.)"""
     ws = env.workspace
     cid = env.ids["cluster_01"]
-    ws.session(cid, at(8), None)
-    env.polls(at(8), at(16, 15))
+    env.run_to_hard_quota(cid)
     assert not ws.can_restart(cid, "group_01")
     outside = env.lab().workspace  # the same public API a Terraform apply uses
     outside.grant(cid, [("group_name", "group_01", "CAN_RESTART")])
@@ -458,8 +453,8 @@ def test_a_students_own_cluster_counts_to_the_group_and_is_stopped_with_it(env):
     ws.session(group_cluster, at(8), at(12))         # 240 min
     ws.session(personal, at(12), None)               # 240 more by 16:00
     env.polls(at(8), at(16, 15))
-    assert ws.clusters.get(personal).state == "TERMINATED"
-    assert ws.clusters.get(group_cluster).state == "TERMINATED"
+    assert ws.cluster(personal).state == "TERMINATED"
+    assert ws.cluster(group_cluster).state == "TERMINATED"
     assert not ws.can_restart(group_cluster, "group_01")  # rights lowered where the group holds them
     row = Cluster.get(Cluster.cluster_id == personal)
     assert (row.group_name, row.group_source, row.owner) == ("group_01", "creator", STUDENT)
@@ -471,7 +466,7 @@ def test_a_students_own_cluster_counts_to_the_group_and_is_stopped_with_it(env):
     assert lines["dana-personal"]["group_used_seconds"] == lines["cluster_01"]["group_used_seconds"] == 480 * 60
     ws.user_action(at(16, 40), "start", personal, user=STUDENT)
     env.polls(at(16, 45), at(17, 15))
-    assert ws.clusters.get(personal).state == "TERMINATED"
+    assert ws.cluster(personal).state == "TERMINATED"
     assert today_row(env, "dana-personal").reterminations >= 1
 
 
@@ -480,7 +475,7 @@ def test_a_cluster_whose_creator_is_in_no_course_group_stays_unmapped(env):
     mine = ws.add_cluster("ta-scratch", creator="ta@uni.example.edu")
     ws.session(mine, at(8), None)
     env.polls(at(8), at(17))
-    assert ws.clusters.get(mine).state == "RUNNING"
+    assert ws.cluster(mine).state == "RUNNING"
     assert Cluster.get(Cluster.cluster_id == mine).group_name is None
 
 

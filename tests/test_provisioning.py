@@ -1,6 +1,5 @@
 """Provisioning against the emulated workspace through the real SDK: reconcile, teardown, notebooks,
 and the whole semester path from a Moodle export."""
-import base64
 import json
 import shutil
 import subprocess
@@ -10,7 +9,7 @@ import pytest
 
 from conftest import ADMIN, ROOT, local
 from databricks import main as cli
-from databricks.sandbox import ApiError, Fault
+from databricks.sandbox import Fault
 
 DATA = ROOT / "tests" / "data"
 
@@ -34,21 +33,19 @@ def run(*argv):
 def test_first_run_creates_everything_and_second_run_changes_nothing(env, capsys):
     ws = env.workspace
     assert run("--create_from_csv", str(env.users_csv)) == 0
-    d = ws.directory
-    rocket = d.group_id("Team Rocket")
-    assert {d.users[u]["userName"] for u in d.members[rocket]} == {
+    assert ws.group_members("Team Rocket") == {
         "dana@uni.example.edu", "omer@uni.example.edu", "noa@uni.example.edu"}
-    assert len(d.members[d.group_id("bigdata-students")]) == 7
-    assert d.group_id("קבוצה שלוש")
-    clusters = {c.spec["cluster_name"]: c for c in ws.clusters.clusters.values()}
+    assert len(ws.group_members("bigdata-students")) == 7
+    assert ws.group_id("קבוצה שלוש")
+    clusters = {c.name: c for c in ws.cluster_views(include_deleted=True)}
     assert sorted(clusters) == ["bigdata-g1043", "bigdata-g1044", "bigdata-g1045", "bigdata-g1046"]
     c = clusters["bigdata-g1044"]
     assert c.spec["custom_tags"] == {"group": "קבוצה שלוש", "course": "bigdata"}
     assert c.spec["autoscale"] == {"min_workers": 1, "max_workers": 2} and c.spec["autotermination_minutes"] == 30
     assert c.pinned and c.state in ("TERMINATING", "TERMINATED")  # stopped right after creation
-    assert ws.acls.level_of(c.cluster_id, "group_name", "קבוצה שלוש") == "CAN_RESTART"
-    assert ws.acls.level_of(c.cluster_id, "group_name", "admins") is None  # inherited, never written
-    libs = [s["library"] for s in ws.libraries.status(c.cluster_id)["library_statuses"]]
+    assert ws.group_level(c.cluster_id, "קבוצה שלוש") == "CAN_RESTART"
+    assert ws.group_level(c.cluster_id, "admins") is None  # inherited, never written
+    libs = [s["library"] for s in ws.library_statuses(c.cluster_id)]
     assert {"pypi": {"package": "nltk==3.9.1"}} in libs and {"maven": {"coordinates": "com.example:lib:1.0"}} in libs
     capsys.readouterr()
     writes = len([r for r in ws.requests if r.method != "GET"])
@@ -58,33 +55,32 @@ def test_first_run_creates_everything_and_second_run_changes_nothing(env, capsys
 
 
 def test_dry_run_plans_and_changes_nothing(env, capsys):
-    before = len(env.workspace.directory.users)
+    before = len(env.workspace.user_names())
     assert run("--create_from_csv", str(env.users_csv), "--dry-run") == 0
     out = capsys.readouterr().out
     assert "would create_user" in out and "would create_cluster  bigdata-g1043" in out
-    assert len(env.workspace.directory.users) == before and not env.workspace.clusters.clusters
+    assert len(env.workspace.user_names()) == before and not env.workspace.cluster_views(include_deleted=True)
 
 
 def test_drift_is_reported_and_prune_removes_what_the_roster_lacks(env, capsys, tmp_path):
     ws = env.workspace
     run("--create_from_csv", str(env.users_csv))
     ws.add_user("intruder@uni.example.edu")
-    ws.directory.members[ws.directory.group_id("Team Rocket")].add(ws.directory.find_user("intruder@uni.example.edu"))
-    cid = next(c.cluster_id for c in ws.clusters.clusters.values() if c.spec["cluster_name"] == "bigdata-g1043")
-    ws.clusters.clusters[cid].spec["autotermination_minutes"] = 240
+    ws.add_member("Team Rocket", user="intruder@uni.example.edu")
+    cid = next(c.cluster_id for c in ws.cluster_views(include_deleted=True) if c.name == "bigdata-g1043")
+    ws.edit_cluster(cid, autotermination_minutes=240)
     smaller = tmp_path / "smaller.csv"
     smaller.write_text("\n".join(l for l in env.users_csv.read_text().splitlines() if not l.startswith("g1045")) + "\n")
     capsys.readouterr()
     assert run("--create_from_csv", str(smaller)) == 0
     out = capsys.readouterr().out
     assert "drift: cluster bigdata-g1043: autotermination_minutes is 240" in out
-    assert "intruder@uni.example.edu" in out and ws.directory.find_user("maya@uni.example.edu")
+    assert "intruder@uni.example.edu" in out and ws.user_id("maya@uni.example.edu")
     assert run("--create_from_csv", str(smaller), "--prune") == 0
-    assert not ws.directory.find_user("maya@uni.example.edu")
-    assert "bigdata-g1045" not in {c.spec["cluster_name"] for c in ws.clusters.clusters.values() if not c.deleted}
-    assert ws.directory.find_user(ADMIN)  # the admin is never pruned
-    rocket = ws.directory.group_id("Team Rocket")
-    assert ws.directory.find_user("intruder@uni.example.edu") not in ws.directory.members[rocket]
+    assert not ws.user_id("maya@uni.example.edu")
+    assert "bigdata-g1045" not in {c.name for c in ws.cluster_views()}
+    assert ws.user_id(ADMIN)  # the admin is never pruned
+    assert "intruder@uni.example.edu" not in ws.group_members("Team Rocket")
 
 
 def test_a_throttled_create_is_not_retried_and_the_next_run_finishes_the_job(env, capsys):
@@ -99,9 +95,8 @@ def test_a_throttled_create_is_not_retried_and_the_next_run_finishes_the_job(env
     posts = [r for r in env.workspace.requests if r.method == "POST" and r.path.endswith("/scim/v2/Users")]
     assert len(posts) == 7  # 7 students, one request each: the two throttled ones were not resent
     assert run("--create_from_csv", str(env.users_csv)) == 0
-    assert len(env.workspace.directory.users) == 8
-    rocket = env.workspace.directory.group_id("Team Rocket")
-    assert len(env.workspace.directory.members[rocket]) == 3
+    assert len(env.workspace.user_names()) == 8
+    assert len(env.workspace.group_members("Team Rocket")) == 3
 
 
 def test_delete_all_users_keeps_admins_summarises_failures_and_needs_confirmation(env, capsys, monkeypatch):
@@ -110,13 +105,13 @@ def test_delete_all_users_keeps_admins_summarises_failures_and_needs_confirmatio
     ws.add_user("ta@uni.example.edu", admin=True)
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO(""))
     assert run("--delete_all_users") == 2  # no terminal and no --yes: refused
-    assert "needs confirmation" in capsys.readouterr().err and len(ws.directory.users) == 9
-    victim = ws.directory.find_user("dana@uni.example.edu")
+    assert "needs confirmation" in capsys.readouterr().err and len(ws.user_names()) == 9
+    victim = ws.user_id("dana@uni.example.edu")
     ws.inject(Fault(method="DELETE", path=f"/Users/{victim}$", status=500, times=None))
     assert run("--delete_all_users", "--yes") == 1
     out = capsys.readouterr().out
     assert "users: 6 deleted, 2 kept, 1 failed" in out and "FAILED dana@uni.example.edu" in out
-    left = {u["userName"] for u in ws.directory.users.values()}
+    left = ws.user_names()
     assert left == {ADMIN, "ta@uni.example.edu", "dana@uni.example.edu"}
 
 
@@ -130,19 +125,19 @@ def test_typed_confirmation_must_match_the_host(env, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", Tty(env.server.url + "\n"))
     run("--create_from_csv", str(env.users_csv))
     assert run("--delete_all_groups") == 0
-    assert set(g["displayName"] for g in env.workspace.directory.groups.values()) == {"admins", "users"}
+    assert env.workspace.group_names() == {"admins", "users"}
 
 
 def test_purge_and_terminate_clusters_by_course(env, capsys):
     ws = env.workspace
     run("--create_from_csv", str(env.users_csv))
     other = ws.add_cluster("other-course", tags={"course": "physics"})
-    ws.clusters.start(other, ws.now(), "x")
+    ws.start_cluster(other, "x")
     ws.advance(120)
     assert run("--terminate_clusters", "--course", "bigdata") == 0
-    assert ws.clusters.get(other).state == "RUNNING"
+    assert ws.cluster(other).state == "RUNNING"
     assert run("--purge_clusters", "--course", "bigdata", "--yes") == 0
-    assert [c.spec["cluster_name"] for c in ws.clusters.clusters.values() if not c.deleted] == ["other-course"]
+    assert [c.name for c in ws.cluster_views()] == ["other-course"]
 
 
 def _seed_notebooks(ws):
@@ -153,9 +148,7 @@ def _seed_notebooks(ws):
              "/Users/omer@uni.example.edu/scala": ("SCALA", "val x = 1\n"),
              "/Shared/course/readme": ("PYTHON", "# shared\n")}
     for path, (lang, text) in files.items():
-        ws.tree.mkdirs(path.rsplit("/", 1)[0])
-        ws.tree.import_({"path": path, "format": "SOURCE", "language": lang,
-                         "content": base64.b64encode(text.encode()).decode()})
+        ws.write_notebook(path, text.encode(), language=lang)
     return files
 
 
@@ -181,14 +174,12 @@ def test_import_restores_per_user(env, tmp_path, capsys):
     _seed_notebooks(ws)
     out = tmp_path / "backup"
     run("--export_notebooks", str(out))
-    ws.tree.delete("/Users/dana@uni.example.edu/hw1", recursive=True)
-    ws.tree.delete("/Users/omer@uni.example.edu/scala", recursive=False)
+    ws.delete_object("/Users/dana@uni.example.edu/hw1", recursive=True)
+    ws.delete_object("/Users/omer@uni.example.edu/scala", recursive=False)
     assert run("--import_notebooks", str(out), "--user", "dana@uni.example.edu") == 0
-    assert ws.tree.get_status("/Users/dana@uni.example.edu/hw1/etl")["language"] == "PYTHON"
-    assert base64.b64decode(ws.tree.export("/Users/dana@uni.example.edu/hw1/etl", "SOURCE")["content"]) \
-        == "print('שלום')\n".encode()
-    with pytest.raises(ApiError):
-        ws.tree.get_status("/Users/omer@uni.example.edu/scala")  # another user's: not restored
+    assert ws.object_status("/Users/dana@uni.example.edu/hw1/etl")["language"] == "PYTHON"
+    assert ws.notebook_source("/Users/dana@uni.example.edu/hw1/etl") == "print('שלום')\n".encode()
+    assert ws.object_status("/Users/omer@uni.example.edu/scala") is None  # another user's: not restored
 
 
 def test_semester_path_from_moodle_export_to_notebook_backup(env, tmp_path, capsys):
@@ -224,13 +215,12 @@ run "roster" {
         tf_result = "passed"
     assert run("--create_from_csv", str(env.users_csv)) == 0
     ws = env.workspace
-    ws.tree.import_({"path": "/Users/noa@uni.example.edu/final", "format": "SOURCE", "language": "PYTHON",
-                     "content": base64.b64encode(b"print(42)\n").decode()})
+    ws.write_notebook("/Users/noa@uni.example.edu/final", b"print(42)\n")
     backup = tmp_path / "backup"
     assert run("--export_notebooks", str(backup)) == 0
-    ws.tree.delete("/Users/noa@uni.example.edu/final", recursive=False)
+    ws.delete_object("/Users/noa@uni.example.edu/final", recursive=False)
     assert run("--import_notebooks", str(backup)) == 0
-    assert ws.tree.get_status("/Users/noa@uni.example.edu/final")["object_type"] == "NOTEBOOK"
+    assert ws.object_status("/Users/noa@uni.example.edu/final")["object_type"] == "NOTEBOOK"
     print(f"terraform test: {tf_result}", file=sys.stderr)
 
 
@@ -240,11 +230,12 @@ def test_admins_through_nested_groups_and_admin_assignments_are_never_deleted(en
     ws = env.workspace
     run("--create_from_csv", str(env.users_csv))
     prof = ws.add_user("prof@uni.example.edu")
-    staff = ws.add_group("course-staff", ["prof@uni.example.edu"])
-    ws.directory.members[ws.directory.group_id("admins")].add(staff)  # nested: admins > course-staff > prof
-    ws.directory.assign(ws.add_user("dean@uni.example.edu"), ["ADMIN"])
+    ws.add_group("course-staff", ["prof@uni.example.edu"])
+    ws.add_member("admins", group_member="course-staff")  # nested: admins > course-staff > prof
+    ws.add_user("dean@uni.example.edu")
+    ws.grant_workspace_admin("dean@uni.example.edu")
     assert prof and run("--delete_all_users", "--yes") == 0
-    left = {u["userName"] for u in ws.directory.users.values()}
+    left = ws.user_names()
     assert left == {ADMIN, "prof@uni.example.edu", "dean@uni.example.edu"}
     out = capsys.readouterr().out
     assert "kept   prof@uni.example.edu: workspace admin" in out and "kept   dean@uni.example.edu" in out
@@ -256,37 +247,36 @@ def test_delete_all_groups_deletes_only_the_courses_groups(env, capsys, monkeypa
     ws.add_group("other-course-team")
     ws.add_group("course-staff")
     assert run("--delete_all_groups", "--yes", "--roster", str(env.users_csv)) == 0
-    left = {g["displayName"] for g in ws.directory.groups.values()}
+    left = ws.group_names()
     assert left == {"admins", "users", "other-course-team", "course-staff"}
     assert "not a group of course bigdata (--all deletes it)" in capsys.readouterr().out
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO(""))
     assert run("--delete_all_groups", "--all", "--yes") == 2  # --all always asks, --yes or not
     assert "--all always asks" in capsys.readouterr().err
-    assert {g["displayName"] for g in ws.directory.groups.values()} == left
+    assert ws.group_names() == left
 
 
 def _cluster(ws, name):
-    return next(c for c in ws.clusters.clusters.values() if c.spec["cluster_name"] == name and not c.deleted)
+    return ws.cluster_named(name)
 
 
 def test_clusters_are_dedicated_to_their_group_with_a_group_folder_by_default(env):
     ws = env.workspace
     assert run("--create_from_csv", str(env.users_csv)) == 0
-    spec = _cluster(ws, "bigdata-g1043").as_json()
+    spec = _cluster(ws, "bigdata-g1043").spec
     assert spec["data_security_mode"] == "DATA_SECURITY_MODE_DEDICATED" and spec["single_user_name"] == "Team Rocket"
-    folder = ws.tree.get_status("/Workspace/Groups/Team Rocket")
+    folder = ws.object_status("/Workspace/Groups/Team Rocket")
     assert folder["object_type"] == "DIRECTORY"
-    acl = ws.tree.permissions(folder["object_id"], "directories")["access_control_list"]
+    acl = ws.object_acl("/Workspace/Groups/Team Rocket")
     assert {"group_name": "Team Rocket", "all_permissions": [{"permission_level": "CAN_MANAGE", "inherited": False}]} in acl
 
 
 def test_standard_access_mode_shares_the_cluster_and_makes_no_folders(env, monkeypatch):
     monkeypatch.setenv("CLUSTER_ACCESS_MODE", "standard")
     assert run("--create_from_csv", str(env.users_csv)) == 0
-    spec = _cluster(env.workspace, "bigdata-g1043").as_json()
+    spec = _cluster(env.workspace, "bigdata-g1043").spec
     assert spec["data_security_mode"] == "DATA_SECURITY_MODE_STANDARD" and "single_user_name" not in spec
-    with pytest.raises(ApiError):
-        env.workspace.tree.get_status("/Groups/Team Rocket")
+    assert env.workspace.object_status("/Groups/Team Rocket") is None
 
 
 @pytest.mark.parametrize("var, value, says", [
@@ -300,16 +290,16 @@ def test_bad_cluster_settings_exit_2_naming_the_variable(env, monkeypatch, capsy
         run("--create_from_csv", str(env.users_csv))
     err = capsys.readouterr().err
     assert stop.value.code == 2 and says in err and "Traceback" not in err
-    assert not env.workspace.clusters.clusters
+    assert not env.workspace.cluster_views(include_deleted=True)
 
 
 def test_at_most_100_clusters_are_pinned_and_the_rest_are_named(env, capsys):
     ws = env.workspace
     for i in range(98):
-        ws.clusters.clusters[ws.add_cluster(f"old-{i:03d}")].pinned = True
+        ws.pin(ws.add_cluster(f"old-{i:03d}"))
     assert run("--create_from_csv", str(env.users_csv)) == 0
     out = capsys.readouterr().out
-    pinned = {c.spec["cluster_name"] for c in ws.clusters.clusters.values() if c.pinned}
+    pinned = {c.name for c in ws.cluster_views(include_deleted=True) if c.pinned}
     assert len(pinned) == 100 and {"bigdata-g1043", "bigdata-g1044"} <= pinned
     assert "cluster bigdata-g1045 will not be pinned" in out and "cluster bigdata-g1046 will not be pinned" in out
 
@@ -322,8 +312,8 @@ def test_libraries_that_could_not_be_queued_are_queued_by_the_next_run(env, caps
     assert err.count("FAILED create_cluster") == 1 and "was created, but could not queue its libraries" in err
     assert run("--create_from_csv", str(env.users_csv)) == 0
     assert "install_libraries" in capsys.readouterr().out
-    libs = [s["library"] for c in ws.clusters.clusters.values()
-            for s in ws.libraries.status(c.cluster_id)["library_statuses"]]
+    libs = [s["library"] for c in ws.cluster_views(include_deleted=True)
+            for s in ws.library_statuses(c.cluster_id)]
     assert libs.count({"pypi": {"package": "nltk==3.9.1"}}) == 4
     assert run("--create_from_csv", str(env.users_csv)) == 0
     assert "nothing to change" in capsys.readouterr().out
@@ -340,12 +330,11 @@ def federated(env, monkeypatch):
 
 def test_with_an_account_id_groups_are_account_groups_assigned_to_the_workspace(federated, capsys):
     ws = federated.workspace
-    d = ws.directory
     assert run("--create_from_csv", str(federated.users_csv)) == 0
-    rocket = d.group_id("Team Rocket", account=True)
-    assert rocket and d.group_id("Team Rocket", account=False) is None  # no workspace-local twin
-    assert d.assigned[rocket] == ["USER"] and d.visible(rocket)
-    assert {d.users[u]["userName"] for u in d.members[rocket]} == {
+    assert ws.group_id("Team Rocket", account=True)
+    assert ws.group_id("Team Rocket", account=False) is None  # no workspace-local twin
+    assert ws.group_assignment("Team Rocket") == ["USER"]
+    assert ws.group_members("Team Rocket") == {
         "dana@uni.example.edu", "omer@uni.example.edu", "noa@uni.example.edu"}
     assert ws.can_restart(_cluster(ws, "bigdata-g1043").cluster_id, "Team Rocket")
     capsys.readouterr()
@@ -355,14 +344,13 @@ def test_with_an_account_id_groups_are_account_groups_assigned_to_the_workspace(
 
 def test_an_existing_account_group_is_reused_and_an_entra_group_is_never_changed(federated, capsys):
     ws = federated.workspace
-    d = ws.directory
     existing = ws.add_group("Team Rocket", account=True, assigned=False)
-    entra = ws.add_group("Solo", ["someone@uni.example.edu"], account=True, external_id="e1f2-entra")
+    ws.add_group("Solo", ["someone@uni.example.edu"], account=True, external_id="e1f2-entra")
     assert run("--create_from_csv", str(federated.users_csv)) == 0
     out = capsys.readouterr().out
-    assert d.group_id("Team Rocket", account=True) == existing and d.visible(existing)
-    assert len([g for g in d.groups.values() if g["displayName"] == "Team Rocket"]) == 1
-    assert {d.users[u]["userName"] for u in d.members[entra]} == {"someone@uni.example.edu"}  # untouched
+    assert ws.group_id("Team Rocket", account=True) == existing and ws.group_assignment("Team Rocket") == ["USER"]
+    assert ws.groups_named("Team Rocket") == 1
+    assert ws.group_members("Solo") == {"someone@uni.example.edu"}  # untouched
     assert "group 'Solo' is synced from Entra ID" in out and "someone@uni.example.edu" in out
 
 
@@ -371,7 +359,7 @@ def test_a_workspace_local_group_of_the_same_name_is_reported_not_shadowed(feder
     ws.add_group("Team Rocket")  # legacy, workspace-local
     run("--create_from_csv", str(federated.users_csv))
     assert "group 'Team Rocket' is workspace-local" in capsys.readouterr().out
-    assert ws.directory.group_id("Team Rocket", account=True) is None
+    assert ws.group_id("Team Rocket", account=True) is None
 
 
 def test_an_account_id_without_account_auth_is_a_configuration_error(env, monkeypatch, capsys):
@@ -385,4 +373,4 @@ def test_an_account_id_without_account_auth_is_a_configuration_error(env, monkey
 def test_provisioning_needs_course_name(env, monkeypatch, capsys):
     monkeypatch.delenv("COURSE_NAME")
     assert run("--create_from_csv", str(env.users_csv)) == 2
-    assert "COURSE_NAME is not set" in capsys.readouterr().err and not env.workspace.clusters.clusters
+    assert "COURSE_NAME is not set" in capsys.readouterr().err and not env.workspace.cluster_views(include_deleted=True)

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         # A group_04 student makes a cluster of their own from the Personal Compute policy, which
         # a new workspace leaves open to `users`: it counts to group_04, and the audit finds it.
         ids[PERSONAL] = ws.add_cluster(PERSONAL, creator=PERSONAL_OWNER, spec={
-            "policy_id": next(iter(ws.policies.policies)), "num_workers": 0})
+            "policy_id": ws.policy_id("Personal Compute"), "num_workers": 0})
         ws.session(ids[PERSONAL], hm(18), hm(18, 45))
 
         settings = load_settings({

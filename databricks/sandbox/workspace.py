@@ -13,6 +13,7 @@ from .identity import Directory
 from .objects import Libraries, WorkspaceTree
 from .permissions import ClusterAcls
 from .policies import Policies
+from .view import WorkspaceView
 
 
 @dataclass
@@ -38,7 +39,7 @@ class LoggedRequest:
     body: dict | None = field(default=None, repr=False)
 
 
-class Workspace:
+class Workspace(WorkspaceView):
     def __init__(self, clock: SandboxClock, *, tokens: dict[str, str] | None = None,
                  delays: Delays | None = None):
         self.clock = clock
