@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(PY) -m databricks.devtools.demo
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache   # the layer contracts in .importlinter
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

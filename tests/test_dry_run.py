@@ -140,3 +140,24 @@ def test_convert_moodle_dry_run(env, capsys):
     src = ROOT / "tests" / "data" / "moodle_groupselect.csv"
     assert unchanged(env, lambda: cli.main(["--convert_moodle", str(src), "-o", "users.csv", "--dry-run"])) == 0
     assert "would write users.csv" in capsys.readouterr().out
+
+
+# Commands run with --dry-run by a parametrized test above rather than on one line of their own.
+PARAMETRIZED = {"delete_all_users", "delete_all_groups", "purge_clusters", "report"}
+
+
+def test_every_command_that_changes_something_is_run_with_dry_run_by_a_test():
+    """The registry says which commands change something; each of them must have a dry-run test
+    (here, or in the test file of its feature). A new command declared with changes=True and no
+    such test fails here."""
+    from conftest import ROOT
+    from databricks.teachinglab.cli.admin import COMMANDS
+    texts = [p.read_text() for p in (ROOT / "tests").glob("test_*.py")]
+    lines = [line for text in texts for line in text.splitlines() if '"--dry-run"' in line]
+    changing = {name for name, cmd in COMMANDS.items() if cmd.changes}
+    untested = {name for name in changing - PARAMETRIZED if not any(f'"--{name}"' in line for line in lines)}
+    assert not untested, f"no --dry-run test for: {sorted(untested)}"
+    assert PARAMETRIZED <= changing
+    readers = {name for name, cmd in COMMANDS.items() if not cmd.changes}
+    assert readers == {"print_clusters", "print_user_groups", "audit_workspace", "cluster_usage", "history",
+                       "outbox", "crontab"}

@@ -1,6 +1,6 @@
 """Quota enforcement and provisioning for a Databricks teaching lab.
 
-Layers: a pure core (accounting, quota, report numbers), thin adapters (workspace_gateway is the
-only module that imports databricks.sdk; ledger; transports) and services that the entry points
-in databricks/*.py wire together.
+Layers, one folder each, enforced by the import contracts in .importlinter:
+core (pure) < adapters (workspace, ledger, mail, files) < services (one use case each) < cli
+(configuration, clock, command registry). The entry points in databricks/*.py only call cli.
 """

@@ -24,7 +24,7 @@ from databricks.teachinglab.services.alerts import queue_failure_alert
 from databricks.teachinglab.services.context import JobContext
 from databricks.teachinglab.services.poll import BLOCKED_LEVEL, RESTORED_LEVEL, list_or_alert
 from databricks.teachinglab.services.reports import daily_report
-from databricks.teachinglab.services.usage import limits_book, measure, record
+from databricks.teachinglab.services.usage import limits_book, measure
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def run_end_of_day(ctx: JobContext, now: datetime) -> CloseReport:
     report = CloseReport()
     usages = measure(ctx, list_or_alert(ctx, "end_of_day_operations", now), now)
     with ledger.transaction():
-        record(usages, now)
+        ledger.save_usage(usages, now)
     report.failures += [(u.info.name, u.error) for u in usages if u.error is not None]
 
     audit: tuple[list[dict], str | None] | None = None

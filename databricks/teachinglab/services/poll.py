@@ -30,7 +30,7 @@ from databricks.teachinglab.core.quota import Action, Decision, decide
 from databricks.teachinglab.core.usage import ClusterUsage
 from databricks.teachinglab.services.alerts import queue_failure_alert, recipients_for
 from databricks.teachinglab.services.context import JobContext
-from databricks.teachinglab.services.usage import measure, record
+from databricks.teachinglab.services.usage import measure
 
 logger = logging.getLogger(__name__)
 BLOCKED_LEVEL = "CAN_ATTACH_TO"
@@ -106,7 +106,7 @@ def run_poll(ctx: JobContext, now: datetime, *, dry_run: bool = False) -> PollRe
             o.error = found  # without the members nobody can be told: try again next poll
 
     with ledger.transaction():
-        record(usages, now)
+        ledger.save_usage(usages, now)
         for o in outcomes:
             if o.error is None:
                 _each(o, "intent", sweep)

@@ -1,7 +1,7 @@
 """Bring the ledger's usage up to `now` from cluster events: shared by the poll and the nightly close.
 
 measure() reads the workspace (in parallel) and the ledger and computes everything in memory;
-record() writes it (the caller holds the transaction). Running both twice at the same `now`
+repository.save_usage() writes it (the caller holds the transaction). Running both twice at the same `now`
 changes nothing, because events at or before a cluster's watermark are never applied again.
 """
 from __future__ import annotations
@@ -143,10 +143,3 @@ def _creators_course_groups(ctx, clusters: list[ClusterInfo], known: dict[str, C
                 logger.warning("creator=%s is in several course groups (%s); clusters are counted to %s",
                                creator, ", ".join(course), course[0])
     return out
-
-
-def record(usages: list[ClusterUsage], now: datetime) -> None:
-    """Write trackers and booked usage; the caller holds the transaction."""
-    for late, day, ms in ledger.save_usage(usages, now):
-        # Usage that surfaced after its day was archived: the archive is corrected.
-        logger.warning("%s: %d s of late usage booked to closed day %s", late.label, ms // 1000, day)

@@ -105,16 +105,6 @@ class ClusterDay(BaseModel):
     class Meta:
         primary_key = pw.CompositeKey("cluster", "day")
 
-    @property
-    def was_warned(self) -> bool:
-        """Warned today, even if a grant has since reset the flags."""
-        return bool(self.warned_at or self.first_warned_at)
-
-    @property
-    def was_stopped(self) -> bool:
-        """Stopped (or due to be) today, even if a grant has since reset the flags."""
-        return bool(self.terminated_at or self.over_quota_at or self.first_stopped_at)
-
 
 class UsageHistory(BaseModel):
     cluster = pw.ForeignKeyField(Cluster, backref="history", on_delete="CASCADE")

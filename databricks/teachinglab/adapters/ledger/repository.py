@@ -8,6 +8,7 @@ order of calls, and "the first warning and first stop of a day survive a grant" 
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import date, datetime
 from typing import Iterable, Iterator
 
@@ -18,6 +19,8 @@ from databricks.teachinglab.adapters.ledger.models import (
     UsageHistory, db_proxy)
 from databricks.teachinglab.core.records import (
     ClosedDayRecord, DayRecord, GrantRecord, HistoryRecord, MessageRecord, RunRecord, TrackedCluster, record_of)
+
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -54,12 +57,11 @@ def first_seen() -> datetime | None:
     return row.first_seen if row else None
 
 
-def save_usage(usages: Iterable, now: datetime) -> list[tuple[object, date, int]]:
-    """Trackers and booked usage of measured clusters (core.usage.ClusterUsage). Usage that
-    surfaced after its day was archived corrects the archive; those bookings are returned as
-    (usage, day, ms). Idempotent at the same `now`: pieces are only those after each watermark."""
+def save_usage(usages: Iterable, now: datetime) -> None:
+    """Trackers and booked usage of measured clusters (core.usage.ClusterUsage); the caller holds
+    the transaction. Usage that surfaced after its day was archived corrects the archive.
+    Idempotent at the same `now`: pieces are only those after each cluster's watermark."""
     closed_days = {row.day for row in ClosedDay.select(ClosedDay.day)}
-    late = []
     for u in usages:
         info = u.info
         Cluster.insert(
@@ -77,7 +79,7 @@ def save_usage(usages: Iterable, now: datetime) -> list[tuple[object, date, int]
         ).execute()
         for day, (ms, sessions) in sorted(u.pieces.items()):
             if day in closed_days:
-                late.append((u, day, ms))
+                logger.warning("%s: %d s of late usage booked to closed day %s", u.label, ms // 1000, day)
                 UsageHistory.update(used_ms=UsageHistory.used_ms + ms,
                                     sessions=UsageHistory.sessions + sessions).where(
                     (UsageHistory.cluster == info.cluster_id) & (UsageHistory.day == day)).execute()
@@ -96,7 +98,6 @@ def save_usage(usages: Iterable, now: datetime) -> list[tuple[object, date, int]
         ).execute()
         if u.estimated:
             ClusterDay.update(estimated=True).where(_day(info.cluster_id, u.day)).execute()
-    return late
 
 
 def clip_open_interval(cluster_id: str, open_since: datetime | None) -> None:
