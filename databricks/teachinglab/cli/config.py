@@ -13,6 +13,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from databricks.teachinglab.adapters.prices import load_prices
 from databricks.teachinglab.core.roster import EMAIL_RE
 from databricks.teachinglab.core.settings import (
     ACCESS_MODES, MIN_RUNTIME, ClusterSettings, LedgerSettings, LoggingSettings, MailSettings, QuotaSettings,
@@ -225,13 +226,12 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
         except ValueError:
             problems.append(f"SEMESTER_START={text('SEMESTER_START')!r} is not a date like 2026-10-18.")
     price_file = text("PRICE_TABLE_FILE")
-    from databricks.teachinglab.adapters.prices import load_prices
     prices = None
     try:
         prices = load_prices(Path(price_file) if price_file else None)
     except (OSError, ValueError, KeyError, TypeError) as err:
         problems.append(f"PRICE_TABLE_FILE={price_file!r} cannot be read as a price table "
-                                f"({type(err).__name__}: {err}); see databricks/teachinglab/adapters/prices.json.")
+                        f"({type(err).__name__}: {err}); see databricks/teachinglab/adapters/prices.json.")
 
     templates = text("MAIL_TEMPLATES_DIR")
     if templates and not Path(templates).is_dir():

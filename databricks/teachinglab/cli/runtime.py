@@ -1,5 +1,5 @@
-"""What only entry points do: read the clock, configure logging, take the run lock, and turn
-bad configuration into one clear message with exit code 2."""
+"""What every entry point shares: logging setup, the run lock, exit codes, and one clear line
+(never a traceback) for bad configuration, an unreachable workspace or an unusable ledger."""
 from __future__ import annotations
 
 import argparse
@@ -8,15 +8,14 @@ import fcntl
 import logging
 import os
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
-from databricks.teachinglab.cli.clock import utcnow, use_clock_at  # noqa: F401 - the entry points' one import
+from databricks.teachinglab.cli.clock import utcnow
 from databricks.teachinglab.cli.config import ConfigError, load_settings, read_env
-from databricks.teachinglab.core.settings import Settings
 from databricks.teachinglab.cli.wiring import ledger_guard
 from databricks.teachinglab.core.errors import AdminError, LedgerUnavailable, WorkspaceUnavailable
+from databricks.teachinglab.core.settings import Settings
 
 EXIT_FAILED = 1     # some clusters (or messages) failed, or the run's deadline was reached
 EXIT_CONFIG = 2

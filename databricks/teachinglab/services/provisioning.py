@@ -15,12 +15,11 @@ New clusters are terminated right after creation: libraries install at the first
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Callable
 
 from databricks.teachinglab.core.roster import Roster
-from databricks.teachinglab.core.settings import ACCESS_MODES, MAX_PINNED, ClusterSettings
+from databricks.teachinglab.core.settings import MAX_PINNED, ClusterSettings
 
 logger = logging.getLogger(__name__)
 

@@ -117,7 +117,7 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list
     return out
 
 
-def _creators_course_groups(ctx, clusters: list[ClusterInfo], known: dict[str, Cluster],
+def _creators_course_groups(ctx: JobContext, clusters: list[ClusterInfo], known: dict[str, TrackedCluster],
                             acl_groups: dict) -> dict[str, str]:
     """creator -> the course group they belong to, for clusters no other rule maps. A course group
     is one that has a cluster of its own; a creator in none (an admin, a TA) maps to nothing."""
