@@ -486,3 +486,46 @@ def test_creator_membership_is_looked_up_once_per_cluster(env):
     env.polls(at(8), at(10))
     lookups = [r for r in ws.requests if r.method == "GET" and r.path.endswith("/scim/v2/Users")]
     assert len(lookups) == 1
+
+
+def test_the_warning_says_when_the_cluster_will_stop_at_the_current_rate(env):
+    """Warned at the 14:45 poll with 405 of 480 minutes used, one cluster running: it stops at
+    16:00. The forecast is local time, and --cluster_usage carries it as limit_at."""
+    from databricks.teachinglab.services.grants import cluster_usage
+    cid = env.ids["cluster_01"]
+    env.workspace.session(cid, at(8), None)
+    env.polls(at(8), at(14, 45))
+    warning = outbox("warning")[0]
+    assert "At this rate the cluster stops at 16:00 IST." in warning.text_body
+    assert "stops at 16:00 IST" in warning.html_body
+    lines = {u.cluster_name: u for u in cluster_usage(env.settings, env.now)}
+    assert lines["cluster_01"].limit_at == "2026-03-02T16:00:00+02:00"
+    assert lines["cluster_02"].limit_at is None  # not running: nothing is coming
+
+
+def test_the_forecast_counts_every_running_cluster_of_the_group(env):
+    """Two clusters of group_01 running: the group's minutes grow twice as fast, so the 60
+    minutes left at 14:30 last until 15:00, for both clusters."""
+    from databricks.teachinglab.services.grants import cluster_usage
+    ws = env.workspace
+    extra = ws.add_cluster("group_01-extra", tags={"group": "group_01"})
+    ws.session(env.ids["cluster_01"], at(10), None)
+    ws.session(extra, at(12), None)
+    env.polls(at(10), at(14, 30))  # 270 + 150 = 420 of 480 minutes
+    lines = {u.cluster_name: u for u in cluster_usage(env.settings, env.now)}
+    assert lines["cluster_01"].group_used_seconds == 420 * 60
+    assert lines["cluster_01"].limit_at == lines["group_01-extra"].limit_at == "2026-03-02T15:00:00+02:00"
+    ws.user_action(at(14, 35), "terminate", extra)
+    env.poll(at(14, 45))  # one left running: 285 + 155 = 440 used, 40 minutes at one a minute
+    lines = {u.cluster_name: u for u in cluster_usage(env.settings, env.now)}
+    assert lines["cluster_01"].group_used_seconds == 440 * 60
+    assert lines["cluster_01"].limit_at == "2026-03-02T15:25:00+02:00"
+
+
+def test_a_forecast_past_midnight_is_not_shown(env):
+    """The quota resets at midnight: a group that cannot reach its limit today gets no time."""
+    from databricks.teachinglab.services.grants import cluster_usage
+    env.workspace.session(env.ids["cluster_01"], at(20), None)
+    env.poll(at(21))
+    lines = {u.cluster_name: u for u in cluster_usage(env.settings, env.now)}
+    assert lines["cluster_01"].used_seconds == 60 * 60 and lines["cluster_01"].limit_at is None

@@ -120,8 +120,9 @@ def cluster_usage(inv: Invocation) -> int:
     if inv.args.json:
         _json([line.as_json() for line in lines])
         return 0
-    table(["cluster", "group", "used (min)", "warn", "max", "flags", "as of"],
+    table(["cluster", "group", "used (min)", "warn", "max", "stops at", "flags", "as of"],
           [[u.cluster_name, u.group, f"{u.used_seconds / 60:.1f}", u.warn_minutes, u.max_minutes,
+            u.limit_at[11:16] if u.limit_at else None,
             ",".join(n for n, on in (("exempt", u.exempt), ("warned", u.warned), ("blocked", u.blocked),
                                      ("estimate", u.estimated)) if on) or "", u.as_of]
            for u in lines])

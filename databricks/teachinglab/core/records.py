@@ -58,6 +58,7 @@ class DayRecord:
     reblock_notified_at: datetime | None = None
     first_warned_at: datetime | None = None
     first_stopped_at: datetime | None = None
+    limit_at: datetime | None = None     # as of `as_of`: when the group reaches its hard quota
 
     @property
     def was_warned(self) -> bool:

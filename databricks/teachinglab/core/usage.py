@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from databricks.teachinglab.core.accounting import Tracker
 from databricks.teachinglab.core.errors import Failed
@@ -34,6 +34,7 @@ class ClusterUsage:
 
     owner: str | None = None  # the student who created it, for a cluster found through its creator
     group_used_ms: int = 0    # the group's usage today over all its clusters (its own when no group)
+    limit_at: datetime | None = None  # at the current rate, when the group reaches its hard quota
 
     @property
     def label(self) -> str:
@@ -98,14 +99,34 @@ class LimitsBook:
         return Limits.from_minutes(warn, hard, sum(self.grants.get(c, 0) for c in every))
 
 
-def apply_group_quota(usages: list["ClusterUsage"], book: LimitsBook) -> None:
-    """Every cluster of a group is held to the group's total: a student who starts a personal
-    cluster once the group cluster is stopped is stopped too. Exempt clusters do not count."""
+def _groups(usages: list["ClusterUsage"]) -> dict[str, list["ClusterUsage"]]:
+    """The clusters counted to each group (exempt ones count to nothing)."""
     groups: dict[str, list[ClusterUsage]] = {}
     for u in usages:
         if u.group and not u.info.exempt:
             groups.setdefault(u.group, []).append(u)
-    for members in groups.values():
+    return groups
+
+
+def forecast_limits(usages: list["ClusterUsage"], now: datetime) -> None:
+    """When each group reaches its hard quota at the current rate: every one of its clusters that
+    is usable now adds a minute per minute. None when none runs (nothing is coming) or for an
+    unmapped cluster (no quota); `now` when it is there already. Rounded up to the second, so a
+    forecast is never earlier than the stop."""
+    for members in _groups(usages).values():
+        running = sum(1 for m in members if m.tracker.open_since is not None and not m.vanished)
+        if not running:
+            continue
+        left_ms = max(0, members[0].limits.max_ms - members[0].group_used_ms)
+        seconds = -(-left_ms // (running * 1000))
+        for m in members:
+            m.limit_at = now + timedelta(seconds=seconds)
+
+
+def apply_group_quota(usages: list["ClusterUsage"], book: LimitsBook) -> None:
+    """Every cluster of a group is held to the group's total: a student who starts a personal
+    cluster once the group cluster is stopped is stopped too. Exempt clusters do not count."""
+    for members in _groups(usages).values():
         limits = book.for_group([m.info.cluster_id for m in members if m.group_source != "creator"],
                                 [m.info.cluster_id for m in members])
         total = sum(m.used_ms for m in members)

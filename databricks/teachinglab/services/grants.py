@@ -36,6 +36,8 @@ class UsageLine:
     exempt: bool = False            # tag quota=exempt: counted, never stopped, not in its group's total
     owner: str | None = None        # the student who created it, when counted to a group that way
     group_used_seconds: int = 0     # the group's usage today over all its clusters (the quota's measure)
+    limit_at: str | None = None     # as of the last poll, at that rate: when the group reaches its hard
+                                    # quota today (ISO 8601, local); null when none of it runs
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -65,8 +67,16 @@ def cluster_usage(settings: Settings, now: datetime) -> list[UsageLine]:
             as_of=row.as_of.astimezone(tz).isoformat(timespec="seconds") if row and row.as_of else None,
             state=c.state, estimated=bool(row and row.estimated), exempt=c.exempt, owner=c.owner,
             group_used_seconds=(group_ms.get(c.group_name, 0) if c.group_name and not c.exempt
-                                else (row.used_ms if row else 0)) // 1000))
+                                else (row.used_ms if row else 0)) // 1000,
+            limit_at=_today_local(row.limit_at, today, tz) if row else None))
     return out
+
+
+def _today_local(at: datetime | None, today: date, tz) -> str | None:
+    """A forecast that falls after midnight never happens: the quota resets first."""
+    if at is None or acc.local_day(at, tz) != today:
+        return None
+    return at.astimezone(tz).isoformat(timespec="seconds")
 
 
 def _as_recorded(limit_ms: int, computed: Limits) -> Limits:

@@ -299,7 +299,15 @@ def _context(s: Sweep, o: Outcome) -> dict:
             "limit_minutes": u.limits.max_ms // 60_000, "resets_at": quota_resets_at(s.now, tz),
             "seen_at": show_local(s.now, tz), "tz_name": tz.key, "found_level": u.group_level,
             "granted_minutes": granted, "granted_at": show_local(granted_at, tz) if granted_at else None,
-            "contact": s.ctx.settings.mail.admin_email or "your course staff"}
+            "stops_at": _stops_at(u, tz), "contact": s.ctx.settings.mail.admin_email or "your course staff"}
+
+
+def _stops_at(u: ClusterUsage, tz) -> str | None:
+    """"14:20 IST": when, at the current rate, the group reaches its hard quota today; None when
+    nothing of it runs, or when the quota resets first."""
+    if u.limit_at is None or local_day(u.limit_at, tz) != u.day:
+        return None
+    return u.limit_at.astimezone(tz).strftime("%H:%M %Z")
 
 
 def _queue(s: Sweep, o: Outcome, kind: str, *, admin_only: bool = False) -> None:

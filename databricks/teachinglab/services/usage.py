@@ -17,8 +17,8 @@ from databricks.teachinglab.core.model import ClusterInfo
 from databricks.teachinglab.core.quota import DayFlags
 from databricks.teachinglab.core.records import DayRecord, TrackedCluster
 from databricks.teachinglab.core.settings import Settings
-from databricks.teachinglab.core.usage import (ClusterUsage, LimitsBook, apply_group_quota, group_from_name,
-                                               resolve_group)
+from databricks.teachinglab.core.usage import (ClusterUsage, LimitsBook, apply_group_quota, forecast_limits,
+                                               group_from_name, resolve_group)
 from databricks.teachinglab.services.context import JobContext
 
 logger = logging.getLogger(__name__)
@@ -114,6 +114,7 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list
         usage.group_used_ms = usage.used_ms
         out.append(usage)
     apply_group_quota(out, limits_for)
+    forecast_limits(out, now)
     return out
 
 

@@ -101,6 +101,7 @@ class ClusterDay(BaseModel):
     reblock_notified_at = UtcDateTimeField(null=True)  # the admin was told a block was undone
     first_warned_at = UtcDateTimeField(null=True)      # these two are kept when a grant resets
     first_stopped_at = UtcDateTimeField(null=True)     # the day's flags: the report tells it all
+    limit_at = UtcDateTimeField(null=True)  # as of `as_of`: when the group reaches its hard quota at that rate
 
     class Meta:
         primary_key = pw.CompositeKey("cluster", "day")
@@ -227,8 +228,15 @@ def _v3(db: pw.Database) -> None:
         run(migrator.add_column("usage_history", "notes", pw.TextField(default="")))
 
 
+def _v4(db: pw.Database) -> None:
+    """The forecast of when a group reaches its hard quota (--cluster_usage, the warning)."""
+    from playhouse.migrate import SchemaMigrator, migrate as run
+    if "limit_at" not in {c.name for c in db.get_columns("cluster_day")}:
+        run(SchemaMigrator.from_database(db).add_column("cluster_day", "limit_at", UtcDateTimeField(null=True)))
+
+
 # Append, never edit: each entry runs once, in order, inside a transaction.
-MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3)]
+MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4)]
 
 
 def migrate(db: pw.Database, now: datetime) -> int:

@@ -90,11 +90,11 @@ def save_usage(usages: Iterable, now: datetime) -> None:
                 update={ClusterDay.closed_ms: ClusterDay.closed_ms + ms,
                         ClusterDay.sessions: ClusterDay.sessions + sessions},
             ).execute()
-        ClusterDay.insert(cluster=info.cluster_id, day=u.day, used_ms=u.used_ms,
-                          limit_ms=u.limits.max_ms, as_of=now, estimated=u.estimated).on_conflict(
+        ClusterDay.insert(cluster=info.cluster_id, day=u.day, used_ms=u.used_ms, limit_ms=u.limits.max_ms,
+                          as_of=now, estimated=u.estimated, limit_at=u.limit_at).on_conflict(
             conflict_target=[ClusterDay.cluster, ClusterDay.day],
             update={ClusterDay.used_ms: u.used_ms, ClusterDay.limit_ms: u.limits.max_ms,
-                    ClusterDay.as_of: now},
+                    ClusterDay.as_of: now, ClusterDay.limit_at: u.limit_at},
         ).execute()
         if u.estimated:
             ClusterDay.update(estimated=True).where(_day(info.cluster_id, u.day)).execute()
