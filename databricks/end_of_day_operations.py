@@ -22,7 +22,8 @@ def build_parser():
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from databricks.teachinglab.cli.jobs import close_days, run_job
-    return run_job("end_of_day_operations", args, close_days)
+    # The poll cron starts in the same minute: wait for it (it ends within 30 s) rather than lose the night.
+    return run_job("end_of_day_operations", args, close_days, wait_for_lock=45)
 
 
 if __name__ == "__main__":

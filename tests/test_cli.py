@@ -139,6 +139,31 @@ def test_second_run_is_refused_while_the_lock_is_held(env, tmp_path):
     assert r.returncode == 75 and "another run is in progress" in r.stderr
 
 
+def test_the_nightly_close_waits_for_a_poll_that_holds_the_lock(tmp_path):
+    """Cron starts the poll and the close in the same minute (00:07): the close waits for the
+    lock instead of losing its night; a poll never waits."""
+    import threading
+    from databricks.teachinglab.cli.runtime import LockBusy
+    lock = tmp_path / "run.lock"
+    held, release = threading.Event(), threading.Event()
+
+    def poll_holding_the_lock():
+        with run_lock(lock):
+            held.set()
+            release.wait(5)
+
+    poll = threading.Thread(target=poll_holding_the_lock)
+    poll.start()
+    held.wait(5)
+    with pytest.raises(LockBusy):
+        with run_lock(lock):
+            pass
+    threading.Timer(0.5, release.set).start()
+    with run_lock(lock, wait_seconds=10):
+        assert release.is_set()  # it got the lock only once the poll let go
+    poll.join()
+
+
 def test_poll_exits_1_when_a_cluster_failed_and_0_otherwise(make_env, tmp_path):
     from datetime import datetime, timezone
     from databricks.sandbox import Fault

@@ -118,3 +118,15 @@ def test_mail_secrets_never_show_in_settings_repr():
                        "AZURE_EMAIL_CONNECTION_STRING": "endpoint=https://x.communication.azure.com/;accesskey=acs-key-999"})
     assert s.mail.smtp_password == "smtp-pw-777" and s.mail.acs_key == "acs-key-999"
     assert "smtp-pw-777" not in repr(s.mail) and "acs-key-999" not in repr(s.mail)
+
+
+@pytest.mark.parametrize("raw", ["0", "61", "fifteen", "1.5"])
+def test_poll_interval_minutes_is_checked(raw):
+    with pytest.raises(ConfigError) as err:
+        load_settings({**BASE, "POLL_INTERVAL_MINUTES": raw})
+    assert any(p.startswith(f"POLL_INTERVAL_MINUTES={raw!r}") for p in err.value.problems)
+
+
+def test_the_default_cadence_is_one_minute_and_fifteen_is_an_option():
+    assert load_settings(BASE).workspace.poll_interval_seconds == 60
+    assert load_settings({**BASE, "POLL_INTERVAL_MINUTES": "15"}).workspace.poll_interval_seconds == 900

@@ -38,7 +38,7 @@ def test_cron_wrappers_default_to_timeout_30_and_journald():
     assert "POLL_TIMEOUT_SECONDS:-30}" in poll and "databricks.poll_clusters" in poll
     assert "systemd-cat -t dbr_scripts --level-prefix=true" in (ROOT / "scripts" / "job.sh").read_text()
     cron = (ROOT / "scripts" / "crontab.example").read_text()
-    assert "*/15" in cron and "7 0 * * *" in cron
+    assert "\n* * * * *    " in cron and "7 0 * * *" in cron
 
 
 def lint_imports(cwd) -> subprocess.CompletedProcess:
@@ -102,6 +102,14 @@ def test_crontab_is_generated_in_the_quota_zone_with_the_real_path(tmp_path):
     from databricks.teachinglab.cli.commands import crontab_lines
     example = "\n".join(crontab_lines("Asia/Jerusalem", ROOT.parent / "teachinglab", "Asia/Jerusalem")) + "\n"
     assert (ROOT / "scripts" / "crontab.example").read_text() == example.replace(str(ROOT.parent), "/opt")
+
+
+def test_crontab_follows_poll_interval_minutes():
+    from databricks.teachinglab.cli.commands import crontab_lines
+    every_minute = crontab_lines("UTC", ROOT, "UTC", 1)
+    light = crontab_lines("UTC", ROOT, "UTC", 15)
+    assert f"* * * * *    {ROOT}/scripts/periodic_poll.sh" in every_minute
+    assert f"*/15 * * * * {ROOT}/scripts/periodic_poll.sh" in light and not any(l.startswith("* ") for l in light)
 
 
 @pytest.mark.parametrize("has", ["systemd-cat", "logger", "neither"])

@@ -270,10 +270,78 @@ def test_events_are_asked_only_for_clusters_that_may_have_run(env):
     ws.session(env.ids["cluster_02"], at(8), at(8, 20))
     env.poll(at(7, 45))  # first look: every cluster once
     env.poll(at(8, 30))  # cluster_02 stopped since the last look: asked once more
+    assert events_asked(env, lambda: env.poll(at(8, 45))) == []  # cluster_01 runs, undisturbed
+    # ... but its events are read at least once an hour (its last read was at 8:30)
+    assert events_asked(env, lambda: env.poll(at(9, 31))) == [env.ids["cluster_01"]]
+    assert today_row(env).used_ms == 91 * 60_000  # 08:00 to 09:31
+
+
+def events_asked(env, run) -> list[str]:
+    before = len(env.workspace.requests)
+    run()
+    return [r.body["cluster_id"] for r in env.workspace.requests[before:] if r.path.endswith("/clusters/events")]
+
+
+def minute_polls(env, start, end):
+    """A poll every minute, as the default crontab runs it."""
+    return env.polls(start, end, step=1)
+
+
+def test_one_minute_runs_read_no_events_when_nothing_is_due(env):
+    """The default cadence: after the first look, a run makes one call (the cluster list) while
+    nothing starts, stops or comes near a quota; usage still grows minute by minute."""
+    ws = env.workspace
+    ws.session(env.ids["cluster_01"], at(8), None)
+    env.poll(at(8, 1))
     before = len(ws.requests)
-    env.poll(at(8, 45))
-    asked = [r.body["cluster_id"] for r in ws.requests[before:] if r.path.endswith("/clusters/events")]
-    assert asked == [env.ids["cluster_01"]]
+    minute_polls(env, at(8, 2), at(8, 31))
+    calls = ws.requests[before:]
+    assert [r.path for r in calls if r.path.endswith("/clusters/events")] == []
+    assert len([r for r in calls if r.path.endswith("/clusters/list")]) == 30 and len(calls) == 30
+    assert today_row(env).used_ms == 31 * 60_000
+
+
+def test_a_group_is_stopped_within_a_minute_of_its_quota(env):
+    """Started at 08:00:30, it reaches 480 minutes at 16:00:30; the 16:01 run stops it: 30 s
+    over, where the 15-minute cadence allowed up to 15 minutes."""
+    ws = env.workspace
+    cid = env.ids["cluster_01"]
+    ws.session(cid, at(8, 0, 30), None)
+    env.poll(at(8, 1))
+    minute_polls(env, at(15, 55), at(16, 3))
+    row = today_row(env)
+    stopped = [o for r in [row] for o in [r.terminated_at]][0]
+    assert stopped == at(16, 1) and ws.cluster(cid).state in ("TERMINATING", "TERMINATED")
+    assert 480 * 60_000 <= row.used_ms <= 481 * 60_000  # the 30 s past the quota, and no more
+    assert not ws.can_restart(cid, "group_01")
+
+
+def test_events_are_read_for_a_group_about_to_cross_a_quota(env):
+    """A quiet cluster's events are read when its group may pass a quota before the next run,
+    so the warning is decided on exact usage (the soft quota, 400 minutes, falls at 14:40)."""
+    cid = env.ids["cluster_01"]
+    env.workspace.session(cid, at(8), None)
+    env.poll(at(8, 1))
+    minute_polls(env, at(14, 30), at(14, 37))
+    assert events_asked(env, lambda: env.poll(at(14, 38))) == [cid]  # 398 minutes: it may cross by 14:40
+    assert not outbox("warning")
+    env.poll(at(14, 39))
+    env.poll(at(14, 40))
+    assert [m.kind for m in outbox()] == ["warning"] and today_row(env).warned_at == at(14, 40)
+
+
+def test_a_stop_and_start_between_two_runs_is_read_from_the_events(env):
+    """Stopped at 10:00:10 and started again at 10:00:50 (the API shows RUNNING at both runs):
+    the start moves the cluster's start time, so its events are read and the gap is not charged."""
+    ws = env.workspace
+    cid = env.ids["cluster_01"]
+    ws.session(cid, at(8), at(10, 0, 10))
+    ws.session(cid, at(10, 0, 50), None)
+    env.poll(at(8, 1))
+    minute_polls(env, at(9, 58), at(10, 0))
+    assert events_asked(env, lambda: env.poll(at(10, 1))) == [cid]
+    env.poll(at(10, 2))
+    assert today_row(env).used_ms == (120 * 60 + 10 + 70) * 1000
 
 
 def test_a_failed_block_after_termination_is_finished_by_the_next_poll(env):
@@ -419,6 +487,28 @@ def test_clusters_not_blocked_get_no_acl_reads(env):
     assert reads == []  # tagged clusters that are not blocked: no ACL read at all
 
 
+def test_a_stopped_blocked_cluster_has_its_acl_read_on_the_quarter_hour_only(env):
+    """One-minute runs: a blocked cluster that stays stopped costs an ACL read every 15 minutes,
+    not every minute; one that is running again is read at once (and blocked again)."""
+    cid = env.ids["cluster_01"]
+    env.run_to_hard_quota(cid)  # blocked at 16:00
+
+    def acl_reads(run) -> int:
+        before = len(env.workspace.requests)
+        run()
+        return len([r for r in env.workspace.requests[before:]
+                    if r.method == "GET" and r.path.endswith(f"/permissions/clusters/{cid}")])
+
+    assert acl_reads(lambda: minute_polls(env, at(16, 16), at(16, 29))) == 0
+    assert acl_reads(lambda: env.poll(at(16, 30))) == 1
+    env.workspace.set_level(cid, "CAN_RESTART", group="group_01")  # a Terraform apply undoes the block
+    env.workspace.user_action(at(16, 30, 30), "start", cid, as_group="group_01")
+    # running again: read now, not at 16:45 (the check, then the read-before-write that lowers it again)
+    assert acl_reads(lambda: env.poll(at(16, 32))) == 2
+    assert not env.workspace.can_restart(cid, "group_01")
+    assert [m.kind for m in outbox("block_undone")] == ["block_undone"]
+
+
 def test_a_ledger_from_the_previous_release_is_migrated_in_place(tmp_path, monkeypatch):
     import peewee as pw
     from datetime import datetime, timezone
@@ -430,10 +520,11 @@ def test_a_ledger_from_the_previous_release_is_migrated_in_place(tmp_path, monke
     # v1 creates tables from today's models: take back what v3 adds, as a real v2 ledger lacks it
     old.execute_sql("DROP TABLE IF EXISTS job_run")
     old.execute_sql("ALTER TABLE cluster_day DROP COLUMN reblock_notified_at")
+    old.execute_sql("ALTER TABLE cluster_day DROP COLUMN limit_at")  # v4
     old.close()
     monkeypatch.undo()
     db = ledger.open_ledger(db_path=path, database_url=None, now=now)
-    assert "reblock_notified_at" in {c.name for c in db.get_columns("cluster_day")}
+    assert {"reblock_notified_at", "limit_at"} <= {c.name for c in db.get_columns("cluster_day")}
     assert "job_run" in db.get_tables()
     assert isinstance(db, pw.SqliteDatabase)
     db.close()

@@ -31,7 +31,7 @@ def build(n_clusters: int, n_running: int) -> Workspace:
         cid = ws.add_cluster(f"cluster_{i:03d}", tags={"group": group, "course": "bench"},
                              acl=[{"group_name": group, "permission_level": "CAN_RESTART"}])
         if i <= n_running:
-            ws.session(cid, START + timedelta(minutes=5 + i), None)
+            ws.session(cid, START + timedelta(minutes=5 + i, seconds=(7 * i) % 60), None)
     return ws
 
 
@@ -60,6 +60,38 @@ def measure(latency: float, n_clusters: int, n_running: int, rounds: int) -> dic
         close_ledger()
     return {"latency_ms": latency * 1000, "first_poll_s": first, "steady_median_s": statistics.median(steady),
             "steady_max_s": max(steady), "api_calls_per_poll": statistics.median(calls)}
+
+
+def measure_minute_cadence(n_clusters: int, n_running: int) -> dict:
+    """The default cadence (a poll every minute): API calls per run over a quiet hour, and around
+    the hard quota, how far past it each running cluster got before it was stopped."""
+    from databricks.teachinglab.adapters.ledger.models import ClusterDay
+    ws = build(n_clusters, n_running)
+    with SandboxServer(workspace=ws) as server, tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings({"DATABRICKS_HOST": server.url, "DATABRICKS_TOKEN": "bench",
+                                  "QUOTA_TIMEZONE": "Asia/Jerusalem", "ADMIN_EMAIL": "admin@example.edu",
+                                  "CLUSTER_UPTIMES_DB": str(Path(tmp) / "l.db"), "EMAIL_TRANSPORT": "file",
+                                  "EMAIL_FILE_DIR": str(Path(tmp) / "mail"), "HOME": tmp,
+                                  "POLL_INTERVAL_MINUTES": "1"})
+        lab = open_context(settings, ws.now(), gateway=connect_workspace(settings))
+
+        def runs(first: int, last: int) -> list[int]:
+            calls = []
+            for minute in range(first, last + 1):
+                ws.clock.set(START + timedelta(minutes=minute))
+                before = len(ws.requests)
+                run_poll(lab, ws.now())
+                calls.append(len(ws.requests) - before)
+            return calls
+
+        runs(60, 60)                       # the first look
+        quiet = runs(61, 120)              # an hour with nothing near a quota (one hourly read of each)
+        crossing = runs(470, 540)          # every running cluster passes 480 minutes in here
+        over = [(row.used_ms - 480 * 60_000) / 1000 for row in ClusterDay.select() if row.terminated_at]
+        close_ledger()
+    return {"quiet_calls": statistics.mean(quiet), "quiet_max": max(quiet),
+            "crossing_calls": statistics.mean(crossing), "stopped": len(over),
+            "over_median_s": statistics.median(over) if over else None, "over_max_s": max(over) if over else None}
 
 
 def measure_storm(n_clusters: int, n_running: int, deadline_s: float = 25.0, retry_after: int = 1) -> dict:
@@ -110,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  latency {r['latency_ms']:>4.0f} ms/call: first poll {r['first_poll_s']:.2f} s, "
               f"steady poll median {r['steady_median_s']:.2f} s (max {r['steady_max_s']:.2f} s), "
               f"{r['api_calls_per_poll']:.0f} API calls per steady poll")
+    r = measure_minute_cadence(args.clusters, args.running)
+    print(f"one-minute cadence, {args.clusters} clusters, {args.running} running")
+    print(f"  a quiet hour: {r['quiet_calls']:.2f} API calls per run on average (max {r['quiet_max']})")
+    print(f"  around the hard quota: {r['crossing_calls']:.2f} calls per run; {r['stopped']} clusters stopped, "
+          f"{r['over_median_s']:.0f} s past the quota at the median, {r['over_max_s']:.0f} s at most")
     print(f"429 storm (Retry-After: 1), POLL_DEADLINE_SECONDS=25, {args.clusters} clusters")
     for what, r in measure_storm(args.clusters, args.running).items():
         print(f"  429 on {what:<12}: poll returned after {r['seconds']:.1f} s; clusters not handled: {r['failed']}; "

@@ -259,6 +259,13 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
                         "keep it under the cron wrapper's `timeout 30` (default 25).")
         deadline = 25.0
 
+    interval_raw = text("POLL_INTERVAL_MINUTES") or "1"
+    if not interval_raw.isdigit() or not 1 <= int(interval_raw) <= 60:
+        problems.append(f"POLL_INTERVAL_MINUTES={interval_raw!r} must be a whole number of minutes from 1 to 60: "
+                        "how often cron runs the poll (1, the default, stops a group within a minute of its "
+                        "quota; 15 is the light alternative).")
+        interval_raw = "1"
+
     try:
         cluster = cluster_settings(env)
     except ValueError as err:
@@ -289,7 +296,8 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
     return Settings(
         workspace=WorkspaceSettings(
             host=host, token=token, profile=profile, api_parallelism=int(parallel_raw),
-            poll_deadline_seconds=deadline, serverless_notebooks=serverless, account_id=account_id,
+            poll_deadline_seconds=deadline, poll_interval_seconds=int(interval_raw) * 60,
+            serverless_notebooks=serverless, account_id=account_id,
             account_host=account_host, account_token=text("DATABRICKS_ACCOUNT_TOKEN"),
             account_profile=text("DATABRICKS_ACCOUNT_PROFILE")),
         quota=QuotaSettings(warn_minutes=warn, max_minutes=hard, timezone=tz, semester_start=semester_start,

@@ -30,7 +30,7 @@ def job_parser(module: str, description: str, dry_run_help: str) -> argparse.Arg
 
 
 def run_job(job: str, args: argparse.Namespace, body: Callable[[JobContext, argparse.Namespace, datetime], int], *,
-            deadline: bool = False) -> int:
+            deadline: bool = False, wait_for_lock: float = 0) -> int:
     """Run `body` under the lock with a context built at one `now`; a real run is entered in the
     run log first (so a killed one is reported by the next) and closed with its exit code."""
     settings = settings_or_exit(need_mail=True)  # a job whose mail goes nowhere must not run
@@ -50,7 +50,7 @@ def run_job(job: str, args: argparse.Namespace, body: Callable[[JobContext, argp
             if run_id is not None:
                 end_run(run_id, utcnow(), code)
 
-    return run_locked(settings, job, locked, debug=args.debug)
+    return run_locked(settings, job, locked, debug=args.debug, wait_seconds=wait_for_lock)
 
 
 def poll(ctx: JobContext, args: argparse.Namespace, now: datetime) -> int:

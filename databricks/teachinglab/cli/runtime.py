@@ -8,6 +8,7 @@ import fcntl
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -107,16 +108,23 @@ class LockBusy(Exception):
 
 
 @contextlib.contextmanager
-def run_lock(path: Path) -> Iterator[None]:
-    """An flock that stops overlapping runs; the kernel drops it if the process is killed."""
+def run_lock(path: Path, *, wait_seconds: float = 0) -> Iterator[None]:
+    """An flock that stops overlapping runs; the kernel drops it if the process is killed.
+    `wait_seconds`: wait that long for a run in progress (the nightly close, which must not lose
+    its night to the poll cron starts in the same minute), instead of giving up at once."""
     if not path.parent.exists():
         path.parent.mkdir(parents=True, mode=0o700)  # by default it is the ledger's folder too
         logging.getLogger(__name__).warning("created the folder %s (mode 700) for the run lock", path.parent)
     with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LockBusy(str(path)) from None
+        give_up = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= give_up:
+                    raise LockBusy(str(path)) from None
+                time.sleep(0.2)
         try:
             yield
         finally:
@@ -141,7 +149,8 @@ def workspace_advice(settings: Settings, err: BaseException) -> tuple[str, int]:
     return f"the workspace {host} answered with an error: {type(err).__name__}: {err}", EXIT_WORKSPACE
 
 
-def run_locked(settings: Settings, job: str, body: Callable[[], int], *, debug: bool = False) -> int:
+def run_locked(settings: Settings, job: str, body: Callable[[], int], *, debug: bool = False,
+               wait_seconds: float = 0) -> int:
     """Run a job's body under the run lock. Every way it can end is one log line (at err priority
     in journald when it failed, never a bare print that journald would file as info) and an exit
     code; the admin hears of it through the outbox, or straight through the transport when the
@@ -150,7 +159,7 @@ def run_locked(settings: Settings, job: str, body: Callable[[], int], *, debug: 
     try:
         if settings.ledger.db_path is not None:
             ledger_guard(settings).check(settings.ledger.db_path)  # before the lock makes any folder
-        with run_lock(settings.ledger.lock_path):
+        with run_lock(settings.ledger.lock_path, wait_seconds=wait_seconds):
             return body()
     except WorkspaceUnavailable as err:
         line, code = workspace_advice(settings, err.__cause__ or err)

@@ -120,6 +120,28 @@ def may_have_run(cluster: ClusterInfo, tracker: Tracker | None) -> bool:
     return bool(stamps) and max(stamps) > tracker.checked_until  # no stamps: it never ran
 
 
+# A running cluster nothing has disturbed is measured from its open interval alone; its events
+# are still read at least this often, whatever else happens (see quiet()).
+FULL_READ_EVERY = timedelta(minutes=60)
+
+
+def quiet(cluster: ClusterInfo, tracker: Tracker | None, now: datetime) -> bool:
+    """A running cluster whose events need not be read this run: its interval is open, the list
+    shows it usable, it has not started or restarted since its events were last read, and they
+    were read less than FULL_READ_EVERY ago. Its usage up to `now` is the open interval's share;
+    nothing is lost by waiting, because the watermark does not move: the next read replays all
+    that happened. (Whether the Clusters API moves `start_time` on every start is not documented;
+    `last_restarted_time` or the periodic read catches a stop and start between two runs.)"""
+    if tracker is None or tracker.is_new or tracker.open_since is None:
+        return False
+    if cluster.state not in USABLE_STATES:
+        return False
+    stamps = [t for t in (cluster.last_restarted_time, cluster.start_time) if t]
+    if stamps and max(stamps) > tracker.checked_until:
+        return False
+    return now - tracker.checked_until < FULL_READ_EVERY
+
+
 def events_window_start(tracker: Tracker | None, now: datetime, tz: ZoneInfo) -> datetime:
     """Where to ask for events from: just after the last applied event; after the last look when
     none was ever applied; from today's start for a cluster never seen before."""

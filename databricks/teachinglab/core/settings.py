@@ -72,6 +72,7 @@ class WorkspaceSettings:
     profile: str | None = None
     api_parallelism: int = 8
     poll_deadline_seconds: float = 25.0
+    poll_interval_seconds: int = 60        # POLL_INTERVAL_MINUTES: how often cron runs the poll
     serverless_notebooks: str = "unknown"  # on | off | unknown: no workspace API shows it
     account_id: str | None = None          # set: groups are account groups (identity federation)
     account_host: str | None = None

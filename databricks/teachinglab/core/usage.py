@@ -108,6 +108,15 @@ def _groups(usages: list["ClusterUsage"]) -> dict[str, list["ClusterUsage"]]:
     return groups
 
 
+def could_cross(used_ms: int, running: int, limits: Limits, horizon_ms: int) -> bool:
+    """Whether a group at `used_ms`, with `running` clusters each adding a millisecond per
+    millisecond, may pass its soft or hard quota within `horizon_ms`, or is past the hard one
+    and still running: then its clusters' events are read, so the decision is exact."""
+    soon = used_ms + running * horizon_ms
+    return (running > 0 and used_ms >= limits.max_ms) or any(
+        used_ms < threshold <= soon for threshold in (limits.warn_ms, limits.max_ms))
+
+
 def forecast_limits(usages: list["ClusterUsage"], now: datetime) -> None:
     """When each group reaches its hard quota at the current rate: every one of its clusters that
     is usable now adds a minute per minute. None when none runs (nothing is coming) or for an

@@ -17,8 +17,8 @@ from databricks.teachinglab.core.model import ClusterInfo
 from databricks.teachinglab.core.quota import DayFlags
 from databricks.teachinglab.core.records import DayRecord, TrackedCluster
 from databricks.teachinglab.core.settings import Settings
-from databricks.teachinglab.core.usage import (ClusterUsage, LimitsBook, apply_group_quota, forecast_limits,
-                                               group_from_name, resolve_group)
+from databricks.teachinglab.core.usage import (ClusterUsage, LimitsBook, apply_group_quota, could_cross,
+                                               forecast_limits, group_from_name, resolve_group)
 from databricks.teachinglab.services.context import JobContext
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,12 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list
         return acc.settle_with_state(acc.apply_events(tracker, events, info, now, start), info)
 
     to_fetch = [c for c in clusters if acc.may_have_run(c, _tracker(known.get(c.cluster_id)))]
-    activities = dict(ctx.parallel(activity, to_fetch))
+    quiet = {c.cluster_id for c in to_fetch if acc.quiet(c, _tracker(known.get(c.cluster_id)), now)}
+    quiet -= _near_a_threshold(ctx, clusters, known, rows_today, limits_for, today, now)
+    activities = dict(ctx.parallel(activity, [c for c in to_fetch if c.cluster_id not in quiet]))
+    for c in to_fetch:
+        if c.cluster_id in quiet:  # nothing new to apply: measured from its open interval
+            activities[c] = Activity(known[c.cluster_id].tracker, ())
 
     def acl_group(info: ClusterInfo) -> str | None:
         groups = [e.principal for e in ctx.workspace.acl(info.cluster_id)
@@ -116,6 +121,30 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list
     apply_group_quota(out, limits_for)
     forecast_limits(out, now)
     return out
+
+
+def _near_a_threshold(ctx: JobContext, clusters: list[ClusterInfo], known: dict[str, TrackedCluster],
+                      rows_today: dict[str, DayRecord], limits_for: LimitsBook, today: date,
+                      now: datetime) -> set[str]:
+    """Clusters of the groups that may pass a quota before the next run (with a run's slack):
+    their events are read even when quiet, so the warning or the stop is decided on exact usage."""
+    tz = ctx.settings.quota.timezone
+    horizon_ms = 2 * ctx.settings.workspace.poll_interval_seconds * 1000
+    groups: dict[str, list[tuple[ClusterInfo, TrackedCluster]]] = {}
+    for c in clusters:
+        row = known.get(c.cluster_id)
+        if row is not None and row.group_name and not c.exempt:
+            groups.setdefault(row.group_name, []).append((c, row))
+    near: set[str] = set()
+    for members in groups.values():
+        used = sum(acc.used_ms_on(today, tz, rows_today[row.cluster_id].closed_ms if row.cluster_id in rows_today
+                                  else 0, row.open_since, now) for _, row in members)
+        running = sum(1 for c, row in members if row.open_since is not None and c.state in acc.USABLE_STATES)
+        limits = limits_for.for_group([row.cluster_id for _, row in members if row.group_source != "creator"],
+                                      [row.cluster_id for _, row in members])
+        if could_cross(used, running, limits, horizon_ms):
+            near |= {row.cluster_id for _, row in members}
+    return near
 
 
 def _creators_course_groups(ctx: JobContext, clusters: list[ClusterInfo], known: dict[str, TrackedCluster],
