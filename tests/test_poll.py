@@ -1,6 +1,8 @@
 """One poll, end to end: the real WorkspaceClient against the emulated workspace, a real SQLite
 ledger, and the file mail transport."""
 
+from datetime import timedelta
+
 import pytest
 
 from conftest import ADMIN, course, local
@@ -620,3 +622,41 @@ def test_a_forecast_past_midnight_is_not_shown(env):
     env.poll(at(21))
     lines = {u.cluster_name: u for u in cluster_usage(env.settings, env.now)}
     assert lines["cluster_01"].used_seconds == 60 * 60 and lines["cluster_01"].limit_at is None
+
+
+def test_a_quota_that_falls_inside_the_run_is_enforced_to_the_second(env):
+    """Started at 08:00:10, the group reaches 480 minutes at 16:00:10. The 16:00 run (deadline
+    25 s) sees it coming, waits 10 s and stops it then: no second over the quota. A crossing
+    later than the deadline allows is left to the next run."""
+    from databricks.teachinglab.adapters.deadline import Deadline
+    ws = env.workspace
+    cid = env.ids["cluster_01"]
+    ws.session(cid, at(8, 0, 10), None)
+    env.poll(at(8, 1))
+    minute_polls(env, at(15, 55), at(15, 59))
+    assert today_row(env).terminated_at is None
+    ctx = env.lab()
+    env.at(at(16))
+    ctx.deadline = Deadline(25, monotonic=lambda: ws.now().timestamp())  # the run's time is the sandbox's
+
+    def wait(seconds):
+        return env.at(ws.now() + timedelta(seconds=seconds))
+
+    report = enforcement.run_poll_to_the_second(ctx, env.now, wait=wait, interval_seconds=60)
+    assert report.count_done("terminate") == 1 and report.earlier is not None
+    row = today_row(env)
+    assert row.terminated_at == at(16, 0, 10) and row.used_ms == 480 * 60_000
+    assert ws.cluster(cid).state in ("TERMINATING", "TERMINATED")
+
+
+def test_a_quota_beyond_the_deadline_is_left_to_the_next_run(env):
+    from databricks.teachinglab.adapters.deadline import Deadline
+    ws = env.workspace
+    ws.session(env.ids["cluster_01"], at(8, 0, 40), None)  # crosses at 16:00:40, past 16:00 + 25 - 5
+    env.poll(at(8, 1))
+    ctx = env.lab()
+    env.at(at(16))
+    ctx.deadline = Deadline(25, monotonic=lambda: ws.now().timestamp())
+    waited = []
+    report = enforcement.run_poll_to_the_second(ctx, env.now, wait=lambda s: waited.append(s), interval_seconds=60)
+    assert waited == [] and report.earlier is None and today_row(env).terminated_at is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import time
 from datetime import datetime
 from typing import Callable
 
@@ -18,7 +19,7 @@ from databricks.teachinglab.cli.runtime import add_logging_flags, run_locked, se
 from databricks.teachinglab.cli.wiring import open_context
 from databricks.teachinglab.services.context import JobContext
 from databricks.teachinglab.services.nightly import plan_end_of_day, run_end_of_day
-from databricks.teachinglab.services.poll import run_poll
+from databricks.teachinglab.services.poll import run_poll_to_the_second
 from databricks.teachinglab.services.runs import begin_run, end_run
 
 
@@ -53,9 +54,15 @@ def run_job(job: str, args: argparse.Namespace, body: Callable[[JobContext, argp
     return run_locked(settings, job, locked, debug=args.debug, wait_seconds=wait_for_lock)
 
 
+def _sleep_and_read_the_clock(seconds: float) -> datetime:
+    time.sleep(max(0.0, seconds))
+    return utcnow()
+
+
 def poll(ctx: JobContext, args: argparse.Namespace, now: datetime) -> int:
     log = logging.getLogger("databricks.poll_clusters")
-    report = run_poll(ctx, now, dry_run=args.dry_run)
+    report = run_poll_to_the_second(ctx, now, wait=_sleep_and_read_the_clock, dry_run=args.dry_run,
+                                    interval_seconds=ctx.settings.workspace.poll_interval_seconds)
     log.info("poll done: %d clusters, %d warned, %d terminated, %d blocked, %d failed%s%s",
              len(report.outcomes), report.count_done("warn"), report.count_done("terminate"),
              report.count_done("block"), len(report.failures),

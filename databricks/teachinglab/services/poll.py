@@ -51,13 +51,21 @@ class PollReport:
     outcomes: list[Outcome]
     dry_run: bool
     delivered: object = None
+    earlier: "PollReport | None" = None   # the same run's pass before it waited for a quota
 
     @property
     def failures(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.error is not None]
+        return [o for o in self.outcomes if o.error is not None] + (self.earlier.failures if self.earlier else [])
 
     def count_done(self, action: str) -> int:
-        return sum(Action(action) in o.done for o in self.outcomes)
+        return sum(Action(action) in o.done for o in self.outcomes) + (
+            self.earlier.count_done(action) if self.earlier else 0)
+
+    def next_stop(self, now: datetime) -> datetime | None:
+        """The earliest moment, after `now`, at which a running group reaches its hard quota."""
+        due = [o.usage.limit_at for o in self.outcomes if o.error is None and o.usage.limit_at is not None
+               and o.usage.limit_at > now and Action.TERMINATE not in o.decision.actions]
+        return min(due, default=None)
 
 
 @dataclass
@@ -128,6 +136,31 @@ def run_poll(ctx: JobContext, now: datetime, *, dry_run: bool = False) -> PollRe
     report = PollReport(outcomes, dry_run=False)
     report.delivered = ctx.deliver(now)
     return report
+
+
+# Time kept for the stop itself (list, measure, terminate, block) after a wait for a quota.
+STOP_MARGIN_SECONDS = 5.0
+
+
+def run_poll_to_the_second(ctx: JobContext, now: datetime, *, wait: Callable[[float], datetime],
+                           interval_seconds: float, dry_run: bool = False) -> PollReport:
+    """A poll that, when a group reaches its hard quota before this run must end (its deadline,
+    and the next run), waits for that moment and acts then: the stop lands seconds after the
+    crossing instead of up to a minute. `wait(seconds)` sleeps and returns the new `now` (the
+    CLI's clock; a simulated one in tests and the benchmark)."""
+    first = run_poll(ctx, now, dry_run=dry_run)
+    crossing = None if dry_run else first.next_stop(now)
+    if crossing is None:
+        return first
+    seconds = (crossing - now).total_seconds()
+    budget = min(ctx.deadline.remaining(), interval_seconds) - STOP_MARGIN_SECONDS
+    if seconds > budget:
+        return first
+    logger.info("a group reaches its hard quota at %s, inside this run: waiting %.1f s to stop it then",
+                crossing.isoformat(timespec="seconds"), seconds)
+    second = run_poll(ctx, wait(seconds))
+    second.earlier = first
+    return second
 
 
 def lift_stale_blocks(ctx: JobContext, now: datetime) -> None:
