@@ -291,3 +291,21 @@ def test_test_email_refuses_a_non_address_and_names_the_transport(env, capsys):
     assert "is not an email address" in capsys.readouterr().err
     assert run(env, "--test_email", "ta@uni.example.edu") == 0
     assert "to ta@uni.example.edu via file: sent" in capsys.readouterr().out
+
+
+def test_the_cron_poll_waits_for_a_quota_that_falls_inside_its_run(env, capsys):
+    """The cron entry point, in process: at 16:00:00 the group has 2 s left; the run sleeps 2 s
+    (the real clock, moved by freezegun's tick), measures again and stops it then."""
+    from databricks import poll_clusters
+    from databricks.teachinglab.adapters.ledger.models import ClusterDay
+    cid = env.ids["cluster_01"]
+    env.workspace.session(cid, local(2026, 3, 2, 8, 0, 2), None)
+    env.poll(local(2026, 3, 2, 15, 59))
+    when = env.at(local(2026, 3, 2, 16))
+    with freeze_time(when, tick=True):
+        assert poll_clusters.main([]) == 0
+    row = ClusterDay.get(ClusterDay.cluster == cid)
+    assert row.terminated_at is not None
+    assert local(2026, 3, 2, 16, 0, 2) <= row.terminated_at < local(2026, 3, 2, 16, 0, 4)
+    err = capsys.readouterr().err
+    assert "waiting 2.0 s to stop it then" in err and "1 terminated, 1 blocked" in err
