@@ -202,3 +202,69 @@ def test_events_window_after_a_look_that_saw_no_events_starts_at_that_look():
     assert acc.events_window_start(Tracker(watermark=applied, checked_until=looked), L(2026, 3, 3, 3), TZ) \
         == applied + timedelta(milliseconds=1)
     assert acc.events_window_start(None, L(2026, 3, 3, 3), TZ) == acc.day_start(date(2026, 3, 3), TZ)
+
+
+# -- node-time ---------------------------------------------------------------------------------
+def wev(at, kind, workers):
+    return ClusterEvent(at, kind, workers)
+
+
+def node_ms(activity, tz=TZ):
+    return acc.node_ms_by_day(activity.segments, tz)
+
+
+def test_node_time_follows_an_upsize_and_lost_nodes_to_the_millisecond():
+    """RUNNING with 2 workers, upsized to 4 at 10:00:00.250, a node lost at 11:00, stopped at
+    12:00: 3 nodes for 1 h 250 ms, 5 for 1 h less 250 ms, 4 for 1 h, to the millisecond."""
+    events = [wev(L(2026, 3, 2, 9), "RUNNING", 2), wev(L(2026, 3, 2, 10, 0, 0) + timedelta(milliseconds=250),
+                                                      "UPSIZE_COMPLETED", 4),
+              wev(L(2026, 3, 2, 11), "NODES_LOST", 3), ev(L(2026, 3, 2, 12), "TERMINATING")]
+    a = acc.apply_events(Tracker(checked_until=L(2026, 3, 2, 8)), events, cluster(num_workers=4),
+                         L(2026, 3, 2, 13), L(2026, 3, 2, 8))
+    hour = 3_600_000
+    assert [i.ms for i in a.closed] == [3 * hour]  # one session: resizes do not split usage
+    assert node_ms(a) == {date(2026, 3, 2): 3 * (hour + 250) + 5 * (hour - 250) + 4 * hour}
+    assert a.tracker.open_since is None and a.tracker.workers is None
+
+
+def test_a_restart_keeps_the_node_count_and_a_same_count_event_does_not_cut():
+    events = [wev(L(2026, 3, 2, 9), "RUNNING", 2), ev(L(2026, 3, 2, 10), "RESTARTING"),
+              wev(L(2026, 3, 2, 10, 1), "RUNNING", 2), ev(L(2026, 3, 2, 11), "TERMINATING")]
+    a = acc.apply_events(Tracker(checked_until=L(2026, 3, 2, 8)), events, cluster(num_workers=2),
+                         L(2026, 3, 2, 12), L(2026, 3, 2, 8))
+    assert [(g.nodes, g.start, g.end) for g in a.segments] == [(3, L(2026, 3, 2, 9), L(2026, 3, 2, 11))]
+
+
+def test_open_node_time_is_split_at_midnight_and_carried_across_polls():
+    """Upsized at 23:30 and still running at 00:30: the poll books 23:00-23:30 at 2 nodes as
+    closed; the open segment (4 nodes from 23:30) counts 30 min on each day."""
+    first = acc.apply_events(Tracker(checked_until=L(2026, 3, 2, 22)),
+                             [wev(L(2026, 3, 2, 23), "RUNNING", 1), wev(L(2026, 3, 2, 23, 30), "UPSIZE_COMPLETED", 3)],
+                             cluster("RUNNING", num_workers=3), L(2026, 3, 3, 0, 30), L(2026, 3, 2, 22))
+    assert node_ms(first) == {date(2026, 3, 2): 2 * 30 * 60_000}
+    t = first.tracker
+    assert (t.open_since, t.segment_since, t.nodes) == (L(2026, 3, 2, 23), L(2026, 3, 2, 23, 30), 4)
+    now = L(2026, 3, 3, 0, 30)
+    assert acc.used_node_ms_on(date(2026, 3, 2), TZ, 2 * 30 * 60_000, t, now) == (2 + 4) * 30 * 60_000
+    assert acc.used_node_ms_on(date(2026, 3, 3), TZ, 0, t, now) == 4 * 30 * 60_000
+    clipped = acc.clip_open_interval(t, L(2026, 3, 3))  # the nightly close archived the 2nd
+    assert (clipped.open_since, clipped.segment_since) == (L(2026, 3, 3), L(2026, 3, 3))
+
+
+def test_node_time_on_the_23_hour_dst_day():
+    """Running all of 27 March 2026 (spring forward in Jerusalem) with 1 worker: 2 nodes x 23 h."""
+    lo, hi = acc.day_bounds(date(2026, 3, 27), TZ)
+    a = acc.apply_events(Tracker(checked_until=lo - timedelta(hours=2)),
+                         [wev(lo - timedelta(hours=1), "RUNNING", 1), ev(hi + timedelta(hours=1), "TERMINATING")],
+                         cluster(num_workers=1), hi + timedelta(hours=2), lo - timedelta(hours=2))
+    assert node_ms(a)[date(2026, 3, 27)] == 2 * 23 * 3_600_000
+
+
+def test_a_first_look_at_a_cluster_resized_since_before_the_window_counts_from_the_window():
+    """Running since yesterday, resized today: it is usable from midnight (it used to be missed),
+    at the autoscale maximum until the event tells the count."""
+    midnight = L(2026, 3, 2)
+    a = acc.apply_events(None, [wev(L(2026, 3, 2, 9), "UPSIZE_COMPLETED", 2)], cluster("RUNNING", num_workers=8),
+                         L(2026, 3, 2, 10), midnight)
+    assert a.tracker.open_since == midnight and a.tracker.workers == 2
+    assert [(g.nodes, g.start, g.end) for g in a.segments] == [(9, midnight, L(2026, 3, 2, 9))]

@@ -660,3 +660,29 @@ def test_a_quota_beyond_the_deadline_is_left_to_the_next_run(env):
     waited = []
     report = enforcement.run_poll_to_the_second(ctx, env.now, wait=lambda s: waited.append(s), interval_seconds=60)
     assert waited == [] and report.earlier is None and today_row(env).terminated_at is None
+
+
+def test_node_time_follows_a_resize_into_the_usage_line(env):
+    """1 worker from 08:00, upsized to 3 (UPSIZE_COMPLETED at 09:00:30): by 10:00, 60.5 min at 2
+    nodes and 59.5 min at 4, so 359 node-minutes; DBUs and cost from the packaged price table
+    (Standard_DS3_v2: 0.75 DBU/h, $0.293/h; $0.55 per DBU)."""
+    from databricks.teachinglab.services.grants import cluster_usage
+    ws = env.workspace
+    cid = env.ids["cluster_01"]
+    ws.session(cid, at(8), None)
+    ws.user_action(at(9), "resize", cid, num_workers=3)
+    env.poll(at(8, 1))
+    env.poll(at(10))
+    line = next(u for u in cluster_usage(env.settings, env.now) if u.cluster_id == cid)
+    assert line.used_seconds == 120 * 60 and line.node_seconds == 359 * 60
+    hours = 359 / 60
+    assert line.dbu == round(0.75 * hours, 4)
+    assert line.cost_usd == round(0.75 * hours * 0.55 + 0.293 * hours, 4)
+    env.close_day(local(2026, 3, 3, 0, 7))  # still running: the 2nd is archived up to midnight
+    from databricks.teachinglab.adapters.ledger.models import UsageHistory
+    archived = UsageHistory.get(UsageHistory.cluster == cid)
+    assert archived.used_ms == 16 * 3_600_000
+    assert archived.node_ms == 121 * 60_000 + (16 * 60 - 60.5) * 60_000 * 4
+    from datetime import date
+    tomorrow = ClusterDay.get((ClusterDay.cluster == cid) & (ClusterDay.day == date(2026, 3, 3)))
+    assert tomorrow.used_node_ms == 4 * 7 * 60_000  # 00:00 to 00:07 at 4 nodes: nothing counted twice

@@ -168,7 +168,11 @@ class ClusterBook:
 
     def _become_running(self, cluster: Cluster, when: datetime) -> None:
         self._set_state(cluster, "RUNNING")
-        self._event(cluster, when, "RUNNING", {"current_num_workers": cluster.spec.get("num_workers", 0)})
+        # Clusters API events: RUNNING carries current_num_workers; an autoscaling cluster starts at
+        # its minimum (docs: "Autoscaling ... starts with the minimum number of workers").
+        autoscale = cluster.spec.get("autoscale") or {}
+        workers = cluster.spec.get("num_workers", autoscale.get("min_workers", 0))
+        self._event(cluster, when, "RUNNING", {"current_num_workers": workers})
         for hook in self.on_running:
             hook(cluster.cluster_id)
 

@@ -191,7 +191,7 @@ class WorkspaceGateway:
             last_restarted_time=_dt(c.last_restarted_time), creator=c.creator_user_name,
             source=c.cluster_source.value if c.cluster_source else None,
             access_mode=c.data_security_mode.value if c.data_security_mode else None,
-            node_type_id=c.node_type_id,
+            node_type_id=c.node_type_id, driver_node_type_id=c.driver_node_type_id,
             num_workers=c.num_workers if c.autoscale is None else c.autoscale.max_workers,
         )
 
@@ -205,7 +205,8 @@ class WorkspaceGateway:
                                                  order=compute.GetEventsOrder.ASC, event_types=types,
                                                  limit=500):
                 if e.type is not None and e.timestamp is not None:
-                    out.append(ClusterEvent(_dt(e.timestamp), e.type.value))
+                    workers = e.details.current_num_workers if e.details else None
+                    out.append(ClusterEvent(_dt(e.timestamp), e.type.value, workers))
             return out
 
         return self._retry(f"events of {cluster_id}", fetch)

@@ -4,6 +4,10 @@ Usage is the time a cluster was usable: an interval opens at RUNNING and closes 
 RESTARTING and RESIZING inside it do not split it. Days are local days in the quota time zone,
 so an interval is split at local midnight and a DST day has 23 or 25 hours.
 
+Node-time is the same time times the nodes running: 1 driver plus the latest
+`current_num_workers` an event reported (RUNNING, UPSIZE_COMPLETED, NODES_LOST, ...). An open
+interval is cut into segments of constant node count; what cost and DBUs are computed from.
+
 All amounts are integer milliseconds, so sums never drift; they are shown as seconds or minutes.
 """
 from __future__ import annotations
@@ -20,7 +24,8 @@ logger = logging.getLogger(__name__)
 
 OPENS = "RUNNING"
 CLOSES = "TERMINATING"
-EVENT_TYPES = ("CREATING", "STARTING", "RUNNING", "RESTARTING", "RESIZING", "UPSIZE_COMPLETED", "TERMINATING")
+EVENT_TYPES = ("CREATING", "STARTING", "RUNNING", "RESTARTING", "RESIZING", "UPSIZE_COMPLETED", "NODES_LOST",
+               "TERMINATING")
 # On a first look, one of these before the closing TERMINATING (with no RUNNING between) shows the
 # cluster was not usable when the window began: a cluster created and stopped before its first
 # poll, or a start that failed before RUNNING, costs nothing.
@@ -51,16 +56,36 @@ class Interval:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """A stretch of an interval with a constant number of nodes (1 driver + workers)."""
+    start: datetime
+    end: datetime
+    nodes: int
+
+    @property
+    def node_ms(self) -> int:
+        return Interval(self.start, self.end).ms * self.nodes
+
+
+@dataclass(frozen=True)
 class Tracker:
     """What the ledger remembers of one cluster between polls.
 
     open_since:    start of the usable interval still open, if any.
     watermark:     instant of the last event applied; later polls ask only for newer events.
     checked_until: the `now` of the last look, so a cluster idle since then is not asked again.
+    workers:       the workers running in the open interval (its latest count); None when closed.
+    segment_since: where the open interval's current node count began.
     """
     open_since: datetime | None = None
     watermark: datetime | None = None
     checked_until: datetime | None = None
+    workers: int | None = None
+    segment_since: datetime | None = None
+
+    @property
+    def nodes(self) -> int:
+        return 1 + (self.workers or 0)
 
     @property
     def is_new(self) -> bool:
@@ -73,6 +98,7 @@ class Activity:
     tracker: Tracker
     closed: tuple[Interval, ...]
     estimated: bool = False
+    segments: tuple[Segment, ...] = ()   # node-time closed by the same events (cut where nodes changed)
 
 
 # -- local days --------------------------------------------------------------------------------
@@ -159,7 +185,7 @@ def events_expired(tracker: Tracker | None, now: datetime) -> bool:
 
 def apply_events(tracker: Tracker | None, events: Iterable[ClusterEvent], cluster: ClusterInfo,
                  now: datetime, window_start: datetime) -> Activity:
-    """Replay new events onto the tracker; returns the intervals they closed.
+    """Replay new events onto the tracker; returns the intervals (and node segments) they closed.
 
     Events at or before the watermark were applied already and are skipped, so the same window
     can be replayed any number of times without counting anything twice.
@@ -167,32 +193,57 @@ def apply_events(tracker: Tracker | None, events: Iterable[ClusterEvent], cluste
     state = tracker or Tracker()
     first_look = state.is_new
     open_since, watermark = state.open_since, state.watermark
+    workers, segment_since = state.workers, state.segment_since or state.open_since
     applied_up_to = state.watermark
     closed: list[Interval] = []
+    segments: list[Segment] = []
     seen_any = False
     # Whether, on a first look, the cluster may have been usable since before the window: only
     # until the first event that shows otherwise (or the first session that closes).
     maybe_ran_before = first_look
+    unknown = cluster.num_workers or 0  # the autoscale maximum: a cost is never under-counted
+
+    def cut(at: datetime) -> None:
+        if segment_since is not None and at > segment_since:
+            segments.append(Segment(segment_since, at, 1 + (workers if workers is not None else unknown)))
+
     for event in sorted(events, key=lambda e: e.at):
         if event.at > now or (applied_up_to is not None and event.at <= applied_up_to):
             continue
         seen_any = True
         watermark = event.at
         if event.kind == OPENS and open_since is None:
-            open_since = event.at
+            open_since = segment_since = event.at
+            workers = event.workers if event.workers is not None else unknown
         elif event.kind in NOT_YET_USABLE and open_since is None:
             maybe_ran_before = False
         elif event.kind == CLOSES:
             if open_since is not None:
                 closed.append(Interval(open_since, event.at))
+                cut(event.at)
             elif maybe_ran_before:  # it was already running when our window began
                 closed.append(Interval(window_start, event.at))
-            open_since = None
+                segment_since = window_start
+                cut(event.at)
+            open_since = segment_since = workers = None
             maybe_ran_before = False
+        elif event.workers is not None:  # a resize, lost nodes, a RUNNING after a restart
+            if open_since is None and maybe_ran_before:
+                # A first look at a cluster that was running before the window began: it is
+                # usable from the window's start, at a count not known until now (the maximum).
+                open_since = segment_since = window_start
+                workers = unknown
+            if open_since is not None and event.workers != workers:
+                cut(event.at)
+                segment_since, workers = event.at, event.workers
     if first_look and open_since is None and not seen_any and cluster.state in USABLE_STATES:
         # Running, and nothing happened since the window began: it has run since before it.
-        open_since = window_start
-    return Activity(Tracker(open_since, watermark, now), tuple(i for i in closed if i.ms > 0))
+        open_since = segment_since = window_start
+        workers = unknown
+    kept = tuple(i for i in closed if i.ms > 0)
+    return Activity(Tracker(open_since, watermark, now, workers if open_since else None,
+                            segment_since if open_since else None), kept,
+                    segments=tuple(g for g in segments if g.node_ms > 0))
 
 
 def estimate_activity(tracker: Tracker | None, cluster: ClusterInfo, now: datetime) -> Activity:
@@ -205,14 +256,33 @@ def estimate_activity(tracker: Tracker | None, cluster: ClusterInfo, now: dateti
     floor = state.watermark or state.checked_until
     open_since = state.open_since
     closed: list[Interval] = []
+    segments: tuple[Segment, ...] = ()
+    workers = state.workers
     if cluster.state in USABLE_STATES and open_since is None:
         began = cluster.last_restarted_time or cluster.start_time or now
         open_since = max(began, floor) if floor else began
+        workers = cluster.num_workers or 0  # not known without events: the maximum
     elif cluster.state not in USABLE_STATES and open_since is not None:
         end = cluster.terminated_time if cluster.terminated_time and cluster.terminated_time >= open_since else now
         closed.append(Interval(open_since, min(end, now)))
-        open_since = None
-    return Activity(Tracker(open_since, now, now), tuple(i for i in closed if i.ms > 0), estimated=True)
+        segments = _close_segment(state, min(end, now))
+        open_since = workers = None
+    return Activity(Tracker(open_since, now, now, workers, _segment_start(state, open_since)),
+                    tuple(i for i in closed if i.ms > 0), estimated=True, segments=segments)
+
+
+def _segment_start(state: Tracker, open_since: datetime | None) -> datetime | None:
+    """Where the open interval's current node count began, for a tracker carried forward."""
+    if open_since is None:
+        return None
+    return state.segment_since if state.open_since == open_since and state.segment_since else open_since
+
+
+def _close_segment(state: Tracker, end: datetime) -> tuple[Segment, ...]:
+    start = state.segment_since or state.open_since
+    if start is None or end <= start:
+        return ()
+    return (Segment(start, end, state.nodes),)
 
 
 def settle_with_state(activity: Activity, cluster: ClusterInfo) -> Activity:
@@ -227,7 +297,8 @@ def settle_with_state(activity: Activity, cluster: ClusterInfo) -> Activity:
     logger.warning("cluster=%s name=%s: TERMINATED without a closing event; closed at %s (estimate)",
                    cluster.cluster_id, cluster.name, end.isoformat())
     closed = activity.closed + ((Interval(t.open_since, end),) if end > t.open_since else ())
-    return Activity(replace(t, open_since=None), closed, estimated=True)
+    return Activity(replace(t, open_since=None, workers=None, segment_since=None), closed, estimated=True,
+                    segments=activity.segments + _close_segment(t, end))
 
 
 def close_vanished(tracker: Tracker, last_seen: datetime, now: datetime) -> Activity:
@@ -235,17 +306,37 @@ def close_vanished(tracker: Tracker, last_seen: datetime, now: datetime) -> Acti
     it when it was last seen running, so a deleted cluster is not charged for ever."""
     end = min(max(last_seen, tracker.open_since), now)
     closed = (Interval(tracker.open_since, end),) if end > tracker.open_since else ()
-    return Activity(Tracker(None, tracker.watermark, now), closed, estimated=True)
+    return Activity(Tracker(None, tracker.watermark, now), closed, estimated=True,
+                    segments=_close_segment(tracker, end))
 
 
 def clip_open_interval(tracker: Tracker, boundary: datetime) -> Tracker:
-    """Move an open interval's start to `boundary` once the time before it has been archived."""
+    """Move an open interval's start (and its node segment's) to `boundary` once the time before
+    it has been archived."""
     if tracker.open_since is not None and tracker.open_since < boundary:
-        return replace(tracker, open_since=boundary)
+        segment = tracker.segment_since or tracker.open_since
+        return replace(tracker, open_since=boundary, segment_since=max(segment, boundary))
     return tracker
 
 
 # -- usage on a day ----------------------------------------------------------------------------
+def node_ms_by_day(segments: Iterable[Segment], tz: ZoneInfo) -> dict[date, int]:
+    """Node-milliseconds of closed segments on each local day they touch."""
+    out: dict[date, int] = {}
+    for g in segments:
+        for day, ms in split_by_day(Interval(g.start, g.end), tz).items():
+            out[day] = out.get(day, 0) + ms * g.nodes
+    return out
+
+
+def used_node_ms_on(day: date, tz: ZoneInfo, closed_node_ms: int, tracker: Tracker, now: datetime) -> int:
+    """Closed node-time booked to `day` plus the open segment's share of it up to `now`."""
+    start = tracker.segment_since or tracker.open_since
+    if tracker.open_since is None or start is None:
+        return closed_node_ms
+    lo, hi = day_bounds(day, tz)
+    return closed_node_ms + overlap_ms(start, now, lo, hi) * tracker.nodes
+
 def used_ms_on(day: date, tz: ZoneInfo, closed_ms: int, open_since: datetime | None,
                now: datetime) -> int:
     """Closed usage already booked to `day` plus the open interval's share of it up to `now`."""

@@ -17,7 +17,8 @@ class ClusterInfo:
     last_restarted_time: datetime | None = None
     creator: str | None = None
     node_type_id: str | None = None
-    num_workers: int | None = None
+    num_workers: int | None = None          # the autoscale maximum for an autoscaling cluster
+    driver_node_type_id: str | None = None  # when the driver's VM differs from the workers'
     source: str | None = None       # cluster_source: UI, API, JOB, ...
     access_mode: str | None = None  # data_security_mode
 
@@ -34,6 +35,7 @@ class ClusterInfo:
 class ClusterEvent:
     at: datetime
     kind: str
+    workers: int | None = None   # details.current_num_workers, where the event carries it
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,13 @@ class TrackedCluster:
     watermark: datetime | None = None
     checked_until: datetime | None = None
     estimated: bool = False
+    workers: int | None = None
+    segment_since: datetime | None = None
+    driver_node_type_id: str | None = None
 
     @property
     def tracker(self) -> Tracker:
-        return Tracker(self.open_since, self.watermark, self.checked_until)
+        return Tracker(self.open_since, self.watermark, self.checked_until, self.workers, self.segment_since)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class DayRecord:
     first_warned_at: datetime | None = None
     first_stopped_at: datetime | None = None
     limit_at: datetime | None = None     # as of `as_of`: when the group reaches its hard quota
+    closed_node_ms: int = 0
+    used_node_ms: int = 0
 
     @property
     def was_warned(self) -> bool:
@@ -97,6 +102,7 @@ class HistoryRecord:
     archived_at: datetime | None = None
     exempt: bool = False
     notes: str = ""
+    node_ms: int = 0
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ class ClusterUsage:
     pieces: dict[date, list[int]] = field(default_factory=dict)  # day -> [ms, sessions] to book
     closed_ms: int = 0        # today's closed usage after booking the pieces
     used_ms: int = 0          # today's usage at `now`
+    node_pieces: dict[date, int] = field(default_factory=dict)  # day -> node-ms of closed segments to book
+    closed_node_ms: int = 0   # today's closed node-time after booking
+    used_node_ms: int = 0     # today's node-time at `now` (1 driver + workers, for every ms used)
     limits: Limits | None = None
     flags: DayFlags = field(default_factory=DayFlags)
     previous_level: str | None = None

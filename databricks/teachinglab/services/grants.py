@@ -38,6 +38,9 @@ class UsageLine:
     group_used_seconds: int = 0     # the group's usage today over all its clusters (the quota's measure)
     limit_at: str | None = None     # as of the last poll, at that rate: when the group reaches its hard
                                     # quota today (ISO 8601, local); null when none of it runs
+    node_seconds: int = 0           # node-time today: every second used times 1 driver + its workers then
+    dbu: float | None = None        # from node-time and the price table; null when its node type is not there
+    cost_usd: float | None = None
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -68,8 +71,18 @@ def cluster_usage(settings: Settings, now: datetime) -> list[UsageLine]:
             state=c.state, estimated=bool(row and row.estimated), exempt=c.exempt, owner=c.owner,
             group_used_seconds=(group_ms.get(c.group_name, 0) if c.group_name and not c.exempt
                                 else (row.used_ms if row else 0)) // 1000,
-            limit_at=_today_local(row.limit_at, today, tz) if row else None))
+            limit_at=_today_local(row.limit_at, today, tz) if row else None,
+            node_seconds=(row.used_node_ms // 1000) if row else 0,
+            **_money(settings, c, row)))
     return out
+
+
+def _money(settings: Settings, c: TrackedCluster, row) -> dict:
+    measured = settings.quota.prices.dbu_and_cost(row.used_ms, row.used_node_ms, c.node_type_id,
+                                                  c.driver_node_type_id) if row and settings.quota.prices else (0, 0)
+    if measured is None:
+        return {"dbu": None, "cost_usd": None}
+    return {"dbu": round(measured[0], 4), "cost_usd": round(measured[1], 4)}
 
 
 def _today_local(at: datetime | None, today: date, tz) -> str | None:

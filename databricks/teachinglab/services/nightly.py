@@ -162,6 +162,7 @@ def _archive(ctx: JobContext, day: date, now: datetime, audit: tuple[list[dict],
     for cluster in ledger.load_clusters().values():
         row = rows.get(cluster.cluster_id)
         open_ms = acc.overlap_ms(cluster.open_since, min(now, hi), lo, hi) if cluster.open_since else 0
+        node_ms = acc.used_node_ms_on(day, tz, row.closed_node_ms if row else 0, cluster.tracker, min(now, hi))
         history.append(HistoryRecord(
             cluster_id=cluster.cluster_id, day=day, cluster_name=cluster.name, group_name=cluster.group_name,
             used_ms=(row.closed_ms if row else 0) + open_ms,
@@ -172,11 +173,11 @@ def _archive(ctx: JobContext, day: date, now: datetime, audit: tuple[list[dict],
             blocked_group=row.blocked_group if row and (row.blocked_at or row.over_quota_at) else None,
             previous_level=row.previous_level if row else None,
             restored_at=row.restored_at if row and row.blocked_at else None,  # lifted by a poll already
-            estimated=bool(row and row.estimated) or cluster.estimated, archived_at=now))
+            estimated=bool(row and row.estimated) or cluster.estimated, archived_at=now, node_ms=node_ms))
         # The part before `hi` is archived now; the open interval continues from midnight.
-        clipped = acc.clip_open_interval(acc.Tracker(cluster.open_since), hi)
+        clipped = acc.clip_open_interval(cluster.tracker, hi)
         if clipped.open_since != cluster.open_since:
-            ledger.clip_open_interval(cluster.cluster_id, clipped.open_since)
+            ledger.clip_open_interval(cluster.cluster_id, clipped.open_since, clipped.segment_since)
     ledger.archive_day(day, history, now)
     findings, error = audit
     queue_report(daily_report(day, ctx.settings, findings=findings, audit_error=error), ctx.settings, now)

@@ -111,10 +111,13 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list
                     piece = usage.pieces.setdefault(day, [0, 0])
                     piece[0] += ms
                     piece[1] += 1
+            usage.node_pieces = acc.node_ms_by_day(result.segments, tz)
         day_row = rows_today.get(info.cluster_id)
         usage.previous_level = day_row.previous_level if day_row else None
         usage.closed_ms = (day_row.closed_ms if day_row else 0) + usage.pieces.get(today, [0])[0]
         usage.used_ms = acc.used_ms_on(today, tz, usage.closed_ms, usage.tracker.open_since, now)
+        usage.closed_node_ms = (day_row.closed_node_ms if day_row else 0) + usage.node_pieces.get(today, 0)
+        usage.used_node_ms = acc.used_node_ms_on(today, tz, usage.closed_node_ms, usage.tracker, now)
         usage.limits = limits_for(info.cluster_id)
         usage.group_used_ms = usage.used_ms
         out.append(usage)

@@ -77,6 +77,9 @@ class Cluster(BaseModel):
     watermark = UtcDateTimeField(null=True)
     checked_until = UtcDateTimeField(null=True)
     estimated = pw.BooleanField(default=False)
+    workers = pw.IntegerField(null=True)             # in the open interval, its latest count
+    segment_since = UtcDateTimeField(null=True)      # where the open interval's node count began
+    driver_node_type_id = pw.CharField(null=True)
 
 
 class ClusterDay(BaseModel):
@@ -102,6 +105,8 @@ class ClusterDay(BaseModel):
     first_warned_at = UtcDateTimeField(null=True)      # these two are kept when a grant resets
     first_stopped_at = UtcDateTimeField(null=True)     # the day's flags: the report tells it all
     limit_at = UtcDateTimeField(null=True)  # as of `as_of`: when the group reaches its hard quota at that rate
+    closed_node_ms = pw.BigIntegerField(default=0)  # node-time of closed segments booked to this day
+    used_node_ms = pw.BigIntegerField(default=0)    # closed + the open segment's share, as of `as_of`
 
     class Meta:
         primary_key = pw.CompositeKey("cluster", "day")
@@ -124,6 +129,7 @@ class UsageHistory(BaseModel):
     archived_at = UtcDateTimeField()
     exempt = pw.BooleanField(default=False)
     notes = pw.TextField(default="")  # what happened, in order: "stopped at 14:05; granted 30 min at 14:20 by …"
+    node_ms = pw.BigIntegerField(default=0)  # node-time: every ms used times 1 driver + its workers then
 
     class Meta:
         primary_key = pw.CompositeKey("cluster", "day")
@@ -235,8 +241,24 @@ def _v4(db: pw.Database) -> None:
         run(SchemaMigrator.from_database(db).add_column("cluster_day", "limit_at", UtcDateTimeField(null=True)))
 
 
+def _v5(db: pw.Database) -> None:
+    """Node-time: the worker count and node segment of the open interval, node-ms per day."""
+    from playhouse.migrate import SchemaMigrator, migrate as run
+    migrator = SchemaMigrator.from_database(db)
+    wanted = {"cluster": [("workers", pw.IntegerField(null=True)), ("segment_since", UtcDateTimeField(null=True)),
+                          ("driver_node_type_id", pw.CharField(null=True))],
+              "cluster_day": [("closed_node_ms", pw.BigIntegerField(default=0)),
+                              ("used_node_ms", pw.BigIntegerField(default=0))],
+              "usage_history": [("node_ms", pw.BigIntegerField(default=0))]}
+    for table, columns in wanted.items():
+        have = {c.name for c in db.get_columns(table)}
+        for name, column in columns:
+            if name not in have:
+                run(migrator.add_column(table, name, column))
+
+
 # Append, never edit: each entry runs once, in order, inside a transaction.
-MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4)]
+MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5)]
 
 
 def migrate(db: pw.Database, now: datetime) -> int:

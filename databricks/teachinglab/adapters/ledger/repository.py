@@ -63,45 +63,52 @@ def save_usage(usages: Iterable, now: datetime) -> None:
     Idempotent at the same `now`: pieces are only those after each cluster's watermark."""
     closed_days = {row.day for row in ClosedDay.select(ClosedDay.day)}
     for u in usages:
-        info = u.info
+        info, t = u.info, u.tracker
         Cluster.insert(
             cluster_id=info.cluster_id, name=info.name, group_name=u.group, group_source=u.group_source, owner=u.owner,
             course=info.custom_tags.get("course"), exempt=info.exempt, state=info.state,
-            node_type_id=info.node_type_id, num_workers=info.num_workers, first_seen=now, last_seen=now,
-            open_since=u.tracker.open_since, watermark=u.tracker.watermark,
-            checked_until=u.tracker.checked_until, estimated=u.estimated,
+            node_type_id=info.node_type_id, driver_node_type_id=info.driver_node_type_id,
+            num_workers=info.num_workers, first_seen=now, last_seen=now, open_since=t.open_since,
+            watermark=t.watermark, checked_until=t.checked_until, workers=t.workers, segment_since=t.segment_since,
+            estimated=u.estimated,
         ).on_conflict(
             conflict_target=[Cluster.cluster_id],
             preserve=[Cluster.name, Cluster.group_name, Cluster.group_source, Cluster.owner, Cluster.course,
-                      Cluster.exempt, Cluster.state, Cluster.node_type_id, Cluster.num_workers,
-                      Cluster.last_seen, Cluster.open_since, Cluster.watermark, Cluster.checked_until,
-                      Cluster.estimated],
+                      Cluster.exempt, Cluster.state, Cluster.node_type_id, Cluster.driver_node_type_id,
+                      Cluster.num_workers, Cluster.last_seen, Cluster.open_since, Cluster.watermark,
+                      Cluster.checked_until, Cluster.workers, Cluster.segment_since, Cluster.estimated],
         ).execute()
-        for day, (ms, sessions) in sorted(u.pieces.items()):
+        for day in sorted(set(u.pieces) | set(u.node_pieces)):
+            ms, sessions = u.pieces.get(day, (0, 0))
+            node_ms = u.node_pieces.get(day, 0)
             if day in closed_days:
                 logger.warning("%s: %d s of late usage booked to closed day %s", u.label, ms // 1000, day)
-                UsageHistory.update(used_ms=UsageHistory.used_ms + ms,
-                                    sessions=UsageHistory.sessions + sessions).where(
+                UsageHistory.update(used_ms=UsageHistory.used_ms + ms, sessions=UsageHistory.sessions + sessions,
+                                    node_ms=UsageHistory.node_ms + node_ms).where(
                     (UsageHistory.cluster == info.cluster_id) & (UsageHistory.day == day)).execute()
                 continue
             ClusterDay.insert(cluster=info.cluster_id, day=day, closed_ms=ms, sessions=sessions,
-                              estimated=u.estimated).on_conflict(
+                              closed_node_ms=node_ms, estimated=u.estimated).on_conflict(
                 conflict_target=[ClusterDay.cluster, ClusterDay.day],
                 update={ClusterDay.closed_ms: ClusterDay.closed_ms + ms,
-                        ClusterDay.sessions: ClusterDay.sessions + sessions},
+                        ClusterDay.sessions: ClusterDay.sessions + sessions,
+                        ClusterDay.closed_node_ms: ClusterDay.closed_node_ms + node_ms},
             ).execute()
         ClusterDay.insert(cluster=info.cluster_id, day=u.day, used_ms=u.used_ms, limit_ms=u.limits.max_ms,
-                          as_of=now, estimated=u.estimated, limit_at=u.limit_at).on_conflict(
+                          used_node_ms=u.used_node_ms, as_of=now, estimated=u.estimated,
+                          limit_at=u.limit_at).on_conflict(
             conflict_target=[ClusterDay.cluster, ClusterDay.day],
             update={ClusterDay.used_ms: u.used_ms, ClusterDay.limit_ms: u.limits.max_ms,
-                    ClusterDay.as_of: now, ClusterDay.limit_at: u.limit_at},
+                    ClusterDay.used_node_ms: u.used_node_ms, ClusterDay.as_of: now, ClusterDay.limit_at: u.limit_at},
         ).execute()
         if u.estimated:
             ClusterDay.update(estimated=True).where(_day(info.cluster_id, u.day)).execute()
 
 
-def clip_open_interval(cluster_id: str, open_since: datetime | None) -> None:
-    Cluster.update(open_since=open_since).where(Cluster.cluster_id == cluster_id).execute()
+def clip_open_interval(cluster_id: str, open_since: datetime | None, segment_since: datetime | None) -> None:
+    """The open interval (and its node segment) now starts at the archived day's end."""
+    Cluster.update(open_since=open_since, segment_since=segment_since).where(
+        Cluster.cluster_id == cluster_id).execute()
 
 
 # -- the day's rows and flags -------------------------------------------------------------------
