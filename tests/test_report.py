@@ -146,3 +146,17 @@ def test_honest_records_after_a_grant_exempt_clusters_and_the_close_time(make_en
     assert exempt.percent == "exempt" and "exempt" in exempt.flags
     later = bundle(report, env.settings, local(2026, 3, 5, 9))
     assert "closed at 2026-03-03 00:07" in later.text and "2026-03-05" not in later.text.split("\n")[0]
+
+
+def test_a_node_type_missing_from_the_price_table_is_named_in_the_report_not_guessed(make_env):
+    from databricks.teachinglab.adapters.report_files import bundle
+    env = make_env(local(2026, 3, 2, 7))
+    gpu = env.workspace.add_cluster("gpu-lab", tags={"group": "group_01"}, spec={"node_type_id": "Custom_GPU_X9"})
+    env.workspace.session(gpu, local(2026, 3, 2, 8), local(2026, 3, 2, 9))
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 9, 15))
+    env.close_day(local(2026, 3, 3, 0, 7))
+    report = daily_report(date(2026, 3, 2), env.settings)
+    row = next(r for r in report.rows if r.cluster_name == "gpu-lab")
+    assert row.used_minutes == 60 and row.cost is None and report.unpriced == ["Custom_GPU_X9"]
+    text = bundle(report, env.settings, local(2026, 3, 3, 9)).text
+    assert "Cost not estimated for node types missing from the price table: Custom_GPU_X9" in text

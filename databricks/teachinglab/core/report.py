@@ -101,6 +101,7 @@ class DailyReport:
     closed_at: datetime | None = None   # when the nightly close archived the day (not when a file is made)
     preview: bool = False               # today, not closed: numbers as of the last poll
     audit_error: str | None = None                       # why the audit could not run, if it could not
+    unpriced: list[str] = field(default_factory=list)    # node types used that the price table lacks
 
 
 def _cost(prices: PriceTable, used_ms: int, cluster: "TrackedCluster | None", node_ms: int = 0) -> float | None:
@@ -166,7 +167,18 @@ def build_report(day: date, *, history: list["HistoryRecord"], clusters: dict[st
         never_ran=sorted(r.cluster_name for r in rows if r.cluster_name not in used_ever),
         idle_today=[r.cluster_name for r in rows if r.used_ms == 0],
         failed_messages=list(failed_messages), currency=prices.currency, findings=findings,
-        audit_error=audit_error)
+        audit_error=audit_error, unpriced=unpriced_node_types(rows, clusters, prices))
+
+
+def unpriced_node_types(rows: list[ReportRow], clusters: dict[str, "TrackedCluster"], prices: PriceTable) -> list[str]:
+    """Node types of the clusters that ran but the price table does not list: their cost is left
+    out (never guessed), and the report says which types to add to PRICE_TABLE_FILE."""
+    out = set()
+    for r in rows:
+        c = clusters.get(r.cluster_id)
+        if c is not None and r.used_ms:
+            out |= {t for t in (c.node_type_id, c.driver_node_type_id) if t and t not in prices.node_types}
+    return sorted(out)
 
 
 def build_preview(day: date, *, days: list["DayRecord"], clusters: dict[str, "TrackedCluster"],
@@ -182,4 +194,4 @@ def build_preview(day: date, *, days: list["DayRecord"], clusters: dict[str, "Tr
     return DailyReport(day=day, rows=rows, totals=totals(rows), week={}, semester={},
                        semester_start=semester_start or day, never_ran=[],
                        idle_today=[r.cluster_name for r in rows if r.used_ms == 0],
-                       currency=prices.currency, preview=True)
+                       currency=prices.currency, preview=True, unpriced=unpriced_node_types(rows, clusters, prices))
