@@ -1,7 +1,7 @@
 """The two cron jobs: settings, logging, one clock read, the run lock, the run log, the deadline.
 
-    poll_clusters          every 15 minutes, under `timeout 30`
-    end_of_day_operations  00:07, after the midnight poll
+    poll_clusters          every minute (POLL_INTERVAL_MINUTES), under `timeout 30`
+    end_of_day_operations  00:07, after the midnight poll (it waits for that poll's lock)
 """
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def run_job(job: str, args: argparse.Namespace, body: Callable[[JobContext, argp
 
     def locked() -> int:
         now = utcnow()
-        budget = Deadline(settings.workspace.poll_deadline_seconds) if deadline else None
-        ctx = open_context(settings, now, **({"deadline": budget} if budget else {}))
+        budget = Deadline(settings.workspace.poll_deadline_seconds if deadline else None)
+        ctx = open_context(settings, now, deadline=budget)
         run_id = None if args.dry_run else begin_run(ctx, job, now, os.getpid())
         code = 1
         try:
