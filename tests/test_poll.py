@@ -686,3 +686,18 @@ def test_node_time_follows_a_resize_into_the_usage_line(env):
     from datetime import date
     tomorrow = ClusterDay.get((ClusterDay.cluster == cid) & (ClusterDay.day == date(2026, 3, 3)))
     assert tomorrow.used_node_ms == 4 * 7 * 60_000  # 00:00 to 00:07 at 4 nodes: nothing counted twice
+
+
+def test_a_resize_of_a_quiet_cluster_is_read_at_the_next_run(env):
+    """The list's desired worker count moves with a resize: the next one-minute run reads the
+    events, so node-time follows at once instead of at the hourly read."""
+    from databricks.teachinglab.services.grants import cluster_usage
+    ws = env.workspace
+    cid = env.ids["cluster_01"]
+    ws.session(cid, at(8), None)
+    env.poll(at(8, 1))
+    ws.user_action(at(8, 10), "resize", cid, num_workers=3)  # UPSIZE_COMPLETED at 08:10:30
+    assert events_asked(env, lambda: env.poll(at(8, 9))) == []
+    assert events_asked(env, lambda: env.poll(at(8, 11))) == [cid]
+    line = next(u for u in cluster_usage(env.settings, env.now) if u.cluster_id == cid)
+    assert line.node_seconds == (10.5 * 2 + 0.5 * 4) * 60

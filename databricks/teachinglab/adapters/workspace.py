@@ -193,6 +193,9 @@ class WorkspaceGateway:
             access_mode=c.data_security_mode.value if c.data_security_mode else None,
             node_type_id=c.node_type_id, driver_node_type_id=c.driver_node_type_id,
             num_workers=c.num_workers if c.autoscale is None else c.autoscale.max_workers,
+            # Clusters API: "this field reflects the desired number of workers rather than the
+            # actual current number"; a change means a resize the events will tell exactly.
+            target_workers=c.num_workers,
         )
 
     def events(self, cluster_id: str, start: datetime, end: datetime,

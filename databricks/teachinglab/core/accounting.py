@@ -153,8 +153,8 @@ FULL_READ_EVERY = timedelta(minutes=60)
 
 def quiet(cluster: ClusterInfo, tracker: Tracker | None, now: datetime) -> bool:
     """A running cluster whose events need not be read this run: its interval is open, the list
-    shows it usable, it has not started or restarted since its events were last read, and they
-    were read less than FULL_READ_EVERY ago. Its usage up to `now` is the open interval's share;
+    shows it usable at the worker count last read, it has not started or restarted since its
+    events were last read, and they were read less than FULL_READ_EVERY ago. Its usage up to `now` is the open interval's share;
     nothing is lost by waiting, because the watermark does not move: the next read replays all
     that happened. (Whether the Clusters API moves `start_time` on every start is not documented;
     `last_restarted_time` or the periodic read catches a stop and start between two runs.)"""
@@ -165,6 +165,8 @@ def quiet(cluster: ClusterInfo, tracker: Tracker | None, now: datetime) -> bool:
     stamps = [t for t in (cluster.last_restarted_time, cluster.start_time) if t]
     if stamps and max(stamps) > tracker.checked_until:
         return False
+    if cluster.target_workers is not None and tracker.workers is not None and cluster.target_workers != tracker.workers:
+        return False  # resized (or resizing) since the last read: node-time needs the events
     return now - tracker.checked_until < FULL_READ_EVERY
 
 

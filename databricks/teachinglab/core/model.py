@@ -19,6 +19,7 @@ class ClusterInfo:
     node_type_id: str | None = None
     num_workers: int | None = None          # the autoscale maximum for an autoscaling cluster
     driver_node_type_id: str | None = None  # when the driver's VM differs from the workers'
+    target_workers: int | None = None       # the list's num_workers: the desired count, which a resize moves
     source: str | None = None       # cluster_source: UI, API, JOB, ...
     access_mode: str | None = None  # data_security_mode
 
