@@ -701,3 +701,19 @@ def test_a_resize_of_a_quiet_cluster_is_read_at_the_next_run(env):
     assert events_asked(env, lambda: env.poll(at(8, 11))) == [cid]
     line = next(u for u in cluster_usage(env.settings, env.now) if u.cluster_id == cid)
     assert line.node_seconds == (10.5 * 2 + 0.5 * 4) * 60
+
+
+def test_an_unmapped_clusters_acl_is_read_when_first_seen_then_on_the_quarter_hour(env):
+    """One-minute runs: a cluster no tag maps (an admin's scratch cluster) costs an ACL read at
+    first sight and every 15 minutes, not every minute."""
+    ws = env.workspace
+    scratch = ws.add_cluster("admin-scratch")
+
+    def acl_reads(run) -> int:
+        before = len(ws.requests)
+        run()
+        return len([r for r in ws.requests[before:] if r.path.endswith(f"/permissions/clusters/{scratch}")])
+
+    assert acl_reads(lambda: env.poll(at(8, 1))) == 1
+    assert acl_reads(lambda: minute_polls(env, at(8, 2), at(8, 14))) == 0
+    assert acl_reads(lambda: env.poll(at(8, 15))) == 1

@@ -102,6 +102,15 @@ class LimitsBook:
         return Limits.from_minutes(warn, hard, sum(self.grants.get(c, 0) for c in every))
 
 
+# Runs on the quarter hour re-read what the one-minute runs between them skip: the ACLs of
+# blocked clusters, and of clusters no tag maps to a group.
+RECHECK_MINUTES = 15
+
+
+def on_the_quarter_hour(now: datetime, tz) -> bool:
+    return now.astimezone(tz).minute % RECHECK_MINUTES == 0
+
+
 def _groups(usages: list["ClusterUsage"]) -> dict[str, list["ClusterUsage"]]:
     """The clusters counted to each group (exempt ones count to nothing)."""
     groups: dict[str, list[ClusterUsage]] = {}

@@ -27,7 +27,7 @@ from databricks.teachinglab.core.errors import Failed, WorkspaceUnavailable
 from databricks.teachinglab.core.messages import dedupe_key, minutes, quota_resets_at, show_local
 from databricks.teachinglab.core.model import GroupInfo
 from databricks.teachinglab.core.quota import Action, Decision, decide
-from databricks.teachinglab.core.usage import ClusterUsage
+from databricks.teachinglab.core.usage import ClusterUsage, on_the_quarter_hour
 from databricks.teachinglab.services.alerts import queue_failure_alert, recipients_for
 from databricks.teachinglab.services.context import JobContext
 from databricks.teachinglab.services.usage import measure
@@ -185,17 +185,12 @@ def lift_stale_blocks(ctx: JobContext, now: datetime) -> None:
         ledger.mark_lifted(row.cluster_id, row.day, now)
 
 
-# A run on the quarter hour re-reads the ACL of every cluster blocked today; the runs between
-# (the one-minute cadence) only of those the list shows active, so a minute costs no ACL reads.
-BLOCK_CHECK_MINUTES = 15
-
-
 def check_blocks(ctx: JobContext, usages: list[ClusterUsage], now: datetime) -> None:
     """Read the ACL of clusters blocked today (only those: this stays cheap) to see whether the
     block still holds. The ledger's flag is not proof: a Terraform apply or a person in the UI
     may have given the group its restart rights back. A blocked cluster that is running again is
     checked at once; the others on the quarter hour."""
-    quarter = now.astimezone(ctx.settings.quota.timezone).minute % BLOCK_CHECK_MINUTES == 0
+    quarter = on_the_quarter_hour(now, ctx.settings.quota.timezone)
     blocked = [u for u in usages if u.flags.blocked and u.group and not u.vanished and u.error is None
                and (quarter or u.info.state in ACTIVE_STATES)]
     for u, found in ctx.parallel(lambda u: ctx.workspace.group_level(u.info.cluster_id, u.group), blocked):

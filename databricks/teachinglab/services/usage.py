@@ -18,7 +18,8 @@ from databricks.teachinglab.core.quota import DayFlags
 from databricks.teachinglab.core.records import DayRecord, TrackedCluster
 from databricks.teachinglab.core.settings import Settings
 from databricks.teachinglab.core.usage import (ClusterUsage, LimitsBook, apply_group_quota, could_cross,
-                                               forecast_limits, group_from_name, resolve_group)
+                                               forecast_limits, group_from_name, on_the_quarter_hour,
+                                               resolve_group)
 from databricks.teachinglab.services.context import JobContext
 
 logger = logging.getLogger(__name__)
@@ -75,8 +76,12 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list
                   if e.principal_type == "group_name" and e.level == "CAN_RESTART" and not e.inherited]
         return sorted(groups)[0] if groups else None
 
+    # A cluster no tag maps: its ACL is read when it is first seen, then on the quarter hour (a
+    # group found there is remembered and never read again).
+    recheck = on_the_quarter_hour(now, tz)
     untagged = [c for c in clusters if not c.group_tag and not (
-        known.get(c.cluster_id) and known[c.cluster_id].group_source in ("acl", "creator"))]
+        known.get(c.cluster_id) and known[c.cluster_id].group_source in ("acl", "creator"))
+        and (recheck or c.cluster_id not in known)]
     acl_groups = dict(ctx.parallel(acl_group, untagged))
     creator_groups = _creators_course_groups(ctx, clusters, known, acl_groups)
 
