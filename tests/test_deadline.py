@@ -144,3 +144,11 @@ def test_a_run_killed_by_the_wrapper_timeout_is_logged_and_the_next_run_alerts_o
     env.lab()  # the ledger the subprocesses wrote
     alerts = failures()
     assert len(alerts) == 1 and "never finished" in alerts[0].text_body
+
+
+def test_a_deadline_says_how_much_of_it_has_gone():
+    """What a run that waits for a quota subtracts: the time its first pass took."""
+    clock = FakeMonotonic()
+    deadline = Deadline(25, monotonic=clock)
+    clock.sleep(3.5)
+    assert (deadline.elapsed(), deadline.remaining()) == (3.5, 21.5)

@@ -21,7 +21,12 @@ class Deadline:
     def __init__(self, seconds: float | None, *, monotonic: Callable[[], float] = time.monotonic):
         self.seconds = seconds
         self._monotonic = monotonic
-        self._end = None if seconds is None else monotonic() + seconds
+        self._start = monotonic()
+        self._end = None if seconds is None else self._start + seconds
+
+    def elapsed(self) -> float:
+        """Seconds since the run's budget began (it begins when the run reads its clock)."""
+        return self._monotonic() - self._start
 
     def remaining(self) -> float:
         return math.inf if self._end is None else self._end - self._monotonic()

@@ -152,13 +152,13 @@ def run_poll_to_the_second(ctx: JobContext, now: datetime, *, wait: Callable[[fl
     crossing = None if dry_run else first.next_stop(now)
     if crossing is None:
         return first
-    seconds = (crossing - now).total_seconds()
-    budget = min(ctx.deadline.remaining(), interval_seconds) - STOP_MARGIN_SECONDS
-    if seconds > budget:
+    elapsed = ctx.deadline.elapsed()  # the first pass took this long since `now`
+    left = (crossing - now).total_seconds() - elapsed
+    if left > min(ctx.deadline.remaining(), interval_seconds - elapsed) - STOP_MARGIN_SECONDS:
         return first
     logger.info("a group reaches its hard quota at %s, inside this run: waiting %.1f s to stop it then",
-                crossing.isoformat(timespec="seconds"), seconds)
-    second = run_poll(ctx, wait(seconds))
+                crossing.isoformat(timespec="seconds"), max(0.0, left))
+    second = run_poll(ctx, wait(max(0.0, left)))
     second.earlier = first
     return second
 
