@@ -268,3 +268,28 @@ def test_a_first_look_at_a_cluster_resized_since_before_the_window_counts_from_t
                          L(2026, 3, 2, 10), midnight)
     assert a.tracker.open_since == midnight and a.tracker.workers == 2
     assert [(g.nodes, g.start, g.end) for g in a.segments] == [(9, midnight, L(2026, 3, 2, 9))]
+
+
+def test_start_up_vm_time_is_kept_apart_from_usage():
+    """STARTING at 08:00, RUNNING at 08:03 with 2 workers, stopped at 09:00: 57 minutes of usage,
+    and 3 minutes of start-up at 3 nodes, which only the cost counts. A start that fails before
+    RUNNING is start-up time too (at the autoscale maximum), and no usage."""
+    events = [ev(L(2026, 3, 2, 8), "STARTING"), wev(L(2026, 3, 2, 8, 3), "RUNNING", 2),
+              ev(L(2026, 3, 2, 9), "TERMINATING"), ev(L(2026, 3, 2, 10), "STARTING"),
+              ev(L(2026, 3, 2, 10, 2), "TERMINATING")]
+    a = acc.apply_events(Tracker(checked_until=L(2026, 3, 2, 7)), events, cluster(num_workers=4),
+                         L(2026, 3, 2, 11), L(2026, 3, 2, 7))
+    assert [i.ms for i in a.closed] == [57 * 60_000]
+    assert [(g.nodes, g.start, g.end) for g in a.startup] == [(3, L(2026, 3, 2, 8), L(2026, 3, 2, 8, 3)),
+                                                            (5, L(2026, 3, 2, 10), L(2026, 3, 2, 10, 2))]
+    assert acc.startup_by_day(a.startup, TZ) == {date(2026, 3, 2): (5 * 60_000, (9 + 10) * 60_000)}
+
+
+def test_a_start_seen_before_running_is_carried_to_the_next_poll():
+    first = acc.apply_events(Tracker(checked_until=L(2026, 3, 2, 7)), [ev(L(2026, 3, 2, 8), "STARTING")],
+                             cluster("PENDING", num_workers=1), L(2026, 3, 2, 8, 1), L(2026, 3, 2, 7))
+    assert first.tracker.starting_since == L(2026, 3, 2, 8) and not first.startup
+    second = acc.apply_events(first.tracker, [ev(L(2026, 3, 2, 8), "STARTING"), wev(L(2026, 3, 2, 8, 4), "RUNNING", 1)],
+                              cluster("RUNNING", num_workers=1), L(2026, 3, 2, 8, 5), L(2026, 3, 2, 8))
+    assert [(g.nodes, g.start, g.end) for g in second.startup] == [(2, L(2026, 3, 2, 8), L(2026, 3, 2, 8, 4))]
+    assert second.tracker.starting_since is None

@@ -717,3 +717,18 @@ def test_an_unmapped_clusters_acl_is_read_when_first_seen_then_on_the_quarter_ho
     assert acl_reads(lambda: env.poll(at(8, 1))) == 1
     assert acl_reads(lambda: minute_polls(env, at(8, 2), at(8, 14))) == 0
     assert acl_reads(lambda: env.poll(at(8, 15))) == 1
+
+
+def test_start_up_time_is_in_the_cost_and_not_in_the_usage(env):
+    """A start that takes 4 minutes (08:00 to 08:04, 1 worker): the quota counts from 08:04; the
+    cost adds the VMs' 4 minutes at 2 nodes, without DBUs."""
+    from databricks.teachinglab.services.grants import cluster_usage
+    env.workspace.set_startup_seconds(240)
+    cid = env.ids["cluster_01"]
+    env.workspace.session(cid, at(8), None)
+    env.poll(at(8, 1))
+    env.poll(at(9, 4))
+    line = next(u for u in cluster_usage(env.settings, env.now) if u.cluster_id == cid)
+    assert line.used_seconds == 60 * 60 and line.node_seconds == 2 * 60 * 60
+    assert line.dbu == round(0.75 * 2, 4)
+    assert line.cost_usd == round(0.75 * 2 * 0.55 + 0.293 * 2 + 0.293 * 2 * 4 / 60, 4)

@@ -76,12 +76,14 @@ class Tracker:
     checked_until: the `now` of the last look, so a cluster idle since then is not asked again.
     workers:       the workers running in the open interval (its latest count); None when closed.
     segment_since: where the open interval's current node count began.
+    starting_since: a start (CREATING, STARTING) not yet RUNNING: its VMs are billed already.
     """
     open_since: datetime | None = None
     watermark: datetime | None = None
     checked_until: datetime | None = None
     workers: int | None = None
     segment_since: datetime | None = None
+    starting_since: datetime | None = None
 
     @property
     def nodes(self) -> int:
@@ -99,6 +101,7 @@ class Activity:
     closed: tuple[Interval, ...]
     estimated: bool = False
     segments: tuple[Segment, ...] = ()   # node-time closed by the same events (cut where nodes changed)
+    startup: tuple[Segment, ...] = ()    # VM time from a start to RUNNING: in the cost only, never in usage
 
 
 # -- local days --------------------------------------------------------------------------------
@@ -196,9 +199,11 @@ def apply_events(tracker: Tracker | None, events: Iterable[ClusterEvent], cluste
     first_look = state.is_new
     open_since, watermark = state.open_since, state.watermark
     workers, segment_since = state.workers, state.segment_since or state.open_since
+    starting_since = state.starting_since
     applied_up_to = state.watermark
     closed: list[Interval] = []
     segments: list[Segment] = []
+    startup: list[Segment] = []
     seen_any = False
     # Whether, on a first look, the cluster may have been usable since before the window: only
     # until the first event that shows otherwise (or the first session that closes).
@@ -217,9 +222,17 @@ def apply_events(tracker: Tracker | None, events: Iterable[ClusterEvent], cluste
         if event.kind == OPENS and open_since is None:
             open_since = segment_since = event.at
             workers = event.workers if event.workers is not None else unknown
+            if starting_since is not None:
+                startup.append(Segment(starting_since, event.at, 1 + workers))
+                starting_since = None
         elif event.kind in NOT_YET_USABLE and open_since is None:
             maybe_ran_before = False
+            if event.kind in ("CREATING", "STARTING"):
+                starting_since = event.at  # the latest start: an earlier one that never got anywhere has ended
         elif event.kind == CLOSES:
+            if open_since is None and starting_since is not None:  # a start that never got to RUNNING
+                startup.append(Segment(starting_since, event.at, 1 + unknown))
+            starting_since = None
             if open_since is not None:
                 closed.append(Interval(open_since, event.at))
                 cut(event.at)
@@ -244,8 +257,9 @@ def apply_events(tracker: Tracker | None, events: Iterable[ClusterEvent], cluste
         workers = unknown
     kept = tuple(i for i in closed if i.ms > 0)
     return Activity(Tracker(open_since, watermark, now, workers if open_since else None,
-                            segment_since if open_since else None), kept,
-                    segments=tuple(g for g in segments if g.node_ms > 0))
+                            segment_since if open_since else None, starting_since), kept,
+                    segments=tuple(g for g in segments if g.node_ms > 0),
+                    startup=tuple(g for g in startup if g.node_ms > 0))
 
 
 def estimate_activity(tracker: Tracker | None, cluster: ClusterInfo, now: datetime) -> Activity:
@@ -292,6 +306,8 @@ def settle_with_state(activity: Activity, cluster: ClusterInfo) -> Activity:
     arrived, close the interval at `terminated_time` (an estimate, marked as such) rather than
     charging the group for time the cluster was off."""
     t = activity.tracker
+    if cluster.state == "TERMINATED" and t.open_since is None and t.starting_since is not None:
+        return replace(activity, tracker=replace(t, starting_since=None))  # a start whose end was never told
     if cluster.state != "TERMINATED" or t.open_since is None:
         return activity
     end = cluster.terminated_time if cluster.terminated_time and cluster.terminated_time > t.open_since \
@@ -299,8 +315,8 @@ def settle_with_state(activity: Activity, cluster: ClusterInfo) -> Activity:
     logger.warning("cluster=%s name=%s: TERMINATED without a closing event; closed at %s (estimate)",
                    cluster.cluster_id, cluster.name, end.isoformat())
     closed = activity.closed + ((Interval(t.open_since, end),) if end > t.open_since else ())
-    return Activity(replace(t, open_since=None, workers=None, segment_since=None), closed, estimated=True,
-                    segments=activity.segments + _close_segment(t, end))
+    return Activity(replace(t, open_since=None, workers=None, segment_since=None, starting_since=None), closed,
+                    estimated=True, segments=activity.segments + _close_segment(t, end), startup=activity.startup)
 
 
 def close_vanished(tracker: Tracker, last_seen: datetime, now: datetime) -> Activity:
@@ -328,6 +344,16 @@ def node_ms_by_day(segments: Iterable[Segment], tz: ZoneInfo) -> dict[date, int]
     for g in segments:
         for day, ms in split_by_day(Interval(g.start, g.end), tz).items():
             out[day] = out.get(day, 0) + ms * g.nodes
+    return out
+
+
+def startup_by_day(startup: Iterable[Segment], tz: ZoneInfo) -> dict[date, tuple[int, int]]:
+    """Start-up VM time on each local day: (ms, node-ms)."""
+    out: dict[date, tuple[int, int]] = {}
+    for g in startup:
+        for day, ms in split_by_day(Interval(g.start, g.end), tz).items():
+            have = out.get(day, (0, 0))
+            out[day] = (have[0] + ms, have[1] + ms * g.nodes)
     return out
 
 

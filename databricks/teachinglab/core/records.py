@@ -31,10 +31,12 @@ class TrackedCluster:
     workers: int | None = None
     segment_since: datetime | None = None
     driver_node_type_id: str | None = None
+    starting_since: datetime | None = None
 
     @property
     def tracker(self) -> Tracker:
-        return Tracker(self.open_since, self.watermark, self.checked_until, self.workers, self.segment_since)
+        return Tracker(self.open_since, self.watermark, self.checked_until, self.workers, self.segment_since,
+                       self.starting_since)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class DayRecord:
     limit_at: datetime | None = None     # as of `as_of`: when the group reaches its hard quota
     closed_node_ms: int = 0
     used_node_ms: int = 0
+    startup_ms: int = 0                  # VM start-up time (start to RUNNING): billed, not usable
+    startup_node_ms: int = 0
 
     @property
     def was_warned(self) -> bool:
@@ -103,6 +107,8 @@ class HistoryRecord:
     exempt: bool = False
     notes: str = ""
     node_ms: int = 0
+    startup_ms: int = 0
+    startup_node_ms: int = 0
 
 
 @dataclass(frozen=True)

@@ -32,19 +32,21 @@ class PriceTable:
             return None
         return nodes * (price["dbu_per_hour"] * self.dbu_price + price["vm_per_hour"])
 
-    def dbu_and_cost(self, used_ms: int, node_ms: int, worker_type: str | None,
-                     driver_type: str | None = None) -> tuple[float, float] | None:
+    def dbu_and_cost(self, used_ms: int, node_ms: int, worker_type: str | None, driver_type: str | None = None,
+                     startup_ms: int = 0, startup_node_ms: int = 0) -> tuple[float, float] | None:
         """(DBUs, cost) of a cluster's measured time: the driver for every ms used, the workers
-        for the rest of the node-time; each at its node type's rates. None when a type used is
-        not in the table."""
+        for the rest of the node-time; each at its node type's rates. Start-up time (a start to
+        RUNNING) adds its VMs to the cost, no DBUs: the VMs are billed, the cluster is not usable
+        yet. None when a type used is not in the table."""
         driver = self.node_types.get(driver_type or worker_type or "")
-        worker_ms = max(0, node_ms - used_ms)
-        worker = self.node_types.get(worker_type or "") if worker_ms else driver
+        worker_ms, startup_worker_ms = max(0, node_ms - used_ms), max(0, startup_node_ms - startup_ms)
+        worker = self.node_types.get(worker_type or "") if worker_ms or startup_worker_ms else driver
         if driver is None or worker is None:
             return None
         driver_h, worker_h = used_ms / 3_600_000, worker_ms / 3_600_000
         dbu = driver_h * driver["dbu_per_hour"] + worker_h * worker["dbu_per_hour"]
-        return dbu, dbu * self.dbu_price + driver_h * driver["vm_per_hour"] + worker_h * worker["vm_per_hour"]
+        vm_h = {"driver": driver_h + startup_ms / 3_600_000, "worker": worker_h + startup_worker_ms / 3_600_000}
+        return dbu, dbu * self.dbu_price + vm_h["driver"] * driver["vm_per_hour"] + vm_h["worker"] * worker["vm_per_hour"]
 
 
 @dataclass(frozen=True)
@@ -104,13 +106,14 @@ class DailyReport:
     unpriced: list[str] = field(default_factory=list)    # node types used that the price table lacks
 
 
-def _cost(prices: PriceTable, used_ms: int, cluster: "TrackedCluster | None", node_ms: int = 0) -> float | None:
+def _cost(prices: PriceTable, used_ms: int, cluster: "TrackedCluster | None", node_ms: int = 0,
+          startup: tuple[int, int] = (0, 0)) -> float | None:
     """From the measured node-time; a day archived before node-time was measured (node_ms 0 with
     usage) falls back to the autoscale maximum all along, an upper bound."""
     if cluster is None:
         return None
     if node_ms:
-        measured = prices.dbu_and_cost(used_ms, node_ms, cluster.node_type_id, cluster.driver_node_type_id)
+        measured = prices.dbu_and_cost(used_ms, node_ms, cluster.node_type_id, cluster.driver_node_type_id, *startup)
         return None if measured is None else round(measured[1], 2)
     hourly = prices.hourly(cluster.node_type_id, 1 + (cluster.num_workers or 0))
     return None if hourly is None else round(hourly * used_ms / 3_600_000, 2)
@@ -119,7 +122,8 @@ def _cost(prices: PriceTable, used_ms: int, cluster: "TrackedCluster | None", no
 def row_from_history(h: "HistoryRecord", prices: PriceTable, cluster: "TrackedCluster | None") -> ReportRow:
     return ReportRow(h.cluster_id, h.cluster_name, h.group_name, h.used_ms, h.limit_ms, h.sessions,
                      h.warned, h.terminated, h.blocked_group is not None, h.estimated,
-                     _cost(prices, h.used_ms, cluster, h.node_ms), exempt=h.exempt, notes=h.notes or "")
+                     _cost(prices, h.used_ms, cluster, h.node_ms, (h.startup_ms, h.startup_node_ms)), exempt=h.exempt,
+                     notes=h.notes or "")
 
 
 def _sorted(rows: list[ReportRow]) -> list[ReportRow]:
@@ -144,7 +148,7 @@ def _span(history: list["HistoryRecord"], start: date, end: date, prices: PriceT
             continue
         entry = out.setdefault(h.group_name or h.cluster_name, {"used_minutes": 0, "used_ms": 0, "cost": 0.0})
         entry["used_ms"] += h.used_ms
-        cost = _cost(prices, h.used_ms, clusters.get(h.cluster_id), h.node_ms)
+        cost = _cost(prices, h.used_ms, clusters.get(h.cluster_id), h.node_ms, (h.startup_ms, h.startup_node_ms))
         entry["cost"] = None if cost is None or entry["cost"] is None else round(entry["cost"] + cost, 2)
     for entry in out.values():
         entry["used_minutes"] = entry.pop("used_ms") // 60_000
@@ -189,7 +193,8 @@ def build_preview(day: date, *, days: list["DayRecord"], clusters: dict[str, "Tr
         c = clusters.get(r.cluster_id)
         rows.append(ReportRow(r.cluster_id, c.name if c else r.cluster_id, c.group_name if c else None, r.used_ms,
                               r.limit_ms, r.sessions, r.was_warned, r.was_stopped, r.blocked_at is not None,
-                              r.estimated, _cost(prices, r.used_ms, c, r.used_node_ms), exempt=bool(c and c.exempt)))
+                              r.estimated, _cost(prices, r.used_ms, c, r.used_node_ms, (r.startup_ms, r.startup_node_ms)),
+                              exempt=bool(c and c.exempt)))
     rows = _sorted(rows)
     return DailyReport(day=day, rows=rows, totals=totals(rows), week={}, semester={},
                        semester_start=semester_start or day, never_ran=[],

@@ -27,6 +27,7 @@ class ClusterUsage:
     node_pieces: dict[date, int] = field(default_factory=dict)  # day -> node-ms of closed segments to book
     closed_node_ms: int = 0   # today's closed node-time after booking
     used_node_ms: int = 0     # today's node-time at `now` (1 driver + workers, for every ms used)
+    startup_pieces: dict[date, tuple[int, int]] = field(default_factory=dict)  # day -> start-up (ms, node-ms)
     limits: Limits | None = None
     flags: DayFlags = field(default_factory=DayFlags)
     previous_level: str | None = None

@@ -78,8 +78,9 @@ def cluster_usage(settings: Settings, now: datetime) -> list[UsageLine]:
 
 
 def _money(settings: Settings, c: TrackedCluster, row) -> dict:
-    measured = settings.quota.prices.dbu_and_cost(row.used_ms, row.used_node_ms, c.node_type_id,
-                                                  c.driver_node_type_id) if row and settings.quota.prices else (0, 0)
+    measured = settings.quota.prices.dbu_and_cost(
+        row.used_ms, row.used_node_ms, c.node_type_id, c.driver_node_type_id, row.startup_ms,
+        row.startup_node_ms) if row and settings.quota.prices else (0, 0)
     if measured is None:
         return {"dbu": None, "cost_usd": None}
     return {"dbu": round(measured[0], 4), "cost_usd": round(measured[1], 4)}

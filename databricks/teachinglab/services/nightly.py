@@ -173,7 +173,8 @@ def _archive(ctx: JobContext, day: date, now: datetime, audit: tuple[list[dict],
             blocked_group=row.blocked_group if row and (row.blocked_at or row.over_quota_at) else None,
             previous_level=row.previous_level if row else None,
             restored_at=row.restored_at if row and row.blocked_at else None,  # lifted by a poll already
-            estimated=bool(row and row.estimated) or cluster.estimated, archived_at=now, node_ms=node_ms))
+            estimated=bool(row and row.estimated) or cluster.estimated, archived_at=now, node_ms=node_ms,
+            startup_ms=row.startup_ms if row else 0, startup_node_ms=row.startup_node_ms if row else 0))
         # The part before `hi` is archived now; the open interval continues from midnight.
         clipped = acc.clip_open_interval(cluster.tracker, hi)
         if clipped.open_since != cluster.open_since:

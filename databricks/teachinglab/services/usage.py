@@ -117,6 +117,7 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list
                     piece[0] += ms
                     piece[1] += 1
             usage.node_pieces = acc.node_ms_by_day(result.segments, tz)
+            usage.startup_pieces = acc.startup_by_day(result.startup, tz)
         day_row = rows_today.get(info.cluster_id)
         usage.previous_level = day_row.previous_level if day_row else None
         usage.closed_ms = (day_row.closed_ms if day_row else 0) + usage.pieces.get(today, [0])[0]

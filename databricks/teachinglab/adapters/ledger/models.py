@@ -80,6 +80,7 @@ class Cluster(BaseModel):
     workers = pw.IntegerField(null=True)             # in the open interval, its latest count
     segment_since = UtcDateTimeField(null=True)      # where the open interval's node count began
     driver_node_type_id = pw.CharField(null=True)
+    starting_since = UtcDateTimeField(null=True)     # a start not yet RUNNING (its VMs are billed)
 
 
 class ClusterDay(BaseModel):
@@ -107,6 +108,8 @@ class ClusterDay(BaseModel):
     limit_at = UtcDateTimeField(null=True)  # as of `as_of`: when the group reaches its hard quota at that rate
     closed_node_ms = pw.BigIntegerField(default=0)  # node-time of closed segments booked to this day
     used_node_ms = pw.BigIntegerField(default=0)    # closed + the open segment's share, as of `as_of`
+    startup_ms = pw.BigIntegerField(default=0)      # start-up VM time (start to RUNNING): cost only
+    startup_node_ms = pw.BigIntegerField(default=0)
 
     class Meta:
         primary_key = pw.CompositeKey("cluster", "day")
@@ -130,6 +133,8 @@ class UsageHistory(BaseModel):
     exempt = pw.BooleanField(default=False)
     notes = pw.TextField(default="")  # what happened, in order: "stopped at 14:05; granted 30 min at 14:20 by …"
     node_ms = pw.BigIntegerField(default=0)  # node-time: every ms used times 1 driver + its workers then
+    startup_ms = pw.BigIntegerField(default=0)
+    startup_node_ms = pw.BigIntegerField(default=0)
 
     class Meta:
         primary_key = pw.CompositeKey("cluster", "day")
@@ -243,13 +248,26 @@ def _v4(db: pw.Database) -> None:
 
 def _v5(db: pw.Database) -> None:
     """Node-time: the worker count and node segment of the open interval, node-ms per day."""
+    _add_columns(db, {
+        "cluster": [("workers", pw.IntegerField(null=True)), ("segment_since", UtcDateTimeField(null=True)),
+                    ("driver_node_type_id", pw.CharField(null=True))],
+        "cluster_day": [("closed_node_ms", pw.BigIntegerField(default=0)), ("used_node_ms", pw.BigIntegerField(default=0))],
+        "usage_history": [("node_ms", pw.BigIntegerField(default=0))]})
+
+
+def _v6(db: pw.Database) -> None:
+    """Start-up VM time (a start to RUNNING), billed but not usable: counted in the cost only."""
+    _add_columns(db, {
+        "cluster": [("starting_since", UtcDateTimeField(null=True))],
+        "cluster_day": [("startup_ms", pw.BigIntegerField(default=0)), ("startup_node_ms", pw.BigIntegerField(default=0))],
+        "usage_history": [("startup_ms", pw.BigIntegerField(default=0)),
+                          ("startup_node_ms", pw.BigIntegerField(default=0))]})
+
+
+def _add_columns(db: pw.Database, wanted: dict[str, list[tuple[str, pw.Field]]]) -> None:
+    """Add each column its table lacks (a ledger may have some from a run killed mid-migration)."""
     from playhouse.migrate import SchemaMigrator, migrate as run
     migrator = SchemaMigrator.from_database(db)
-    wanted = {"cluster": [("workers", pw.IntegerField(null=True)), ("segment_since", UtcDateTimeField(null=True)),
-                          ("driver_node_type_id", pw.CharField(null=True))],
-              "cluster_day": [("closed_node_ms", pw.BigIntegerField(default=0)),
-                              ("used_node_ms", pw.BigIntegerField(default=0))],
-              "usage_history": [("node_ms", pw.BigIntegerField(default=0))]}
     for table, columns in wanted.items():
         have = {c.name for c in db.get_columns(table)}
         for name, column in columns:
@@ -258,7 +276,7 @@ def _v5(db: pw.Database) -> None:
 
 
 # Append, never edit: each entry runs once, in order, inside a transaction.
-MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5)]
+MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6)]
 
 
 def migrate(db: pw.Database, now: datetime) -> int:

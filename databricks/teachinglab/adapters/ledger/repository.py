@@ -70,29 +70,36 @@ def save_usage(usages: Iterable, now: datetime) -> None:
             node_type_id=info.node_type_id, driver_node_type_id=info.driver_node_type_id,
             num_workers=info.num_workers, first_seen=now, last_seen=now, open_since=t.open_since,
             watermark=t.watermark, checked_until=t.checked_until, workers=t.workers, segment_since=t.segment_since,
-            estimated=u.estimated,
+            starting_since=t.starting_since, estimated=u.estimated,
         ).on_conflict(
             conflict_target=[Cluster.cluster_id],
             preserve=[Cluster.name, Cluster.group_name, Cluster.group_source, Cluster.owner, Cluster.course,
                       Cluster.exempt, Cluster.state, Cluster.node_type_id, Cluster.driver_node_type_id,
                       Cluster.num_workers, Cluster.last_seen, Cluster.open_since, Cluster.watermark,
-                      Cluster.checked_until, Cluster.workers, Cluster.segment_since, Cluster.estimated],
+                      Cluster.checked_until, Cluster.workers, Cluster.segment_since, Cluster.starting_since,
+                      Cluster.estimated],
         ).execute()
-        for day in sorted(set(u.pieces) | set(u.node_pieces)):
+        for day in sorted(set(u.pieces) | set(u.node_pieces) | set(u.startup_pieces)):
             ms, sessions = u.pieces.get(day, (0, 0))
             node_ms = u.node_pieces.get(day, 0)
+            startup_ms, startup_node_ms = u.startup_pieces.get(day, (0, 0))
             if day in closed_days:
                 logger.warning("%s: %d s of late usage booked to closed day %s", u.label, ms // 1000, day)
                 UsageHistory.update(used_ms=UsageHistory.used_ms + ms, sessions=UsageHistory.sessions + sessions,
-                                    node_ms=UsageHistory.node_ms + node_ms).where(
+                                    node_ms=UsageHistory.node_ms + node_ms,
+                                    startup_ms=UsageHistory.startup_ms + startup_ms,
+                                    startup_node_ms=UsageHistory.startup_node_ms + startup_node_ms).where(
                     (UsageHistory.cluster == info.cluster_id) & (UsageHistory.day == day)).execute()
                 continue
             ClusterDay.insert(cluster=info.cluster_id, day=day, closed_ms=ms, sessions=sessions,
-                              closed_node_ms=node_ms, estimated=u.estimated).on_conflict(
+                              closed_node_ms=node_ms, startup_ms=startup_ms, startup_node_ms=startup_node_ms,
+                              estimated=u.estimated).on_conflict(
                 conflict_target=[ClusterDay.cluster, ClusterDay.day],
                 update={ClusterDay.closed_ms: ClusterDay.closed_ms + ms,
                         ClusterDay.sessions: ClusterDay.sessions + sessions,
-                        ClusterDay.closed_node_ms: ClusterDay.closed_node_ms + node_ms},
+                        ClusterDay.closed_node_ms: ClusterDay.closed_node_ms + node_ms,
+                        ClusterDay.startup_ms: ClusterDay.startup_ms + startup_ms,
+                        ClusterDay.startup_node_ms: ClusterDay.startup_node_ms + startup_node_ms},
             ).execute()
         ClusterDay.insert(cluster=info.cluster_id, day=u.day, used_ms=u.used_ms, limit_ms=u.limits.max_ms,
                           used_node_ms=u.used_node_ms, as_of=now, estimated=u.estimated,
