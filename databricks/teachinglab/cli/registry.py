@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
+from databricks.teachinglab.cli.wiring import open_context
 from databricks.teachinglab.core.settings import Settings
 from databricks.teachinglab.services.context import JobContext
 
@@ -28,7 +29,6 @@ class Invocation:
         client made on first use (`workspace`), the mail transport. A command calls this after
         its own checks, so a refused or dry-run command has not created a ledger."""
         if self._ctx is None:
-            from databricks.teachinglab.cli.wiring import open_context
             self._ctx = open_context(self.settings, self.now, ledger=self.command.ledger,
                                      workspace=self.command.workspace)
         return self._ctx

@@ -48,6 +48,12 @@ class PriceTable:
         vm_h = {"driver": driver_h + startup_ms / 3_600_000, "worker": worker_h + startup_worker_ms / 3_600_000}
         return dbu, dbu * self.dbu_price + vm_h["driver"] * driver["vm_per_hour"] + vm_h["worker"] * worker["vm_per_hour"]
 
+    def measured(self, cluster, used_ms: int, node_ms: int, startup_ms: int = 0,
+                 startup_node_ms: int = 0) -> tuple[float, float] | None:
+        """dbu_and_cost at a cluster's own node types (a TrackedCluster)."""
+        return self.dbu_and_cost(used_ms, node_ms, cluster.node_type_id, cluster.driver_node_type_id,
+                                 startup_ms, startup_node_ms)
+
 
 @dataclass(frozen=True)
 class ReportRow:
@@ -113,7 +119,7 @@ def _cost(prices: PriceTable, used_ms: int, cluster: "TrackedCluster | None", no
     if cluster is None:
         return None
     if node_ms:
-        measured = prices.dbu_and_cost(used_ms, node_ms, cluster.node_type_id, cluster.driver_node_type_id, *startup)
+        measured = prices.measured(cluster, used_ms, node_ms, *startup)
         return None if measured is None else round(measured[1], 2)
     hourly = prices.hourly(cluster.node_type_id, 1 + (cluster.num_workers or 0))
     return None if hourly is None else round(hourly * used_ms / 3_600_000, 2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Iterable
 
 from databricks.teachinglab.core.accounting import Tracker
 from databricks.teachinglab.core.errors import Failed
@@ -95,9 +96,13 @@ class LimitsBook:
             total[grant.cluster_id] = total.get(grant.cluster_id, 0) + grant.minutes
         return cls(defaults, overrides, total)
 
-    def for_group(self, home: list[str], every: list[str]) -> Limits:
-        """A group's quota covers all its clusters: its own cluster's quota (the largest, if it
-        has several), plus every grant made to any of them today."""
+    def for_group(self, members: Iterable[tuple[str, str | None]]) -> Limits:
+        """A group's quota covers all its clusters, given as (cluster id, how it was mapped): its
+        own clusters' quota (the largest, if it has several; a student's cluster, found through its
+        creator, is not its own), plus every grant made to any of them today."""
+        members = list(members)
+        home = [c for c, source in members if source != "creator"]
+        every = [c for c, _ in members]
         warn, hard = max((self.overrides.get(c, self.defaults) for c in home), key=lambda b: b[1],
                          default=self.defaults)
         return Limits.from_minutes(warn, hard, sum(self.grants.get(c, 0) for c in every))
@@ -130,6 +135,12 @@ def could_cross(used_ms: int, running: int, limits: Limits, horizon_ms: int) -> 
         used_ms < threshold <= soon for threshold in (limits.warn_ms, limits.max_ms))
 
 
+def stop_today(limit_at: datetime | None, day: date, tz) -> datetime | None:
+    """The forecast stop, if it falls on the quota day: one after midnight never happens, the
+    quota resets first."""
+    return limit_at if limit_at is not None and limit_at.astimezone(tz).date() == day else None
+
+
 def forecast_limits(usages: list["ClusterUsage"], now: datetime) -> None:
     """When each group reaches its hard quota at the current rate: every one of its clusters that
     is usable now adds a minute per minute. None when none runs (nothing is coming) or for an
@@ -149,8 +160,7 @@ def apply_group_quota(usages: list["ClusterUsage"], book: LimitsBook) -> None:
     """Every cluster of a group is held to the group's total: a student who starts a personal
     cluster once the group cluster is stopped is stopped too. Exempt clusters do not count."""
     for members in _groups(usages).values():
-        limits = book.for_group([m.info.cluster_id for m in members if m.group_source != "creator"],
-                                [m.info.cluster_id for m in members])
+        limits = book.for_group((m.info.cluster_id, m.group_source) for m in members)
         total = sum(m.used_ms for m in members)
         for m in members:
             m.limits, m.group_used_ms = limits, total

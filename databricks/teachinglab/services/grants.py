@@ -15,6 +15,7 @@ from databricks.teachinglab.core.messages import dedupe_key, show_local
 from databricks.teachinglab.core.quota import Limits
 from databricks.teachinglab.core.records import GrantRecord, MessageRecord, TrackedCluster
 from databricks.teachinglab.core.settings import Settings
+from databricks.teachinglab.core.usage import stop_today
 from databricks.teachinglab.services.usage import limits_book
 
 logger = logging.getLogger(__name__)
@@ -78,19 +79,16 @@ def cluster_usage(settings: Settings, now: datetime) -> list[UsageLine]:
 
 
 def _money(settings: Settings, c: TrackedCluster, row) -> dict:
-    measured = settings.quota.prices.dbu_and_cost(
-        row.used_ms, row.used_node_ms, c.node_type_id, c.driver_node_type_id, row.startup_ms,
-        row.startup_node_ms) if row and settings.quota.prices else (0, 0)
+    measured = settings.quota.prices.measured(c, row.used_ms, row.used_node_ms, row.startup_ms,
+                                              row.startup_node_ms) if row and settings.quota.prices else (0, 0)
     if measured is None:
         return {"dbu": None, "cost_usd": None}
     return {"dbu": round(measured[0], 4), "cost_usd": round(measured[1], 4)}
 
 
 def _today_local(at: datetime | None, today: date, tz) -> str | None:
-    """A forecast that falls after midnight never happens: the quota resets first."""
-    if at is None or acc.local_day(at, tz) != today:
-        return None
-    return at.astimezone(tz).isoformat(timespec="seconds")
+    stop = stop_today(at, today, tz)
+    return stop.astimezone(tz).isoformat(timespec="seconds") if stop else None
 
 
 def _as_recorded(limit_ms: int, computed: Limits) -> Limits:

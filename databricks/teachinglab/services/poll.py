@@ -27,7 +27,7 @@ from databricks.teachinglab.core.errors import Failed, WorkspaceUnavailable
 from databricks.teachinglab.core.messages import dedupe_key, minutes, quota_resets_at, show_local
 from databricks.teachinglab.core.model import GroupInfo
 from databricks.teachinglab.core.quota import Action, Decision, decide
-from databricks.teachinglab.core.usage import ClusterUsage, on_the_quarter_hour
+from databricks.teachinglab.core.usage import ClusterUsage, on_the_quarter_hour, stop_today
 from databricks.teachinglab.services.alerts import queue_failure_alert, recipients_for
 from databricks.teachinglab.services.context import JobContext
 from databricks.teachinglab.services.usage import measure
@@ -341,9 +341,8 @@ def _context(s: Sweep, o: Outcome) -> dict:
 def _stops_at(u: ClusterUsage, tz) -> str | None:
     """"14:20 IST": when, at the current rate, the group reaches its hard quota today; None when
     nothing of it runs, or when the quota resets first."""
-    if u.limit_at is None or local_day(u.limit_at, tz) != u.day:
-        return None
-    return u.limit_at.astimezone(tz).strftime("%H:%M %Z")
+    stop = stop_today(u.limit_at, u.day, tz)
+    return stop.astimezone(tz).strftime("%H:%M %Z") if stop else None
 
 
 def _queue(s: Sweep, o: Outcome, kind: str, *, admin_only: bool = False) -> None:

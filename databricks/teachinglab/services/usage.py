@@ -149,8 +149,7 @@ def _near_a_threshold(ctx: JobContext, clusters: list[ClusterInfo], known: dict[
         used = sum(acc.used_ms_on(today, tz, rows_today[row.cluster_id].closed_ms if row.cluster_id in rows_today
                                   else 0, row.open_since, now) for _, row in members)
         running = sum(1 for c, row in members if row.open_since is not None and c.state in acc.USABLE_STATES)
-        limits = limits_for.for_group([row.cluster_id for _, row in members if row.group_source != "creator"],
-                                      [row.cluster_id for _, row in members])
+        limits = limits_for.for_group((row.cluster_id, row.group_source) for _, row in members)
         if could_cross(used, running, limits, horizon_ms):
             near |= {row.cluster_id for _, row in members}
     return near

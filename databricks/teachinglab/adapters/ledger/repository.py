@@ -259,11 +259,6 @@ def history(start: date | None = None, end: date | None = None) -> list[HistoryR
     return [record_of(HistoryRecord, h) for h in query]
 
 
-def first_history_day() -> date | None:
-    row = UsageHistory.select(UsageHistory.day).order_by(UsageHistory.day).first()
-    return row.day if row else None
-
-
 def unrestored_blocks(day: date) -> list[HistoryRecord]:
     return [record_of(HistoryRecord, h) for h in UsageHistory.select().where(
         (UsageHistory.day == day) & UsageHistory.blocked_group.is_null(False) & UsageHistory.restored_at.is_null())]
