@@ -156,13 +156,13 @@ LIMITS = Limits.from_minutes(400, 480)
 
 
 def _decide(used_min, state="RUNNING", **flags):
-    return decide(used_ms=int(used_min * 60_000), limits=LIMITS, state=state, flags=DayFlags(**flags),
+    return decide(used=int(used_min * 60_000), limits=LIMITS, state=state, flags=DayFlags(**flags),
                   group="group_01", exempt=False).actions
 
 
 def test_usage_exactly_at_the_limit_terminates_and_one_ms_less_does_not():
     assert _decide(480) == (Action.TERMINATE, Action.BLOCK, Action.NOTIFY)
-    assert decide(used_ms=480 * 60_000 - 1, limits=LIMITS, state="RUNNING", flags=DayFlags(),
+    assert decide(used=480 * 60_000 - 1, limits=LIMITS, state="RUNNING", flags=DayFlags(),
                   group="g", exempt=False).actions == (Action.WARN,)
     assert _decide(400) == (Action.WARN,)
     assert _decide(399.99) == ()
@@ -181,15 +181,15 @@ def test_blocked_cluster_running_again_is_terminated_and_admin_told_once():
 
 
 def test_exempt_and_unmapped_clusters_are_left_alone():
-    assert decide(used_ms=10**9, limits=LIMITS, state="RUNNING", flags=DayFlags(), group="g",
+    assert decide(used=10**9, limits=LIMITS, state="RUNNING", flags=DayFlags(), group="g",
                   exempt=True).actions == ()
-    assert decide(used_ms=10**9, limits=LIMITS, state="RUNNING", flags=DayFlags(), group=None,
+    assert decide(used=10**9, limits=LIMITS, state="RUNNING", flags=DayFlags(), group=None,
                   exempt=False).actions == ()
 
 
 def test_a_grant_that_lifts_the_limit_restores():
     lifted = Limits.from_minutes(400, 480, granted=60)
-    assert decide(used_ms=490 * 60_000, limits=lifted, state="TERMINATED",
+    assert decide(used=490 * 60_000, limits=lifted, state="TERMINATED",
                   flags=DayFlags(blocked=True, notified=True, terminated=True), group="g",
                   exempt=False).actions == (Action.RESTORE,)
 

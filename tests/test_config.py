@@ -15,7 +15,7 @@ BASE = {"DATABRICKS_HOST": "adb-1.azuredatabricks.net", "DATABRICKS_TOKEN": "dap
 
 def test_defaults():
     s = load_settings({**BASE, "TZ": "Asia/Jerusalem"})
-    assert (s.quota.warn_minutes, s.quota.max_minutes) == (400, 480)
+    assert (s.quota.warn_limit, s.quota.max_limit) == (400, 480)
     assert s.quota.tz_name == "Asia/Jerusalem"
     assert s.ledger.db_path == Path("/home/lab/.local/share/teachinglab/cluster_uptimes.db")
     assert s.mail.transport == "console"
@@ -64,7 +64,7 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABRICKS_MAX_UPTIME", "360")
     env = read_env(dotenv)
     s = load_settings({**env, **BASE})
-    assert (s.quota.warn_minutes, s.quota.max_minutes, s.mail.admin_email) == (200, 360, "a@b.edu")
+    assert (s.quota.warn_limit, s.quota.max_limit, s.mail.admin_email) == (200, 360, "a@b.edu")
 
 
 def test_bad_config_exits_2_with_one_message_and_no_secret(tmp_path):
@@ -130,3 +130,40 @@ def test_poll_interval_minutes_is_checked(raw):
 def test_the_default_cadence_is_one_minute_and_fifteen_is_an_option():
     assert load_settings(BASE).workspace.poll_interval_seconds == 60
     assert load_settings({**BASE, "POLL_INTERVAL_MINUTES": "15"}).workspace.poll_interval_seconds == 900
+
+
+def test_quota_unit_dbu_reads_its_own_limits():
+    s = load_settings({**BASE, "QUOTA_UNIT": "DBU", "DATABRICKS_WARN_DBU": "4.5", "DATABRICKS_MAX_DBU": "6"})
+    assert (s.quota.unit.name, s.quota.warn_limit, s.quota.max_limit) == ("dbu", 4.5, 6.0)
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"QUOTA_UNIT": "hours"}, "QUOTA_UNIT='hours' is not a quota unit"),
+    ({"QUOTA_UNIT": "dbu", "DATABRICKS_WARN_DBU": "4"}, "DATABRICKS_MAX_DBU is not set, and QUOTA_UNIT=dbu needs it"),
+    ({"QUOTA_UNIT": "usd", "DATABRICKS_WARN_USD": "-1", "DATABRICKS_MAX_USD": "5"}, "DATABRICKS_WARN_USD='-1' must be"),
+    ({"QUOTA_UNIT": "usd", "DATABRICKS_WARN_USD": "6", "DATABRICKS_MAX_USD": "5"},
+     "DATABRICKS_WARN_USD (6) must be less than DATABRICKS_MAX_USD (5)"),
+])
+def test_a_bad_quota_unit_or_limit_names_the_variable(env, expected):
+    with pytest.raises(ConfigError) as err:
+        load_settings({**BASE, **env})
+    assert expected in str(err.value)
+
+
+def test_a_priced_unit_needs_the_labs_node_types_in_the_price_table(tmp_path):
+    table = tmp_path / "prices.json"
+    table.write_text('{"dbu_price": 0.5, "node_types": {"Standard_DS3_v2": {"dbu_per_hour": 0.75, "vm_per_hour": 0.3}}}')
+    env = {**BASE, "QUOTA_UNIT": "dbu", "DATABRICKS_WARN_DBU": "4", "DATABRICKS_MAX_DBU": "6",
+           "PRICE_TABLE_FILE": str(table), "CLUSTER_NODE_TYPE": "Standard_E8ds_v5"}
+    with pytest.raises(ConfigError) as err:
+        load_settings(env)
+    assert "node type Standard_E8ds_v5" in str(err.value) and str(table) in str(err.value)
+    assert load_settings({**env, "QUOTA_UNIT": "minutes"}).quota.unit.name == "minutes"  # minutes need no price
+
+
+def test_a_bad_quota_unit_exits_2_from_the_poll(tmp_path):
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **BASE, "QUOTA_UNIT": "dbu"}
+    r = subprocess.run([sys.executable, "-m", "databricks.poll_clusters"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "DATABRICKS_WARN_DBU is not set" in r.stderr and "DATABRICKS_MAX_DBU is not set" in r.stderr

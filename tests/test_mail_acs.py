@@ -9,6 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import ROOT
+from databricks.teachinglab.core.messages import quota_figures
+from databricks.teachinglab.core.quota import Limits
 from databricks.sandbox.fake_acs import FakeAcs
 from databricks.teachinglab.cli.config import load_settings
 from databricks.teachinglab.adapters.ledger.models import OutboxMessage
@@ -40,7 +42,7 @@ def settings_for(acs, tmp_path, **extra):
 
 def queue(n=1, kind="warning"):
     ctx = {"group": "קבוצה 1", "cluster_name": "cluster_01", "cluster_id": "c1", "course": "bigdata",
-           "used_minutes": 405, "limit_minutes": 480, "resets_at": "2026-03-03 00:00 IST", "seen_at": "",
+           **quota_figures(Limits.from_minutes(400, 480), 405 * 60_000, 405 * 60_000), "resets_at": "2026-03-03 00:00 IST", "seen_at": "",
            "tz_name": "Asia/Jerusalem", "contact": "admin@uni.edu"}
     for i in range(n):
         enqueue(kind=kind, key=f"{kind}:c{i}:2026-03-02", to=[f"s{i}@uni.edu"], cc=["admin@uni.edu"],

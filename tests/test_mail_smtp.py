@@ -8,6 +8,8 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from databricks.teachinglab.core.messages import quota_figures
+from databricks.teachinglab.core.quota import Limits
 from databricks.teachinglab.cli.config import load_settings
 from databricks.teachinglab.adapters.ledger.models import OutboxMessage
 from databricks.teachinglab.adapters.mail.smtp import SmtpTransport
@@ -73,7 +75,7 @@ def settings(tmp_path, port, ca_file, **extra):
 
 def queue(kind="termination"):
     ctx = {"group": "קבוצה <3>", "cluster_name": "cluster_01", "cluster_id": "c1", "course": "bigdata",
-           "used_minutes": 480, "limit_minutes": 480, "resets_at": "2026-03-03 00:00 IST", "seen_at": "",
+           **quota_figures(Limits.from_minutes(400, 480), 480 * 60_000, 480 * 60_000), "resets_at": "2026-03-03 00:00 IST", "seen_at": "",
            "tz_name": "Asia/Jerusalem", "contact": "admin@uni.edu"}
     enqueue(kind=kind, key=f"{kind}:c1:2026-03-02", to=["s1@uni.edu", "s2@uni.edu"], cc=["admin@uni.edu"],
             rendered=render(kind, ctx), now=NOW)

@@ -8,7 +8,9 @@ import pytest
 from databricks.teachinglab.adapters.mail import outbox as ob
 from databricks.teachinglab.adapters.ledger.models import OutboxMessage
 from databricks.teachinglab.adapters.mail.render import render
-from databricks.teachinglab.core.messages import EVENTS, OutgoingMail, quota_resets_at
+from databricks.teachinglab.core.messages import EVENTS, OutgoingMail, quota_figures, quota_resets_at
+from databricks.teachinglab.core.quota import Limits
+from databricks.teachinglab.core.units import UNITS
 from databricks.teachinglab.core.settings import MailSettings
 from databricks.teachinglab.adapters.mail.transports import (TRANSPORTS, FileTransport, PermanentSendError,
                                                TransientSendError, to_email)
@@ -17,11 +19,30 @@ TZ = ZoneInfo("Asia/Jerusalem")
 NOW = datetime(2026, 3, 2, 13, 0, tzinfo=timezone.utc)
 
 
-def ctx(**kw):
+def ctx(limits=Limits.from_minutes(400, 480), used=405 * 60_000, used_ms=405 * 60_000, granted=0, **kw):
     base = {"group": "group_01", "cluster_name": "cluster_01", "cluster_id": "c-1", "course": "bigdata",
-            "used_minutes": 405, "limit_minutes": 480, "resets_at": quota_resets_at(NOW, TZ),
+            **quota_figures(limits, used, used_ms, granted), "resets_at": quota_resets_at(NOW, TZ),
             "seen_at": "2026-03-02 15:00 IST", "tz_name": "Asia/Jerusalem", "contact": "admin@uni.edu"}
     return {**base, **kw}
+
+
+DBU_LIMITS = Limits.of(UNITS["dbu"], 6, 8)
+
+
+def test_a_dbu_quota_is_shown_in_dbu_with_minutes_beside_it():
+    r = render("warning", ctx(DBU_LIMITS, used=6_259_999, used_ms=250 * 60_000 + 59_999, granted=1.5,
+                              granted_at="2026-03-02 14:20 IST"))
+    assert "6.25 of its 8.00 DBU (250 minutes of uptime)" in r.text   # rounded down, never up
+    assert r.subject.endswith("6.25 of 8.00 DBU used today")
+    assert "when it reaches 8.00 DBU" in r.text and "an extra 1.50 DBU granted" in r.text
+    stopped = render("termination", ctx(DBU_LIMITS, used=8_000_000, used_ms=320 * 60_000))
+    assert "8.00 of its 8.00 DBU (320 minutes of uptime)" in stopped.text
+    assert "daily limit of 8.00 DBU reached" in stopped.subject
+
+
+def test_a_usd_quota_is_shown_in_usd():
+    r = render("warning", ctx(Limits.of(UNITS["usd"], 4, 5.5), used=4_100_000, used_ms=90 * 60_000))
+    assert "4.10 of its 5.50 USD (90 minutes of uptime)" in r.text
 
 
 def test_every_kind_has_an_event_header_and_renders():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from databricks.teachinglab.core.report import PriceTable
+from databricks.teachinglab.core.prices import PriceTable
 
 PACKAGED_PRICES = Path(__file__).parent / "prices.json"
 

@@ -30,12 +30,14 @@ def report_csv(report: DailyReport) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["date", "group", "cluster", "cluster_id", "used_minutes", "limit_minutes", "percent",
                      "sessions", "warned", "terminated", "blocked", "estimated_usage",
-                     f"estimated_cost_{report.currency}", "exempt", "notes"])
+                     f"estimated_cost_{report.currency}", "exempt", "notes", "quota_unit", "used_in_unit",
+                     "limit_in_unit"])
     for r in report.rows:
         writer.writerow([safe_cell(v) for v in (
             report.day.isoformat(), r.group or "", r.cluster_name, r.cluster_id, r.used_minutes,
-            r.limit_minutes, r.percent, r.sessions, int(r.warned), int(r.terminated), int(r.blocked),
-            int(r.estimated), "" if r.cost is None else f"{r.cost:.2f}", int(r.exempt), r.notes)])
+            "" if r.limit_minutes is None else r.limit_minutes, r.percent, r.sessions, int(r.warned), int(r.terminated), int(r.blocked),
+            int(r.estimated), "" if r.cost is None else f"{r.cost:.2f}", int(r.exempt), r.notes, r.unit.name,
+            r.used_in_unit, r.limit_in_unit)])
     return ("\ufeff" + out.getvalue()).encode("utf-8")  # BOM: Excel then reads Hebrew names right
 
 
@@ -46,16 +48,18 @@ def report_png(report: DailyReport) -> bytes:
 
     # matplotlib draws right-to-left text (Hebrew) reversed; such groups are labelled by cluster
     labels = chart_labels(report.rows)
-    used = [r.used_ms / 60_000 for r in report.rows]
-    limits = [r.limit_ms / 60_000 for r in report.rows]
+    unit = report.unit  # rows held to another unit (QUOTA_UNIT changed that day) are drawn in theirs
+    used = [r.unit.value(r.used) for r in report.rows]
+    limits = [r.unit.value(r.limit_amount) for r in report.rows]
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(labels) + 2), 4), dpi=100)
     colors = ["#c0392b" if r.terminated else "#e67e22" if r.warned else "#2e86c1" for r in report.rows]
     ax.bar(range(len(labels)), used, color=colors, label="used")
     ax.scatter(range(len(labels)), limits, marker="_", s=600, color="black", label="quota", zorder=3)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("minutes")
+    ax.set_ylabel("minutes" if unit.name == "minutes" else unit.symbol)
     ax.set_ylim(0, 1.2 * max(used + limits + [1]))  # room for the legend above the bars
-    ax.set_title(f"Cluster minutes used on {report.day.isoformat()} against the daily quota")
+    what = "Cluster minutes" if unit.name == "minutes" else unit.symbol
+    ax.set_title(f"{what} used on {report.day.isoformat()} against the daily quota")
     ax.legend(loc="upper center", ncol=2, fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()

@@ -50,12 +50,21 @@ def _who() -> str:
         return "unknown"
 
 
-def _quota(text: str) -> tuple[int, int]:
+def _quota(text: str) -> tuple[float, float]:
     try:
-        warn, hard = (int(x) for x in text.split(":"))
+        warn, hard = (float(x) for x in text.split(":"))
         return warn, hard
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not WARN:MAX minutes, e.g. 300:360") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not WARN:MAX in the quota unit, e.g. 300:360 "
+                                         "(minutes) or 4:6 (DBU)") from None
+
+
+def _amount(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number in the quota unit, e.g. 30 (minutes) "
+                                         "or 1.5 (DBU)") from None
 
 
 # -- workspace views ---------------------------------------------------------------------------
@@ -120,8 +129,12 @@ def cluster_usage(inv: Invocation) -> int:
     if inv.args.json:
         _json([line.as_json() for line in lines])
         return 0
-    table(["cluster", "group", "used (min)", "warn", "max", "stops at", "flags", "as of"],
-          [[u.cluster_name, u.group, f"{u.used_seconds / 60:.1f}", u.warn_minutes, u.max_minutes,
+    unit = inv.settings.quota.unit
+    quota_columns = [] if unit.name == "minutes" else [f"group ({unit.symbol})"]
+    table(["cluster", "group", "used (min)", *quota_columns, f"warn ({unit.symbol})", f"max ({unit.symbol})",
+           "stops at", "flags", "as of"],
+          [[u.cluster_name, u.group, f"{u.used_seconds / 60:.1f}",
+            *([] if unit.name == "minutes" else [f"{u.group_used:.2f}"]), f"{u.warn_limit:g}", f"{u.max_limit:g}",
             u.limit_at[11:16] if u.limit_at else None,
             ",".join(n for n, on in (("exempt", u.exempt), ("warned", u.warned), ("blocked", u.blocked),
                                      ("estimate", u.estimated)) if on) or "", u.as_of]
@@ -139,7 +152,8 @@ def history(inv: Invocation) -> int:
         _json(rows)
         return 0
     table(["date", "cluster", "group", "used (min)", "max", "sessions", "flags"],
-          [[r["date"], r["cluster_name"], r["group"], f"{r['used_seconds'] / 60:.1f}", r["max_minutes"],
+          [[r["date"], r["cluster_name"], r["group"], f"{r['used_seconds'] / 60:.1f}",
+            r["max_minutes"] if r["quota_unit"] == "minutes" else f"{r['max_limit']:g} {r['quota_unit'].upper()}",
             r["sessions"], ",".join(k for k in ("exempt", "warned", "terminated", "blocked", "estimated") if r[k])]
            for r in rows])
     return 0
@@ -220,15 +234,15 @@ def test_email(inv: Invocation) -> int:
     return 0 if result.sent else 1
 
 
-@command("grant", "extra minutes today for --cluster; unblocks it if the new limit allows",
-         flag={"type": int, "metavar": "MINUTES"}, changes=True, workspace=True, ledger=True, locked=True,
+@command("grant", "extra quota today for --cluster, in QUOTA_UNIT (minutes, DBU or USD); unblocks it if "
+         "the new limit allows", flag={"type": _amount, "metavar": "AMOUNT"}, changes=True, workspace=True, ledger=True, locked=True,
          needs=("cluster",))
 def grant(inv: Invocation) -> int:
     args, now = inv.args, inv.now
     ctx = inv.context()
     cluster = admin.find_cluster(args.cluster)
     if args.dry_run:
-        print(f"would grant {args.grant} minute(s) today to {cluster.name}; nothing changed")
+        print(f"would grant {args.grant:g} {inv.settings.quota.unit.symbol} today to {cluster.name}; nothing changed")
         return 0
     with ledger.transaction():
         admin.grant(inv.settings, cluster, args.grant, _who(), args.reason, now)
@@ -242,22 +256,29 @@ def grant(inv: Invocation) -> int:
             ctx.workspace.set_group_level(cluster.cluster_id, cluster.group_name, RESTORED_LEVEL)
             state = f"not blocked (the workspace had {cluster.group_name} at {level}, outside the ledger: " \
                     f"restored to {RESTORED_LEVEL})"
-    print(f"{cluster.name}: limit today is now {line.max_minutes} min, used "
-          f"{line.used_seconds / 60:.1f} min, {state}")
+    unit = inv.settings.quota.unit
+    print(f"{cluster.name}: limit today is now {line.max_limit:g} {unit.symbol}, used "
+          f"{_used(line, unit)}, {state}")
     return 1 if report.failures else 0
 
 
-@command("set_quota", "a lasting per-cluster quota for --cluster, in minutes per day",
+def _used(line, unit) -> str:
+    minutes = f"{line.used_seconds / 60:.1f} min"
+    return minutes if unit.name == "minutes" else f"{line.group_used:.2f} {unit.symbol} by the group ({minutes} here)"
+
+
+@command("set_quota", "a lasting per-cluster quota for --cluster, per day in QUOTA_UNIT (minutes, DBU or USD)",
          flag={"type": _quota, "metavar": "WARN:MAX"}, changes=True, ledger=True, needs=("cluster",))
 def set_quota(inv: Invocation) -> int:
     inv.context()
     cluster = admin.find_cluster(inv.args.cluster)
     warn, hard = inv.args.set_quota
+    symbol = inv.settings.quota.unit.symbol
     if inv.args.dry_run:
-        print(f"would set {cluster.name}'s quota to warn {warn} / max {hard} minutes; nothing changed")
+        print(f"would set {cluster.name}'s quota to warn {warn:g} / max {hard:g} {symbol}; nothing changed")
         return 0
-    admin.set_quota(cluster, warn, hard, _who(), inv.now)
-    print(f"{cluster.name}: warn at {warn} min, stop at {hard} min per day (from the next poll)")
+    admin.set_quota(inv.settings, cluster, warn, hard, _who(), inv.now)
+    print(f"{cluster.name}: warn at {warn:g} {symbol}, stop at {hard:g} {symbol} per day (from the next poll)")
     return 0
 
 

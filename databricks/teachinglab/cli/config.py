@@ -13,7 +13,9 @@ from typing import Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from databricks.teachinglab.adapters.prices import load_prices
+from databricks.teachinglab.adapters.prices import PACKAGED_PRICES, load_prices
+from databricks.teachinglab.core.prices import PriceTable
+from databricks.teachinglab.core.units import MINUTES, UNITS, QuotaUnit
 from databricks.teachinglab.core.roster import EMAIL_RE
 from databricks.teachinglab.core.settings import (
     ACCESS_MODES, MIN_RUNTIME, ClusterSettings, LedgerSettings, LoggingSettings, MailSettings, QuotaSettings,
@@ -158,11 +160,19 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
             problems.append("DATABRICKS_TOKEN is not set: set a personal access token, or another "
                             "databricks-sdk auth setting such as DATABRICKS_CONFIG_PROFILE.")
 
-    warn = minutes("DATABRICKS_WARN_UPTIME", 400)
-    hard = minutes("DATABRICKS_MAX_UPTIME", 480)
-    if warn >= hard:
-        problems.append(f"DATABRICKS_WARN_UPTIME ({warn}) must be less than DATABRICKS_MAX_UPTIME "
-                        f"({hard}), or no warning would ever be sent before a termination.")
+    unit_raw = (text("QUOTA_UNIT") or "minutes").lower()
+    unit = UNITS.get(unit_raw)
+    if unit is None:
+        problems.append(f"QUOTA_UNIT={unit_raw!r} is not a quota unit: use minutes (uptime, the default), "
+                        "dbu (DBUs from node-time) or usd (the cost: DBUs and VMs, from the price table).")
+        unit = MINUTES
+    if unit is MINUTES:
+        warn, hard = minutes(unit.warn_var, 400), minutes(unit.max_var, 480)
+    else:
+        warn, hard = _unit_limit(text, unit, unit.warn_var, problems), _unit_limit(text, unit, unit.max_var, problems)
+    if warn is not None and hard is not None and warn >= hard:
+        problems.append(f"{unit.warn_var} ({warn:g}) must be less than {unit.max_var} "
+                        f"({hard:g}), or no warning would ever be sent before a termination.")
 
     admin = email("ADMIN_EMAIL")
     sender = email("EMAIL_SENDER")
@@ -233,6 +243,9 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
         problems.append(f"PRICE_TABLE_FILE={price_file!r} cannot be read as a price table "
                         f"({type(err).__name__}: {err}); see databricks/teachinglab/adapters/prices.json.")
 
+    if unit.priced and prices is not None:
+        problems.extend(_unpriced_lab_types(env, prices, price_file, unit))
+
     templates = text("MAIL_TEMPLATES_DIR")
     if templates and not Path(templates).is_dir():
         problems.append(f"MAIL_TEMPLATES_DIR={templates!r} is not a folder.")
@@ -300,8 +313,9 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
             serverless_notebooks=serverless, account_id=account_id,
             account_host=account_host, account_token=text("DATABRICKS_ACCOUNT_TOKEN"),
             account_profile=text("DATABRICKS_ACCOUNT_PROFILE")),
-        quota=QuotaSettings(warn_minutes=warn, max_minutes=hard, timezone=tz, semester_start=semester_start,
-                            prices=prices),
+        quota=QuotaSettings(unit=unit, warn_limit=warn, max_limit=hard, timezone=tz,
+                            semester_start=semester_start, prices=prices,
+                            price_file=price_file or str(PACKAGED_PRICES)),
         mail=MailSettings(
             transport=transport, sender=sender or admin or "teachinglab@localhost", admin_email=admin,
             report_recipient=report_to or admin, templates_dir=templates_dir, budget_seconds=budget,
@@ -320,6 +334,36 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
         logging=LoggingSettings(journald=env.get("LOG_JOURNALD") == "1"),
         course_given=bool(text("COURSE_NAME")),
     )
+
+
+def _unit_limit(text, unit: QuotaUnit, name: str, problems: list[str]) -> float | None:
+    """A limit of a DBU or USD quota: required, a positive number."""
+    raw = text(name)
+    example = f"{name}={6 if 'WARN' in name else 8}"
+    if raw is None:
+        problems.append(f"{name} is not set, and QUOTA_UNIT={unit.name} needs it: the daily limit in "
+                        f"{unit.symbol} per group (e.g. {example}).")
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= unit.max_limit:
+        problems.append(f"{name}={raw!r} must be a number of {unit.symbol} above 0 and at most "
+                        f"{unit.max_limit:g} (e.g. {example}).")
+        return None
+    return value
+
+
+def _unpriced_lab_types(env: Mapping[str, str], prices: PriceTable, price_file: str | None,
+                        unit: QuotaUnit) -> list[str]:
+    """A DBU or USD quota prices every node: the lab's own node types must be in the table."""
+    wanted = {(env.get(v) or "").strip() for v in ("CLUSTER_NODE_TYPE", "CLUSTER_DRIVER_NODE_TYPE")}
+    wanted = {t for t in wanted if t} or {ClusterSettings().node_type_id}
+    where = price_file or str(PACKAGED_PRICES)
+    return [f"QUOTA_UNIT={unit.name} needs the price of node type {t}, which the price table {where} lacks: "
+            f"add it there (DBU per hour and the VM's $ per hour), or point PRICE_TABLE_FILE at a table "
+            "that has it." for t in sorted(wanted - set(prices.node_types))]
 
 
 def cluster_settings(env: Mapping[str, str]) -> ClusterSettings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import time
 from datetime import datetime
 from typing import Callable
@@ -68,6 +69,18 @@ def poll(ctx: JobContext, args: argparse.Namespace, now: datetime) -> int:
              report.count_done("block"), len(report.failures),
              " (deadline reached)" if ctx.deadline.expired else "",
              " (dry run: nothing changed)" if args.dry_run else "")
+    quota = ctx.settings.quota
+    missing = [t for t in report.unpriced_node_types if t not in quota.prices.node_types] if quota.unit.priced else []
+    if missing:
+        # Enforced all the same (at the table's dearest rate, an upper bound); a configuration
+        # error for the admin to fix, so exit 2, as for any other.
+        for node_type in missing:
+            message = (f"QUOTA_UNIT={quota.unit.name} needs the price of node type {node_type}, which the price "
+                       f"table {quota.price_file} lacks: add it there (DBU per hour and the VM's $ per hour). "
+                       "Until then its clusters count at the table's dearest rate.")
+            log.error(message)
+            print(f"configuration error: {message}", file=sys.stderr)
+        return 2
     return 1 if report.failures else 0
 
 

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from databricks.teachinglab.core.accounting import day_start, local_day
+from databricks.teachinglab.core.quota import Limits
 
 # kind -> X-Teachinglab-Event header value, so admins can write mail rules
 EVENTS = {
@@ -57,6 +58,31 @@ class OutgoingMail:
 def minutes(ms: int) -> int:
     """Whole minutes used, rounded down, so a message never claims more than was used."""
     return ms // 60_000
+
+
+def quota_figures(limits: Limits, used: int, used_ms: int, granted: float = 0) -> dict:
+    """The quota numbers every quota message shows: in the quota unit, with minutes beside it.
+    `used` and the limits are integer amounts of the unit; `granted` is in the unit."""
+    unit = limits.unit
+    return {"quota_unit": unit.name, "used_minutes": minutes(used_ms),
+            "limit_minutes": limits.hard // unit.scale if unit.name == "minutes" else None,
+            "used_amount": unit.show(used), "limit_amount": unit.show(limits.hard),
+            "warn_amount": unit.show(limits.warn),
+            "granted_minutes": granted if unit.name == "minutes" else 0,
+            "granted_amount": (None if not granted else f"{granted:g} extra minutes" if unit.name == "minutes"
+                               else f"an extra {unit.show(unit.of(granted))}"),
+            "usage_line": _usage_line(limits, used, used_ms, " of its "),
+            "usage_short": _usage_line(limits, used, used_ms, " of ", beside=False)}
+
+
+def _usage_line(limits: Limits, used: int, used_ms: int, of: str, beside: bool = True) -> str:
+    """"405 of its 480 minutes"; "4.25 of its 6.00 DBU (405 minutes of uptime)"."""
+    unit = limits.unit
+    if unit.name == "minutes":
+        return f"{minutes(used_ms)}{of}{limits.hard // unit.scale} {'cluster ' if not beside else ''}minutes"
+    number = unit.show(used).split(" ")[0]
+    tail = f" ({minutes(used_ms)} minutes of uptime)" if beside else ""
+    return f"{number}{of}{unit.show(limits.hard)}{tail}"
 
 
 def show_local(at: datetime, tz: ZoneInfo) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from databricks.teachinglab.core.accounting import ACTIVE_STATES
+from databricks.teachinglab.core.units import MINUTES, QuotaUnit
 
 
 class Action(str, Enum):
@@ -22,12 +23,19 @@ class Action(str, Enum):
 
 @dataclass(frozen=True)
 class Limits:
-    warn_ms: int
-    max_ms: int
+    """A day's soft and hard quota as integer amounts of the quota unit (core/units.py)."""
+    warn: int
+    hard: int
+    unit: QuotaUnit = MINUTES
+
+    @classmethod
+    def of(cls, unit: QuotaUnit, warn: float, hard: float, granted: float = 0) -> "Limits":
+        """From limits given in the unit (480 minutes, 6.5 DBU), plus what was granted today."""
+        return cls(unit.of(warn + granted), unit.of(hard + granted), unit)
 
     @classmethod
     def from_minutes(cls, warn: float, hard: float, granted: float = 0) -> "Limits":
-        return cls(int((warn + granted) * 60_000), int((hard + granted) * 60_000))
+        return cls.of(MINUTES, warn, hard, granted)
 
 
 @dataclass(frozen=True)
@@ -56,9 +64,9 @@ class Decision:
 RESTART_LEVELS = ("CAN_RESTART", "CAN_MANAGE")
 
 
-def decide(*, used_ms: int, limits: Limits, state: str, flags: DayFlags, group: str | None,
+def decide(*, used: int, limits: Limits, state: str, flags: DayFlags, group: str | None,
            exempt: bool, group_level: str | None = None, can_block: bool = True) -> Decision:
-    """`used_ms` is the group's usage over all its clusters. `group_level`: the group's direct
+    """`used` is the group's usage over all its clusters, in the limits' unit. `group_level`: the group's direct
     level on the cluster as read this poll (only read for clusters blocked today), or None.
     `can_block` is False for a student's own cluster: the group holds no right on it to lower,
     so it is terminated again each time it is seen running."""
@@ -67,7 +75,7 @@ def decide(*, used_ms: int, limits: Limits, state: str, flags: DayFlags, group: 
     if group is None:
         return Decision((), "unmapped: no group tag, no group with CAN_RESTART, no cluster_NN name")
     active = state in ACTIVE_STATES
-    if used_ms >= limits.max_ms:
+    if used >= limits.hard:
         actions: list[Action] = []
         if active:
             actions.append(Action.TERMINATE)
@@ -86,6 +94,6 @@ def decide(*, used_ms: int, limits: Limits, state: str, flags: DayFlags, group: 
         return Decision(tuple(actions), "over the hard quota")
     if flags.blocked:
         return Decision((Action.RESTORE,), "blocked, but a grant raised the limit above usage")
-    if used_ms >= limits.warn_ms and not flags.warned and not flags.notified:
+    if used >= limits.warn and not flags.warned and not flags.notified:
         return Decision((Action.WARN,), "over the soft quota")
-    return Decision((), "within quota" if used_ms < limits.warn_ms else "already warned")
+    return Decision((), "within quota" if used < limits.warn else "already warned")

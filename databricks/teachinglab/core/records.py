@@ -48,7 +48,8 @@ class DayRecord:
     sessions: int = 0
     estimated: bool = False
     used_ms: int = 0
-    limit_ms: int = 0
+    limit_amount: int = 0                # the hard quota applied, in `quota_unit` (core/units.py)
+    quota_unit: str = "minutes"
     as_of: datetime | None = None
     warned_at: datetime | None = None
     over_quota_at: datetime | None = None
@@ -95,7 +96,8 @@ class HistoryRecord:
     cluster_name: str
     group_name: str | None
     used_ms: int
-    limit_ms: int
+    limit_amount: int                    # in `quota_unit`, as in DayRecord
+    quota_unit: str = "minutes"
     sessions: int = 0
     warned: bool = False
     terminated: bool = False
@@ -115,10 +117,11 @@ class HistoryRecord:
 class GrantRecord:
     cluster_id: str
     day: date
-    minutes: int
+    amount: float                        # in `unit`
     granted_by: str
     granted_at: datetime
     reason: str = ""
+    unit: str = "minutes"
 
 
 @dataclass(frozen=True)

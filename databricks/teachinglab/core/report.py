@@ -8,51 +8,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from databricks.teachinglab.core.prices import PriceTable
+from databricks.teachinglab.core.units import MINUTES, UNITS, Measured, QuotaUnit
+
 if TYPE_CHECKING:  # types only: core imports no ledger
     from databricks.teachinglab.core.records import DayRecord, HistoryRecord, TrackedCluster
-
-
-@dataclass(frozen=True)
-class PriceTable:
-    currency: str
-    dbu_price: float
-    node_types: dict
-
-    @classmethod
-    def from_json(cls, data: dict) -> "PriceTable":
-        """Raises KeyError, TypeError or ValueError when a field is missing or not a number."""
-        table = cls(data.get("currency", "USD"), float(data["dbu_price"]), dict(data["node_types"]))
-        for price in table.node_types.values():
-            float(price["dbu_per_hour"]), float(price["vm_per_hour"])
-        return table
-
-    def hourly(self, node_type: str | None, nodes: int) -> float | None:
-        price = self.node_types.get(node_type or "")
-        if price is None:
-            return None
-        return nodes * (price["dbu_per_hour"] * self.dbu_price + price["vm_per_hour"])
-
-    def dbu_and_cost(self, used_ms: int, node_ms: int, worker_type: str | None, driver_type: str | None = None,
-                     startup_ms: int = 0, startup_node_ms: int = 0) -> tuple[float, float] | None:
-        """(DBUs, cost) of a cluster's measured time: the driver for every ms used, the workers
-        for the rest of the node-time; each at its node type's rates. Start-up time (a start to
-        RUNNING) adds its VMs to the cost, no DBUs: the VMs are billed, the cluster is not usable
-        yet. None when a type used is not in the table."""
-        driver = self.node_types.get(driver_type or worker_type or "")
-        worker_ms, startup_worker_ms = max(0, node_ms - used_ms), max(0, startup_node_ms - startup_ms)
-        worker = self.node_types.get(worker_type or "") if worker_ms or startup_worker_ms else driver
-        if driver is None or worker is None:
-            return None
-        driver_h, worker_h = used_ms / 3_600_000, worker_ms / 3_600_000
-        dbu = driver_h * driver["dbu_per_hour"] + worker_h * worker["dbu_per_hour"]
-        vm_h = {"driver": driver_h + startup_ms / 3_600_000, "worker": worker_h + startup_worker_ms / 3_600_000}
-        return dbu, dbu * self.dbu_price + vm_h["driver"] * driver["vm_per_hour"] + vm_h["worker"] * worker["vm_per_hour"]
-
-    def measured(self, cluster, used_ms: int, node_ms: int, startup_ms: int = 0,
-                 startup_node_ms: int = 0) -> tuple[float, float] | None:
-        """dbu_and_cost at a cluster's own node types (a TrackedCluster)."""
-        return self.dbu_and_cost(used_ms, node_ms, cluster.node_type_id, cluster.driver_node_type_id,
-                                 startup_ms, startup_node_ms)
 
 
 @dataclass(frozen=True)
@@ -61,7 +21,7 @@ class ReportRow:
     cluster_name: str
     group: str | None
     used_ms: int
-    limit_ms: int
+    limit_amount: int   # the hard quota in `unit`'s integer amount
     sessions: int
     warned: bool
     terminated: bool
@@ -70,21 +30,32 @@ class ReportRow:
     cost: float | None = None
     exempt: bool = False
     notes: str = ""   # "warned at 13:55; stopped at 14:05; granted 30 min at 14:20 by alice"
+    unit: QuotaUnit = MINUTES   # the quota unit the day was held to
+    used: int = 0               # usage in `unit` (the same as used_ms for minutes)
 
     @property
     def used_minutes(self) -> int:
         return self.used_ms // 60_000
 
     @property
-    def limit_minutes(self) -> int:
-        return self.limit_ms // 60_000
+    def limit_minutes(self) -> int | None:
+        """None when the quota was not in minutes."""
+        return self.limit_amount // 60_000 if self.unit.name == "minutes" else None
+
+    @property
+    def used_in_unit(self) -> str:
+        return self.unit.show(self.used).split(" ")[0]
+
+    @property
+    def limit_in_unit(self) -> str:
+        return self.unit.show(self.limit_amount).split(" ")[0]
 
     @property
     def percent(self) -> int | str:
         """Of the quota; an exempt cluster has none ("exempt", never "141")."""
         if self.exempt:
             return "exempt"
-        return round(100 * self.used_ms / self.limit_ms) if self.limit_ms else 0
+        return round(100 * self.used / self.limit_amount) if self.limit_amount else 0
 
     @property
     def flags(self) -> str:
@@ -110,6 +81,7 @@ class DailyReport:
     preview: bool = False               # today, not closed: numbers as of the last poll
     audit_error: str | None = None                       # why the audit could not run, if it could not
     unpriced: list[str] = field(default_factory=list)    # node types used that the price table lacks
+    unit: QuotaUnit = MINUTES                            # QUOTA_UNIT: the quota column's unit
 
 
 def _cost(prices: PriceTable, used_ms: int, cluster: "TrackedCluster | None", node_ms: int = 0,
@@ -125,11 +97,22 @@ def _cost(prices: PriceTable, used_ms: int, cluster: "TrackedCluster | None", no
     return None if hourly is None else round(hourly * used_ms / 3_600_000, 2)
 
 
+class _NoTypes:
+    node_type_id = driver_node_type_id = None
+
+
+def _in_unit(unit: QuotaUnit, prices: PriceTable, cluster, m: Measured) -> int:
+    """Usage in the unit; a cluster the ledger lost its node types for is priced at the dearest rate."""
+    return unit.amount(prices, cluster or _NoTypes(), m)[0]
+
+
 def row_from_history(h: "HistoryRecord", prices: PriceTable, cluster: "TrackedCluster | None") -> ReportRow:
-    return ReportRow(h.cluster_id, h.cluster_name, h.group_name, h.used_ms, h.limit_ms, h.sessions,
+    unit = UNITS.get(h.quota_unit, MINUTES)
+    measured = Measured(h.used_ms, h.node_ms, h.startup_ms, h.startup_node_ms)
+    return ReportRow(h.cluster_id, h.cluster_name, h.group_name, h.used_ms, h.limit_amount, h.sessions,
                      h.warned, h.terminated, h.blocked_group is not None, h.estimated,
                      _cost(prices, h.used_ms, cluster, h.node_ms, (h.startup_ms, h.startup_node_ms)), exempt=h.exempt,
-                     notes=h.notes or "")
+                     notes=h.notes or "", unit=unit, used=_in_unit(unit, prices, cluster, measured))
 
 
 def _sorted(rows: list[ReportRow]) -> list[ReportRow]:
@@ -147,24 +130,30 @@ def totals(rows: list[ReportRow]) -> dict:
 
 
 def _span(history: list["HistoryRecord"], start: date, end: date, prices: PriceTable,
-          clusters: dict) -> dict[str, dict]:
+          clusters: dict, unit: QuotaUnit = MINUTES) -> dict[str, dict]:
+    """group -> used_minutes, used (in `unit`, as shown) and cost over the days from start to end."""
     out: dict[str, dict] = {}
+    amounts: dict[str, int] = {}
     for h in history:
         if not start <= h.day <= end:
             continue
-        entry = out.setdefault(h.group_name or h.cluster_name, {"used_minutes": 0, "used_ms": 0, "cost": 0.0})
+        key = h.group_name or h.cluster_name
+        entry = out.setdefault(key, {"used_minutes": 0, "used_ms": 0, "cost": 0.0})
         entry["used_ms"] += h.used_ms
+        amounts[key] = amounts.get(key, 0) + _in_unit(unit, prices, clusters.get(h.cluster_id), Measured(
+            h.used_ms, h.node_ms, h.startup_ms, h.startup_node_ms))
         cost = _cost(prices, h.used_ms, clusters.get(h.cluster_id), h.node_ms, (h.startup_ms, h.startup_node_ms))
         entry["cost"] = None if cost is None or entry["cost"] is None else round(entry["cost"] + cost, 2)
-    for entry in out.values():
+    for key, entry in out.items():
         entry["used_minutes"] = entry.pop("used_ms") // 60_000
+        entry["used"] = unit.show(amounts[key]).split(" ")[0]
     return dict(sorted(out.items()))
 
 
 def build_report(day: date, *, history: list["HistoryRecord"], clusters: dict[str, "TrackedCluster"],
                  prices: PriceTable, semester_start: date | None = None, failed_messages: list[dict] = (),
                  closed_at: datetime | None = None, findings: list[dict] | None = None,
-                 audit_error: str | None = None) -> DailyReport:
+                 audit_error: str | None = None, unit: QuotaUnit = MINUTES) -> DailyReport:
     """`history`: the archived days up to `day` (from the semester's start, or all of them)."""
     history = [h for h in history if h.day <= day]
     rows = _sorted([row_from_history(h, prices, clusters.get(h.cluster_id)) for h in history if h.day == day])
@@ -172,8 +161,8 @@ def build_report(day: date, *, history: list["HistoryRecord"], clusters: dict[st
     used_ever = {h.cluster_name for h in history if start <= h.day and h.used_ms > 0}
     return DailyReport(
         day=day, rows=rows, totals=totals(rows), closed_at=closed_at,
-        week=_span(history, day - timedelta(days=day.weekday()), day, prices, clusters),
-        semester=_span(history, start, day, prices, clusters), semester_start=start,
+        week=_span(history, day - timedelta(days=day.weekday()), day, prices, clusters, unit),
+        semester=_span(history, start, day, prices, clusters, unit), semester_start=start, unit=unit,
         never_ran=sorted(r.cluster_name for r in rows if r.cluster_name not in used_ever),
         idle_today=[r.cluster_name for r in rows if r.used_ms == 0],
         failed_messages=list(failed_messages), currency=prices.currency, findings=findings,
@@ -192,17 +181,19 @@ def unpriced_node_types(rows: list[ReportRow], clusters: dict[str, "TrackedClust
 
 
 def build_preview(day: date, *, days: list["DayRecord"], clusters: dict[str, "TrackedCluster"],
-                  prices: PriceTable, semester_start: date | None = None) -> DailyReport:
+                  prices: PriceTable, semester_start: date | None = None, unit: QuotaUnit = MINUTES) -> DailyReport:
     """Today's report before the nightly close: each cluster as of the last poll, marked a preview."""
     rows = []
     for r in days:
         c = clusters.get(r.cluster_id)
+        unit = UNITS.get(r.quota_unit, MINUTES)
+        measured = Measured(r.used_ms, r.used_node_ms, r.startup_ms, r.startup_node_ms)
         rows.append(ReportRow(r.cluster_id, c.name if c else r.cluster_id, c.group_name if c else None, r.used_ms,
-                              r.limit_ms, r.sessions, r.was_warned, r.was_stopped, r.blocked_at is not None,
+                              r.limit_amount, r.sessions, r.was_warned, r.was_stopped, r.blocked_at is not None,
                               r.estimated, _cost(prices, r.used_ms, c, r.used_node_ms, (r.startup_ms, r.startup_node_ms)),
-                              exempt=bool(c and c.exempt)))
+                              exempt=bool(c and c.exempt), unit=unit, used=_in_unit(unit, prices, c, measured)))
     rows = _sorted(rows)
     return DailyReport(day=day, rows=rows, totals=totals(rows), week={}, semester={},
                        semester_start=semester_start or day, never_ran=[],
                        idle_today=[r.cluster_name for r in rows if r.used_ms == 0],
-                       currency=prices.currency, preview=True, unpriced=unpriced_node_types(rows, clusters, prices))
+                       currency=prices.currency, preview=True, unit=unit, unpriced=unpriced_node_types(rows, clusters, prices))

@@ -8,7 +8,8 @@ from datetime import date
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from databricks.teachinglab.core.report import PriceTable
+from databricks.teachinglab.core.prices import PriceTable
+from databricks.teachinglab.core.units import MINUTES, QuotaUnit
 
 if TYPE_CHECKING:  # a type only: core opens no file
     from pathlib import Path
@@ -82,11 +83,13 @@ class WorkspaceSettings:
 
 @dataclass(frozen=True)
 class QuotaSettings:
-    warn_minutes: int = 400
-    max_minutes: int = 480
+    unit: QuotaUnit = MINUTES               # QUOTA_UNIT
+    warn_limit: float = 400                 # per group per day, in `unit`
+    max_limit: float = 480
     timezone: ZoneInfo = ZoneInfo("UTC")
     semester_start: date | None = None
     prices: PriceTable | None = None        # PRICE_TABLE_FILE, or the packaged table
+    price_file: str = "the packaged prices.json"  # where `prices` came from, for messages
 
     @property
     def tz_name(self) -> str:

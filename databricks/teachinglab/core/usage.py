@@ -1,16 +1,18 @@
 """A cluster's usage today, who it counts to, and the limits it is held to. Pure."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Iterable
+from typing import Callable, Iterable
 
 from databricks.teachinglab.core.accounting import Tracker
 from databricks.teachinglab.core.errors import Failed
 from databricks.teachinglab.core.model import ClusterInfo
 from databricks.teachinglab.core.quota import DayFlags, Limits
 from databricks.teachinglab.core.records import GrantRecord, TrackedCluster
+from databricks.teachinglab.core.units import QuotaUnit
 
 NAME_CONVENTION = re.compile(r"^cluster[_-]?(\d+)$", re.IGNORECASE)
 
@@ -30,6 +32,8 @@ class ClusterUsage:
     used_node_ms: int = 0     # today's node-time at `now` (1 driver + workers, for every ms used)
     startup_pieces: dict[date, tuple[int, int]] = field(default_factory=dict)  # day -> start-up (ms, node-ms)
     limits: Limits | None = None
+    used: int = 0             # today's usage at `now` in the quota unit (core/units.py)
+    unpriced: bool = False    # a node type the price table lacks: counted at its dearest rate
     flags: DayFlags = field(default_factory=DayFlags)
     previous_level: str | None = None
     group_level: str | None = None  # the group's direct level now, read for clusters blocked today
@@ -37,8 +41,10 @@ class ClusterUsage:
     error: Failed | None = None
     vanished: bool = False  # in the ledger, no longer in the workspace: counted, never enforced
 
+    known: TrackedCluster | None = None  # the ledger's row, when seen before
     owner: str | None = None  # the student who created it, for a cluster found through its creator
     group_used_ms: int = 0    # the group's usage today over all its clusters (its own when no group)
+    group_used: int = 0       # the same in the quota unit: what the quota is decided on
     limit_at: datetime | None = None  # at the current rate, when the group reaches its hard quota
 
     @property
@@ -48,8 +54,13 @@ class ClusterUsage:
 
     @property
     def used_limit(self) -> str:
-        limit = self.limits.max_ms // 60_000 if self.limits else "?"
-        return f"used={self.group_used_ms / 60_000:.1f}/{limit}min"
+        if self.limits is None:
+            return f"used={self.group_used_ms / 60_000:.1f}/?min"
+        unit = self.limits.unit
+        if unit.name == "minutes":
+            return f"used={self.group_used_ms / 60_000:.1f}/{self.limits.hard // unit.scale}min"
+        return (f"used={unit.value(self.group_used):.2f}/{unit.value(self.limits.hard):.2f}{unit.symbol} "
+                f"({self.group_used_ms / 60_000:.1f}min)")
 
 
 def group_from_name(name: str) -> str | None:
@@ -79,22 +90,26 @@ def resolve_group(info: ClusterInfo, known: TrackedCluster | None, acl_group: st
 
 @dataclass
 class LimitsBook:
-    """Limits on one day: the defaults, per-cluster overrides and the day's grants."""
-    defaults: tuple[int, int]
-    overrides: dict[str, tuple[int, int]]
-    grants: dict[str, int]
+    """Limits on one day, all in the quota unit: the defaults, per-cluster overrides and the day's
+    grants."""
+    unit: QuotaUnit
+    defaults: tuple[float, float]
+    overrides: dict[str, tuple[float, float]]
+    grants: dict[str, float]
 
     def __call__(self, cluster_id: str) -> Limits:
         warn, hard = self.overrides.get(cluster_id, self.defaults)
-        return Limits.from_minutes(warn, hard, self.grants.get(cluster_id, 0))
+        return Limits.of(self.unit, warn, hard, self.grants.get(cluster_id, 0))
 
     @classmethod
-    def of(cls, defaults: tuple[int, int], overrides: dict[str, tuple[int, int]],
+    def of(cls, unit: QuotaUnit, defaults: tuple[float, float], overrides: dict[str, tuple[float, float]],
            grants: list[GrantRecord]) -> "LimitsBook":
-        total: dict[str, int] = {}
+        """Overrides and grants made in another unit (QUOTA_UNIT changed since) are the caller's
+        to leave out and report: an amount of minutes means nothing as DBUs."""
+        total: dict[str, float] = {}
         for grant in grants:
-            total[grant.cluster_id] = total.get(grant.cluster_id, 0) + grant.minutes
-        return cls(defaults, overrides, total)
+            total[grant.cluster_id] = total.get(grant.cluster_id, 0) + grant.amount
+        return cls(unit, defaults, overrides, total)
 
     def for_group(self, members: Iterable[tuple[str, str | None]]) -> Limits:
         """A group's quota covers all its clusters, given as (cluster id, how it was mapped): its
@@ -105,7 +120,7 @@ class LimitsBook:
         every = [c for c, _ in members]
         warn, hard = max((self.overrides.get(c, self.defaults) for c in home), key=lambda b: b[1],
                          default=self.defaults)
-        return Limits.from_minutes(warn, hard, sum(self.grants.get(c, 0) for c in every))
+        return Limits.of(self.unit, warn, hard, sum(self.grants.get(c, 0) for c in every))
 
 
 # Runs on the quarter hour re-read what the one-minute runs between them skip: the ACLs of
@@ -126,13 +141,14 @@ def _groups(usages: list["ClusterUsage"]) -> dict[str, list["ClusterUsage"]]:
     return groups
 
 
-def could_cross(used_ms: int, running: int, limits: Limits, horizon_ms: int) -> bool:
-    """Whether a group at `used_ms`, with `running` clusters each adding a millisecond per
-    millisecond, may pass its soft or hard quota within `horizon_ms`, or is past the hard one
-    and still running: then its clusters' events are read, so the decision is exact."""
-    soon = used_ms + running * horizon_ms
-    return (running > 0 and used_ms >= limits.max_ms) or any(
-        used_ms < threshold <= soon for threshold in (limits.warn_ms, limits.max_ms))
+def could_cross(used: int, rate_per_ms: float, limits: Limits, horizon_ms: int) -> bool:
+    """Whether a group at `used`, its running clusters adding `rate_per_ms` together (judged at
+    their autoscale maximum, so the answer is safe), may pass its soft or hard quota within
+    `horizon_ms`, or is past the hard one and still running: then its clusters' events are read,
+    so the decision is exact."""
+    soon = used + rate_per_ms * horizon_ms
+    return (rate_per_ms > 0 and used >= limits.hard) or any(
+        used < threshold <= soon for threshold in (limits.warn, limits.hard))
 
 
 def stop_today(limit_at: datetime | None, day: date, tz) -> datetime | None:
@@ -141,17 +157,17 @@ def stop_today(limit_at: datetime | None, day: date, tz) -> datetime | None:
     return limit_at if limit_at is not None and limit_at.astimezone(tz).date() == day else None
 
 
-def forecast_limits(usages: list["ClusterUsage"], now: datetime) -> None:
-    """When each group reaches its hard quota at the current rate: every one of its clusters that
-    is usable now adds a minute per minute. None when none runs (nothing is coming) or for an
-    unmapped cluster (no quota); `now` when it is there already. Rounded up to the second, so a
-    forecast is never earlier than the stop."""
+def forecast_limits(usages: list["ClusterUsage"], now: datetime, rate_per_ms: Callable[["ClusterUsage"], float]) -> None:
+    """When each group reaches its hard quota at the current rate: the sum of what each of its
+    clusters usable now adds per ms with the nodes it runs now. None when none runs (nothing is
+    coming) or for an unmapped cluster (no quota); `now` when it is there already. Rounded up to
+    the second, so a forecast is never earlier than the stop."""
     for members in _groups(usages).values():
-        running = sum(1 for m in members if m.tracker.open_since is not None and not m.vanished)
-        if not running:
+        rate = sum(rate_per_ms(m) for m in members if m.tracker.open_since is not None and not m.vanished)
+        if rate <= 0:
             continue
-        left_ms = max(0, members[0].limits.max_ms - members[0].group_used_ms)
-        seconds = -(-left_ms // (running * 1000))
+        left = max(0, members[0].limits.hard - members[0].group_used)
+        seconds = math.ceil(left / (rate * 1000))
         for m in members:
             m.limit_at = now + timedelta(seconds=seconds)
 
@@ -161,6 +177,6 @@ def apply_group_quota(usages: list["ClusterUsage"], book: LimitsBook) -> None:
     cluster once the group cluster is stopped is stopped too. Exempt clusters do not count."""
     for members in _groups(usages).values():
         limits = book.for_group((m.info.cluster_id, m.group_source) for m in members)
-        total = sum(m.used_ms for m in members)
+        total_ms, total = sum(m.used_ms for m in members), sum(m.used for m in members)
         for m in members:
-            m.limits, m.group_used_ms = limits, total
+            m.limits, m.group_used_ms, m.group_used = limits, total_ms, total

@@ -16,7 +16,8 @@ from databricks.teachinglab.core.quota import Limits
 from databricks.teachinglab.core.records import GrantRecord, MessageRecord, TrackedCluster
 from databricks.teachinglab.core.settings import Settings
 from databricks.teachinglab.core.usage import stop_today
-from databricks.teachinglab.services.usage import limits_book
+from databricks.teachinglab.core.units import UNITS, Measured
+from databricks.teachinglab.services.usage import limits_book, quota_amount
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +28,8 @@ class UsageLine:
     cluster_name: str
     group: str | None
     used_seconds: int
-    warn_minutes: int
-    max_minutes: int
+    warn_minutes: int | None        # the limits in minutes; null when QUOTA_UNIT is dbu or usd
+    max_minutes: int | None
     warned: bool
     blocked: bool
     as_of: str | None
@@ -42,6 +43,10 @@ class UsageLine:
     node_seconds: int = 0           # node-time today: every second used times 1 driver + its workers then
     dbu: float | None = None        # from node-time and the price table; null when its node type is not there
     cost_usd: float | None = None
+    quota_unit: str = "minutes"     # QUOTA_UNIT: what the three below count
+    group_used: float = 0           # the group's usage today in that unit (minutes, DBU or USD)
+    warn_limit: float = 0
+    max_limit: float = 0
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -54,19 +59,27 @@ def cluster_usage(settings: Settings, now: datetime) -> list[UsageLine]:
     limits_for = limits_book(settings, today)
     out = []
     clusters = list(ledger.load_clusters().values())
+    unit = settings.quota.unit
+    amounts = {c.cluster_id: _amount(settings, c, rows[c.cluster_id]) for c in clusters if c.cluster_id in rows}
     group_ms: dict[str, int] = {}
+    group_amount: dict[str, int] = {}
     for c in clusters:
         if c.group_name and not c.exempt and c.cluster_id in rows:
             group_ms[c.group_name] = group_ms.get(c.group_name, 0) + rows[c.cluster_id].used_ms
+            group_amount[c.group_name] = group_amount.get(c.group_name, 0) + amounts[c.cluster_id]
     for c in clusters:
         row = rows.get(c.cluster_id)
         limits = limits_for(c.cluster_id)
-        if row and row.limit_ms:
-            limits = _as_recorded(row.limit_ms, limits)
+        if row and row.limit_amount and row.quota_unit == unit.name:
+            limits = _as_recorded(row.limit_amount, limits)
+        grouped = c.group_name and not c.exempt
         out.append(UsageLine(
             cluster_id=c.cluster_id, cluster_name=c.name, group=c.group_name,
             used_seconds=(row.used_ms // 1000) if row else 0,
-            warn_minutes=limits.warn_ms // 60_000, max_minutes=limits.max_ms // 60_000,
+            warn_minutes=limits.warn // unit.scale if unit.name == "minutes" else None,
+            max_minutes=limits.hard // unit.scale if unit.name == "minutes" else None,
+            quota_unit=unit.name, warn_limit=unit.value(limits.warn), max_limit=unit.value(limits.hard),
+            group_used=round(unit.value(group_amount.get(c.group_name, 0) if grouped else amounts.get(c.cluster_id, 0)), 6),
             warned=bool(row and row.warned_at), blocked=bool(row and row.blocked_at),
             as_of=row.as_of.astimezone(tz).isoformat(timespec="seconds") if row and row.as_of else None,
             state=c.state, estimated=bool(row and row.estimated), exempt=c.exempt, owner=c.owner,
@@ -91,15 +104,21 @@ def _today_local(at: datetime | None, today: date, tz) -> str | None:
     return stop.astimezone(tz).isoformat(timespec="seconds") if stop else None
 
 
-def _as_recorded(limit_ms: int, computed: Limits) -> Limits:
+def _amount(settings: Settings, c: TrackedCluster, row) -> int:
+    return quota_amount(settings, c, Measured(row.used_ms, row.used_node_ms, row.startup_ms, row.startup_node_ms))[0]
+
+
+def _as_recorded(hard: int, computed: Limits) -> Limits:
     """The limit the last poll applied (a group's, for its clusters), warn level kept."""
-    return Limits(computed.warn_ms + (limit_ms - computed.max_ms), limit_ms)
+    return Limits(computed.warn + (hard - computed.hard), hard, computed.unit)
 
 
 def history(start: date | None, end: date | None) -> list[dict]:
     return [{"cluster_id": h.cluster_id, "cluster_name": h.cluster_name, "group": h.group_name,
              "date": h.day.isoformat(), "used_seconds": h.used_ms // 1000,
-             "max_minutes": h.limit_ms // 60_000, "sessions": h.sessions, "warned": h.warned,
+             "max_minutes": h.limit_amount // 60_000 if h.quota_unit == "minutes" else None,
+             "quota_unit": h.quota_unit, "max_limit": UNITS[h.quota_unit].value(h.limit_amount) if h.quota_unit in UNITS
+             else None, "sessions": h.sessions, "warned": h.warned,
              "terminated": h.terminated, "blocked": h.blocked_group is not None,
              "estimated": h.estimated, "exempt": h.exempt, "notes": h.notes or ""}
             for h in ledger.history(start, end)]
@@ -116,21 +135,31 @@ def find_cluster(name_or_id: str) -> TrackedCluster:
                      "once, or check the name with --cluster_usage.")
 
 
-def grant(settings: Settings, cluster: TrackedCluster, minutes: int, by: str, reason: str,
+def grant(settings: Settings, cluster: TrackedCluster, amount: float, by: str, reason: str,
           now: datetime) -> GrantRecord:
-    if not 1 <= minutes <= 24 * 60:
-        raise AdminError(f"--grant {minutes}: give between 1 and 1440 minutes.")
+    """Extra quota today, in QUOTA_UNIT (minutes, DBU or USD)."""
+    unit = settings.quota.unit
+    if not 0 < amount <= unit.max_limit or (unit.name == "minutes" and amount != int(amount)):
+        raise AdminError(f"--grant {amount:g}: give {_range(unit)}.")
     day = acc.local_day(now, settings.quota.timezone)
-    row = ledger.add_grant(cluster.cluster_id, day, minutes, by, reason, now)
-    logger.info("cluster=%s name=%s group=%s granted %d extra minute(s) for %s by %s", cluster.cluster_id,
-                cluster.name, cluster.group_name or "-", minutes, day, by)
+    row = ledger.add_grant(cluster.cluster_id, day, unit.name, amount, by, reason, now)
+    logger.info("cluster=%s name=%s group=%s granted %g extra %s for %s by %s", cluster.cluster_id,
+                cluster.name, cluster.group_name or "-", amount, unit.symbol, day, by)
     return row
 
 
-def set_quota(cluster: TrackedCluster, warn: int, hard: int, by: str, now: datetime) -> None:
-    if not 1 <= warn < hard <= 24 * 60:
-        raise AdminError(f"--set_quota {warn}:{hard}: need 1 <= WARN < MAX <= 1440 minutes.")
-    ledger.set_override(cluster.cluster_id, warn, hard, by, now)
+def set_quota(settings: Settings, cluster: TrackedCluster, warn: float, hard: float, by: str, now: datetime) -> None:
+    unit = settings.quota.unit
+    whole = unit.name != "minutes" or (warn == int(warn) and hard == int(hard))
+    if not (0 < warn < hard <= unit.max_limit and whole):
+        raise AdminError(f"--set_quota {warn:g}:{hard:g}: need WARN < MAX, each {_range(unit)}.")
+    ledger.set_override(cluster.cluster_id, unit.name, warn, hard, by, now)
+
+
+def _range(unit) -> str:
+    if unit.name == "minutes":
+        return f"whole minutes from 1 to {unit.max_limit:g} (QUOTA_UNIT=minutes)"
+    return f"a number of {unit.symbol} above 0 and at most {unit.max_limit:g} (QUOTA_UNIT={unit.name})"
 
 
 def clear_quota(cluster: TrackedCluster) -> int:

@@ -19,6 +19,7 @@ from databricks.teachinglab.adapters.ledger import repository as ledger
 from databricks.teachinglab.adapters.report_files import queue_report
 from databricks.teachinglab.core import accounting as acc
 from databricks.teachinglab.core.errors import Failed
+from databricks.teachinglab.core.quota import Limits
 from databricks.teachinglab.core.records import DayRecord, GrantRecord, HistoryRecord
 from databricks.teachinglab.services.alerts import queue_failure_alert
 from databricks.teachinglab.services.context import JobContext
@@ -166,7 +167,7 @@ def _archive(ctx: JobContext, day: date, now: datetime, audit: tuple[list[dict],
         history.append(HistoryRecord(
             cluster_id=cluster.cluster_id, day=day, cluster_name=cluster.name, group_name=cluster.group_name,
             used_ms=(row.closed_ms if row else 0) + open_ms,
-            limit_ms=(row.limit_ms if row and row.limit_ms else limits_for(cluster.cluster_id).max_ms),
+            **_limit_of_day(row, limits_for(cluster.cluster_id)),
             sessions=(row.sessions if row else 0) + (1 if open_ms else 0),
             warned=bool(row and row.was_warned), terminated=bool(row and row.was_stopped),
             exempt=cluster.exempt, notes=day_notes(row, grants.get(cluster.cluster_id, []), tz),
@@ -184,6 +185,14 @@ def _archive(ctx: JobContext, day: date, now: datetime, audit: tuple[list[dict],
     queue_report(daily_report(day, ctx.settings, findings=findings, audit_error=error), ctx.settings, now)
 
 
+def _limit_of_day(row: DayRecord | None, computed: Limits) -> dict:
+    """The hard quota a poll applied that day (a group's, for its clusters), in its unit; the
+    day's computed limit when no poll recorded one."""
+    if row is not None and row.limit_amount:
+        return {"limit_amount": row.limit_amount, "quota_unit": row.quota_unit}
+    return {"limit_amount": computed.hard, "quota_unit": computed.unit.name}
+
+
 def day_notes(row: DayRecord | None, grants: list[GrantRecord], tz) -> str:
     """What happened to a cluster on its day, in order, for the report: "warned at 13:55; stopped
     at 14:05; granted 30 min at 14:20 by alice (deadline)". Grants used to erase the first part."""
@@ -194,7 +203,8 @@ def day_notes(row: DayRecord | None, grants: list[GrantRecord], tz) -> str:
         events.append((row.first_stopped_at, "stopped", ""))
     for g in grants:
         more = (f" by {g.granted_by}" if g.granted_by else "") + (f" ({g.reason})" if g.reason else "")
-        events.append((g.granted_at, f"granted {g.minutes} min", more))
+        amount = f"{g.amount:g} min" if g.unit == "minutes" else f"{g.amount:g} {g.unit.upper()}"
+        events.append((g.granted_at, f"granted {amount}", more))
     return "; ".join(f"{what} at {when.astimezone(tz):%H:%M}{more}"
                      for when, what, more in sorted(events, key=lambda e: e[0]))
 

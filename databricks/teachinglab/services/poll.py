@@ -24,7 +24,7 @@ from databricks.teachinglab.adapters.mail.outbox import enqueue
 from databricks.teachinglab.adapters.mail.render import render
 from databricks.teachinglab.core.accounting import ACTIVE_STATES, local_day
 from databricks.teachinglab.core.errors import Failed, WorkspaceUnavailable
-from databricks.teachinglab.core.messages import dedupe_key, minutes, quota_resets_at, show_local
+from databricks.teachinglab.core.messages import dedupe_key, quota_figures, quota_resets_at, show_local
 from databricks.teachinglab.core.model import GroupInfo
 from databricks.teachinglab.core.quota import Action, Decision, decide
 from databricks.teachinglab.core.usage import ClusterUsage, on_the_quarter_hour, stop_today
@@ -61,6 +61,14 @@ class PollReport:
         return sum(Action(action) in o.done for o in self.outcomes) + (
             self.earlier.count_done(action) if self.earlier else 0)
 
+    @property
+    def unpriced_node_types(self) -> list[str]:
+        """Node types of the clusters measured this run that the price table lacks (a DBU or USD
+        quota counted them at the table's dearest rate)."""
+        found = {t for o in self.outcomes if o.usage.unpriced
+                 for t in (o.usage.info.node_type_id, o.usage.info.driver_node_type_id) if t}
+        return sorted(found | set(self.earlier.unpriced_node_types if self.earlier else ()))
+
     def next_stop(self, now: datetime) -> datetime | None:
         """The earliest moment, after `now`, at which a running group reaches its hard quota."""
         due = [o.usage.limit_at for o in self.outcomes if o.error is None and o.usage.limit_at is not None
@@ -96,7 +104,7 @@ def run_poll(ctx: JobContext, now: datetime, *, dry_run: bool = False) -> PollRe
         lift_stale_blocks(ctx, now)
     usages = measure(ctx, clusters, now)
     check_blocks(ctx, usages, now)
-    outcomes = [Outcome(u, decide(used_ms=u.group_used_ms, limits=u.limits, state=u.info.state,
+    outcomes = [Outcome(u, decide(used=u.group_used, limits=u.limits, state=u.info.state,
                                   flags=u.flags, group=u.group, exempt=u.info.exempt or u.vanished,
                                   group_level=u.group_level, can_block=u.group_source != "creator"),
                         error=u.error) for u in usages]
@@ -317,12 +325,13 @@ ACTIONS: dict[Action, Step] = {
 
 
 # -- messages -----------------------------------------------------------------------------------
-def _granted(o: Outcome) -> tuple[int, datetime | None]:
-    """Minutes granted today to the group's clusters (this one when it has no group), and when last."""
+def _granted(o: Outcome) -> tuple[float, datetime | None]:
+    """What was granted today, in the quota unit, to the group's clusters (this one when it has no
+    group), and when last."""
     u = o.usage
     ids = (ledger.cluster_ids_of_group(u.group) if u.group else []) or [u.info.cluster_id]
-    grants = ledger.grants_on(u.day, ids)
-    return sum(g.minutes for g in grants), max((g.granted_at for g in grants), default=None)
+    grants = [g for g in ledger.grants_on(u.day, ids) if g.unit == u.limits.unit.name]
+    return sum(g.amount for g in grants), max((g.granted_at for g in grants), default=None)
 
 
 def _context(s: Sweep, o: Outcome) -> dict:
@@ -330,11 +339,11 @@ def _context(s: Sweep, o: Outcome) -> dict:
     tz = s.ctx.settings.quota.timezone
     granted, granted_at = _granted(o)
     return {"group": u.group, "cluster_name": u.info.name, "cluster_id": u.info.cluster_id,
-            "course": u.info.custom_tags.get("course"), "used_minutes": minutes(u.group_used_ms),
-            "owner": u.owner,
-            "limit_minutes": u.limits.max_ms // 60_000, "resets_at": quota_resets_at(s.now, tz),
+            "course": u.info.custom_tags.get("course"), "owner": u.owner,
+            **quota_figures(u.limits, u.group_used, u.group_used_ms, granted),
+            "resets_at": quota_resets_at(s.now, tz),
             "seen_at": show_local(s.now, tz), "tz_name": tz.key, "found_level": u.group_level,
-            "granted_minutes": granted, "granted_at": show_local(granted_at, tz) if granted_at else None,
+            "granted_at": show_local(granted_at, tz) if granted_at else None,
             "stops_at": _stops_at(u, tz), "contact": s.ctx.settings.mail.admin_email or "your course staff"}
 
 
@@ -349,7 +358,7 @@ def _queue(s: Sweep, o: Outcome, kind: str, *, admin_only: bool = False) -> None
     u = o.usage
     found = s.groups.get(u.group) if not admin_only else None
     to, cc = recipients_for(s.ctx, found if isinstance(found, GroupInfo) else None)
-    limit = u.limits.warn_ms if kind == "warning" else u.limits.max_ms
+    limit = u.limits.warn if kind == "warning" else u.limits.hard
     # The limit is in the key: after a grant, the new limit may earn a new message. The group's
     # warning and stop notice are one per group, however many of its clusters cross the line.
     subject = u.group if kind in ("warning", "termination") and u.group else u.info.cluster_id

@@ -18,9 +18,10 @@ def daily_report(day: date, settings: Settings, *, findings: list[dict] | None =
     return build_report(day, history=ledger.history(start, day), clusters=ledger.load_clusters(),
                         prices=quota.prices, semester_start=start, failed_messages=failed,
                         closed_at=closed.archived_at if closed else None, findings=findings,
-                        audit_error=audit_error)
+                        audit_error=audit_error, unit=quota.unit)
 
 
 def preview_report(day: date, settings: Settings) -> DailyReport:
     return build_preview(day, days=list(ledger.days_on(day).values()), clusters=ledger.load_clusters(),
-                         prices=settings.quota.prices, semester_start=settings.quota.semester_start)
+                         prices=settings.quota.prices, semester_start=settings.quota.semester_start,
+                         unit=settings.quota.unit)

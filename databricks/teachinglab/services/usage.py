@@ -17,6 +17,7 @@ from databricks.teachinglab.core.model import ClusterInfo
 from databricks.teachinglab.core.quota import DayFlags
 from databricks.teachinglab.core.records import DayRecord, TrackedCluster
 from databricks.teachinglab.core.settings import Settings
+from databricks.teachinglab.core.units import Measured
 from databricks.teachinglab.core.usage import (ClusterUsage, LimitsBook, apply_group_quota, could_cross,
                                                forecast_limits, group_from_name, on_the_quarter_hour,
                                                resolve_group)
@@ -26,9 +27,38 @@ logger = logging.getLogger(__name__)
 
 
 def limits_book(settings: Settings, day: date) -> LimitsBook:
-    """The defaults, the per-cluster overrides and the day's grants."""
-    return LimitsBook.of((settings.quota.warn_minutes, settings.quota.max_minutes), ledger.overrides(),
-                         ledger.grants_on(day))
+    """The defaults, the per-cluster overrides and the day's grants, in the quota unit. An override
+    or grant made in another unit (QUOTA_UNIT changed since) is left out, and said each run."""
+    unit = settings.quota.unit
+    overrides, grants = {}, []
+    for cluster_id, (their_unit, warn, hard) in ledger.overrides().items():
+        if their_unit == unit.name:
+            overrides[cluster_id] = (warn, hard)
+        else:
+            logger.warning("cluster=%s: its quota override is in %s, QUOTA_UNIT is %s: left out; set it again "
+                           "with --set_quota, or clear it with --clear_quota", cluster_id, their_unit, unit.name)
+    for grant in ledger.grants_on(day):
+        if grant.unit == unit.name:
+            grants.append(grant)
+        else:
+            logger.warning("cluster=%s: a grant of %g %s on %s is left out: QUOTA_UNIT is %s", grant.cluster_id,
+                           grant.amount, grant.unit, day, unit.name)
+    return LimitsBook.of(unit, (settings.quota.warn_limit, settings.quota.max_limit), overrides, grants)
+
+
+def quota_amount(settings: Settings, cluster, m: Measured) -> tuple[int, bool]:
+    """What a cluster's measured day counts in the quota unit, and whether its node types are priced."""
+    return settings.quota.unit.amount(settings.quota.prices, cluster, m)
+
+
+def rate_now(settings: Settings, u: ClusterUsage) -> float:
+    """What a usable cluster adds to its group's usage per ms, with the workers it runs now."""
+    return settings.quota.unit.rate_per_ms(settings.quota.prices, _node_types(u), u.tracker.workers or 0)
+
+
+def _node_types(u: ClusterUsage):
+    """A vanished cluster's info is rebuilt from the ledger without node types: use the ledger's."""
+    return u.known if u.info.node_type_id is None and u.known is not None else u.info
 
 
 def _tracker(row: TrackedCluster | None) -> Tracker | None:
@@ -124,12 +154,23 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list
         usage.used_ms = acc.used_ms_on(today, tz, usage.closed_ms, usage.tracker.open_since, now)
         usage.closed_node_ms = (day_row.closed_node_ms if day_row else 0) + usage.node_pieces.get(today, 0)
         usage.used_node_ms = acc.used_node_ms_on(today, tz, usage.closed_node_ms, usage.tracker, now)
+        usage.known = row
+        booked = (day_row.startup_ms, day_row.startup_node_ms) if day_row else (0, 0)
+        piece = usage.startup_pieces.get(today, (0, 0))
+        usage.used, priced = quota_amount(ctx.settings, _node_types(usage), Measured(
+            usage.used_ms, usage.used_node_ms, booked[0] + piece[0], booked[1] + piece[1]))
+        usage.unpriced = not priced
+        if usage.unpriced and usage.used:
+            logger.warning("%s: node type %s is not in the price table %s; its %s are counted at the table's "
+                           "dearest rate", usage.label, info.node_type_id, ctx.settings.quota.price_file,
+                           ctx.settings.quota.unit.symbol)
         usage.limits = limits_for(info.cluster_id)
-        usage.group_used_ms = usage.used_ms
+        usage.group_used_ms, usage.group_used = usage.used_ms, usage.used
         out.append(usage)
     apply_group_quota(out, limits_for)
-    forecast_limits(out, now)
+    forecast_limits(out, now, lambda u: rate_now(ctx.settings, u))
     return out
+
 
 
 def _near_a_threshold(ctx: JobContext, clusters: list[ClusterInfo], known: dict[str, TrackedCluster],
@@ -144,13 +185,21 @@ def _near_a_threshold(ctx: JobContext, clusters: list[ClusterInfo], known: dict[
         row = known.get(c.cluster_id)
         if row is not None and row.group_name and not c.exempt:
             groups.setdefault(row.group_name, []).append((c, row))
+    unit, prices = ctx.settings.quota.unit, ctx.settings.quota.prices
     near: set[str] = set()
     for members in groups.values():
-        used = sum(acc.used_ms_on(today, tz, rows_today[row.cluster_id].closed_ms if row.cluster_id in rows_today
-                                  else 0, row.open_since, now) for _, row in members)
-        running = sum(1 for c, row in members if row.open_since is not None and c.state in acc.USABLE_STATES)
+        used = 0
+        for _, row in members:
+            day_row = rows_today.get(row.cluster_id) or DayRecord(row.cluster_id, today)
+            used += unit.amount(prices, row, Measured(
+                acc.used_ms_on(today, tz, day_row.closed_ms, row.open_since, now),
+                acc.used_node_ms_on(today, tz, day_row.closed_node_ms, row.tracker, now),
+                day_row.startup_ms, day_row.startup_node_ms))[0]
+        # At the autoscale maximum: a cluster may have grown since its last events were read.
+        rate = sum(unit.rate_per_ms(prices, row, max(c.num_workers or 0, row.tracker.workers or 0)) for c, row in members
+                   if row.open_since is not None and c.state in acc.USABLE_STATES)
         limits = limits_for.for_group((row.cluster_id, row.group_source) for _, row in members)
-        if could_cross(used, running, limits, horizon_ms):
+        if could_cross(used, rate, limits, horizon_ms):
             near |= {row.cluster_id for _, row in members}
     return near
 

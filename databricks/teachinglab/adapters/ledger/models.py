@@ -6,7 +6,7 @@ Tables, by role:
   usage_history    the archived per-day history written by the nightly close
   closed_day       which days the nightly close has finished
   quota_override   per-cluster quotas that replace the defaults
-  quota_grant      extra minutes for one day, with who granted them and when
+  quota_grant      extra quota (in its unit) for one day, with who granted them and when
   outbox           every message, rendered, until a transport has accepted it
   job_run          each cron run's start and end, so a killed run is noticed by the next one
   schema_version   the migrations applied
@@ -90,7 +90,9 @@ class ClusterDay(BaseModel):
     sessions = pw.IntegerField(default=0)         # closed intervals touching this day
     estimated = pw.BooleanField(default=False)
     used_ms = pw.BigIntegerField(default=0)       # closed + open share, as of `as_of`
-    limit_ms = pw.BigIntegerField(default=0)
+    # The hard quota applied, an integer amount of `quota_unit` (core/units.py): ms for minutes.
+    limit_amount = pw.BigIntegerField(default=0, column_name="limit_ms")
+    quota_unit = pw.CharField(default="minutes")
     as_of = UtcDateTimeField(null=True)
     warned_at = UtcDateTimeField(null=True)
     over_quota_at = UtcDateTimeField(null=True)
@@ -121,7 +123,8 @@ class UsageHistory(BaseModel):
     cluster_name = pw.CharField()
     group_name = pw.CharField(null=True)
     used_ms = pw.BigIntegerField()
-    limit_ms = pw.BigIntegerField()
+    limit_amount = pw.BigIntegerField(column_name="limit_ms")  # as in cluster_day
+    quota_unit = pw.CharField(default="minutes")
     sessions = pw.IntegerField(default=0)
     warned = pw.BooleanField(default=False)
     terminated = pw.BooleanField(default=False)
@@ -148,8 +151,11 @@ class ClosedDay(BaseModel):
 
 class QuotaOverride(BaseModel):
     cluster = pw.ForeignKeyField(Cluster, primary_key=True, on_delete="CASCADE")
-    warn_minutes = pw.IntegerField()
+    warn_minutes = pw.IntegerField()   # before v7 the limits; since, kept only for a minutes quota
     max_minutes = pw.IntegerField()
+    unit = pw.CharField(default="minutes")  # QUOTA_UNIT when it was set
+    warn_limit = pw.FloatField(null=True)   # in `unit`
+    max_limit = pw.FloatField(null=True)
     set_by = pw.CharField()
     set_at = UtcDateTimeField()
 
@@ -157,7 +163,9 @@ class QuotaOverride(BaseModel):
 class QuotaGrant(BaseModel):
     cluster = pw.ForeignKeyField(Cluster, backref="grants", on_delete="CASCADE")
     day = DayField(index=True)
-    minutes = pw.IntegerField()
+    minutes = pw.IntegerField()        # before v7 the grant; since, kept only for a minutes quota
+    unit = pw.CharField(default="minutes")
+    amount = pw.FloatField(null=True)  # in `unit`
     granted_by = pw.CharField()
     granted_at = UtcDateTimeField()
     reason = pw.TextField(default="")
@@ -264,6 +272,19 @@ def _v6(db: pw.Database) -> None:
                           ("startup_node_ms", pw.BigIntegerField(default=0))]})
 
 
+def _v7(db: pw.Database) -> None:
+    """QUOTA_UNIT: the unit of each day's limit, of each override and grant (all minutes so far)."""
+    _add_columns(db, {
+        "cluster_day": [("quota_unit", pw.CharField(default="minutes"))],
+        "usage_history": [("quota_unit", pw.CharField(default="minutes"))],
+        "quota_override": [("unit", pw.CharField(default="minutes")), ("warn_limit", pw.FloatField(null=True)),
+                           ("max_limit", pw.FloatField(null=True))],
+        "quota_grant": [("unit", pw.CharField(default="minutes")), ("amount", pw.FloatField(null=True))]})
+    QuotaOverride.update(warn_limit=QuotaOverride.warn_minutes, max_limit=QuotaOverride.max_minutes).where(
+        QuotaOverride.warn_limit.is_null()).execute()
+    QuotaGrant.update(amount=QuotaGrant.minutes).where(QuotaGrant.amount.is_null()).execute()
+
+
 def _add_columns(db: pw.Database, wanted: dict[str, list[tuple[str, pw.Field]]]) -> None:
     """Add each column its table lacks (a ledger may have some from a run killed mid-migration)."""
     from playhouse.migrate import SchemaMigrator, migrate as run
@@ -276,7 +297,7 @@ def _add_columns(db: pw.Database, wanted: dict[str, list[tuple[str, pw.Field]]])
 
 
 # Append, never edit: each entry runs once, in order, inside a transaction.
-MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6)]
+MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7)]
 
 
 def migrate(db: pw.Database, now: datetime) -> int:

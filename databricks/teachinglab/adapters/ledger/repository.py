@@ -101,12 +101,13 @@ def save_usage(usages: Iterable, now: datetime) -> None:
                         ClusterDay.startup_ms: ClusterDay.startup_ms + startup_ms,
                         ClusterDay.startup_node_ms: ClusterDay.startup_node_ms + startup_node_ms},
             ).execute()
-        ClusterDay.insert(cluster=info.cluster_id, day=u.day, used_ms=u.used_ms, limit_ms=u.limits.max_ms,
-                          used_node_ms=u.used_node_ms, as_of=now, estimated=u.estimated,
-                          limit_at=u.limit_at).on_conflict(
+        ClusterDay.insert(cluster=info.cluster_id, day=u.day, used_ms=u.used_ms, limit_amount=u.limits.hard,
+                          quota_unit=u.limits.unit.name, used_node_ms=u.used_node_ms, as_of=now,
+                          estimated=u.estimated, limit_at=u.limit_at).on_conflict(
             conflict_target=[ClusterDay.cluster, ClusterDay.day],
-            update={ClusterDay.used_ms: u.used_ms, ClusterDay.limit_ms: u.limits.max_ms,
-                    ClusterDay.used_node_ms: u.used_node_ms, ClusterDay.as_of: now, ClusterDay.limit_at: u.limit_at},
+            update={ClusterDay.used_ms: u.used_ms, ClusterDay.limit_amount: u.limits.hard,
+                    ClusterDay.quota_unit: u.limits.unit.name, ClusterDay.used_node_ms: u.used_node_ms,
+                    ClusterDay.as_of: now, ClusterDay.limit_at: u.limit_at},
         ).execute()
         if u.estimated:
             ClusterDay.update(estimated=True).where(_day(info.cluster_id, u.day)).execute()
@@ -200,8 +201,9 @@ def reset_after_restore(cluster_id: str, day: date, now: datetime) -> None:
 
 
 # -- quotas and grants --------------------------------------------------------------------------
-def overrides() -> dict[str, tuple[int, int]]:
-    return {row.cluster_id: (row.warn_minutes, row.max_minutes) for row in QuotaOverride.select()}
+def overrides() -> dict[str, tuple[str, float, float]]:
+    """cluster id -> (unit, warn, hard) of its quota override."""
+    return {row.cluster_id: (row.unit, row.warn_limit, row.max_limit) for row in QuotaOverride.select()}
 
 
 def grants_on(day: date, cluster_ids: Iterable[str] | None = None) -> list[GrantRecord]:
@@ -211,15 +213,22 @@ def grants_on(day: date, cluster_ids: Iterable[str] | None = None) -> list[Grant
     return [record_of(GrantRecord, g) for g in QuotaGrant.select().where(cond).order_by(QuotaGrant.granted_at)]
 
 
-def add_grant(cluster_id: str, day: date, minutes: int, by: str, reason: str, now: datetime) -> GrantRecord:
-    row = QuotaGrant.create(cluster=cluster_id, day=day, minutes=minutes, granted_by=by, granted_at=now,
-                            reason=reason)
+def _legacy_minutes(unit: str, amount: float) -> int:
+    """The pre-v7 minutes column, still written (NOT NULL): the amount for a minutes quota, else 0."""
+    return round(amount) if unit == "minutes" else 0
+
+
+def add_grant(cluster_id: str, day: date, unit: str, amount: float, by: str, reason: str,
+              now: datetime) -> GrantRecord:
+    row = QuotaGrant.create(cluster=cluster_id, day=day, unit=unit, amount=amount,
+                            minutes=_legacy_minutes(unit, amount), granted_by=by, granted_at=now, reason=reason)
     return record_of(GrantRecord, row)
 
 
-def set_override(cluster_id: str, warn: int, hard: int, by: str, now: datetime) -> None:
-    QuotaOverride.insert(cluster=cluster_id, warn_minutes=warn, max_minutes=hard, set_by=by,
-                         set_at=now).on_conflict_replace().execute()
+def set_override(cluster_id: str, unit: str, warn: float, hard: float, by: str, now: datetime) -> None:
+    QuotaOverride.insert(cluster=cluster_id, unit=unit, warn_limit=warn, max_limit=hard,
+                         warn_minutes=_legacy_minutes(unit, warn), max_minutes=_legacy_minutes(unit, hard),
+                         set_by=by, set_at=now).on_conflict_replace().execute()
 
 
 def clear_override(cluster_id: str) -> int:

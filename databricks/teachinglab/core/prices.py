@@ -1,0 +1,48 @@
+"""The price table: DBU per hour and the VM's $ per hour per node type, and $ per DBU. Estimates,
+never a bill (PRICE_TABLE_FILE, or the packaged adapters/prices.json). Pure."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    currency: str
+    dbu_price: float
+    node_types: dict
+
+    @classmethod
+    def from_json(cls, data: dict) -> "PriceTable":
+        """Raises KeyError, TypeError or ValueError when a field is missing or not a number."""
+        table = cls(data.get("currency", "USD"), float(data["dbu_price"]), dict(data["node_types"]))
+        for price in table.node_types.values():
+            float(price["dbu_per_hour"]), float(price["vm_per_hour"])
+        return table
+
+    def hourly(self, node_type: str | None, nodes: int) -> float | None:
+        price = self.node_types.get(node_type or "")
+        if price is None:
+            return None
+        return nodes * (price["dbu_per_hour"] * self.dbu_price + price["vm_per_hour"])
+
+    def dbu_and_cost(self, used_ms: int, node_ms: int, worker_type: str | None, driver_type: str | None = None,
+                     startup_ms: int = 0, startup_node_ms: int = 0) -> tuple[float, float] | None:
+        """(DBUs, cost) of a cluster's measured time: the driver for every ms used, the workers
+        for the rest of the node-time; each at its node type's rates. Start-up time (a start to
+        RUNNING) adds its VMs to the cost, no DBUs: the VMs are billed, the cluster is not usable
+        yet. None when a type used is not in the table."""
+        driver = self.node_types.get(driver_type or worker_type or "")
+        worker_ms, startup_worker_ms = max(0, node_ms - used_ms), max(0, startup_node_ms - startup_ms)
+        worker = self.node_types.get(worker_type or "") if worker_ms or startup_worker_ms else driver
+        if driver is None or worker is None:
+            return None
+        driver_h, worker_h = used_ms / 3_600_000, worker_ms / 3_600_000
+        dbu = driver_h * driver["dbu_per_hour"] + worker_h * worker["dbu_per_hour"]
+        vm_h = {"driver": driver_h + startup_ms / 3_600_000, "worker": worker_h + startup_worker_ms / 3_600_000}
+        return dbu, dbu * self.dbu_price + vm_h["driver"] * driver["vm_per_hour"] + vm_h["worker"] * worker["vm_per_hour"]
+
+    def measured(self, cluster, used_ms: int, node_ms: int, startup_ms: int = 0,
+                 startup_node_ms: int = 0) -> tuple[float, float] | None:
+        """dbu_and_cost at a cluster's own node types (a TrackedCluster)."""
+        return self.dbu_and_cost(used_ms, node_ms, cluster.node_type_id, cluster.driver_node_type_id,
+                                 startup_ms, startup_node_ms)
