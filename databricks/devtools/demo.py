@@ -1,8 +1,13 @@
 """`make demo`: one simulated course day, played in seconds against the emulated workspace.
 
-Ten groups of three students. The real poll runs every simulated 15 minutes and the real
-nightly close runs at 00:07. The demo prints the timeline of decisions, the messages sent and
-the day's report, then checks that the day went as described and exits 0 (1 if it did not).
+Part 1: ten groups of three students on a minutes quota. The real poll runs every simulated 15
+minutes and the real nightly close runs at 00:07. The demo prints the timeline of decisions, the
+messages sent and the day's report.
+
+Part 2 (demo_dbu.py): three groups on a DBU quota, polled every minute; a group that autoscales is
+stopped within seconds of its limit.
+
+Then it checks that both went as described and exits 0 (1 if they did not).
 
     python -m databricks.devtools.demo [--out DIR] [--quiet]
 """
@@ -16,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from databricks.devtools import demo_dbu
 from databricks.sandbox import Delays, SandboxClock, SandboxServer, Workspace, load_scenario, sample_course
 
 from databricks.teachinglab.cli.config import REPO_ROOT, load_settings
@@ -65,6 +71,9 @@ class SimTime(logging.Filter):
         super().__init__()
         self.clock = clock
 
+    def use(self, clock: SandboxClock) -> None:
+        self.clock = clock
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.sim = self.clock.now().astimezone(TZ).strftime("%a %H:%M")
         return True
@@ -105,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             "ADMIN_EMAIL": "admin@course.example.edu", "REPORT_RECIPIENT_EMAIL": "head@course.example.edu",
             "CLUSTER_UPTIMES_DB": str(out / "ledger.db"), "EMAIL_TRANSPORT": "file",
             "EMAIL_FILE_DIR": str(out / "mail"), "HOME": str(out)})
-        _timeline_logging(clock, out, args.quiet)
+        stamps = _timeline_logging(clock, out, args.quiet)
         lab = open_context(settings, clock.now(), gateway=connect_workspace(settings))
 
         say(f"Simulated course day {hm(0).astimezone(TZ):%A %Y-%m-%d} in {TZ.key}: 10 groups x 3 students")
@@ -138,12 +147,19 @@ def main(argv: list[str] | None = None) -> int:
         say("-" * 100)
         for f in findings:
             say(f"  [{f.kind}] {f.principal} on {f.object}\n      fix: {f.fix}")
-        return _summary(say, out, settings, findings)
+        checks = _summary(say, out, settings, findings)
     finally:
         server.stop()
+    checks.update(demo_dbu.run(out / "dbu", say, use_clock=stamps.use))
+    say("\nChecks")
+    say("-" * 100)
+    for name, ok in checks.items():
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}")
+    return 0 if all(checks.values()) else 1
 
 
-def _timeline_logging(clock: SandboxClock, out: Path, quiet: bool) -> None:
+def _timeline_logging(clock: SandboxClock, out: Path, quiet: bool) -> SimTime:
+    stamps = SimTime(clock)
     fmt = logging.Formatter("  %(sim)s  %(message)s")
     handlers: list[logging.Handler] = [logging.FileHandler(out / "timeline.log", encoding="utf-8")]
     if not quiet:
@@ -154,14 +170,15 @@ def _timeline_logging(clock: SandboxClock, out: Path, quiet: bool) -> None:
     logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
     for handler in handlers:
         handler.setFormatter(fmt)
-        handler.addFilter(SimTime(clock))
+        handler.addFilter(stamps)
         for name in ("databricks.teachinglab.services.poll", "databricks.teachinglab.services.nightly"):
             logging.getLogger(name).addHandler(handler)
             logging.getLogger(name).setLevel(logging.INFO)
             logging.getLogger(name).propagate = False
+    return stamps
 
 
-def _summary(say, out: Path, settings, findings) -> int:
+def _summary(say, out: Path, settings, findings) -> dict[str, bool]:
     tz = settings.quota.timezone
     messages = list(OutboxMessage.select().order_by(OutboxMessage.id))
     say("\nMessages (written as .eml files to " + str(out / "mail") + ")")
@@ -177,7 +194,7 @@ def _summary(say, out: Path, settings, findings) -> int:
     return _check(say, messages, findings)
 
 
-def _check(say, messages: list[OutboxMessage], findings) -> int:
+def _check(say, messages: list[OutboxMessage], findings) -> dict[str, bool]:
     from databricks.teachinglab.adapters.ledger.models import UsageHistory
     hist = {h.cluster_name: h for h in UsageHistory.select()}
     kinds = [(m.kind, m.subject) for m in messages]
@@ -203,11 +220,7 @@ def _check(say, messages: list[OutboxMessage], findings) -> int:
             (f.kind, f.principal) for f in findings} >= {("policy", "users"),
                                                          ("student_cluster", PERSONAL_OWNER)},
     }
-    say("\nChecks")
-    say("-" * 100)
-    for name, ok in checks.items():
-        print(f"  {'ok  ' if ok else 'FAIL'} {name}")
-    return 0 if all(checks.values()) else 1
+    return checks
 
 
 if __name__ == "__main__":

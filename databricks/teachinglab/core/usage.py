@@ -59,7 +59,7 @@ class ClusterUsage:
         unit = self.limits.unit
         if unit.name == "minutes":
             return f"used={self.group_used_ms / 60_000:.1f}/{self.limits.hard // unit.scale}min"
-        return (f"used={unit.value(self.group_used):.2f}/{unit.value(self.limits.hard):.2f}{unit.symbol} "
+        return (f"used={unit.show(self.group_used).split()[0]}/{unit.show(self.limits.hard).replace(' ', '')} "
                 f"({self.group_used_ms / 60_000:.1f}min)")
 
 

@@ -165,7 +165,7 @@ def run_poll_to_the_second(ctx: JobContext, now: datetime, *, wait: Callable[[fl
     if left > min(ctx.deadline.remaining(), interval_seconds - elapsed) - STOP_MARGIN_SECONDS:
         return first
     logger.info("a group reaches its hard quota at %s, inside this run: waiting %.1f s to stop it then",
-                crossing.isoformat(timespec="seconds"), max(0.0, left))
+                crossing.astimezone(ctx.settings.quota.timezone).isoformat(timespec="seconds"), max(0.0, left))
     second = run_poll(ctx, wait(max(0.0, left)))
     second.earlier = first
     return second
