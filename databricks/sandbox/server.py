@@ -131,6 +131,22 @@ def clusters_events(ws, body, query, m, user):
     return ws.clusters.events(body)
 
 
+# -- SQL statements (billing.py) ----------------------------------------------------------------
+@route("POST", "/sql/statements/?")
+def statements_execute(ws, body, query, m, user):
+    return ws.warehouses.execute(body, ws.clusters, ws.clock.now())
+
+
+@route("GET", "/sql/statements/([^/]+)")
+def statements_get(ws, body, query, m, user):
+    return ws.warehouses.status(m.group(1), ws.clock.now())
+
+
+@route("POST", "/sql/statements/([^/]+)/cancel")
+def statements_cancel(ws, body, query, m, user):
+    return ws.warehouses.cancel(m.group(1))
+
+
 # -- permissions -------------------------------------------------------------------------------
 @route("GET", "/permissions/clusters/([^/]+)")
 def permissions_get(ws, body, query, m, user):

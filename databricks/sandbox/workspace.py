@@ -12,6 +12,7 @@ from .errors import ApiError
 from .identity import Directory
 from .objects import Libraries, WorkspaceTree
 from .permissions import ClusterAcls
+from .billing import Warehouses
 from .policies import Policies
 from .view import WorkspaceView
 
@@ -54,6 +55,7 @@ class Workspace(WorkspaceView):
         self.tree = WorkspaceTree()
         self.libraries = Libraries()
         self.clusters.on_running.append(self.libraries.cluster_started)
+        self.warehouses = Warehouses()   # SQL warehouses and the billing statement (billing.py)
         self.faults: list[Fault] = []
         self.requests: list[LoggedRequest] = []
         self.refused: list[tuple[datetime, str, str, str]] = []

@@ -302,6 +302,16 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
         problems.append(f"SERVERLESS_NOTEBOOKS={serverless!r} must be on, off or unknown: what the account "
                         "console shows for serverless compute for notebooks (no API reveals it).")
 
+    warehouse_wait_raw = text("WAREHOUSE_WAIT_SECONDS") or "45"
+    try:
+        warehouse_wait = float(warehouse_wait_raw)
+        if not 1 <= warehouse_wait <= 600:
+            raise ValueError
+    except ValueError:
+        problems.append(f"WAREHOUSE_WAIT_SECONDS={warehouse_wait_raw!r} must be a number of seconds from 1 to 600: "
+                        "how long the nightly close waits for DATABRICKS_WAREHOUSE_ID to answer (default 45).")
+        warehouse_wait = 45.0
+
     if problems:
         raise ConfigError(problems)
     lock = text("TEACHINGLAB_LOCK_FILE")
@@ -312,7 +322,8 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
             poll_deadline_seconds=deadline, poll_interval_seconds=int(interval_raw) * 60,
             serverless_notebooks=serverless, account_id=account_id,
             account_host=account_host, account_token=text("DATABRICKS_ACCOUNT_TOKEN"),
-            account_profile=text("DATABRICKS_ACCOUNT_PROFILE")),
+            account_profile=text("DATABRICKS_ACCOUNT_PROFILE"), warehouse_id=text("DATABRICKS_WAREHOUSE_ID"),
+            warehouse_wait_seconds=warehouse_wait),
         quota=QuotaSettings(unit=unit, warn_limit=warn, max_limit=hard, timezone=tz,
                             semester_start=semester_start, prices=prices,
                             price_file=price_file or str(PACKAGED_PRICES)),

@@ -72,3 +72,12 @@ class PolicyInfo:
     policy_id: str
     name: str
     family: str | None = None  # e.g. personal-vm for Personal Compute
+
+
+@dataclass(frozen=True)
+class StatementResult:
+    """A SQL statement's outcome: SUCCEEDED with rows (each value a string or None), or another
+    state (FAILED, CANCELED, TIMEOUT) with why."""
+    state: str
+    rows: list = field(default_factory=list, hash=False, compare=False)
+    error: str | None = None

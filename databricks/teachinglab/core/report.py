@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from databricks.teachinglab.core.prices import PriceTable
+from databricks.teachinglab.core.reconcile import Billing, DriftRow, drift_rows
 from databricks.teachinglab.core.units import MINUTES, UNITS, Measured, QuotaUnit
 
 if TYPE_CHECKING:  # types only: core imports no ledger
@@ -82,6 +83,9 @@ class DailyReport:
     audit_error: str | None = None                       # why the audit could not run, if it could not
     unpriced: list[str] = field(default_factory=list)    # node types used that the price table lacks
     unit: QuotaUnit = MINUTES                            # QUOTA_UNIT: the quota column's unit
+    billing: list[DriftRow] | None = None   # measured against billed DBUs per group; None: not read
+    billing_error: str | None = None        # why the bill could not be read, when it could not
+    billing_source: str = ""
 
 
 def _cost(prices: PriceTable, used_ms: int, cluster: "TrackedCluster | None", node_ms: int = 0,
@@ -153,7 +157,8 @@ def _span(history: list["HistoryRecord"], start: date, end: date, prices: PriceT
 def build_report(day: date, *, history: list["HistoryRecord"], clusters: dict[str, "TrackedCluster"],
                  prices: PriceTable, semester_start: date | None = None, failed_messages: list[dict] = (),
                  closed_at: datetime | None = None, findings: list[dict] | None = None,
-                 audit_error: str | None = None, unit: QuotaUnit = MINUTES) -> DailyReport:
+                 audit_error: str | None = None, unit: QuotaUnit = MINUTES,
+                 billing: Billing | None = None) -> DailyReport:
     """`history`: the archived days up to `day` (from the semester's start, or all of them)."""
     history = [h for h in history if h.day <= day]
     rows = _sorted([row_from_history(h, prices, clusters.get(h.cluster_id)) for h in history if h.day == day])
@@ -166,7 +171,17 @@ def build_report(day: date, *, history: list["HistoryRecord"], clusters: dict[st
         never_ran=sorted(r.cluster_name for r in rows if r.cluster_name not in used_ever),
         idle_today=[r.cluster_name for r in rows if r.used_ms == 0],
         failed_messages=list(failed_messages), currency=prices.currency, findings=findings,
-        audit_error=audit_error, unpriced=unpriced_node_types(rows, clusters, prices))
+        audit_error=audit_error, **_billing_fields(billing, day, history, clusters, prices), unpriced=unpriced_node_types(rows, clusters, prices))
+
+
+def _billing_fields(billing: Billing | None, day: date, history, clusters, prices: PriceTable) -> dict:
+    """The day closed and the one before it (settled: the bill lags by hours)."""
+    if billing is None:
+        return {}
+    if billing.error:
+        return {"billing_error": billing.error, "billing_source": billing.source}
+    days = [d for d in (day - timedelta(days=1), day) if d in billing.days]
+    return {"billing": drift_rows(billing, days, history, clusters, prices), "billing_source": billing.source}
 
 
 def unpriced_node_types(rows: list[ReportRow], clusters: dict[str, "TrackedCluster"], prices: PriceTable) -> list[str]:

@@ -79,6 +79,8 @@ class WorkspaceSettings:
     account_host: str | None = None
     account_token: str | None = field(default=None, repr=False)
     account_profile: str | None = None
+    warehouse_id: str | None = None        # DATABRICKS_WAREHOUSE_ID: the nightly close reads the bill there
+    warehouse_wait_seconds: float = 45.0   # WAREHOUSE_WAIT_SECONDS: how long the close waits for it
 
 
 @dataclass(frozen=True)

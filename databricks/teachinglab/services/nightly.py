@@ -20,8 +20,10 @@ from databricks.teachinglab.adapters.report_files import queue_report
 from databricks.teachinglab.core import accounting as acc
 from databricks.teachinglab.core.errors import Failed
 from databricks.teachinglab.core.quota import Limits
+from databricks.teachinglab.core.reconcile import Billing
 from databricks.teachinglab.core.records import DayRecord, GrantRecord, HistoryRecord
 from databricks.teachinglab.services.alerts import queue_failure_alert
+from databricks.teachinglab.services.billing import billed_dbus
 from databricks.teachinglab.services.context import JobContext
 from databricks.teachinglab.services.poll import BLOCKED_LEVEL, RESTORED_LEVEL, list_or_alert
 from databricks.teachinglab.services.reports import daily_report
@@ -87,12 +89,16 @@ def run_end_of_day(ctx: JobContext, now: datetime) -> CloseReport:
         ledger.save_usage(usages, now)
     report.failures += [(u.info.name, u.error) for u in usages if u.error is not None]
 
-    audit: tuple[list[dict], str | None] | None = None
-    for day in days_to_close(today, tz):
-        if ledger.closed_day(day) is None:
-            audit = audit or _audit(ctx)  # once a run, only when a report is to be written
+    days = days_to_close(today, tz)
+    unreported = [d for d in days if ledger.closed_day(d) is None]
+    # Read once a run, and only when a report is to be written: the audit, and the bill of every
+    # day to report and of the day before each.
+    audit = _audit(ctx) if unreported else None
+    billing = billed_dbus(ctx, [unreported[0] - timedelta(days=1), *unreported]) if unreported else None
+    for day in days:
+        if day in unreported:
             with ledger.transaction():
-                _archive(ctx, day, now, audit)
+                _archive(ctx, day, now, audit, billing)
         restored, complete = _restore(ctx, day, today, now, report)
         report.restored += restored
         if not complete:
@@ -151,7 +157,8 @@ def _audit(ctx: JobContext) -> tuple[list[dict], str | None]:
     return [f.as_json() for f in findings], None
 
 
-def _archive(ctx: JobContext, day: date, now: datetime, audit: tuple[list[dict], str | None]) -> None:
+def _archive(ctx: JobContext, day: date, now: datetime, audit: tuple[list[dict], str | None],
+             billing: Billing | None = None) -> None:
     tz = ctx.settings.quota.timezone
     lo, hi = acc.day_bounds(day, tz)
     rows = ledger.days_on(day)
@@ -182,7 +189,8 @@ def _archive(ctx: JobContext, day: date, now: datetime, audit: tuple[list[dict],
             ledger.clip_open_interval(cluster.cluster_id, clipped.open_since, clipped.segment_since)
     ledger.archive_day(day, history, now)
     findings, error = audit
-    queue_report(daily_report(day, ctx.settings, findings=findings, audit_error=error), ctx.settings, now)
+    queue_report(daily_report(day, ctx.settings, findings=findings, audit_error=error, billing=billing),
+                 ctx.settings, now)
 
 
 def _limit_of_day(row: DayRecord | None, computed: Limits) -> dict:

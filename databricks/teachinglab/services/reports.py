@@ -1,24 +1,26 @@
 """The daily report of a closed day, or today's preview: rows from the ledger, numbers from core."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from databricks.teachinglab.adapters.ledger import repository as ledger
+from databricks.teachinglab.core.reconcile import Billing
 from databricks.teachinglab.core.report import DailyReport, build_preview, build_report
 from databricks.teachinglab.core.settings import Settings
 
 
 def daily_report(day: date, settings: Settings, *, findings: list[dict] | None = None,
-                 audit_error: str | None = None) -> DailyReport:
+                 audit_error: str | None = None, billing: Billing | None = None) -> DailyReport:
     quota = settings.quota
     start = quota.semester_start
     failed = [{"id": m.id, "event": m.event, "to": m.to_addrs, "subject": m.subject, "error": m.last_error}
               for m in reversed(ledger.messages(status="failed"))]
     closed = ledger.closed_day(day)
-    return build_report(day, history=ledger.history(start, day), clusters=ledger.load_clusters(),
+    since = start if billing is None or start is None else min(start, day - timedelta(days=1))  # reconciled too
+    return build_report(day, history=ledger.history(since, day), clusters=ledger.load_clusters(),
                         prices=quota.prices, semester_start=start, failed_messages=failed,
                         closed_at=closed.archived_at if closed else None, findings=findings,
-                        audit_error=audit_error, unit=quota.unit)
+                        audit_error=audit_error, unit=quota.unit, billing=billing)
 
 
 def preview_report(day: date, settings: Settings) -> DailyReport:

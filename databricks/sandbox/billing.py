@@ -1,0 +1,155 @@
+"""SQL warehouses and the one statement the emulator answers: DBUs per cluster and local day from
+system.billing.usage, computed from the workspace's own cluster events.
+
+Modelled on the SQL Statement Execution API (databricks-sdk service/sql.py, StatementExecutionAPI;
+docs "Statement Execution API"):
+- POST /sql/statements answers 200 with status.state SUCCEEDED, PENDING, RUNNING, FAILED or
+  CANCELED; a statement that fails to run is a 200 with FAILED and status.error, a request that
+  is refused (unknown warehouse) a non-200;
+- with wait_timeout and on_wait_timeout=CONTINUE a statement not done yet comes back PENDING and is
+  polled with GET /sql/statements/{id}; POST /sql/statements/{id}/cancel cancels it;
+- a stopped warehouse starts on a statement: PENDING until it runs (serverless in seconds, classic
+  in minutes);
+- results INLINE as JSON_ARRAY: every value a string.
+
+Billing itself (docs "Billable usage system table reference"): hourly records with
+usage_start_time in UTC, usage_quantity in DBU, usage_metadata.cluster_id. DBUs accrue while a
+cluster is usable, per node (driver + current workers) at the node type's DBU rate; `skew`
+scales them, to model billing that differs from what events show.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from .clock import from_ms
+from .errors import ApiError
+
+# Azure list DBU rates per node for all-purpose compute (the packaged price table's figures).
+DBU_PER_HOUR = {"Standard_DS3_v2": 0.75, "Standard_DS4_v2": 1.5, "Standard_DS5_v2": 3.0,
+                "Standard_D4ds_v5": 1.0, "Standard_D8ds_v5": 2.0, "Standard_E4ds_v4": 1.0, "Standard_F4s": 0.5}
+OPENS, CLOSES = "RUNNING", "TERMINATING"
+WORKER_EVENTS = ("RUNNING", "UPSIZE_COMPLETED", "NODES_LOST")
+HOUR = timedelta(hours=1)
+
+
+@dataclass
+class Warehouse:
+    warehouse_id: str
+    state: str = "RUNNING"            # RUNNING | STOPPED
+    start_seconds: float = 60.0       # how long a stopped one takes to start (simulated time)
+    refuse: str | None = None         # a FAILED statement's message (e.g. no access to system.billing)
+    started_at: datetime | None = None
+
+
+@dataclass
+class Statement:
+    statement_id: str
+    warehouse: Warehouse
+    rows: list[list[str]]
+    state: str = "PENDING"
+    error: dict | None = None
+
+
+@dataclass
+class Warehouses:
+    warehouses: dict[str, Warehouse] = field(default_factory=dict)
+    statements: dict[str, Statement] = field(default_factory=dict)
+    skew: float = 1.0
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def add(self, warehouse_id: str, **kwargs) -> Warehouse:
+        self.warehouses[warehouse_id] = Warehouse(warehouse_id, **kwargs)
+        return self.warehouses[warehouse_id]
+
+    def execute(self, body: dict, clusters, now: datetime) -> dict:
+        warehouse = self.warehouses.get(body.get("warehouse_id") or "")
+        if warehouse is None:
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Warehouse {body.get('warehouse_id')} does not exist.")
+        params = {p["name"]: p.get("value") for p in body.get("parameters") or []}
+        statement = Statement(f"01ef-{next(self._ids):06d}", warehouse, [])
+        text = " ".join((body.get("statement") or "").split()).lower()
+        if "from system.billing.usage" not in text or not {"start", "end", "tz"} <= params.keys():
+            statement.state, statement.error = "FAILED", {
+                "error_code": "BAD_REQUEST", "message": "the emulated workspace answers only the billing statement "
+                                                        "(system.billing.usage with :start, :end and :tz)"}
+        elif warehouse.refuse:
+            statement.state, statement.error = "FAILED", {"error_code": "BAD_REQUEST", "message": warehouse.refuse}
+        else:
+            statement.rows = self._billing_rows(clusters, params, now)
+            if warehouse.state == "STOPPED" and warehouse.started_at is None:
+                warehouse.started_at = now + timedelta(seconds=warehouse.start_seconds)
+        self.statements[statement.statement_id] = statement
+        return self.status(statement.statement_id, now)
+
+    def status(self, statement_id: str, now: datetime) -> dict:
+        statement = self.statements.get(statement_id)
+        if statement is None:
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Statement {statement_id} does not exist.")
+        warehouse = statement.warehouse
+        if warehouse.state == "STOPPED" and warehouse.started_at is not None and now >= warehouse.started_at:
+            warehouse.state = "RUNNING"
+        if statement.state == "PENDING" and warehouse.state == "RUNNING":
+            statement.state = "SUCCEEDED"
+        out = {"statement_id": statement.statement_id, "status": {"state": statement.state}}
+        if statement.error:
+            out["status"]["error"] = statement.error
+        if statement.state == "SUCCEEDED":
+            columns = [("cluster_id", "STRING"), ("day", "STRING"), ("dbus", "DOUBLE")]
+            out["manifest"] = {"format": "JSON_ARRAY", "total_chunk_count": 1, "total_row_count": len(statement.rows),
+                               "schema": {"column_count": 3, "columns": [
+                                   {"name": n, "type_name": t, "type_text": t, "position": i}
+                                   for i, (n, t) in enumerate(columns)]}}
+            out["result"] = {"chunk_index": 0, "row_offset": 0, "row_count": len(statement.rows),
+                             "data_array": statement.rows}
+        return out
+
+    def cancel(self, statement_id: str) -> dict:
+        statement = self.statements.get(statement_id)
+        if statement is not None and statement.state in ("PENDING", "RUNNING"):
+            statement.state = "CANCELED"
+        return {}
+
+    def _billing_rows(self, clusters, params: dict, now: datetime) -> list[list[str]]:
+        start, end = (datetime.fromisoformat(params[k]).astimezone(timezone.utc) for k in ("start", "end"))
+        tz = ZoneInfo(params["tz"])
+        totals: dict[tuple[str, str], float] = {}
+        for cluster in clusters.clusters.values():
+            for hour, dbus in _hourly_dbus(cluster, min(now, end)).items():
+                if start <= hour < end:
+                    key = (cluster.cluster_id, hour.astimezone(tz).date().isoformat())
+                    totals[key] = totals.get(key, 0.0) + dbus * self.skew
+        return [[cid, day, repr(round(dbus, 6))] for (cid, day), dbus in sorted(totals.items())]
+
+
+def _hourly_dbus(cluster, until: datetime) -> dict[datetime, float]:
+    """DBUs per UTC hour (usage_start_time), from the cluster's events."""
+    rate = DBU_PER_HOUR.get(cluster.spec.get("node_type_id") or "", 1.0)
+    driver_rate = DBU_PER_HOUR.get(cluster.spec.get("driver_node_type_id") or "", rate)
+    out: dict[datetime, float] = {}
+    since, workers = None, 0
+
+    def book(a: datetime, b: datetime, nodes_rate: float) -> None:
+        while a < b:
+            hour = a.replace(minute=0, second=0, microsecond=0)
+            piece_end = min(b, hour + HOUR)
+            out[hour] = out.get(hour, 0.0) + nodes_rate * (piece_end - a).total_seconds() / 3600
+            a = piece_end
+
+    for event in cluster.events:
+        at = from_ms(event["timestamp"]).astimezone(timezone.utc)
+        if at > until:
+            break
+        if since is not None and event["type"] in WORKER_EVENTS + (CLOSES,):
+            book(since, at, driver_rate + workers * rate)
+            since = at
+        if event["type"] in WORKER_EVENTS:
+            workers = event["details"].get("current_num_workers", workers)
+            since = since or at
+        if event["type"] == CLOSES:
+            since = None
+    if since is not None:
+        book(since, until.astimezone(timezone.utc), driver_rate + workers * rate)
+    return out
