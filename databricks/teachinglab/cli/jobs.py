@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import time
 from datetime import datetime
 from typing import Callable
@@ -78,8 +77,7 @@ def poll(ctx: JobContext, args: argparse.Namespace, now: datetime) -> int:
             message = (f"QUOTA_UNIT={quota.unit.name} needs the price of node type {node_type}, which the price "
                        f"table {quota.price_file} lacks: add it there (DBU per hour and the VM's $ per hour). "
                        "Until then its clusters count at the table's dearest rate.")
-            log.error(message)
-            print(f"configuration error: {message}", file=sys.stderr)
+            log.error("configuration error: %s", message)
         return 2
     return 1 if report.failures else 0
 

@@ -68,7 +68,7 @@ def quota_figures(limits: Limits, used: int, used_ms: int, granted: float = 0) -
             "limit_minutes": limits.hard // unit.scale if unit.name == "minutes" else None,
             "used_amount": unit.show(used), "limit_amount": unit.show(limits.hard),
             "warn_amount": unit.show(limits.warn),
-            "granted_minutes": granted if unit.name == "minutes" else 0,
+            "granted_minutes": int(granted) if unit.name == "minutes" else 0,
             "granted_amount": (None if not granted else f"{granted:g} extra minutes" if unit.name == "minutes"
                                else f"an extra {unit.show(unit.of(granted))}"),
             "usage_line": _usage_line(limits, used, used_ms, " of its "),
