@@ -11,3 +11,12 @@ def test_demo_day_goes_as_described(tmp_path, capsys):
     assert len(list((tmp_path / "demo" / "mail").glob("*.eml"))) == 7
     # Part 2's ledger is the one bound last: its warning and stop notice, each written out
     assert len(list((tmp_path / "demo" / "dbu" / "mail").glob("*.eml"))) == OutboxMessage.select().count() == 2
+
+
+def test_the_mail_bench_runs_and_every_message_it_queues_is_sent():
+    """`make bench` is not run by the suite (timings are not asserted), but its mail part must
+    still work: it renders real warnings, so a template change that breaks it shows here."""
+    from databricks.devtools import bench
+    results = bench.measure_mail(2)
+    assert results["acs"][1] == 2 and results["acs stalled, 3 s budget"][1] == 0
+    assert [sent for name, (_, sent) in results.items() if name.startswith("smtp")] == [2]

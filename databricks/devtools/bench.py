@@ -15,6 +15,8 @@ from pathlib import Path
 
 from databricks.sandbox import Delays, SandboxClock, SandboxServer, Workspace
 
+from databricks.teachinglab.core.messages import quota_figures
+from databricks.teachinglab.core.quota import Limits
 from databricks.teachinglab.cli.config import load_settings
 from databricks.teachinglab.services.poll import run_poll
 from databricks.teachinglab.cli.wiring import close_ledger, connect_workspace, open_context
@@ -186,7 +188,7 @@ def measure_mail(n: int = 40) -> dict:
     from databricks.teachinglab.adapters.mail.outbox import deliver_pending, enqueue
 
     ctx = {"group": "group_01", "cluster_name": "cluster_01", "cluster_id": "c", "course": "bench",
-           "used_minutes": 405, "limit_minutes": 480, "resets_at": "00:00", "seen_at": "", "tz_name": "UTC",
+           **quota_figures(Limits.from_minutes(400, 480), 405 * 60_000, 405 * 60_000), "resets_at": "00:00", "seen_at": "", "tz_name": "UTC",
            "contact": "admin@example.edu"}
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
