@@ -137,6 +137,18 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
             problems.append(f"{name}={value} must be between 1 and 1440 minutes (one day).")
         return value
 
+    def seconds(name: str, default: float, top: float, advice: str) -> float:
+        """A number of seconds from 1 to `top`; `advice` follows the problem's first clause."""
+        raw = text(name) or f"{default:g}"
+        try:
+            value = float(raw)
+            if not 1 <= value <= top:
+                raise ValueError
+        except ValueError:
+            problems.append(f"{name}={raw!r} must be a number of seconds from 1 to {top:g}{advice}")
+            return float(default)
+        return value
+
     def email(name: str) -> str | None:
         raw = text(name)
         if raw is not None and not EMAIL_RE.match(raw):
@@ -262,15 +274,8 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
         problems.append(f"MAIL_BUDGET_SECONDS={budget_raw!r} must be a number of seconds.")
         budget = 8.0
 
-    deadline_raw = text("POLL_DEADLINE_SECONDS") or "25"
-    try:
-        deadline = float(deadline_raw)
-        if not 1 <= deadline <= 3600:
-            raise ValueError
-    except ValueError:
-        problems.append(f"POLL_DEADLINE_SECONDS={deadline_raw!r} must be a number of seconds from 1 to 3600; "
-                        "keep it under the cron wrapper's `timeout 30` (default 25).")
-        deadline = 25.0
+    deadline = seconds("POLL_DEADLINE_SECONDS", 25, 3600,
+                       "; keep it under the cron wrapper's `timeout 30` (default 25).")
 
     interval_raw = text("POLL_INTERVAL_MINUTES") or "1"
     if not interval_raw.isdigit() or not 1 <= int(interval_raw) <= 60:
@@ -302,15 +307,8 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
         problems.append(f"SERVERLESS_NOTEBOOKS={serverless!r} must be on, off or unknown: what the account "
                         "console shows for serverless compute for notebooks (no API reveals it).")
 
-    warehouse_wait_raw = text("WAREHOUSE_WAIT_SECONDS") or "45"
-    try:
-        warehouse_wait = float(warehouse_wait_raw)
-        if not 1 <= warehouse_wait <= 600:
-            raise ValueError
-    except ValueError:
-        problems.append(f"WAREHOUSE_WAIT_SECONDS={warehouse_wait_raw!r} must be a number of seconds from 1 to 600: "
-                        "how long the nightly close waits for DATABRICKS_WAREHOUSE_ID to answer (default 45).")
-        warehouse_wait = 45.0
+    warehouse_wait = seconds("WAREHOUSE_WAIT_SECONDS", 45, 600, ": how long the nightly close waits for "
+                             "DATABRICKS_WAREHOUSE_ID to answer (default 45).")
 
     if problems:
         raise ConfigError(problems)

@@ -80,9 +80,8 @@ def _usage_line(limits: Limits, used: int, used_ms: int, of: str, beside: bool =
     unit = limits.unit
     if unit.name == "minutes":
         return f"{minutes(used_ms)}{of}{limits.hard // unit.scale} {'cluster ' if not beside else ''}minutes"
-    number = unit.show(used).split(" ")[0]
     tail = f" ({minutes(used_ms)} minutes of uptime)" if beside else ""
-    return f"{number}{of}{unit.show(limits.hard)}{tail}"
+    return f"{unit.number(used)}{of}{unit.show(limits.hard)}{tail}"
 
 
 def show_local(at: datetime, tz: ZoneInfo) -> str:

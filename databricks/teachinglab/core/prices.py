@@ -3,6 +3,7 @@ never a bill (PRICE_TABLE_FILE, or the packaged adapters/prices.json). Pure."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,11 @@ class PriceTable:
         for price in table.node_types.values():
             float(price["dbu_per_hour"]), float(price["vm_per_hour"])
         return table
+
+    @cached_property
+    def dearest(self) -> dict:
+        """The node type price with the highest $/h (DBUs at dbu_price plus the VM)."""
+        return max(self.node_types.values(), key=lambda p: p["dbu_per_hour"] * self.dbu_price + p["vm_per_hour"])
 
     def hourly(self, node_type: str | None, nodes: int) -> float | None:
         price = self.node_types.get(node_type or "")

@@ -45,11 +45,11 @@ class ReportRow:
 
     @property
     def used_in_unit(self) -> str:
-        return self.unit.show(self.used).split(" ")[0]
+        return self.unit.number(self.used)
 
     @property
     def limit_in_unit(self) -> str:
-        return self.unit.show(self.limit_amount).split(" ")[0]
+        return self.unit.number(self.limit_amount)
 
     @property
     def percent(self) -> int | str:
@@ -150,7 +150,7 @@ def _span(history: list["HistoryRecord"], start: date, end: date, prices: PriceT
         entry["cost"] = None if cost is None or entry["cost"] is None else round(entry["cost"] + cost, 2)
     for key, entry in out.items():
         entry["used_minutes"] = entry.pop("used_ms") // 60_000
-        entry["used"] = unit.show(amounts[key]).split(" ")[0]
+        entry["used"] = unit.number(amounts[key])
     return dict(sorted(out.items()))
 
 

@@ -55,13 +55,17 @@ class QuotaUnit:
     def value(self, amount: int) -> float:
         return amount / self.scale
 
-    def show(self, amount: int) -> str:
-        """"412 minutes", "4.25 DBU", "3.10 USD": rounded down, so a message never claims more than
+    def number(self, amount: int) -> str:
+        """"412" (minutes), "4.25" (DBU, USD): rounded down, so a message never claims more than
         was used (5.999 DBU shows as 5.99, not as the 6.00 of a limit not yet reached)."""
         if self.name == "minutes":
-            return f"{amount // self.scale} minutes"
+            return str(amount // self.scale)
         hundredths = amount * 100 // self.scale
-        return f"{hundredths // 100}.{hundredths % 100:02d} {self.symbol}"
+        return f"{hundredths // 100}.{hundredths % 100:02d}"
+
+    def show(self, amount: int) -> str:
+        """"412 minutes", "4.25 DBU", "3.10 USD"."""
+        return f"{self.number(amount)} {'minutes' if self.name == 'minutes' else self.symbol}"
 
     def amount(self, prices: PriceTable | None, cluster: NodeTypes, m: Measured) -> tuple[int, bool]:
         """(amount, priced): what the measured time counts in this unit. A node type missing from
@@ -98,7 +102,7 @@ class _Rate:
 def _rates(prices: PriceTable | None, cluster: NodeTypes) -> tuple[_Rate, _Rate, bool]:
     if prices is None or not prices.node_types:
         raise ValueError("a priced quota unit needs a price table with node types")
-    dearest = max(prices.node_types.values(), key=lambda p: p["dbu_per_hour"] * prices.dbu_price + p["vm_per_hour"])
+    dearest = prices.dearest
     worker_type = cluster.node_type_id or ""
     driver_type = cluster.driver_node_type_id or worker_type
     found = [prices.node_types.get(t) for t in (driver_type, worker_type)]

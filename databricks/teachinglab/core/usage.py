@@ -59,7 +59,7 @@ class ClusterUsage:
         unit = self.limits.unit
         if unit.name == "minutes":
             return f"used={self.group_used_ms / 60_000:.1f}/{self.limits.hard // unit.scale}min"
-        return (f"used={unit.show(self.group_used).split()[0]}/{unit.show(self.limits.hard).replace(' ', '')} "
+        return (f"used={unit.number(self.group_used)}/{unit.number(self.limits.hard)}{unit.symbol} "
                 f"({self.group_used_ms / 60_000:.1f}min)")
 
 
