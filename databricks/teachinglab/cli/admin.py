@@ -6,7 +6,7 @@ import argparse
 import sys
 from datetime import date
 
-from databricks.teachinglab.cli import commands, provisioning_commands  # noqa: F401 - they register
+from databricks.teachinglab.cli import commands, provisioning_commands, semester_commands  # noqa: F401 - they register
 from databricks.teachinglab.cli.clock import use_clock_at, utcnow
 from databricks.teachinglab.cli.registry import COMMANDS, Command, Invocation
 from databricks.teachinglab.cli.runtime import (add_logging_flags, explain, run_locked, secrets_of,
@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
         group.add_argument(f"--{cmd.name}", help=cmd.help, **cmd.flag)
     p.add_argument("--cluster", metavar="NAME_OR_ID", help="the cluster for --grant/--set_quota")
     p.add_argument("--reason", default="", help="why, recorded with --grant")
+    p.add_argument("--until", type=_day, metavar="YYYY-MM-DD",
+                   help="--grant: a top-up to the group's bank, usable from today until this day")
+    p.add_argument("--port", type=int, default=8080, help="--status_page: the port to listen on (127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1", help="--status_page: the address to listen on")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--from", dest="date_from", type=_day, metavar="YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", type=_day, metavar="YYYY-MM-DD")
@@ -46,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--export_notebooks format")
     p.add_argument("--user", metavar="EMAIL", help="--import_notebooks: only this user's folder")
     p.add_argument("--date", dest="report_date", type=_day, metavar="YYYY-MM-DD", help="the day for --report")
-    p.add_argument("--out", default="report-out", metavar="DIR", help="folder for --report files")
+    p.add_argument("--out", metavar="DIR", help="folder for --report files (default report-out) and --simulate's")
     p.add_argument("--send", action="store_true", help="with --report: email it to REPORT_RECIPIENT_EMAIL")
     p.add_argument("--dry-run", action="store_true",
                    help="show what would change, change nothing (every command that changes anything)")

@@ -235,17 +235,18 @@ def test_email(inv: Invocation) -> int:
 
 
 @command("grant", "extra quota today for --cluster, in QUOTA_UNIT (minutes, DBU or USD); unblocks it if "
-         "the new limit allows", flag={"type": _amount, "metavar": "AMOUNT"}, changes=True, workspace=True, ledger=True, locked=True,
+         "the new limit allows; with --until DATE, a top-up to the group's bank usable until that day", flag={"type": _amount, "metavar": "AMOUNT"}, changes=True, workspace=True, ledger=True, locked=True,
          needs=("cluster",))
 def grant(inv: Invocation) -> int:
     args, now = inv.args, inv.now
     ctx = inv.context()
     cluster = admin.find_cluster(args.cluster)
+    what = "today" if args.until is None else f"to the bank of {cluster.group_name or cluster.name}, usable until {args.until}"
     if args.dry_run:
-        print(f"would grant {args.grant:g} {inv.settings.quota.unit.symbol} today to {cluster.name}; nothing changed")
+        print(f"would grant {args.grant:g} {inv.settings.quota.unit.symbol} {what} via {cluster.name}; nothing changed")
         return 0
     with ledger.transaction():
-        admin.grant(inv.settings, cluster, args.grant, _who(), args.reason, now)
+        admin.grant(inv.settings, cluster, args.grant, _who(), args.reason, now, until=args.until)
     report = run_poll(ctx, now)
     line = next(u for u in admin.cluster_usage(inv.settings, now) if u.cluster_id == cluster.cluster_id)
     state = "still blocked" if line.blocked else "not blocked"
@@ -352,6 +353,7 @@ def report(inv: Invocation) -> int:
     args, settings, now = inv.args, inv.settings, inv.now
     ctx = inv.context()
     day: date = args.report_date or report_day_default(now, settings.quota.timezone)
+    args.out = args.out or "report-out"
     if args.report_date is None and ledger.closed_day(day) is None:
         today = local_day(now, settings.quota.timezone)
         built = preview_report(today, settings)

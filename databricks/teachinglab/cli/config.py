@@ -13,13 +13,15 @@ from typing import Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from databricks.teachinglab.adapters.policy_file import PolicyFileError, load_policy
 from databricks.teachinglab.adapters.prices import PACKAGED_PRICES, load_prices
+from databricks.teachinglab.core.policy import Policy
 from databricks.teachinglab.core.prices import PriceTable
 from databricks.teachinglab.core.units import MINUTES, UNITS, QuotaUnit
 from databricks.teachinglab.core.roster import EMAIL_RE
 from databricks.teachinglab.core.settings import (
     ACCESS_MODES, MIN_RUNTIME, ClusterSettings, LedgerSettings, LoggingSettings, MailSettings, QuotaSettings,
-    Settings, WorkspaceSettings, runtime_of)
+    Settings, StatusPageSettings, WorkspaceSettings, runtime_of)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 # Any of these lets databricks-sdk authenticate without DATABRICKS_TOKEN (its unified auth).
@@ -178,13 +180,25 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
         problems.append(f"QUOTA_UNIT={unit_raw!r} is not a quota unit: use minutes (uptime, the default), "
                         "dbu (DBUs from node-time) or usd (the cost: DBUs and VMs, from the price table).")
         unit = MINUTES
+    policy_path = text("QUOTA_POLICY_FILE")
     if unit is MINUTES:
         warn, hard = minutes(unit.warn_var, 400), minutes(unit.max_var, 480)
+    elif policy_path and not (text(unit.warn_var) or text(unit.max_var)):
+        warn = hard = None  # the policy file's [daily] gives them
     else:
         warn, hard = _unit_limit(text, unit, unit.warn_var, problems), _unit_limit(text, unit, unit.max_var, problems)
     if warn is not None and hard is not None and warn >= hard:
         problems.append(f"{unit.warn_var} ({warn:g}) must be less than {unit.max_var} "
                         f"({hard:g}), or no warning would ever be sent before a termination.")
+
+    defaults = (warn, hard) if warn is not None and hard is not None else None
+    policy = Policy.daily_only(unit, *defaults) if defaults else None
+    if policy_path:
+        try:
+            policy = load_policy(Path(policy_path).expanduser(), unit, defaults=defaults)
+            warn, hard = policy.caps.daily_warn, policy.caps.daily_max
+        except PolicyFileError as err:
+            problems.extend(err.messages)
 
     admin = email("ADMIN_EMAIL")
     sender = email("EMAIL_SENDER")
@@ -324,7 +338,10 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
             warehouse_wait_seconds=warehouse_wait),
         quota=QuotaSettings(unit=unit, warn_limit=warn, max_limit=hard, timezone=tz,
                             semester_start=semester_start, prices=prices,
-                            price_file=price_file or str(PACKAGED_PRICES)),
+                            price_file=price_file or str(PACKAGED_PRICES), policy=policy),
+        status=StatusPageSettings(url=(text("STATUS_PAGE_URL") or "").rstrip("/") or None,
+                                  secret=env.get("STATUS_PAGE_SECRET") or None,
+                                  password=env.get("STATUS_PAGE_PASSWORD") or None),
         mail=MailSettings(
             transport=transport, sender=sender or admin or "teachinglab@localhost", admin_email=admin,
             report_recipient=report_to or admin, templates_dir=templates_dir, budget_seconds=budget,

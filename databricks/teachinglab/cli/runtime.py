@@ -231,5 +231,6 @@ def secrets_of(settings: Settings) -> list[str]:
     if settings.ledger.database_url and "@" in settings.ledger.database_url:
         from urllib.parse import urlsplit
         out.append(urlsplit(settings.ledger.database_url).password or "")
-    out += [settings.mail.acs_key, settings.mail.smtp_password]
+    out += [settings.mail.acs_key, settings.mail.smtp_password, settings.status.secret or "",
+            settings.status.password or ""]
     return out

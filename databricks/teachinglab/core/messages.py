@@ -72,7 +72,11 @@ def quota_figures(limits: Limits, used: int, used_ms: int, granted: float = 0) -
             "granted_amount": (None if not granted else f"{granted:g} extra minutes" if unit.name == "minutes"
                                else f"an extra {unit.show(unit.of(granted))}"),
             "usage_line": _usage_line(limits, used, used_ms, " of its "),
-            "usage_short": _usage_line(limits, used, used_ms, " of ", beside=False)}
+            "usage_short": _usage_line(limits, used, used_ms, " of ", beside=False),
+            "cap": limits.cap, "warn_cap": limits.warn_cap, "refills": limits.refills,
+            "bank_amount": unit.show(limits.bank) if limits.bank else None,
+            "period_lines": [f"this {'week' if cap == 'weekly' else 'semester'}: {unit.number(before + used)} of "
+                             f"{unit.show(total)}" for cap, before, total in limits.spans]}
 
 
 def _usage_line(limits: Limits, used: int, used_ms: int, of: str, beside: bool = True) -> str:

@@ -27,6 +27,15 @@ class Limits:
     warn: int
     hard: int
     unit: QuotaUnit = MINUTES
+    # Under a semester policy (core/allowance.py): the cap the hard limit comes from, the one the
+    # warning level comes from, when the first refills, and what each is once per.
+    cap: str = "daily"
+    warn_cap: str = "daily"
+    refills: str | None = None
+    period: str | None = None
+    warn_period: str | None = None
+    bank: int = 0                     # top-up bank included in `hard`
+    spans: tuple = ()                 # (cap, used before today, the period's total) for weekly, semester
 
     @classmethod
     def of(cls, unit: QuotaUnit, warn: float, hard: float, granted: float = 0) -> "Limits":

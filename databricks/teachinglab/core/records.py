@@ -69,6 +69,7 @@ class DayRecord:
     used_node_ms: int = 0
     startup_ms: int = 0                  # VM start-up time (start to RUNNING): billed, not usable
     startup_node_ms: int = 0
+    quota_cap: str = "daily"             # the cap the hard quota came from (a semester policy)
 
     @property
     def was_warned(self) -> bool:
@@ -122,6 +123,7 @@ class GrantRecord:
     granted_at: datetime
     reason: str = ""
     unit: str = "minutes"
+    until: date | None = None            # set: a top-up to the group's bank, valid `day`..`until`
 
 
 @dataclass(frozen=True)
@@ -156,3 +158,27 @@ class RunRecord:
 def record_of(cls, row):
     """A model row as the record `cls`: the same field names (a foreign key's id as `<name>_id`)."""
     return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A usage interval with a constant node count (the usage_session table)."""
+    cluster_id: str
+    group_name: str | None
+    start: datetime
+    end: datetime
+    nodes: int
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    """A cluster's usage on a past day, from the history (closed days) or the day's row (not yet
+    closed): what a semester policy's weeks and semester count."""
+    cluster_id: str
+    group_name: str | None
+    day: date
+    used_ms: int
+    node_ms: int
+    startup_ms: int
+    startup_node_ms: int
+    exempt: bool = False

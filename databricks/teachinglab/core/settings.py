@@ -8,6 +8,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from databricks.teachinglab.core.policy import Policy
 from databricks.teachinglab.core.prices import PriceTable
 from databricks.teachinglab.core.units import MINUTES, QuotaUnit
 
@@ -92,6 +93,11 @@ class QuotaSettings:
     semester_start: date | None = None
     prices: PriceTable | None = None        # PRICE_TABLE_FILE, or the packaged table
     price_file: str = "the packaged prices.json"  # where `prices` came from, for messages
+    policy: Policy | None = None            # QUOTA_POLICY_FILE, else the daily limits above
+
+    @property
+    def the_policy(self) -> Policy:
+        return self.policy or Policy.daily_only(self.unit, self.warn_limit, self.max_limit)
 
     @property
     def tz_name(self) -> str:
@@ -128,6 +134,15 @@ class LedgerSettings:
 
 
 @dataclass(frozen=True)
+class StatusPageSettings:
+    """The students' page (--status_page): where it is reached, what signs its links, the admin's
+    password. The secret, when not set, is kept in the ledger (--rotate_status_secret)."""
+    url: str | None = None                 # STATUS_PAGE_URL, e.g. https://lab.example.edu/status
+    secret: str | None = field(default=None, repr=False)    # STATUS_PAGE_SECRET
+    password: str | None = field(default=None, repr=False)  # STATUS_PAGE_PASSWORD: /admin
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     journald: bool = False                 # LOG_JOURNALD=1: <N> priority prefixes for systemd-cat
 
@@ -140,4 +155,5 @@ class Settings:
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    status: StatusPageSettings = field(default_factory=StatusPageSettings)
     course_given: bool = False             # COURSE_NAME set: provisioning needs it

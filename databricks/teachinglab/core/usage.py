@@ -31,6 +31,7 @@ class ClusterUsage:
     closed_node_ms: int = 0   # today's closed node-time after booking
     used_node_ms: int = 0     # today's node-time at `now` (1 driver + workers, for every ms used)
     startup_pieces: dict[date, tuple[int, int]] = field(default_factory=dict)  # day -> start-up (ms, node-ms)
+    segments: tuple = ()      # the node segments closed this run: the ledger's sessions
     limits: Limits | None = None
     used: int = 0             # today's usage at `now` in the quota unit (core/units.py)
     unpriced: bool = False    # a node type the price table lacks: counted at its dearest rate
@@ -96,6 +97,7 @@ class LimitsBook:
     defaults: tuple[float, float]
     overrides: dict[str, tuple[float, float]]
     grants: dict[str, float]
+    group_defaults: dict[str, tuple[float, float]] = field(default_factory=dict)  # a policy's [groups.X] daily
 
     def __call__(self, cluster_id: str) -> Limits:
         warn, hard = self.overrides.get(cluster_id, self.defaults)
@@ -111,16 +113,18 @@ class LimitsBook:
             total[grant.cluster_id] = total.get(grant.cluster_id, 0) + grant.amount
         return cls(unit, defaults, overrides, total)
 
-    def for_group(self, members: Iterable[tuple[str, str | None]]) -> Limits:
-        """A group's quota covers all its clusters, given as (cluster id, how it was mapped): its
-        own clusters' quota (the largest, if it has several; a student's cluster, found through its
-        creator, is not its own), plus every grant made to any of them today."""
+    def for_group(self, members: Iterable[tuple[str, str | None]], group: str | None = None) -> Limits:
+        """A group's daily quota covers all its clusters, given as (cluster id, how it was mapped):
+        its own clusters' quota (the largest, if it has several; a student's cluster, found through
+        its creator, is not its own), plus every grant made to any of them today."""
         members = list(members)
         home = [c for c, source in members if source != "creator"]
-        every = [c for c, _ in members]
-        warn, hard = max((self.overrides.get(c, self.defaults) for c in home), key=lambda b: b[1],
-                         default=self.defaults)
-        return Limits.of(self.unit, warn, hard, sum(self.grants.get(c, 0) for c in every))
+        default = self.group_defaults.get(group, self.defaults)
+        warn, hard = max((self.overrides.get(c, default) for c in home), key=lambda b: b[1], default=default)
+        return Limits.of(self.unit, warn, hard, self.granted(members))
+
+    def granted(self, members: Iterable[tuple[str, str | None]]) -> float:
+        return sum(self.grants.get(c, 0) for c, _ in members)
 
 
 # Runs on the quarter hour re-read what the one-minute runs between them skip: the ACLs of
@@ -172,11 +176,16 @@ def forecast_limits(usages: list["ClusterUsage"], now: datetime, rate_per_ms: Ca
             m.limit_at = now + timedelta(seconds=seconds)
 
 
-def apply_group_quota(usages: list["ClusterUsage"], book: LimitsBook) -> None:
+def apply_group_quota(usages: list["ClusterUsage"], book: LimitsBook,
+                      policy: Callable[[str, Limits, int], Limits] | None = None) -> None:
     """Every cluster of a group is held to the group's total: a student who starts a personal
-    cluster once the group cluster is stopped is stopped too. Exempt clusters do not count."""
-    for members in _groups(usages).values():
-        limits = book.for_group((m.info.cluster_id, m.group_source) for m in members)
+    cluster once the group cluster is stopped is stopped too. Exempt clusters do not count.
+    `policy(group, daily limits, granted today)`: a semester policy's limits for the group."""
+    for group, members in _groups(usages).items():
+        ids = [(m.info.cluster_id, m.group_source) for m in members]
+        limits = book.for_group(ids, group)
+        if policy is not None:
+            limits = policy(group, limits, book.unit.of(book.granted(ids)))
         total_ms, total = sum(m.used_ms for m in members), sum(m.used for m in members)
         for m in members:
             m.limits, m.group_used_ms, m.group_used = limits, total_ms, total

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from databricks.teachinglab.adapters.ledger import repository as ledger
 from databricks.teachinglab.adapters.mail.outbox import enqueue
@@ -47,6 +47,9 @@ class UsageLine:
     group_used: float = 0           # the group's usage today in that unit (minutes, DBU or USD)
     warn_limit: float = 0
     max_limit: float = 0
+    week_used_seconds: int = 0          # the group's uptime this ISO week (Monday to Sunday, local), today included
+    semester_used_seconds: int | None = None  # since the semester's start (policy or SEMESTER_START); null without
+    stopped_by: str | None = None       # daily | weekly | semester: the cap that stopped the group today
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -67,6 +70,9 @@ def cluster_usage(settings: Settings, now: datetime) -> list[UsageLine]:
         if c.group_name and not c.exempt and c.cluster_id in rows:
             group_ms[c.group_name] = group_ms.get(c.group_name, 0) + rows[c.cluster_id].used_ms
             group_amount[c.group_name] = group_amount.get(c.group_name, 0) + amounts[c.cluster_id]
+    spans = _spans(settings, today, rows, clusters)
+    stopped_by = {c.group_name: rows[c.cluster_id].quota_cap for c in clusters
+                  if c.group_name and c.cluster_id in rows and rows[c.cluster_id].over_quota_at}
     for c in clusters:
         row = rows.get(c.cluster_id)
         limits = limits_for(c.cluster_id)
@@ -87,8 +93,43 @@ def cluster_usage(settings: Settings, now: datetime) -> list[UsageLine]:
                                 else (row.used_ms if row else 0)) // 1000,
             limit_at=_today_local(row.limit_at, today, tz) if row else None,
             node_seconds=(row.used_node_ms // 1000) if row else 0,
+            week_used_seconds=spans.week(c.group_name if grouped else c.cluster_id),
+            semester_used_seconds=spans.semester(c.group_name if grouped else c.cluster_id),
+            stopped_by=stopped_by.get(c.group_name) if grouped else (row.quota_cap if row and row.over_quota_at else None),
             **_money(settings, c, row)))
     return out
+
+
+@dataclass
+class _Spans:
+    """Uptime ms per group (a cluster with no group: per cluster) this week and this semester."""
+    week_ms: dict[str, int]
+    semester_ms: dict[str, int] | None
+
+    def week(self, key: str) -> int:
+        return self.week_ms.get(key, 0) // 1000
+
+    def semester(self, key: str) -> int | None:
+        return None if self.semester_ms is None else self.semester_ms.get(key, 0) // 1000
+
+
+def _spans(settings: Settings, today: date, rows: dict, clusters: list[TrackedCluster]) -> _Spans:
+    policy = settings.quota.the_policy
+    monday = today - timedelta(days=today.weekday())
+    semester_start = policy.caps.semester_start or settings.quota.semester_start
+    start = min(monday, semester_start or monday)
+    by_id = {c.cluster_id: c for c in clusters}
+    week: dict[str, int] = {}
+    semester: dict[str, int] = {}
+    days = [(d.cluster_id, d.group_name, d.exempt, d.day, d.used_ms) for d in ledger.usage_days(start, today)]
+    days += [(k, by_id[k].group_name, by_id[k].exempt, today, r.used_ms) for k, r in rows.items() if k in by_id]
+    for cluster_id, group, exempt, day, ms in days:
+        key = group if group and not exempt else cluster_id
+        if day >= monday:
+            week[key] = week.get(key, 0) + ms
+        if semester_start and day >= semester_start:
+            semester[key] = semester.get(key, 0) + ms
+    return _Spans(week, semester if semester_start else None)
 
 
 def _money(settings: Settings, c: TrackedCluster, row) -> dict:
@@ -136,15 +177,20 @@ def find_cluster(name_or_id: str) -> TrackedCluster:
 
 
 def grant(settings: Settings, cluster: TrackedCluster, amount: float, by: str, reason: str,
-          now: datetime) -> GrantRecord:
-    """Extra quota today, in QUOTA_UNIT (minutes, DBU or USD)."""
+          now: datetime, until: date | None = None) -> GrantRecord:
+    """Extra quota today, in QUOTA_UNIT (minutes, DBU or USD); with `until`, a top-up to the
+    group's bank instead, usable from today to that day (audited as today)."""
     unit = settings.quota.unit
-    if not 0 < amount <= unit.max_limit or (unit.name == "minutes" and amount != int(amount)):
+    if not 0 < amount <= unit.max_limit * (1 if until is None else 366) or (
+            unit.name == "minutes" and amount != int(amount)):
         raise AdminError(f"--grant {amount:g}: give {_range(unit)}.")
     day = acc.local_day(now, settings.quota.timezone)
-    row = ledger.add_grant(cluster.cluster_id, day, unit.name, amount, by, reason, now)
+    if until is not None and until < day:
+        raise AdminError(f"--until {until}: the top-up would expire before today ({day}); give today or a later day.")
+    row = ledger.add_grant(cluster.cluster_id, day, unit.name, amount, by, reason, now, until=until)
     logger.info("cluster=%s name=%s group=%s granted %g extra %s for %s by %s", cluster.cluster_id,
-                cluster.name, cluster.group_name or "-", amount, unit.symbol, day, by)
+                cluster.name, cluster.group_name or "-", amount, unit.symbol,
+                day if until is None else f"the group's bank, {day} to {until}", by)
     return row
 
 

@@ -30,6 +30,7 @@ from databricks.teachinglab.core.quota import Action, Decision, decide
 from databricks.teachinglab.core.usage import ClusterUsage, on_the_quarter_hour, stop_today
 from databricks.teachinglab.services.alerts import queue_failure_alert, recipients_for
 from databricks.teachinglab.services.context import JobContext
+from databricks.teachinglab.services.status import status_link
 from databricks.teachinglab.services.usage import measure
 
 logger = logging.getLogger(__name__)
@@ -344,7 +345,8 @@ def _context(s: Sweep, o: Outcome) -> dict:
             "resets_at": quota_resets_at(s.now, tz),
             "seen_at": show_local(s.now, tz), "tz_name": tz.key, "found_level": u.group_level,
             "granted_at": show_local(granted_at, tz) if granted_at else None,
-            "stops_at": _stops_at(u, tz), "contact": s.ctx.settings.mail.admin_email or "your course staff"}
+            "stops_at": _stops_at(u, tz), "contact": s.ctx.settings.mail.admin_email or "your course staff",
+            "status_url": status_link(s.ctx.settings, u.group, s.now) if u.group else None}
 
 
 def _stops_at(u: ClusterUsage, tz) -> str | None:
@@ -360,7 +362,13 @@ def _queue(s: Sweep, o: Outcome, kind: str, *, admin_only: bool = False) -> None
     to, cc = recipients_for(s.ctx, found if isinstance(found, GroupInfo) else None)
     limit = u.limits.warn if kind == "warning" else u.limits.hard
     # The limit is in the key: after a grant, the new limit may earn a new message. The group's
-    # warning and stop notice are one per group, however many of its clusters cross the line.
+    # warning and stop notice are one per group, however many of its clusters cross the line;
+    # a weekly or semester warning once per week or semester, its stop notice once per limit in it.
     subject = u.group if kind in ("warning", "termination") and u.group else u.info.cluster_id
-    enqueue(kind=kind, key=dedupe_key(kind, subject, f"{u.day}:{limit}"), to=to, cc=cc,
+    period = f"{u.day}:{limit}"
+    if kind == "warning" and u.limits.warn_cap != "daily":
+        period = f"{u.limits.warn_cap}:{u.limits.warn_period}"
+    elif kind == "termination" and u.limits.cap != "daily":
+        period = f"{u.limits.cap}:{u.limits.period}:{limit}"
+    enqueue(kind=kind, key=dedupe_key(kind, subject, period), to=to, cc=cc,
             rendered=render(kind, _context(s, o), templates_dir=s.ctx.settings.mail.templates_dir), now=s.now)

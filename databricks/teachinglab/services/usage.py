@@ -14,13 +14,14 @@ from databricks.teachinglab.core import accounting as acc
 from databricks.teachinglab.core.accounting import Activity, Tracker
 from databricks.teachinglab.core.errors import DeadlineReached, Failed
 from databricks.teachinglab.core.model import ClusterInfo
-from databricks.teachinglab.core.quota import DayFlags
+from databricks.teachinglab.core.quota import DayFlags, Limits
 from databricks.teachinglab.core.records import DayRecord, TrackedCluster
 from databricks.teachinglab.core.settings import Settings
 from databricks.teachinglab.core.units import Measured
 from databricks.teachinglab.core.usage import (ClusterUsage, LimitsBook, apply_group_quota, could_cross,
                                                forecast_limits, group_from_name, on_the_quarter_hour,
                                                resolve_group)
+from databricks.teachinglab.services.allowances import PolicyBook, policy_book
 from databricks.teachinglab.services.context import JobContext
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,18 @@ def limits_book(settings: Settings, day: date) -> LimitsBook:
         else:
             logger.warning("cluster=%s: a grant of %g %s on %s is left out: QUOTA_UNIT is %s", grant.cluster_id,
                            grant.amount, grant.unit, day, unit.name)
-    return LimitsBook.of(unit, (settings.quota.warn_limit, settings.quota.max_limit), overrides, grants)
+    book = LimitsBook.of(unit, (settings.quota.warn_limit, settings.quota.max_limit), overrides, grants)
+    book.group_defaults = {g: (c.daily_warn, c.daily_max) for g, c in settings.quota.the_policy.groups.items()}
+    return book
+
+
+def group_limits(limits_for: LimitsBook, book: PolicyBook | None, group: str | None,
+                 members: list[tuple[str, str | None]]) -> Limits:
+    """A group's limits today: the daily ones (overrides, grants), then the semester policy's."""
+    daily = limits_for.for_group(members, group)
+    if book is None or group is None:
+        return daily
+    return book.limits(group, daily, limits_for.unit.of(limits_for.granted(members)))
 
 
 def quota_amount(settings: Settings, cluster, m: Measured) -> tuple[int, bool]:
@@ -75,6 +87,7 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list
     known = ledger.load_clusters()
     rows_today = ledger.days_on(today)
     limits_for = limits_book(ctx.settings, today)
+    book = policy_book(ctx.settings, today) if ctx.settings.quota.the_policy.periodic else None
 
     def activity(info: ClusterInfo) -> Activity:
         tracker = _tracker(known.get(info.cluster_id))
@@ -95,7 +108,7 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list
 
     to_fetch = [c for c in clusters if acc.may_have_run(c, _tracker(known.get(c.cluster_id)))]
     quiet = {c.cluster_id for c in to_fetch if acc.quiet(c, _tracker(known.get(c.cluster_id)), now)}
-    quiet -= _near_a_threshold(ctx, clusters, known, rows_today, limits_for, today, now)
+    quiet -= _near_a_threshold(ctx, clusters, known, rows_today, limits_for, book, today, now)
     activities = dict(ctx.parallel(activity, [c for c in to_fetch if c.cluster_id not in quiet]))
     for c in to_fetch:
         if c.cluster_id in quiet:  # nothing new to apply: measured from its open interval
@@ -147,6 +160,7 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list
                     piece[0] += ms
                     piece[1] += 1
             usage.node_pieces = acc.node_ms_by_day(result.segments, tz)
+            usage.segments = result.segments
             usage.startup_pieces = acc.startup_by_day(result.startup, tz)
         day_row = rows_today.get(info.cluster_id)
         usage.previous_level = day_row.previous_level if day_row else None
@@ -167,15 +181,15 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list
         usage.limits = limits_for(info.cluster_id)
         usage.group_used_ms, usage.group_used = usage.used_ms, usage.used
         out.append(usage)
-    apply_group_quota(out, limits_for)
+    apply_group_quota(out, limits_for, book.limits if book else None)
     forecast_limits(out, now, lambda u: rate_now(ctx.settings, u))
     return out
 
 
 
 def _near_a_threshold(ctx: JobContext, clusters: list[ClusterInfo], known: dict[str, TrackedCluster],
-                      rows_today: dict[str, DayRecord], limits_for: LimitsBook, today: date,
-                      now: datetime) -> set[str]:
+                      rows_today: dict[str, DayRecord], limits_for: LimitsBook, book: PolicyBook | None,
+                      today: date, now: datetime) -> set[str]:
     """Clusters of the groups that may pass a quota before the next run (with a run's slack):
     their events are read even when quiet, so the warning or the stop is decided on exact usage."""
     tz = ctx.settings.quota.timezone
@@ -187,7 +201,7 @@ def _near_a_threshold(ctx: JobContext, clusters: list[ClusterInfo], known: dict[
             groups.setdefault(row.group_name, []).append((c, row))
     unit, prices = ctx.settings.quota.unit, ctx.settings.quota.prices
     near: set[str] = set()
-    for members in groups.values():
+    for group, members in groups.items():
         used = 0
         for _, row in members:
             day_row = rows_today.get(row.cluster_id) or DayRecord(row.cluster_id, today)
@@ -198,7 +212,7 @@ def _near_a_threshold(ctx: JobContext, clusters: list[ClusterInfo], known: dict[
         # At the autoscale maximum: a cluster may have grown since its last events were read.
         rate = sum(unit.rate_per_ms(prices, row, max(c.num_workers or 0, row.tracker.workers or 0)) for c, row in members
                    if row.open_since is not None and c.state in acc.USABLE_STATES)
-        limits = limits_for.for_group((row.cluster_id, row.group_source) for _, row in members)
+        limits = group_limits(limits_for, book, group, [(row.cluster_id, row.group_source) for _, row in members])
         if could_cross(used, rate, limits, horizon_ms):
             near |= {row.cluster_id for _, row in members}
     return near

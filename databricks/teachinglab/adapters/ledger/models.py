@@ -112,6 +112,7 @@ class ClusterDay(BaseModel):
     used_node_ms = pw.BigIntegerField(default=0)    # closed + the open segment's share, as of `as_of`
     startup_ms = pw.BigIntegerField(default=0)      # start-up VM time (start to RUNNING): cost only
     startup_node_ms = pw.BigIntegerField(default=0)
+    quota_cap = pw.CharField(default="daily")  # the cap the hard limit came from: daily | weekly | semester
 
     class Meta:
         primary_key = pw.CompositeKey("cluster", "day")
@@ -169,6 +170,28 @@ class QuotaGrant(BaseModel):
     granted_by = pw.CharField()
     granted_at = UtcDateTimeField()
     reason = pw.TextField(default="")
+    until = DayField(null=True)        # set: a top-up to the group's bank, usable from `day` to `until`
+
+
+class UsageSession(BaseModel):
+    """Every usage interval, cut where the node count changed: what the simulator replays and the
+    students' page lists. Written with the usage it closes; (cluster, start) is unique, so a
+    rerun adds nothing."""
+    cluster = pw.ForeignKeyField(Cluster, backref="sessions", on_delete="CASCADE")
+    group_name = pw.CharField(null=True, index=True)
+    start = UtcDateTimeField(index=True)
+    end = UtcDateTimeField()
+    nodes = pw.IntegerField()          # 1 driver + its workers
+
+    class Meta:
+        indexes = ((("cluster", "start"), True),)
+
+
+class LabSecret(BaseModel):
+    """Secrets the lab makes for itself (the status page's link key), never shown or logged."""
+    name = pw.CharField(primary_key=True)
+    value = pw.CharField()
+    set_at = UtcDateTimeField()
 
 
 class OutboxMessage(BaseModel):
@@ -296,8 +319,16 @@ def _add_columns(db: pw.Database, wanted: dict[str, list[tuple[str, pw.Field]]])
                 run(migrator.add_column(table, name, column))
 
 
+def _v8(db: pw.Database) -> None:
+    """The semester policy: usage sessions, top-up grants with an expiry, the cap that stopped a
+    group, the status page's secret."""
+    db.create_tables([UsageSession, LabSecret])
+    _add_columns(db, {"quota_grant": [("until", DayField(null=True))],
+                      "cluster_day": [("quota_cap", pw.CharField(default="daily"))]})
+
+
 # Append, never edit: each entry runs once, in order, inside a transaction.
-MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7)]
+MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8)]
 
 
 def migrate(db: pw.Database, now: datetime) -> int:

@@ -15,10 +15,11 @@ from typing import Iterable, Iterator
 from peewee import fn
 
 from databricks.teachinglab.adapters.ledger.models import (
-    Cluster, ClusterDay, ClosedDay, JobRun, OutboxAttachment, OutboxMessage, QuotaGrant, QuotaOverride,
-    UsageHistory, db_proxy)
+    Cluster, ClusterDay, ClosedDay, JobRun, LabSecret, OutboxAttachment, OutboxMessage, QuotaGrant, QuotaOverride,
+    UsageHistory, UsageSession, db_proxy)
 from databricks.teachinglab.core.records import (
-    ClosedDayRecord, DayRecord, GrantRecord, HistoryRecord, MessageRecord, RunRecord, TrackedCluster, record_of)
+    ClosedDayRecord, DayRecord, DayUsage, GrantRecord, HistoryRecord, MessageRecord, RunRecord, SessionRecord,
+    TrackedCluster, record_of)
 
 logger = logging.getLogger(__name__)
 
@@ -101,13 +102,14 @@ def save_usage(usages: Iterable, now: datetime) -> None:
                         ClusterDay.startup_ms: ClusterDay.startup_ms + startup_ms,
                         ClusterDay.startup_node_ms: ClusterDay.startup_node_ms + startup_node_ms},
             ).execute()
+        save_sessions(info.cluster_id, u.group, u.segments)
         ClusterDay.insert(cluster=info.cluster_id, day=u.day, used_ms=u.used_ms, limit_amount=u.limits.hard,
                           quota_unit=u.limits.unit.name, used_node_ms=u.used_node_ms, as_of=now,
-                          estimated=u.estimated, limit_at=u.limit_at).on_conflict(
+                          estimated=u.estimated, limit_at=u.limit_at, quota_cap=u.limits.cap).on_conflict(
             conflict_target=[ClusterDay.cluster, ClusterDay.day],
             update={ClusterDay.used_ms: u.used_ms, ClusterDay.limit_amount: u.limits.hard,
                     ClusterDay.quota_unit: u.limits.unit.name, ClusterDay.used_node_ms: u.used_node_ms,
-                    ClusterDay.as_of: now, ClusterDay.limit_at: u.limit_at},
+                    ClusterDay.as_of: now, ClusterDay.limit_at: u.limit_at, ClusterDay.quota_cap: u.limits.cap},
         ).execute()
         if u.estimated:
             ClusterDay.update(estimated=True).where(_day(info.cluster_id, u.day)).execute()
@@ -207,7 +209,8 @@ def overrides() -> dict[str, tuple[str, float, float]]:
 
 
 def grants_on(day: date, cluster_ids: Iterable[str] | None = None) -> list[GrantRecord]:
-    cond = QuotaGrant.day == day
+    """The day's grants (bank top-ups, with an `until`, are not among them: see bank_grants)."""
+    cond = (QuotaGrant.day == day) & QuotaGrant.until.is_null()
     if cluster_ids is not None:
         cond = cond & QuotaGrant.cluster.in_(list(cluster_ids))
     return [record_of(GrantRecord, g) for g in QuotaGrant.select().where(cond).order_by(QuotaGrant.granted_at)]
@@ -219,10 +222,70 @@ def _legacy_minutes(unit: str, amount: float) -> int:
 
 
 def add_grant(cluster_id: str, day: date, unit: str, amount: float, by: str, reason: str,
-              now: datetime) -> GrantRecord:
-    row = QuotaGrant.create(cluster=cluster_id, day=day, unit=unit, amount=amount,
+              now: datetime, until: date | None = None) -> GrantRecord:
+    row = QuotaGrant.create(cluster=cluster_id, day=day, unit=unit, amount=amount, until=until,
                             minutes=_legacy_minutes(unit, amount), granted_by=by, granted_at=now, reason=reason)
     return record_of(GrantRecord, row)
+
+
+def grants_between(start: date, before: date) -> list[GrantRecord]:
+    """Each day's grants from `start` to the day before `before` (no bank top-ups)."""
+    return [record_of(GrantRecord, g) for g in QuotaGrant.select().where(
+        (QuotaGrant.day >= start) & (QuotaGrant.day < before) & QuotaGrant.until.is_null())]
+
+
+def bank_grants() -> list[GrantRecord]:
+    """Top-ups granted to a group's bank (--grant ... --until DATE)."""
+    return [record_of(GrantRecord, g) for g in QuotaGrant.select().where(QuotaGrant.until.is_null(False))
+            .order_by(QuotaGrant.granted_at)]
+
+
+# -- the semester: past days, sessions -----------------------------------------------------------
+def usage_days(start: date, before: date) -> list[DayUsage]:
+    """Every cluster's usage on each day from `start` to the day before `before`: the archive for
+    closed days, the day's row for days not closed yet (a close that has not run)."""
+    closed = {row.day for row in ClosedDay.select(ClosedDay.day).where(ClosedDay.day >= start)}
+    out = [DayUsage(h.cluster_id, h.group_name, h.day, h.used_ms, h.node_ms, h.startup_ms, h.startup_node_ms,
+                    h.exempt)
+           for h in UsageHistory.select().where((UsageHistory.day >= start) & (UsageHistory.day < before))]
+    clusters = {c.cluster_id: c for c in Cluster.select(Cluster.cluster_id, Cluster.group_name, Cluster.exempt)}
+    for d in ClusterDay.select().where((ClusterDay.day >= start) & (ClusterDay.day < before)):
+        if d.day not in closed:
+            c = clusters.get(d.cluster_id)
+            out.append(DayUsage(d.cluster_id, c.group_name if c else None, d.day, d.used_ms, d.used_node_ms,
+                                d.startup_ms, d.startup_node_ms, bool(c and c.exempt)))
+    return out
+
+
+def save_sessions(cluster_id: str, group: str | None, segments: Iterable) -> None:
+    """Closed node segments (core.accounting.Segment) as sessions; one already there is kept."""
+    rows = [{"cluster": cluster_id, "group_name": group, "start": g.start, "end": g.end, "nodes": g.nodes}
+            for g in segments if g.end > g.start]
+    if rows:
+        UsageSession.insert_many(rows).on_conflict_ignore().execute()
+
+
+def sessions(start: datetime | None = None, end: datetime | None = None,
+             group: str | None = None) -> list[SessionRecord]:
+    """Sessions overlapping [start, end), oldest first."""
+    query = UsageSession.select(UsageSession.cluster, UsageSession.group_name, UsageSession.start,
+                                UsageSession.end, UsageSession.nodes).order_by(UsageSession.start)
+    if start is not None:
+        query = query.where(UsageSession.end > start)
+    if end is not None:
+        query = query.where(UsageSession.start < end)
+    if group is not None:
+        query = query.where(UsageSession.group_name == group)
+    return [SessionRecord(*row) for row in query.tuples()]
+
+
+def secret(name: str) -> str | None:
+    row = LabSecret.get_or_none(LabSecret.name == name)
+    return row.value if row else None
+
+
+def set_secret(name: str, value: str, now: datetime) -> None:
+    LabSecret.insert(name=name, value=value, set_at=now).on_conflict_replace().execute()
 
 
 def set_override(cluster_id: str, unit: str, warn: float, hard: float, by: str, now: datetime) -> None:

@@ -1,0 +1,139 @@
+"""The semester commands: --simulate a policy over the recorded sessions, serve --status_page,
+--rotate_status_secret. Each declares itself to the registry (cli/registry.py)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+from databricks.teachinglab.adapters.policy_file import PolicyFileError, load_policy
+from databricks.teachinglab.adapters.web.pages import render_page
+from databricks.teachinglab.cli.clock import utcnow
+from databricks.teachinglab.cli.registry import Invocation, command
+from databricks.teachinglab.cli.status_page import serve
+from databricks.teachinglab.core.accounting import local_day
+from databricks.teachinglab.services.simulate import CAVEAT, Simulation, simulate as run_simulation
+from databricks.teachinglab.services.status import rotate_secret
+
+
+@command("simulate", "replay the recorded sessions under POLICY_FILE (--from/--to, --json, --out DIR for "
+         "HTML, CSV and a PNG chart) against the policy in force; reads the ledger only",
+         flag={"metavar": "POLICY_FILE"}, ledger=True, changes=True)  # --out writes files; never the ledger
+def simulate(inv: Invocation) -> int:
+    settings, args = inv.settings, inv.args
+    quota = settings.quota
+    try:
+        candidate = load_policy(Path(args.simulate), quota.unit, defaults=(quota.warn_limit, quota.max_limit))
+    except PolicyFileError as err:
+        for line in err.messages:
+            print(line, file=sys.stderr)
+        return 2
+    inv.context()
+    result = run_simulation(settings, candidate, today=local_day(inv.now, quota.timezone),
+                            date_from=args.date_from, date_to=args.date_to)
+    rows = result.as_json()
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2, ensure_ascii=False)
+        print()
+    else:
+        print(summary(result, rows))
+    if args.out and args.dry_run:
+        print(f"would write simulation.html, simulation.csv and simulation.png into {args.out}; nothing written "
+              "(--dry-run)", file=sys.stderr if args.json else sys.stdout)
+    elif args.out:
+        for path in write_simulation(result, rows, Path(args.out)):
+            print(path, file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def summary(result: Simulation, rows: list[dict]) -> str:
+    out = io.StringIO()
+    print(f"{result.candidate.source} against {result.current.source}, {result.report_from} to "
+          f"{result.report_to} ({result.sessions} sessions replayed)", file=out)
+    width = max([len(r["group"]) for r in rows] + [5])
+    print(f"{'group'.ljust(width)}  stops (now)  denied min (now)  saved USD (now)", file=out)
+    for r in rows:
+        c = r["current"]
+        print(f"{r['group'].ljust(width)}  {r['stops']:>5} {'(' + str(c['stops']) + ')':<5}  {r['denied_minutes']:>10} "
+              f"{'(' + str(c['denied_minutes']) + ')':<6}  {r['cost_saved_usd']:>9.2f} ({c['cost_saved_usd']:.2f})",
+              file=out)
+        for m in r["nearest_stops"]:
+            print(f"{'':{width}}    {m['what']} {m['window']}: nearest stop "
+                  f"{m['nearest_stop'] or 'none'}" + (f", {m['days_away']} day(s) away" if m["days_away"] else ""),
+                  file=out)
+    totals = [sum(r[k] for r in rows) for k in ("stops", "denied_minutes")]
+    now = [sum(r["current"][k] for r in rows) for k in ("stops", "denied_minutes")]
+    print(f"{'total'.ljust(width)}  {totals[0]:>5} {'(' + str(now[0]) + ')':<5}  {totals[1]:>10} ({now[1]})", file=out)
+    print(CAVEAT, file=out)
+    return out.getvalue().rstrip()
+
+
+def write_simulation(result: Simulation, rows: list[dict], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    html = render_page("simulation", rows=rows, candidate=result.candidate.source, current=result.current.source,
+                       report_from=result.report_from, report_to=result.report_to, sessions=result.sessions,
+                       caveat=CAVEAT)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["group", "stops", "denied_minutes", "cost_saved_usd", "current_stops", "current_denied_minutes",
+                     "recorded_stops", "stop_days"])
+    for r in rows:
+        writer.writerow([r["group"], r["stops"], r["denied_minutes"], r["cost_saved_usd"], r["current"]["stops"],
+                         r["current"]["denied_minutes"], r["recorded_stops"], " ".join(r["stop_days"])])
+    files = {"simulation.html": html.encode("utf-8"), "simulation.csv": ("\ufeff" + buf.getvalue()).encode("utf-8"),
+             "simulation.png": _chart(rows)}
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    return [out / name for name in files]
+
+
+def _chart(rows: list[dict]) -> bytes:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from databricks.teachinglab.adapters.report_files import chart_labels
+
+    labels = chart_labels([_Row(r["group"]) for r in rows])
+    x = range(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(rows) + 2), 4), dpi=100)
+    ax.bar([i - 0.2 for i in x], [r["current"]["denied_minutes"] for r in rows], width=0.4, label="policy now")
+    ax.bar([i + 0.2 for i in x], [r["denied_minutes"] for r in rows], width=0.4, label="candidate")
+    ax.set_xticks(list(x), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("minutes denied")
+    ax.set_title("Minutes denied per group")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+class _Row:
+    def __init__(self, group: str):
+        self.group, self.cluster_name = group, "(right-to-left name)"
+
+
+@command("status_page", "serve each group's page (STATUS_PAGE_URL/g/<token>) and /admin (STATUS_PAGE_PASSWORD) "
+         "on --host/--port, from the ledger", ledger=True)
+def status_page(inv: Invocation) -> int:
+    inv.context()
+    serve(inv.settings, utcnow, inv.args.host, inv.args.port)
+    return 0
+
+
+@command("rotate_status_secret", "a new secret for the status page's links: every link sent so far stops "
+         "working (when STATUS_PAGE_SECRET is set, change it there instead)", changes=True, ledger=True)
+def rotate_status_secret(inv: Invocation) -> int:
+    if inv.settings.status.secret:
+        print("STATUS_PAGE_SECRET is set: change it in the environment (.env) to rotate the links", file=sys.stderr)
+        return 2
+    if inv.args.dry_run:
+        print("would make a new status page secret (every link sent so far would stop working); nothing changed")
+        return 0
+    inv.context()
+    rotate_secret(inv.now)
+    print("new status page secret made; links sent before no longer work, new mails carry new links")
+    return 0

@@ -1,0 +1,129 @@
+"""What a group's page shows (--status_page): today, this week and this semester (used, left,
+when each refills), today's sessions and the forecast stop, all from the ledger as of the last
+poll. Nothing here names another group, a student or a secret."""
+from __future__ import annotations
+
+import secrets as random_secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from databricks.teachinglab.adapters.ledger import repository as ledger
+from databricks.teachinglab.core import accounting as acc
+from databricks.teachinglab.core.allowance import refill_text
+from databricks.teachinglab.core.links import group_of_token, group_url
+from databricks.teachinglab.core.settings import Settings
+from databricks.teachinglab.core.units import Measured
+from databricks.teachinglab.core.usage import stop_today
+from databricks.teachinglab.services.allowances import policy_book
+from databricks.teachinglab.services.usage import limits_book, quota_amount
+
+SECRET_NAME = "status_page"
+
+
+def link_secret(settings: Settings, now: datetime, *, create: bool = True) -> str | None:
+    """STATUS_PAGE_SECRET, else the ledger's own (made on first use)."""
+    if settings.status.secret:
+        return settings.status.secret
+    found = ledger.secret(SECRET_NAME)
+    if found is None and create:
+        found = random_secrets.token_urlsafe(32)
+        ledger.set_secret(SECRET_NAME, found, now)
+    return found
+
+
+def rotate_secret(now: datetime) -> None:
+    """A new ledger secret: every link sent so far stops working."""
+    ledger.set_secret(SECRET_NAME, random_secrets.token_urlsafe(32), now)
+
+
+def status_link(settings: Settings, group: str, now: datetime) -> str | None:
+    if not settings.status.url:
+        return None
+    return group_url(settings.status.url, link_secret(settings, now), group)
+
+
+def known_groups() -> list[str]:
+    return sorted({c.group_name for c in ledger.load_clusters().values() if c.group_name})
+
+
+def group_for_token(settings: Settings, token: str, now: datetime) -> str | None:
+    secret = link_secret(settings, now, create=False)
+    return group_of_token(secret, token, known_groups()) if secret else None
+
+
+@dataclass(frozen=True)
+class Period:
+    name: str              # today | this week | this semester
+    used: str
+    limit: str
+    left: str
+    refills: str
+
+
+@dataclass(frozen=True)
+class SessionLine:
+    cluster: str
+    start: str             # local HH:MM
+    end: str               # local HH:MM, or "running"
+    minutes: int
+    nodes: int
+
+
+@dataclass
+class GroupStatus:
+    group: str
+    day: date
+    tz_name: str
+    as_of: str | None
+    periods: list[Period] = field(default_factory=list)
+    sessions: list[SessionLine] = field(default_factory=list)
+    stops_at: str | None = None
+    stopped_by: str | None = None
+    bank: str | None = None
+
+
+def group_status(settings: Settings, group: str, now: datetime) -> GroupStatus:
+    tz, unit = settings.quota.timezone, settings.quota.unit
+    today = acc.local_day(now, tz)
+    clusters = {c.cluster_id: c for c in ledger.load_clusters().values() if c.group_name == group and not c.exempt}
+    rows = {k: v for k, v in ledger.days_on(today).items() if k in clusters}
+    used = sum(quota_amount(settings, clusters[k], Measured(r.used_ms, r.used_node_ms, r.startup_ms,
+                                                            r.startup_node_ms))[0] for k, r in rows.items())
+    members = [(c.cluster_id, c.group_source) for c in clusters.values()]
+    daily = limits_book(settings, today)
+    limits = daily.for_group(members, group)
+    a = policy_book(settings, today).allowance(group, limits, unit.of(daily.granted(members)))
+    left = a.left(used)
+    caps = a.caps
+    periods = [Period("today", unit.show(used), unit.show(a.hard), unit.show(left["daily"]),
+                      refill_text("daily", today, caps))]
+    if a.week_total is not None:
+        periods.append(Period("this week", unit.show(a.week_used + used), unit.show(a.week_total),
+                              unit.show(left["weekly"]), refill_text("weekly", today, caps)))
+    if a.semester_left is not None:
+        periods.append(Period("this semester", unit.show(a.semester_used + used), unit.show(a.semester_total),
+                              unit.show(left["semester"]), refill_text("semester", today, caps)))
+    as_of = max((r.as_of for r in rows.values() if r.as_of), default=None)
+    stop = min((s for s in (stop_today(r.limit_at, today, tz) for r in rows.values()) if s), default=None)
+    stopped = [r.quota_cap for r in rows.values() if r.over_quota_at]
+    return GroupStatus(group, today, tz.key, as_of.astimezone(tz).strftime("%H:%M") if as_of else None,
+                       periods, _sessions(settings, group, clusters, today, now),
+                       stop.astimezone(tz).strftime("%H:%M") if stop and not stopped else None,
+                       stopped[0] if stopped else None, unit.show(a.bank_left) if a.bank_left else None)
+
+
+def _sessions(settings: Settings, group: str, clusters: dict, today: date, now: datetime) -> list[SessionLine]:
+    tz = settings.quota.timezone
+    start, end = acc.day_bounds(today, tz)
+    names = {k: c.name for k, c in clusters.items()}
+
+    def local(at: datetime) -> str:
+        return at.astimezone(tz).strftime("%H:%M")
+    out = [SessionLine(names.get(s.cluster_id, s.cluster_id), local(max(s.start, start)), local(min(s.end, end)),
+                       acc.overlap_ms(s.start, s.end, start, end) // 60_000, s.nodes)
+           for s in ledger.sessions(start, end, group) if s.cluster_id in names]
+    for c in clusters.values():
+        if c.open_since is not None:
+            out.append(SessionLine(c.name, local(max(c.open_since, start)), "running",
+                                   acc.overlap_ms(c.open_since, now, start, end) // 60_000, 1 + (c.workers or 0)))
+    return sorted(out, key=lambda s: s.start)
