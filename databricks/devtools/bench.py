@@ -137,6 +137,7 @@ def measure_storm(n_clusters: int, n_running: int, deadline_s: float = 25.0, ret
 
 
 def main(argv: list[str] | None = None) -> int:
+    from databricks.devtools.bench_simulate import measure_simulator
     parser = argparse.ArgumentParser(prog="python -m databricks.devtools.bench", description=__doc__)
     parser.add_argument("--clusters", type=int, default=200)
     parser.add_argument("--running", type=int, default=40)
@@ -161,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     for what, r in measure_storm(args.clusters, args.running).items():
         print(f"  429 on {what:<12}: poll returned after {r['seconds']:.1f} s; clusters not handled: {r['failed']}; "
               f"failure alerts queued: {r['alerts']}")
+    r = measure_simulator(300, 120)
+    print(f"--simulate over a semester: 300 clusters x 120 days, {r['sessions']} sessions: {r['seconds']:.2f} s "
+          f"(two policies replayed, {r['stops']} stops under the candidate)")
     if args.mail:
         print(f"delivering {args.mail} messages (outbox -> transport -> loopback service)")
         for name, (seconds, sent) in measure_mail(args.mail).items():

@@ -7,7 +7,10 @@ messages sent and the day's report.
 Part 2 (demo_dbu.py): three groups on a DBU quota, polled every minute; a group that autoscales is
 stopped within seconds of its limit.
 
-Then it checks that both went as described and exits 0 (1 if they did not).
+Part 3 (demo_policy.py): three days under a semester policy file (a weekly cap, a top-up), one
+--simulate comparison, and a screenshot of a group's status page.
+
+Then it checks that all went as described and exits 0 (1 if they did not).
 
     python -m databricks.devtools.demo [--out DIR] [--quiet]
 """
@@ -21,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from databricks.devtools import demo_dbu
+from databricks.devtools import demo_dbu, demo_policy
 from databricks.sandbox import Delays, SandboxClock, SandboxServer, Workspace, load_scenario, sample_course
 
 from databricks.teachinglab.cli.config import REPO_ROOT, load_settings
@@ -151,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     checks.update(demo_dbu.run(out / "dbu", say, use_clock=stamps.use))
+    checks.update(demo_policy.run(out / "policy", say))
     say("\nChecks")
     say("-" * 100)
     for name, ok in checks.items():

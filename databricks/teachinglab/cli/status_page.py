@@ -81,7 +81,7 @@ def _authorized(environ, password: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), password.encode("utf-8"))
 
 
-class _QuietHandler(WSGIRequestHandler):
+class QuietHandler(WSGIRequestHandler):
     """One log line per request, without the query string or the token (a token is a key)."""
 
     def log_request(self, code="-", size="-") -> None:
@@ -96,7 +96,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def serve(settings: Settings, clock: Callable[[], datetime], host: str, port: int) -> None:
-    with make_server(host, port, make_app(settings, clock), handler_class=_QuietHandler) as server:
+    with make_server(host, port, make_app(settings, clock), handler_class=QuietHandler) as server:
         logger.info("status page: listening on http://%s:%d (links: %s/g/<token>)", host, server.server_port,
                     settings.status.url or "STATUS_PAGE_URL not set")
         print(f"serving the status page on http://{host}:{server.server_port}; Ctrl-C stops it", flush=True)

@@ -1,0 +1,153 @@
+"""The demo's third part: a semester policy (QUOTA_POLICY_FILE) over three days, a --simulate
+comparison, and a screenshot of a group's status page.
+
+Policy: daily warn 120 / stop 180 minutes, a weekly cap of 300 (carry-over up to 60), a 60-minute
+top-up for group_02 on Wednesday. group_01 and group_02 try to run 08:00-11:30 every day;
+group_03 runs an hour a day. Polls every 15 minutes, nightly close at 00:07, the real services
+against the emulated workspace.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from wsgiref.simple_server import make_server
+from zoneinfo import ZoneInfo
+
+from databricks.sandbox import Delays, SandboxClock, SandboxServer, Workspace, load_scenario, sample_course
+
+from databricks.teachinglab.adapters.ledger.models import ClusterDay
+from databricks.teachinglab.adapters.policy_file import load_policy
+from databricks.teachinglab.cli.config import load_settings
+from databricks.teachinglab.cli.semester_commands import summary
+from databricks.teachinglab.cli.status_page import QuietHandler, make_app
+from databricks.teachinglab.cli.wiring import connect_workspace, open_context
+from databricks.teachinglab.services.nightly import run_end_of_day
+from databricks.teachinglab.services.poll import run_poll
+from databricks.teachinglab.services.simulate import simulate
+from databricks.teachinglab.services.status import status_link
+
+TZ = ZoneInfo("Asia/Jerusalem")
+DAYS = [date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)]
+POLICY = """\
+[daily]
+warn_minutes = 120
+max_minutes = 180
+
+[weekly]
+max_minutes = 300
+carry_over_max_minutes = 60
+
+[semester]
+start = 2026-03-02
+end = 2026-07-10
+max_minutes = 2000
+
+[[topup]]
+groups = ["group_02"]
+minutes = 60
+from = 2026-03-04
+until = 2026-03-04
+reason = "project deadline"
+"""
+CANDIDATE = POLICY.replace("max_minutes = 180", "max_minutes = 240").replace("max_minutes = 300", "max_minutes = 420")
+
+
+def at(day: date, h: int, m: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, h, m, tzinfo=TZ).astimezone(timezone.utc)
+
+
+def run(out: Path, say) -> dict[str, bool]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "policy.toml").write_text(POLICY)
+    (out / "candidate.toml").write_text(CANDIDATE)
+    clock = SandboxClock(at(DAYS[0], 7))
+    ws = Workspace(clock, tokens={"demo-token": "admin@course.example.edu"},
+                   delays=Delays(startup=0, restart=60, resize=30, shutdown=30))
+    server = SandboxServer(workspace=ws).start()
+    logging.disable(logging.WARNING)  # parts 1 and 2 print the timeline; this part prints its outcome
+    try:
+        ids = load_scenario(ws, sample_course(3, 2))
+        settings = load_settings({
+            "DATABRICKS_HOST": server.url, "DATABRICKS_TOKEN": "demo-token", "QUOTA_TIMEZONE": TZ.key,
+            "ADMIN_EMAIL": "admin@course.example.edu", "QUOTA_POLICY_FILE": str(out / "policy.toml"),
+            "CLUSTER_UPTIMES_DB": str(out / "ledger.db"), "EMAIL_TRANSPORT": "file",
+            "EMAIL_FILE_DIR": str(out / "mail"), "HOME": str(out), "STATUS_PAGE_URL": "http://127.0.0.1/status"})
+        lab = open_context(settings, clock.now(), gateway=connect_workspace(settings))
+        say("\nPart 3: a semester policy (QUOTA_POLICY_FILE): daily 180 min, weekly 300 min, a 60-minute top-up "
+            "for group_02 on Wednesday; polls every 15 minutes")
+        say("-" * 100)
+        stops: dict[tuple[str, date], tuple[str, str]] = {}
+        for day in DAYS:
+            for name, end in (("cluster_01", (11, 30)), ("cluster_02", (11, 30)), ("cluster_03", (9, 0))):
+                ws.session(ids[name], at(day, 8), at(day, *end))
+            t = at(day, 7, 45)
+            while t <= at(day, 11, 45) if day != DAYS[-1] else t <= at(day, 10):
+                clock.set(t)
+                run_poll(lab, ws.now())
+                t += timedelta(minutes=15)
+            for name in ("cluster_01", "cluster_02", "cluster_03"):
+                row = ClusterDay.get_or_none((ClusterDay.cluster == ids[name]) & (ClusterDay.day == day))
+                if row and row.terminated_at:
+                    stops[name, day] = (row.terminated_at.astimezone(TZ).strftime("%H:%M"), row.quota_cap)
+            say(f"  {day:%a %Y-%m-%d}: " + "; ".join(
+                f"{n.replace('cluster', 'group')} " + (f"stopped {stops[n, day][0]} by the {stops[n, day][1]} cap"
+                                                         if (n, day) in stops else "not stopped")
+                for n in ("cluster_01", "cluster_02", "cluster_03")))
+            if day != DAYS[-1]:
+                clock.set(at(day + timedelta(days=1), 0, 7))
+                run_end_of_day(lab, ws.now())
+
+        result = simulate(settings, load_policy(out / "candidate.toml", settings.quota.unit, defaults=None),
+                          today=DAYS[-1] + timedelta(days=1), date_from=DAYS[0], date_to=DAYS[-1])
+        say("\nWhat a looser policy (daily 240, weekly 420) would have done: python -m databricks.main "
+            f"--simulate {out / 'candidate.toml'}")
+        for line in summary(result, result.as_json()).splitlines():
+            say("  " + line)
+        shot = _screenshot(settings, ws.now(), out, say)
+        rows = {r["group"]: r for r in result.as_json()}
+        return {
+            "the weekly cap stops group_01 on Tuesday": stops.get(("cluster_01", DAYS[1]), ("", ""))[1] == "weekly",
+            "group_02's top-up lets it run on Wednesday": ("cluster_02", DAYS[2]) in stops
+            and stops["cluster_02", DAYS[2]][0] > stops.get(("cluster_01", DAYS[2]), ("99",))[0],
+            "--simulate shows fewer stops under the looser policy":
+                rows["group_01"]["stops"] < rows["group_01"]["current"]["stops"],
+            "a group's status page was rendered (screenshot if Chromium is here)": shot,
+        }
+    finally:
+        logging.disable(logging.NOTSET)
+        server.stop()
+
+
+def _screenshot(settings, now: datetime, out: Path, say) -> bool:
+    """group_02's page, served by the real WSGI app on a free port; a PNG when Chromium is here."""
+    with make_server("127.0.0.1", 0, make_app(settings, lambda: now), handler_class=QuietHandler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        link = status_link(settings, "group_02", now)
+        url = f"http://127.0.0.1:{server.server_port}/g/{link.rsplit('/', 1)[1]}"
+        import urllib.request
+        html = urllib.request.urlopen(url, timeout=10).read()
+        (out / "status-group_02.html").write_bytes(html)
+        target = out.parent / "status-page-group_02.png"
+        chromium, driver = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
+        if chromium and driver:
+            from selenium import webdriver
+            from selenium.webdriver.chrome.service import Service
+            opts = webdriver.ChromeOptions()
+            opts.binary_location = chromium
+            for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=420,900"):
+                opts.add_argument(arg)
+            drv = webdriver.Chrome(service=Service(driver), options=opts)
+            try:
+                drv.get(url)
+                drv.save_screenshot(str(target))
+            finally:
+                drv.quit()
+            say(f"\nStatus page of group_02 (python -m databricks.main --status_page): screenshot {target}")
+        else:
+            say(f"\nStatus page of group_02 written to {out / 'status-group_02.html'}; no Chromium here for the "
+                "screenshot (apt-get install chromium chromium-driver)")
+        server.shutdown()
+        return b"this week" in html
