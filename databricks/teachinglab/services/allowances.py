@@ -38,9 +38,8 @@ def replay_start(policy: Policy, today: date, first_seen: date | None = None) ->
     return min(start, today)
 
 
-def bank_topups(settings: Settings) -> list[TopUp]:
+def bank_topups(settings: Settings, clusters: dict) -> list[TopUp]:
     """--grant N --until DATE: a top-up to the group's bank (a cluster with no group: its own)."""
-    clusters = ledger.load_clusters()
     out = []
     for g in ledger.bank_grants():
         if g.unit != settings.quota.unit.name:
@@ -60,6 +59,7 @@ class PolicyBook:
     today: date
     balances: dict[str, Balance] = field(default_factory=dict)
     topups: list[TopUp] = field(default_factory=list)
+    warned: dict[str, frozenset[str]] = field(default_factory=dict)  # per group, read once per book
 
     def balance(self, group: str) -> Balance:
         if group not in self.balances:
@@ -72,27 +72,30 @@ class PolicyBook:
         """Today's allowance. `daily`: the day's limits without the policy (overrides and grants
         included); the weekly and semester warnings already sent this period are left out."""
         b = self.balance(group)
-        warned = frozenset(cap for cap in ("weekly", "semester") if ledger.message_exists(
-            dedupe_key("warning", group, f"{cap}:{period_key(cap, self.today, b.caps)}")))
+        if group not in self.warned:
+            self.warned[group] = frozenset(cap for cap in ("weekly", "semester") if ledger.message_exists(
+                dedupe_key("warning", group, f"{cap}:{period_key(cap, self.today, b.caps)}")))
         d = (daily.warn - granted, daily.hard - granted) if daily is not None else None
-        return b.allowance(self.today, granted=granted, daily=d, warned=warned)
+        return b.allowance(self.today, granted=granted, daily=d, warned=self.warned[group])
 
     def limits(self, group: str, daily: Limits, granted: int) -> Limits:
         return self.allowance(group, daily, granted).limits()
 
 
-def policy_book(settings: Settings, today: date) -> PolicyBook:
+def policy_book(settings: Settings, today: date, *, clusters: dict | None = None,
+                only: str | None = None) -> PolicyBook:
+    """`clusters`: the ledger's, when the caller has them; `only`: replay just this group (a page)."""
     policy, unit = settings.quota.the_policy, settings.quota.unit
-    book = PolicyBook(settings, today, topups=[*policy.topups, *bank_topups(settings)])
+    clusters = ledger.load_clusters() if clusters is None else clusters
+    book = PolicyBook(settings, today, topups=[*policy.topups, *bank_topups(settings, clusters)])
     seen = ledger.first_seen()
     start = replay_start(policy, today, seen.astimezone(settings.quota.timezone).date() if seen else None)
-    clusters = ledger.load_clusters()
     used: dict[tuple[str, date], int] = {}
     for d in ledger.usage_days(start, today):
-        if not d.group_name or d.exempt:
+        if not d.group_name or d.exempt or (only is not None and d.group_name != only):
             continue
         amount = unit.amount(settings.quota.prices, clusters.get(d.cluster_id) or _NoTypes(), Measured(
-            d.used_ms, d.node_ms, d.startup_ms, d.startup_node_ms))[0] if unit.priced else d.used_ms
+            d.used_ms, d.node_ms, d.startup_ms, d.startup_node_ms))[0]
         used[d.group_name, d.day] = used.get((d.group_name, d.day), 0) + amount
     granted: dict[tuple[str, date], int] = {}
     for g in ledger.grants_between(start, today):
@@ -100,6 +103,8 @@ def policy_book(settings: Settings, today: date) -> PolicyBook:
         if c and c.group_name and g.unit == unit.name:
             granted[c.group_name, g.day] = granted.get((c.group_name, g.day), 0) + unit.of(g.amount)
     groups = {c.group_name for c in clusters.values() if c.group_name} | {g for g, _ in used}
+    if only is not None:
+        groups = {only}
     for group in sorted(groups):
         balance = book.balance(group)
         day = start

@@ -85,14 +85,16 @@ class GroupStatus:
 def group_status(settings: Settings, group: str, now: datetime) -> GroupStatus:
     tz, unit = settings.quota.timezone, settings.quota.unit
     today = acc.local_day(now, tz)
-    clusters = {c.cluster_id: c for c in ledger.load_clusters().values() if c.group_name == group and not c.exempt}
+    known = ledger.load_clusters()
+    clusters = {c.cluster_id: c for c in known.values() if c.group_name == group and not c.exempt}
     rows = {k: v for k, v in ledger.days_on(today).items() if k in clusters}
     used = sum(quota_amount(settings, clusters[k], Measured(r.used_ms, r.used_node_ms, r.startup_ms,
                                                             r.startup_node_ms))[0] for k, r in rows.items())
     members = [(c.cluster_id, c.group_source) for c in clusters.values()]
     daily = limits_book(settings, today)
     limits = daily.for_group(members, group)
-    a = policy_book(settings, today).allowance(group, limits, unit.of(daily.granted(members)))
+    a = policy_book(settings, today, clusters=known, only=group).allowance(group, limits,
+                                                                          unit.of(daily.granted(members)))
     left = a.left(used)
     caps = a.caps
     periods = [Period("today", unit.show(used), unit.show(a.hard), unit.show(left["daily"]),

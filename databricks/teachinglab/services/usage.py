@@ -87,7 +87,7 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list
     known = ledger.load_clusters()
     rows_today = ledger.days_on(today)
     limits_for = limits_book(ctx.settings, today)
-    book = policy_book(ctx.settings, today) if ctx.settings.quota.the_policy.periodic else None
+    book = policy_book(ctx.settings, today, clusters=known) if ctx.settings.quota.the_policy.periodic else None
 
     def activity(info: ClusterInfo) -> Activity:
         tracker = _tracker(known.get(info.cluster_id))
