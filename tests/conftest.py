@@ -1,5 +1,10 @@
 """Shared fixtures: an emulated workspace on 127.0.0.1 reached through the real databricks-sdk,
-a real SQLite ledger in a temp folder, and settings pointing at both."""
+a real ledger, and settings pointing at both.
+
+Every test that touches the ledger (through `make_env` or `ledger_db`) runs twice: on a SQLite
+file in a temp folder, and on its own database in a real PostgreSQL server the suite starts
+(tests/pgserver.py). Tests of what only SQLite has (the file guard, WAL, backups) are marked
+`sqlite_only`."""
 from __future__ import annotations
 
 import io
@@ -39,7 +44,7 @@ def evening_zone(now: datetime) -> str:
 class Env:
     """One emulated workspace + ledger + settings, with helpers that drive time."""
 
-    def __init__(self, tmp: Path, start: datetime, extra_env: dict | None = None):
+    def __init__(self, tmp: Path, start: datetime, extra_env: dict | None = None, database_url: str | None = None):
         self.clock = SandboxClock(start)
         self.workspace = Workspace(self.clock, tokens={"sandbox-token": ADMIN},
                                    delays=Delays(startup=0, restart=60, resize=30, shutdown=30))
@@ -51,6 +56,7 @@ class Env:
             "REPORT_RECIPIENT_EMAIL": "reports@example.edu",
             "CLUSTER_UPTIMES_DB": str(tmp / "ledger.db"), "EMAIL_TRANSPORT": "file",
             "EMAIL_FILE_DIR": str(tmp / "mail"), "HOME": str(tmp), "API_PARALLELISM": "8",
+            **({"DATABASE_URL": database_url} if database_url else {}),
             **(extra_env or {}),
         }
         self.settings = load_settings(self.env)
@@ -126,22 +132,76 @@ def _restore_logging():
     sdk.setLevel(sdk_level)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: tests what only a SQLite ledger has (one backend)")
+    config.addinivalue_line("markers", "postgresql_only: tests what only a PostgreSQL ledger has (its lock)")
+
+
+def pytest_generate_tests(metafunc):
+    """Each ledger-touching test on both backends, as [sqlite] and [postgresql]."""
+    if "ledger_backend" in metafunc.fixturenames:
+        backends = ["sqlite", "postgresql"]
+        if metafunc.definition.get_closest_marker("sqlite_only"):
+            backends = ["sqlite"]
+        elif metafunc.definition.get_closest_marker("postgresql_only"):
+            backends = ["postgresql"]
+        metafunc.parametrize("ledger_backend", backends, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    from tests.pgserver import PostgresServer, missing_reason
+    reason = missing_reason()
+    if reason:
+        pytest.skip(f"PostgreSQL leg: {reason}")
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def ledger_db(tmp_path):
-    """A real, migrated SQLite ledger in a temp folder, bound to the models for the test."""
+def ledger_backend(request):
+    return request.param
+
+
+@pytest.fixture
+def database_urls(request, ledger_backend):
+    """A function giving a new, empty ledger URL on this test's backend (None: the SQLite file
+    CLUSTER_UPTIMES_DB names); the databases it made are dropped after the test."""
+    if ledger_backend == "sqlite":
+        yield lambda: None
+        return
+    server = request.getfixturevalue("postgres_server")
+    made = []
+
+    def new() -> str:
+        made.append(server.create_database())
+        return server.url(made[-1])
+
+    yield new
+    from databricks.teachinglab.cli.wiring import close_ledger
+    close_ledger()
+    for name in made:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def ledger_db(tmp_path, database_urls):
+    """A real, migrated ledger (SQLite file or PostgreSQL database), bound to the models."""
     from databricks.teachinglab.adapters.ledger.models import open_ledger
-    database = open_ledger(db_path=tmp_path / "l.db", database_url=None,
+    url = database_urls()
+    database = open_ledger(db_path=None if url else tmp_path / "l.db", database_url=url,
                            now=datetime(2026, 3, 2, 11, 0, tzinfo=timezone.utc))
     yield database
     database.close()
 
 
 @pytest.fixture
-def make_env(tmp_path):
+def make_env(tmp_path, database_urls):
     envs = []
 
     def make(start: datetime, **extra) -> Env:
-        env = Env(tmp_path / f"env{len(envs)}", start, extra)
+        env = Env(tmp_path / f"env{len(envs)}", start, extra, database_url=database_urls())
         (tmp_path / f"env{len(envs)}").mkdir(exist_ok=True)
         envs.append(env)
         return env
@@ -149,6 +209,38 @@ def make_env(tmp_path):
     yield make
     for env in envs:
         env.stop()
+
+
+def ledger_dump(env: Env | None = None, *, url: str | None = None, path: Path | None = None,
+                schema: str = "public") -> list[tuple[str, list[str]]]:
+    """Every table of a ledger, row by row, read through its own connection (not the product's):
+    what a test compares before and after a command that must change nothing."""
+    if env is not None:
+        url = env.env.get("DATABASE_URL")
+        path = None if url else Path(env.env["CLUSTER_UPTIMES_DB"])
+    if url and url.startswith("postgres"):
+        import psycopg2
+        con = psycopg2.connect(url)
+        try:
+            with con.cursor() as cur:
+                cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+                            "ORDER BY table_name", (schema,))
+                tables = [r[0] for r in cur.fetchall()]
+                out = []
+                for table in tables:
+                    cur.execute(f'SELECT * FROM "{schema}"."{table}"')
+                    out.append((table, sorted(repr(tuple(bytes(v) if isinstance(v, memoryview) else v for v in r))
+                                              for r in cur.fetchall())))
+                return out
+        finally:
+            con.close()
+    import sqlite3
+    con = sqlite3.connect(path if path is not None else url.split("sqlite:///", 1)[1])
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return [(t, sorted(repr(r) for r in con.execute(f'SELECT * FROM "{t}"'))) for t in tables]
+    finally:
+        con.close()
 
 
 def course(n_groups=2, size=2, **cluster_extra) -> dict:
@@ -159,4 +251,4 @@ def course(n_groups=2, size=2, **cluster_extra) -> dict:
     return scenario
 
 
-__all__ = ["local", "course", "evening_zone", "TZ", "ADMIN", "timedelta"]
+__all__ = ["local", "course", "evening_zone", "ledger_dump", "TZ", "ADMIN", "timedelta"]

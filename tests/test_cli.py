@@ -130,21 +130,29 @@ def test_outbox_lists_failed_and_retry_sends_again(env, capsys, monkeypatch):
     assert OutboxMessage.get().status == "sent"
 
 
+def _with_lock_file(settings, lock):
+    from dataclasses import replace
+    return replace(settings, ledger=replace(settings.ledger, lock_path=lock))
+
+
 def test_second_run_is_refused_while_the_lock_is_held(env, tmp_path):
+    """On SQLite the lock is the file; on PostgreSQL it is the database's advisory lock, held
+    here by this process (the lock file the poll is given is its own: it plays no part)."""
     lock = tmp_path / "run.lock"
-    subenv = {**env.env, "PATH": os.environ["PATH"], "TEACHINGLAB_LOCK_FILE": str(lock)}
-    with run_lock(lock):
+    own = tmp_path / "other.lock" if env.settings.ledger.database_url else lock
+    subenv = {**env.env, "PATH": os.environ["PATH"], "TEACHINGLAB_LOCK_FILE": str(own)}
+    with run_lock(_with_lock_file(env.settings, lock)):
         r = subprocess.run([sys.executable, "-m", "databricks.poll_clusters"], cwd=ROOT, env=subenv,
                            capture_output=True, text=True, timeout=60)
     assert r.returncode == 75 and "another run is in progress" in r.stderr
 
 
-def test_the_nightly_close_waits_for_a_poll_that_holds_the_lock(tmp_path):
+def test_the_nightly_close_waits_for_a_poll_that_holds_the_lock(env, tmp_path):
     """Cron starts the poll and the close in the same minute (00:07): the close waits for the
-    lock instead of losing its night; a poll never waits."""
+    lock instead of losing its night; a poll never waits. (The file lock, or PostgreSQL's.)"""
     import threading
-    from databricks.teachinglab.cli.runtime import LockBusy
-    lock = tmp_path / "run.lock"
+    from databricks.teachinglab.core.errors import LockBusy
+    lock = _with_lock_file(env.settings, tmp_path / "run.lock")
     held, release = threading.Event(), threading.Event()
 
     def poll_holding_the_lock():

@@ -1,13 +1,12 @@
 """`--dry-run` changes nothing, for every command that changes anything: no write reaches the
 workspace, the ledger is the same row for row, no mail leaves and no file is written. One test
 per command. (Before, --terminate_clusters --dry-run really stopped a running cluster.)"""
-import sqlite3
 from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
 
-from conftest import course, local
+from conftest import course, ledger_dump, local
 from databricks import end_of_day_operations, main as cli, poll_clusters
 from databricks.teachinglab.adapters.ledger.models import OutboxMessage
 
@@ -17,14 +16,6 @@ READS = ("GET",)
 def _writes(ws) -> list[str]:
     return [f"{r.method} {r.path}" for r in ws.requests
             if r.method not in READS and not r.path.endswith("/clusters/events")]
-
-
-def _ledger(path: Path) -> list[str]:
-    con = sqlite3.connect(path)
-    try:
-        return list(con.iterdump())
-    finally:
-        con.close()
 
 
 def _files(root: Path) -> set[str]:
@@ -56,10 +47,11 @@ def unchanged(env, run, at=None):
     """Run `run` at `at` and return its exit code, asserting it changed nothing."""
     when = at or local(2026, 3, 2, 16, 20)
     env.at(when)
-    before = (_writes(env.workspace), _ledger(env.ledger_path), _files(env.root), env.mails())
+    before = (_writes(env.workspace), ledger_dump(env), _files(env.root), env.mails())
+    assert dict(before[1])["outbox_message"], "the dump reads the ledger the commands use"
     with freeze_time(when, tick=True):
         code = run()
-    after = (_writes(env.workspace), _ledger(env.ledger_path), _files(env.root), env.mails())
+    after = (_writes(env.workspace), ledger_dump(env), _files(env.root), env.mails())
     assert after[0] == before[0], "the workspace was changed"
     assert after[1] == before[1], "the ledger was changed"
     assert after[2] == before[2], "a file was written"

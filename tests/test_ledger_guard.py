@@ -9,6 +9,8 @@ import pytest
 
 from conftest import ROOT, course, local
 
+pytestmark = pytest.mark.sqlite_only  # the guard, the file modes and the backups are the SQLite file's
+
 
 @pytest.fixture
 def env(make_env):

@@ -365,6 +365,7 @@ def test_a_failed_block_after_termination_is_finished_by_the_next_poll(env):
     assert len(outbox("termination")) == 1
 
 
+@pytest.mark.sqlite_only
 def test_ledger_is_sqlite_in_wal_mode_with_foreign_keys(env):
     env.lab()
     from databricks.teachinglab.adapters.ledger.models import db_proxy as db
@@ -374,6 +375,7 @@ def test_ledger_is_sqlite_in_wal_mode_with_foreign_keys(env):
     assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)] == [v for v, _ in MIGRATIONS]
 
 
+@pytest.mark.sqlite_only
 def test_database_url_is_an_alternative_ledger(make_env, tmp_path):
     e = make_env(at(7), DATABASE_URL=f"sqlite:///{tmp_path / 'other.db'}")
     ids = e.seed(course(1, 1))
@@ -511,24 +513,25 @@ def test_a_stopped_blocked_cluster_has_its_acl_read_on_the_quarter_hour_only(env
     assert [m.kind for m in outbox("block_undone")] == ["block_undone"]
 
 
-def test_a_ledger_from_the_previous_release_is_migrated_in_place(tmp_path, monkeypatch):
-    import peewee as pw
+def test_a_ledger_from_the_previous_release_is_migrated_in_place(tmp_path, monkeypatch, database_urls):
     from datetime import datetime, timezone
     from databricks.teachinglab.adapters.ledger import models as ledger
     now = datetime(2026, 3, 2, tzinfo=timezone.utc)
-    path = tmp_path / "old.db"
+    url = database_urls()  # None: SQLite; else a PostgreSQL database
+    path = None if url else tmp_path / "old.db"
     monkeypatch.setattr(ledger, "MIGRATIONS", ledger.MIGRATIONS[:2])
-    old = ledger.open_ledger(db_path=path, database_url=None, now=now)
+    old = ledger.open_ledger(db_path=path, database_url=url, now=now)
     # v1 creates tables from today's models: take back what v3 adds, as a real v2 ledger lacks it
     old.execute_sql("DROP TABLE IF EXISTS job_run")
     old.execute_sql("ALTER TABLE cluster_day DROP COLUMN reblock_notified_at")
     old.execute_sql("ALTER TABLE cluster_day DROP COLUMN limit_at")  # v4
     old.close()
     monkeypatch.undo()
-    db = ledger.open_ledger(db_path=path, database_url=None, now=now)
-    assert {"reblock_notified_at", "limit_at"} <= {c.name for c in db.get_columns("cluster_day")}
-    assert "job_run" in db.get_tables()
-    assert isinstance(db, pw.SqliteDatabase)
+    db = ledger.open_ledger(db_path=path, database_url=url, now=now)
+    assert {"reblock_notified_at", "limit_at", "quota_cap"} <= {c.name for c in db.get_columns("cluster_day")}
+    assert {"job_run", "usage_session"} <= set(db.get_tables())
+    assert [r.version for r in ledger.SchemaVersion.select().order_by(ledger.SchemaVersion.version)] == \
+        [v for v, _ in ledger.MIGRATIONS]
     db.close()
 
 

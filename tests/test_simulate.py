@@ -9,8 +9,7 @@ from datetime import date
 import pytest
 from freezegun import freeze_time
 
-from conftest import course, local
-from databricks.teachinglab.adapters.ledger.models import db_proxy
+from conftest import course, ledger_dump, local
 from databricks.teachinglab.core.simulate import Piece, stop_instant
 
 DAYS = [(2026, 3, 2), (2026, 3, 3), (2026, 3, 4)]   # Monday to Wednesday
@@ -59,11 +58,7 @@ def filled(make_env, tmp_path, monkeypatch):
 
 
 def ledger_digest(env) -> str:
-    db = db_proxy.obj
-    rows = []
-    for table in db.get_tables():
-        rows.append((table, db.execute_sql(f"SELECT * FROM {table} ORDER BY 1").fetchall()))
-    return hashlib.sha256(repr(rows).encode()).hexdigest()
+    return hashlib.sha256(repr(ledger_dump(env)).encode()).hexdigest()
 
 
 def test_a_tighter_policy_shows_its_stops_denied_minutes_and_savings_against_the_current(filled, capsys, tmp_path):

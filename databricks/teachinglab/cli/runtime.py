@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Iterator
 
 from databricks.teachinglab.cli.clock import utcnow
 from databricks.teachinglab.cli.config import ConfigError, load_settings, read_env
 from databricks.teachinglab.cli.wiring import ledger_guard
-from databricks.teachinglab.core.errors import AdminError, LedgerUnavailable, WorkspaceUnavailable
+from databricks.teachinglab.adapters.ledger.lock import advisory_lock, file_lock
+from databricks.teachinglab.adapters.ledger.models import LedgerConfigError, is_postgres
+from databricks.teachinglab.core.errors import AdminError, LedgerUnavailable, LockBusy, WorkspaceUnavailable
 from databricks.teachinglab.core.settings import Settings
 
 EXIT_FAILED = 1     # some clusters (or messages) failed, or the run's deadline was reached
@@ -103,32 +103,17 @@ def settings_or_exit(*, need_workspace: bool = True, need_mail: bool = False) ->
         sys.exit(EXIT_CONFIG)
 
 
-class LockBusy(Exception):
-    pass
-
-
 @contextlib.contextmanager
-def run_lock(path: Path, *, wait_seconds: float = 0) -> Iterator[None]:
-    """An flock that stops overlapping runs; the kernel drops it if the process is killed.
-    `wait_seconds`: wait that long for a run in progress (the nightly close, which must not lose
-    its night to the poll cron starts in the same minute), instead of giving up at once."""
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700)  # by default it is the ledger's folder too
-        logging.getLogger(__name__).warning("created the folder %s (mode 700) for the run lock", path.parent)
-    with open(path, "a+") as handle:
-        give_up = time.monotonic() + wait_seconds
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= give_up:
-                    raise LockBusy(str(path)) from None
-                time.sleep(0.2)
-        try:
+def run_lock(settings: Settings, *, wait_seconds: float = 0) -> Iterator[None]:
+    """The run lock of this ledger: PostgreSQL's advisory lock when the ledger is there (so a
+    standby VM with the same cron lines waits its turn), else a file lock beside the ledger."""
+    ledger = settings.ledger
+    if is_postgres(ledger.database_url):
+        with advisory_lock(ledger.database_url, ledger.schema or "public", wait_seconds=wait_seconds):
             yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    else:
+        with file_lock(ledger.lock_path, wait_seconds=wait_seconds):
+            yield
 
 
 def workspace_advice(settings: Settings, err: BaseException) -> tuple[str, int]:
@@ -159,15 +144,18 @@ def run_locked(settings: Settings, job: str, body: Callable[[], int], *, debug: 
     try:
         if settings.ledger.db_path is not None:
             ledger_guard(settings).check(settings.ledger.db_path)  # before the lock makes any folder
-        with run_lock(settings.ledger.lock_path, wait_seconds=wait_seconds):
+        with run_lock(settings, wait_seconds=wait_seconds):
             return body()
     except WorkspaceUnavailable as err:
         line, code = workspace_advice(settings, err.__cause__ or err)
         log.error("%s: %s (the admin was alerted)", job, line)
         return code
     except LockBusy as busy:
-        log.warning("%s: another run is in progress (lock %s); this run stops without doing anything", job, busy)
+        log.warning("%s: another run is in progress (%s); this run stops without doing anything", job, busy)
         return EXIT_LOCKED
+    except LedgerConfigError as err:
+        log.error("%s: configuration error: %s", job, err)
+        return EXIT_CONFIG
     except AdminError:
         raise  # the admin CLI says it and exits 2
     except LedgerUnavailable as err:

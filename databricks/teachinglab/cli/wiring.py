@@ -22,7 +22,7 @@ def ledger_guard(settings: Settings, *, init: bool = False) -> LedgerGuard:
 
 def open_ledger_for(settings: Settings, now: datetime, *, init: bool = False) -> pw.Database:
     return open_ledger(db_path=settings.ledger.db_path, database_url=settings.ledger.database_url, now=now,
-                       guard=ledger_guard(settings, init=init))
+                       guard=ledger_guard(settings, init=init), schema=settings.ledger.schema)
 
 
 def close_ledger() -> None:

@@ -17,6 +17,10 @@ class LedgerUnavailable(Exception):
     """The ledger cannot be opened or trusted (corrupt, unreadable, missing after it existed)."""
 
 
+class LockBusy(Exception):
+    """Another run holds the run lock (a file lock, or PostgreSQL's advisory lock)."""
+
+
 class Failed:
     """An error caught in one of many calls (a cluster, a group), carried as data with its
     traceback as text, so the admin's alert can show it. Not an exception: it is returned."""

@@ -129,7 +129,8 @@ class MailSettings:
 class LedgerSettings:
     db_path: Path | None = None        # the SQLite file; None with database_url
     database_url: str | None = field(default=None, repr=False)
-    lock_path: Path | None = None
+    lock_path: Path | None = None      # the file lock (SQLite); PostgreSQL uses an advisory lock
+    schema: str | None = None          # PostgreSQL: a course's own schema (TEACHINGLAB_COURSES_FILE)
     state_dir: Path | None = None      # the account's data folder: the ledger registry, alert state
 
 
@@ -157,3 +158,9 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     status: StatusPageSettings = field(default_factory=StatusPageSettings)
     course_given: bool = False             # COURSE_NAME set: provisioning needs it
+    course_id: str | None = None           # the course's name in TEACHINGLAB_COURSES_FILE; None: the one course
+
+    @property
+    def course_label(self) -> str:
+        """The course's name in JSON output and log lines: its courses-file name, else COURSE_NAME."""
+        return self.course_id or self.cluster.course

@@ -244,7 +244,7 @@ def _v2(db: pw.Database) -> None:
     """Attachments (report chart and CSV) and the time of the last send attempt."""
     from playhouse.migrate import SchemaMigrator, migrate as run
     db.create_tables([OutboxAttachment])
-    if "last_attempt_at" not in {c.name for c in db.get_columns("outbox_message")}:
+    if "last_attempt_at" not in _columns(db, "outbox_message"):
         run(SchemaMigrator.from_database(db).add_column(
             "outbox_message", "last_attempt_at", UtcDateTimeField(null=True)))
 
@@ -255,15 +255,15 @@ def _v3(db: pw.Database) -> None:
     from playhouse.migrate import SchemaMigrator, migrate as run
     db.create_tables([JobRun])
     migrator = SchemaMigrator.from_database(db)
-    if "reblock_notified_at" not in {c.name for c in db.get_columns("cluster_day")}:
+    if "reblock_notified_at" not in _columns(db, "cluster_day"):
         run(migrator.add_column("cluster_day", "reblock_notified_at", UtcDateTimeField(null=True)))
-    if "owner" not in {c.name for c in db.get_columns("cluster")}:
+    if "owner" not in _columns(db, "cluster"):
         run(migrator.add_column("cluster", "owner", pw.CharField(null=True)))
-    day_columns = {c.name for c in db.get_columns("cluster_day")}
+    day_columns = _columns(db, "cluster_day")
     for column in ("first_warned_at", "first_stopped_at"):
         if column not in day_columns:
             run(migrator.add_column("cluster_day", column, UtcDateTimeField(null=True)))
-    history = {c.name for c in db.get_columns("usage_history")}
+    history = _columns(db, "usage_history")
     if "exempt" not in history:
         run(migrator.add_column("usage_history", "exempt", pw.BooleanField(default=False)))
     if "notes" not in history:
@@ -273,7 +273,7 @@ def _v3(db: pw.Database) -> None:
 def _v4(db: pw.Database) -> None:
     """The forecast of when a group reaches its hard quota (--cluster_usage, the warning)."""
     from playhouse.migrate import SchemaMigrator, migrate as run
-    if "limit_at" not in {c.name for c in db.get_columns("cluster_day")}:
+    if "limit_at" not in _columns(db, "cluster_day"):
         run(SchemaMigrator.from_database(db).add_column("cluster_day", "limit_at", UtcDateTimeField(null=True)))
 
 
@@ -308,12 +308,17 @@ def _v7(db: pw.Database) -> None:
     QuotaGrant.update(amount=QuotaGrant.minutes).where(QuotaGrant.amount.is_null()).execute()
 
 
+def _columns(db: pw.Database, table: str) -> set[str]:
+    """The table's columns, in the ledger's own schema (a course's, on PostgreSQL)."""
+    return {c.name for c in db.get_columns(table, schema=getattr(db, "ledger_schema", None))}
+
+
 def _add_columns(db: pw.Database, wanted: dict[str, list[tuple[str, pw.Field]]]) -> None:
     """Add each column its table lacks (a ledger may have some from a run killed mid-migration)."""
     from playhouse.migrate import SchemaMigrator, migrate as run
     migrator = SchemaMigrator.from_database(db)
     for table, columns in wanted.items():
-        have = {c.name for c in db.get_columns(table)}
+        have = _columns(db, table)
         for name, column in columns:
             if name not in have:
                 run(migrator.add_column(table, name, column))
@@ -332,6 +337,19 @@ MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v
 
 
 def migrate(db: pw.Database, now: datetime) -> int:
+    if isinstance(db, pw.PostgresqlDatabase):
+        # Two VMs (or an admin command beside a job) may open a new ledger at once: one migrates,
+        # the other waits for its commit, then finds nothing to do.
+        with db.atomic():
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            return _migrate(db, now)
+    return _migrate(db, now)
+
+
+MIGRATION_LOCK_KEY = 7_358_104_422  # any fixed bigint, apart from the run locks' (hashed names)
+
+
+def _migrate(db: pw.Database, now: datetime) -> int:
     db.create_tables([SchemaVersion])
     done = {row.version for row in SchemaVersion.select()}
     for version, step in MIGRATIONS:
@@ -344,18 +362,83 @@ def migrate(db: pw.Database, now: datetime) -> int:
     return max([v for v, _ in MIGRATIONS])
 
 
-def open_ledger(*, db_path: Path | None, database_url: str | None, now: datetime, guard=None) -> pw.Database:
+class LedgerConfigError(Exception):
+    """DATABASE_URL names a server that cannot be reached or refuses the credentials: a
+    configuration error (exit 2). The message never contains the password."""
+
+
+# READ COMMITTED, stated rather than left to the server's default. Why it is enough: the run lock
+# (a PostgreSQL advisory lock, cli/runtime.py) lets one job at a time write a course's ledger, so
+# the poll's read-decide-write sequence has no concurrent writer of the same rows; the admin CLI's
+# writes (a grant, an override) are single statements or small transactions the next poll reads;
+# and the rows two writers could both insert are guarded by unique keys that make the second a
+# no-op (outbox.dedupe_key, usage_session (cluster, start), cluster_day (cluster, day) upserts).
+# Every `transaction()` is a real BEGIN ... COMMIT, so a run that dies or loses the server keeps
+# nothing of a half-done transaction, as on SQLite.
+POSTGRES_ISOLATION = "READ COMMITTED"
+
+
+def redacted_url(url: str) -> str:
+    """The URL as it may be shown: the password replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def is_postgres(url: str | None) -> bool:
+    return bool(url) and url.split(":", 1)[0] in ("postgres", "postgresql", "postgresext")
+
+
+def connect_url(url: str, schema: str | None = None) -> pw.Database:
+    """A peewee database for DATABASE_URL; PostgreSQL with a stated isolation level and a bounded
+    connect time (a VM that cannot reach its server must fail inside the poll's deadline). With
+    `schema` (a course's ledger), every connection's search_path is that schema alone."""
+    from playhouse.db_url import connect
+    if is_postgres(url):
+        extra = {"options": f"-c search_path={schema}"} if schema else {}
+        db = connect(url, isolation_level=POSTGRES_ISOLATION, connect_timeout=5,
+                     application_name="teachinglab", **extra)
+        db.ledger_schema = schema or "public"
+        return db
+    db = connect(url)
+    if isinstance(db, pw.SqliteDatabase):
+        db.pragma("foreign_keys", 1, permanent=True)
+    return db
+
+
+def describe_connect_error(url: str, err: Exception) -> str:
+    """What is wrong with DATABASE_URL, in one line, without its password."""
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}/{parts.path.lstrip('/')}"
+    text = " ".join(str(err).split())
+    if parts.password:
+        text = text.replace(parts.password, "***")
+    lowered = text.lower()
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        advice = f"the server refused user {parts.username!r}: fix the user or password in DATABASE_URL"
+    elif "does not exist" in lowered and "database" in lowered:
+        advice = "the database does not exist: create it (createdb) or fix its name in DATABASE_URL"
+    else:
+        advice = ("the server cannot be reached: check the host and port in DATABASE_URL, the server's "
+                  "firewall rules and this VM's network")
+    return f"DATABASE_URL: cannot connect to PostgreSQL at {where}: {advice} ({text})"
+
+
+def open_ledger(*, db_path: Path | None, database_url: str | None, now: datetime, guard=None,
+                schema: str | None = None) -> pw.Database:
     """Open (and migrate) the ledger. With a `guard` (ledger_guard.LedgerGuard, as the jobs and
     the CLI pass), a SQLite ledger is created only when that is safe, and every failure to open
-    it raises LedgerUnavailable with what to do."""
+    it raises LedgerUnavailable with what to do. A PostgreSQL server that cannot be reached or
+    refuses the login raises LedgerConfigError."""
     from databricks.teachinglab.core.errors import LedgerUnavailable
     from databricks.teachinglab.adapters.ledger.guard import describe_open_error, prepare_new
     creating = False
     if database_url:
-        from playhouse.db_url import connect
-        db = connect(database_url)
-        if isinstance(db, pw.SqliteDatabase):
-            db.pragma("foreign_keys", 1, permanent=True)
+        db = connect_url(database_url, schema)
     else:
         creating = guard.check(db_path) if guard else not db_path.exists()
         if creating:
@@ -363,6 +446,13 @@ def open_ledger(*, db_path: Path | None, database_url: str | None, now: datetime
         db = pw.SqliteDatabase(str(db_path), pragmas={
             "journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10_000, "synchronous": "normal"})
     db_proxy.initialize(db)
+    if is_postgres(database_url):
+        try:
+            db.connect(reuse_if_open=True)
+        except pw.OperationalError as err:
+            raise LedgerConfigError(describe_connect_error(database_url, err)) from None
+        if schema:
+            db.execute_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     try:
         db.connect(reuse_if_open=True)
         migrate(db, now)

@@ -160,8 +160,9 @@ def mark_lifted(cluster_id: str, day: date, now: datetime) -> None:
 
 
 def mark_warned(cluster_id: str, day: date, now: datetime) -> None:
-    ClusterDay.update(warned_at=now, first_warned_at=fn.COALESCE(ClusterDay.first_warned_at, now)).where(
-        _day(cluster_id, day)).execute()
+    # db_value: a function's argument gets no field conversion (PostgreSQL refuses a timestamp there)
+    first = fn.COALESCE(ClusterDay.first_warned_at, ClusterDay.first_warned_at.db_value(now))
+    ClusterDay.update(warned_at=now, first_warned_at=first).where(_day(cluster_id, day)).execute()
 
 
 def mark_over_quota(cluster_id: str, day: date, group: str | None, now: datetime) -> None:
@@ -285,13 +286,17 @@ def secret(name: str) -> str | None:
 
 
 def set_secret(name: str, value: str, now: datetime) -> None:
-    LabSecret.insert(name=name, value=value, set_at=now).on_conflict_replace().execute()
+    LabSecret.insert(name=name, value=value, set_at=now).on_conflict(
+        conflict_target=[LabSecret.name], preserve=[LabSecret.value, LabSecret.set_at]).execute()
 
 
 def set_override(cluster_id: str, unit: str, warn: float, hard: float, by: str, now: datetime) -> None:
     QuotaOverride.insert(cluster=cluster_id, unit=unit, warn_limit=warn, max_limit=hard,
                          warn_minutes=_legacy_minutes(unit, warn), max_minutes=_legacy_minutes(unit, hard),
-                         set_by=by, set_at=now).on_conflict_replace().execute()
+                         set_by=by, set_at=now).on_conflict(
+        conflict_target=[QuotaOverride.cluster],
+        preserve=[QuotaOverride.unit, QuotaOverride.warn_limit, QuotaOverride.max_limit, QuotaOverride.warn_minutes,
+                  QuotaOverride.max_minutes, QuotaOverride.set_by, QuotaOverride.set_at]).execute()
 
 
 def clear_override(cluster_id: str) -> int:
@@ -310,9 +315,14 @@ def closed_day(day: date) -> ClosedDayRecord | None:
 
 def archive_day(day: date, rows: list[HistoryRecord], now: datetime) -> None:
     """The day's history rows (replacing any earlier attempt's) and the day marked archived."""
+    # An upsert both SQLite and PostgreSQL run (INSERT ... ON CONFLICT DO UPDATE; SQLite's INSERT OR
+    # REPLACE has no PostgreSQL form).
+    keep = [UsageHistory._meta.fields[f] for f in HistoryRecord.__dataclass_fields__
+            if f not in ("cluster_id", "day")]
     for h in rows:
         UsageHistory.insert(**{f: getattr(h, f) for f in HistoryRecord.__dataclass_fields__
-                               if f != "cluster_id"}, cluster=h.cluster_id).on_conflict_replace().execute()
+                               if f != "cluster_id"}, cluster=h.cluster_id).on_conflict(
+            conflict_target=[UsageHistory.cluster, UsageHistory.day], preserve=keep).execute()
     ClosedDay.create(day=day, archived_at=now)
 
 

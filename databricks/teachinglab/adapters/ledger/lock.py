@@ -1,0 +1,78 @@
+"""The run lock: at most one job at a time writes a ledger.
+
+A SQLite ledger lives on one machine, so a file lock (flock) is enough. A PostgreSQL ledger may be
+shared by two VMs with the same cron lines (a standby), so its lock is a PostgreSQL session-level
+advisory lock, held on a connection of its own for the whole run: the server releases it when
+that connection ends, so a holder that is killed, loses its VM or its network frees it without
+anyone's help (PostgreSQL docs, "Advisory Locks": session-level locks are released at session end).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Iterator
+
+from databricks.teachinglab.core.errors import LockBusy
+
+logger = logging.getLogger(__name__)
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for `name` (pg_try_advisory_lock takes a bigint)."""
+    return int.from_bytes(hashlib.sha256(f"teachinglab:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, wait_seconds: float = 0) -> Iterator[None]:
+    """An flock that stops overlapping runs; the kernel drops it if the process is killed.
+    `wait_seconds`: wait that long for a run in progress (the nightly close, which must not lose
+    its night to the poll cron starts in the same minute), instead of giving up at once."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)  # by default it is the ledger's folder too
+        logger.warning("created the folder %s (mode 700) for the run lock", path.parent)
+    with open(path, "a+") as handle:
+        give_up = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= give_up:
+                    raise LockBusy(f"lock {path}") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def advisory_lock(database_url: str, name: str, *, wait_seconds: float = 0) -> Iterator[None]:
+    """pg_try_advisory_lock on a dedicated connection, polled until `wait_seconds` have passed.
+    A server that cannot be reached raises LedgerConfigError, as opening the ledger would."""
+    import psycopg2
+    from databricks.teachinglab.adapters.ledger.models import LedgerConfigError, describe_connect_error
+    try:
+        conn = psycopg2.connect(database_url.replace("postgresext://", "postgresql://", 1), connect_timeout=5,
+                                application_name="teachinglab-run-lock")
+    except psycopg2.OperationalError as err:
+        raise LedgerConfigError(describe_connect_error(database_url, err)) from None
+    conn.autocommit = True
+    key = advisory_key(name)
+    try:
+        give_up = time.monotonic() + wait_seconds
+        with conn.cursor() as cur:
+            while True:
+                cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                if cur.fetchone()[0]:
+                    break
+                if time.monotonic() >= give_up:
+                    raise LockBusy(f"PostgreSQL advisory lock {name!r} ({key})")
+                time.sleep(0.2)
+        yield
+    finally:
+        conn.close()  # ends the session, which releases the lock (an explicit unlock could fail the same way)

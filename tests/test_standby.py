@@ -1,0 +1,112 @@
+"""A standby VM: two machines with the same cron lines and the same PostgreSQL ledger. Played
+here by two processes with their own lock files, mail folders and HOME, started at the same
+moment against one database: the ledger's advisory lock lets one run; usage is counted once and
+the warning sent once. A holder that dies frees the lock with its connection."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import ROOT, course, evening_zone, timedelta
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.postgresql_only]
+
+
+@pytest.fixture
+def lab(make_env):
+    """A PostgreSQL ledger; group_01's cluster has run 7 hours (420 of 480 minutes: past the
+    400-minute warning); the workspace answers each request after 0.3 s, so a poll takes seconds."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    e = make_env(now - timedelta(hours=10), QUOTA_TIMEZONE=evening_zone(now))  # PostgreSQL: the marker
+    e.ids = e.seed(course(2, 1))
+    e.workspace.session(e.ids["cluster_01"], now - timedelta(hours=7), None)
+    e.at(now)
+    e.workspace.latency = 0.3
+    return e
+
+
+def vm(lab, name: str) -> dict:
+    """The environment of one VM: the shared DATABASE_URL, everything else its own."""
+    home = lab.tmp / name
+    home.mkdir(exist_ok=True)
+    return {**lab.env, "PATH": os.environ["PATH"], "HOME": str(home), "EMAIL_FILE_DIR": str(home / "mail"),
+            "TEACHINGLAB_LOCK_FILE": str(home / "teachinglab.lock")}
+
+
+def poll(env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "databricks.poll_clusters"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def ledger_facts(lab):
+    """Today's usage and the messages, read from the shared database."""
+    import psycopg2
+    con = psycopg2.connect(lab.env["DATABASE_URL"])
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT used_ms, warned_at IS NOT NULL FROM cluster_day WHERE cluster_id = %s",
+                        (lab.ids["cluster_01"],))
+            days = cur.fetchall()
+            cur.execute("SELECT kind, status FROM outbox_message ORDER BY id")
+            return days, cur.fetchall()
+    finally:
+        con.close()
+
+
+def mails(lab, *names) -> list[str]:
+    return sorted(p.name for n in names for p in (lab.tmp / n / "mail").glob("*.eml"))
+
+
+def test_two_vms_polling_at_the_same_moment_count_usage_once_and_mail_once(lab):
+    a, b = poll(vm(lab, "vm-a")), poll(vm(lab, "vm-b"))
+    (out_a, err_a), (out_b, err_b) = a.communicate(timeout=120), b.communicate(timeout=120)
+    codes = sorted([a.returncode, b.returncode])
+    assert codes == [0, 75], (err_a, err_b)
+    loser = err_a if a.returncode == 75 else err_b
+    assert "another run is in progress" in loser and "advisory lock" in loser
+    days, messages = ledger_facts(lab)
+    assert len(days) == 1 and days[0][1] is True
+    counted = days[0][0]
+    assert 420 * 60_000 <= counted <= 425 * 60_000  # 7 hours, once (twice would be 840 minutes)
+    assert messages == [("warning", "sent")]
+    assert len(mails(lab, "vm-a", "vm-b")) == 1
+    # the standby's next run, alone: nothing new to count twice, nothing sent again
+    again = poll(vm(lab, "vm-b"))
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    days, messages = ledger_facts(lab)
+    assert messages == [("warning", "sent")] and len(mails(lab, "vm-a", "vm-b")) == 1
+    assert days[0][0] - counted < 5 * 60_000  # only the minutes since, not the day again
+
+
+def test_a_lock_holder_that_dies_frees_the_lock_with_its_connection(lab):
+    lab.workspace.latency = 2.0  # the first poll is still listing clusters when it is killed
+    doomed = poll(vm(lab, "vm-a"))
+    deadline = time.monotonic() + 60
+    while not _advisory_lock_held(lab) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _advisory_lock_held(lab), "the first poll never took the lock"
+    doomed.send_signal(signal.SIGKILL)  # the VM is lost mid-run: no cleanup, no unlock
+    doomed.communicate(timeout=30)
+    lab.workspace.latency = 0.0
+    standby = poll(vm(lab, "vm-b"))
+    _, err = standby.communicate(timeout=120)
+    assert standby.returncode == 0, err
+    days, messages = ledger_facts(lab)
+    assert days and 420 * 60_000 <= days[0][0] <= 425 * 60_000
+    assert messages == [("warning", "sent")] and len(mails(lab, "vm-a", "vm-b")) == 1
+
+
+def _advisory_lock_held(lab) -> bool:
+    import psycopg2
+    con = psycopg2.connect(lab.env["DATABASE_URL"])
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+            return cur.fetchone()[0] > 0
+    finally:
+        con.close()
