@@ -102,3 +102,29 @@ def test_init_ledger_refuses_to_overwrite_and_honours_dry_run(env):
     ledger(env).unlink()
     d = job(env, "databricks.main", "--init_ledger", "--dry-run")
     assert d.returncode == 0 and "would create" in d.stdout and not ledger(env).exists()
+
+
+def test_courses_creating_their_ledgers_at_once_are_all_registered(tmp_path):
+    """Several courses' first runs create their ledgers at the same moment, one process each:
+    every ledger is registered (before, a shared temp file made one run fail with a traceback
+    and another's entry get lost)."""
+    import multiprocessing
+    from datetime import datetime, timezone
+    from databricks.teachinglab.adapters.ledger.guard import LedgerGuard
+    guard = LedgerGuard(tmp_path / "state" / "ledgers.json")
+    now = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    start = multiprocessing.get_context("fork").Event()
+
+    def register(n):
+        start.wait(10)
+        for k in range(20):
+            guard.register(tmp_path / f"ledger-{n}-{k}.db", now)
+
+    workers = [multiprocessing.get_context("fork").Process(target=register, args=(n,)) for n in range(6)]
+    for w in workers:
+        w.start()
+    start.set()
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0] * 6
+    assert len(guard._known()) == 6 * 20

@@ -3,14 +3,20 @@ settings each command declared, the run lock where it asked for it, one line per
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import sys
 from datetime import date
 
 from databricks.teachinglab.cli import commands, provisioning_commands, semester_commands  # noqa: F401 - they register
 from databricks.teachinglab.cli.clock import use_clock_at, utcnow
 from databricks.teachinglab.cli.registry import COMMANDS, Command, Invocation
-from databricks.teachinglab.cli.runtime import (add_logging_flags, explain, run_locked, secrets_of,
-                                                settings_or_exit, setup_logging)
+from databricks.teachinglab.cli.courses import Course
+from databricks.teachinglab.cli.fanout import combined_exit
+from databricks.teachinglab.cli.runtime import (add_logging_flags, courses_or_exit, explain, run_locked, secrets_of,
+                                                setup_logging)
+from databricks.teachinglab.cli.wiring import close_ledger
 from databricks.teachinglab.core.errors import AdminError
 
 
@@ -45,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="--delete_all_groups: every group, not only the course's")
     p.add_argument("--roster", metavar="USERS_CSV",
                    help="--delete_all_groups: the course roster (default: the -o path, if it exists)")
-    p.add_argument("--course", help="limit --purge_clusters/--terminate_clusters to clusters tagged course=COURSE")
+    p.add_argument("--course", metavar="NAME",
+                   help="only this course of TEACHINGLAB_COURSES_FILE (default: every course); without that file, "
+                        "--purge_clusters/--terminate_clusters only touch clusters tagged course=NAME")
     p.add_argument("--format", default="SOURCE", choices=["SOURCE", "DBC", "JUPYTER"],
                    help="--export_notebooks format")
     p.add_argument("--user", metavar="EMAIL", help="--import_notebooks: only this user's folder")
@@ -65,6 +73,15 @@ def chosen(args: argparse.Namespace) -> Command:
     raise AssertionError("argparse requires one command")
 
 
+# With several courses, these act on one: a named cluster, a roster, a workspace's users and
+# folders, a policy, a page, one ledger's messages. Run without --course they would do the same
+# thing in every course's workspace, which no admin means; they ask for --course instead.
+ONE_COURSE = {"create_from_csv", "delete_all_users", "delete_all_groups", "purge_clusters", "terminate_clusters",
+              "export_notebooks", "import_notebooks", "simulate", "status_page", "rotate_status_secret",
+              "init_ledger", "retry"}
+ONCE = {"crontab"}  # the same for every course: the cron lines cover them all
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -72,10 +89,48 @@ def main(argv: list[str] | None = None) -> int:
     for option in cmd.needs:
         if not getattr(args, option):
             parser.error(f"--{cmd.name} needs --{option} NAME_OR_ID")
-    settings = None
-    if cmd.settings:
-        settings = settings_or_exit(need_workspace=cmd.workspace)
-        setup_logging(args, secrets_of(settings), settings)
+    if not cmd.settings:
+        return _run(cmd, args, None)
+    courses = courses_or_exit(args.course, need_workspace=cmd.workspace, strict=False)
+    if len(courses) == 1 or cmd.name in ONCE:
+        return _run(cmd, args, courses[0])
+    if cmd.needs or cmd.name in ONE_COURSE:
+        print(f"error: --{cmd.name} acts on one course: add --course NAME (the courses: "
+              f"{', '.join(c.name for c in courses)})", file=sys.stderr)
+        return 2
+    return _every_course(cmd, args, courses)
+
+
+def _every_course(cmd: Command, args: argparse.Namespace, courses: list[Course]) -> int:
+    """The command once per course, in turn: a heading per course, or with --json one list of
+    every course's rows (each row names its course) or an object keyed by course."""
+    codes, rows, keyed = {}, [], {}
+    for course in courses:
+        if args.json:
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                codes[course.name] = _run(cmd, args, course)
+            text = buffer.getvalue().strip()
+            data = json.loads(text) if text else None
+            if isinstance(data, list):
+                rows.extend(data)
+            else:
+                keyed[course.name] = data
+        else:
+            print(f"== course {course.name} ==")
+            codes[course.name] = _run(cmd, args, course)
+        close_ledger()
+    if args.json:
+        json.dump(rows if not keyed else {**keyed, **({"rows": rows} if rows else {})}, sys.stdout, indent=2,
+                  ensure_ascii=False)
+        print()
+    return combined_exit(codes)
+
+
+def _run(cmd: Command, args: argparse.Namespace, course: Course | None) -> int:
+    settings = course.settings if course else None
+    if settings is not None:
+        setup_logging(args, secrets_of(settings), settings, course=None if course.implicit else course.name)
         use_clock_at(settings, args.at)
     inv = Invocation(cmd, args, settings, utcnow())  # the one clock read of the command
     try:

@@ -127,7 +127,7 @@ def cluster_usage(inv: Invocation) -> int:
     inv.context()
     lines = admin.cluster_usage(inv.settings, inv.now)
     if inv.args.json:
-        _json([line.as_json() for line in lines])
+        _json([{"course": inv.settings.course_label, **line.as_json()} for line in lines])
         return 0
     unit = inv.settings.quota.unit
     quota_columns = [] if unit.name == "minutes" else [f"group ({unit.symbol})"]
@@ -149,7 +149,7 @@ def history(inv: Invocation) -> int:
     inv.context()
     rows = admin.history(inv.args.date_from, inv.args.date_to)
     if inv.args.json:
-        _json(rows)
+        _json([{"course": inv.settings.course_label, **row} for row in rows])
         return 0
     table(["date", "cluster", "group", "used (min)", "max", "sessions", "flags"],
           [[r["date"], r["cluster_name"], r["group"], f"{r['used_seconds'] / 60:.1f}",

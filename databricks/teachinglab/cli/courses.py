@@ -177,12 +177,17 @@ def with_own_ledger(settings: Settings, name: str, env: Mapping[str, str], keys:
     return replace(settings, ledger=ledger, course_id=name)
 
 
-def select(courses: list[Course], name: str | None) -> list[Course]:
-    """The courses a run covers: all, or the one --course names (ConfigError if none has it)."""
+def select(courses: list[Course], name: str | None, *, strict: bool = True) -> list[Course]:
+    """The courses a run covers: all, or the one --course names (ConfigError if none has it).
+    Without a courses file, the admin CLI's --course keeps its older meaning (`strict=False`):
+    the course tag that --purge_clusters/--terminate_clusters filter on."""
     if name is None:
+        return courses
+    if len(courses) == 1 and courses[0].implicit and (not strict or name == courses[0].name):
         return courses
     chosen = [c for c in courses if c.name == name]
     if not chosen:
-        raise ConfigError([f"--course {name}: no such course; the courses are: "
-                           f"{', '.join(c.name for c in courses)}"])
+        where = ", ".join(c.name for c in courses) if not courses[0].implicit else \
+            f"{courses[0].name} (COURSE_NAME; no {COURSES_VAR} is set)"
+        raise ConfigError([f"--course {name}: no such course; the courses are: {where}"])
     return chosen

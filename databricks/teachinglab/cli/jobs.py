@@ -15,7 +15,9 @@ from typing import Callable
 from databricks.teachinglab.adapters.deadline import Deadline
 from databricks.teachinglab.adapters.ledger.guard import backup
 from databricks.teachinglab.cli.clock import use_clock_at, utcnow
-from databricks.teachinglab.cli.runtime import add_logging_flags, run_locked, secrets_of, settings_or_exit, setup_logging
+from databricks.teachinglab.cli.courses import Course
+from databricks.teachinglab.cli.fanout import fan_out
+from databricks.teachinglab.cli.runtime import add_logging_flags, courses_or_exit, run_locked, secrets_of, setup_logging
 from databricks.teachinglab.cli.wiring import open_context
 from databricks.teachinglab.services.context import JobContext
 from databricks.teachinglab.services.nightly import plan_end_of_day, run_end_of_day
@@ -26,16 +28,36 @@ from databricks.teachinglab.services.runs import begin_run, end_run
 def job_parser(module: str, description: str, dry_run_help: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
     parser.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    parser.add_argument("--course", metavar="NAME",
+                        help="only this course of TEACHINGLAB_COURSES_FILE (default: every course, in parallel)")
     add_logging_flags(parser)
     return parser
 
 
+DEADLINE_GRACE_SECONDS = 3.0  # a course's process past its deadline by this much is stopped
+
+
 def run_job(job: str, args: argparse.Namespace, body: Callable[[JobContext, argparse.Namespace, datetime], int], *,
             deadline: bool = False, wait_for_lock: float = 0) -> int:
+    """The job for every course it covers: one course in this process, several in parallel
+    (cli/fanout.py), each under its own lock and ledger, all within the same deadline."""
+    courses = courses_or_exit(args.course, need_mail=True)  # a job whose mail goes nowhere must not run
+    if len(courses) == 1:
+        return run_course_job(job, args, body, courses[0], deadline=deadline, wait_for_lock=wait_for_lock)
+    every_secret = [s for c in courses for s in secrets_of(c.settings)]
+    setup_logging(args, every_secret, courses[0].settings)
+    seconds = courses[0].settings.workspace.poll_deadline_seconds if deadline else None
+    return fan_out(job, courses, lambda c: run_course_job(job, args, body, c, deadline=deadline,
+                                                          wait_for_lock=wait_for_lock),
+                   timeout_seconds=None if seconds is None else seconds + DEADLINE_GRACE_SECONDS)
+
+
+def run_course_job(job: str, args: argparse.Namespace, body: Callable[[JobContext, argparse.Namespace, datetime], int],
+                   course: Course, *, deadline: bool = False, wait_for_lock: float = 0) -> int:
     """Run `body` under the lock with a context built at one `now`; a real run is entered in the
     run log first (so a killed one is reported by the next) and closed with its exit code."""
-    settings = settings_or_exit(need_mail=True)  # a job whose mail goes nowhere must not run
-    setup_logging(args, secrets_of(settings), settings)
+    settings = course.settings
+    setup_logging(args, secrets_of(settings), settings, course=None if course.implicit else course.name)
     use_clock_at(settings, args.at)
 
     def locked() -> int:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from databricks.teachinglab.cli.clock import utcnow
-from databricks.teachinglab.cli.config import ConfigError, load_settings, read_env
+from databricks.teachinglab.cli.config import ConfigError, read_env
+from databricks.teachinglab.cli.courses import Course, read_courses, select
 from databricks.teachinglab.cli.wiring import ledger_guard
 from databricks.teachinglab.adapters.ledger.lock import advisory_lock, file_lock
 from databricks.teachinglab.adapters.ledger.models import LedgerConfigError, is_postgres
@@ -66,6 +67,12 @@ def explain(settings: Settings | None, err: BaseException, *, job: str) -> int:
     if isinstance(err, LedgerUnavailable):
         print(f"{job}: {err}", file=sys.stderr)
         return EXIT_LEDGER
+    if isinstance(err, LedgerConfigError):
+        print(f"{job}: configuration error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    if settings is not None and lost_database(settings, err):
+        print(f"{job}: {lost_database_line(err)}", file=sys.stderr)
+        return EXIT_FAILED
     from databricks.teachinglab.adapters.workspace import failure_kind
     if settings is not None and failure_kind(err) != "other":
         line, code = workspace_advice(settings, err)
@@ -77,10 +84,13 @@ def explain(settings: Settings | None, err: BaseException, *, job: str) -> int:
     return EXIT_FAILED
 
 
-def setup_logging(args: argparse.Namespace, secrets: list[str] = (), settings: Settings | None = None) -> None:
+def setup_logging(args: argparse.Namespace, secrets: list[str] = (), settings: Settings | None = None,
+                  course: str | None = None) -> None:
+    """`course`: a run of one course among several; each line then names it, e.g. [bigdata]."""
     journald = getattr(args, "journald", False) or (settings is not None and settings.logging.journald)
-    fmt = "<%(priority)d>%(name)s: %(message)s" if journald else \
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    tag = f"[{course}] " if course else ""
+    fmt = f"<%(priority)d>%(name)s: {tag}%(message)s" if journald else \
+        f"%(asctime)s %(levelname)s %(name)s: {tag}%(message)s"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(fmt))
     handler.addFilter(_Redact(list(secrets)))
@@ -93,14 +103,22 @@ def setup_logging(args: argparse.Namespace, secrets: list[str] = (), settings: S
     logging.getLogger("azure").setLevel(logging.WARNING)
 
 
-def settings_or_exit(*, need_workspace: bool = True, need_mail: bool = False) -> Settings:
+def courses_or_exit(course: str | None, *, need_workspace: bool = True, need_mail: bool = False,
+                    strict: bool = True) -> list[Course]:
+    """The courses this run covers (TEACHINGLAB_COURSES_FILE, or the one implicit course), each
+    checked; every problem printed at once and exit 2."""
     try:
-        return load_settings(read_env(), need_workspace=need_workspace, need_mail=need_mail)
+        return select(read_courses(read_env(), need_workspace=need_workspace, need_mail=need_mail), course,
+                      strict=strict)
     except ConfigError as err:
-        print("Configuration problems (set them in the environment or in .env):", file=sys.stderr)
-        for problem in err.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        sys.exit(EXIT_CONFIG)
+        _config_problems(err)
+
+
+def _config_problems(err: ConfigError):
+    print("Configuration problems (set them in the environment or in .env):", file=sys.stderr)
+    for problem in err.problems:
+        print(f"  - {problem}", file=sys.stderr)
+    sys.exit(EXIT_CONFIG)
 
 
 @contextlib.contextmanager
@@ -165,8 +183,24 @@ def run_locked(settings: Settings, job: str, body: Callable[[], int], *, debug: 
     except Exception as err:  # noqa: BLE001 - one line and an exit code; --debug for the traceback
         if debug:
             raise
+        if lost_database(settings, err):
+            log.error("%s: %s", job, lost_database_line(err))
+            return EXIT_FAILED
         log.error("%s stopped: %s: %s", job, type(err).__name__, err)
         return explain(settings, err, job=job)
+
+
+def lost_database(settings: Settings, err: BaseException) -> bool:
+    """The PostgreSQL server went away mid-run (a failover, the network, a restart)."""
+    import peewee as pw
+    return is_postgres(settings.ledger.database_url) and isinstance(err, (pw.OperationalError, pw.InterfaceError))
+
+
+def lost_database_line(err: BaseException) -> str:
+    first = " ".join(str(err).split())[:200]
+    return (f"lost the ledger's PostgreSQL connection mid-run ({type(err).__name__}: {first}); the transaction "
+            "in progress was rolled back, so nothing half-written was kept, and the next run starts over from "
+            "what was committed")
 
 
 def alert_without_ledger(settings: Settings, job: str, err: Exception) -> None:
@@ -183,6 +217,7 @@ def alert_without_ledger(settings: Settings, job: str, err: Exception) -> None:
     tz = settings.quota.timezone
     cause = hashlib.sha256(f"{job}:{type(err).__name__}:{err}".encode()).hexdigest()[:12]
     key = f"failure:{job}-ledger-{cause}:{now.astimezone(tz).date()}"
+    key = f"{settings.course_id}/{key}" if settings.course_id else key  # as outbox.finished scopes it
     state = (settings.ledger.state_dir or Path.home()) / "alerts-sent.json"
     try:
         sent = json.loads(state.read_text(encoding="utf-8"))

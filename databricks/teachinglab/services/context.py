@@ -62,4 +62,5 @@ class JobContext:
     def deliver(self, now: datetime, budget_seconds: float | None = None) -> Delivery:
         mail = self.settings.mail
         budget = mail.budget_seconds if budget_seconds is None else budget_seconds
-        return deliver_pending(self.transport, mail.sender, now, budget_seconds=self.deadline.mail_budget(budget))
+        return deliver_pending(self.transport, mail.sender, now, budget_seconds=self.deadline.mail_budget(budget),
+                               scope=self.settings.course_id)

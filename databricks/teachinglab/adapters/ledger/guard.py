@@ -77,12 +77,17 @@ class LedgerGuard:
         return True
 
     def register(self, db_path: Path, now: datetime) -> None:
-        known = self._known()
-        known[str(db_path.resolve())] = {"created_at": now.isoformat(timespec="seconds")}
+        """Add the ledger to the registry. Several courses' runs may create their ledgers at the
+        same moment (one process each): the read-modify-write holds a lock, so none is lost."""
+        import fcntl
         self.registry.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.registry.with_suffix(".tmp")
-        tmp.write_text(json.dumps(known, indent=1), encoding="utf-8")
-        tmp.replace(self.registry)
+        with open(self.registry.with_suffix(".lock"), "a+") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            known = self._known()
+            known[str(db_path.resolve())] = {"created_at": now.isoformat(timespec="seconds")}
+            tmp = self.registry.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(known, indent=1), encoding="utf-8")
+            tmp.replace(self.registry)
 
 
 def prepare_new(db_path: Path) -> None:

@@ -63,9 +63,10 @@ def backoff(attempts: int) -> timedelta:
 
 def deliver_pending(transport: Transport, sender: str, now: datetime, *, budget_seconds: float,
                     monotonic: Callable[[], float] = time.monotonic,
-                    sleep: Callable[[float], None] = time.sleep) -> Delivery:
+                    sleep: Callable[[float], None] = time.sleep, scope: str | None = None) -> Delivery:
     """Send what is due within the budget. Messages a service accepted but has not finished are
-    checked again, all together, while budget is left; the rest are checked next run."""
+    checked again, all together, while budget is left; the rest are checked next run. `scope`:
+    the course, when there are several (see `finished`)."""
     deadline = Deadline(budget_seconds, monotonic=monotonic)
     due = list(OutboxMessage.select().where(
         OutboxMessage.status.in_(("pending", "accepted")) & (OutboxMessage.next_attempt_at <= now))
@@ -77,7 +78,7 @@ def deliver_pending(transport: Transport, sender: str, now: datetime, *, budget_
             logger.warning("mail budget of %.0fs used up; %d message(s) wait for the next run",
                            budget_seconds, len(due) - index)
             return Delivery(tally["sent"], tally["retrying"] + len(waiting), tally["failed"], len(due) - index)
-        outcome = _attempt(transport, message, sender, now, deadline)
+        outcome = _attempt(transport, message, sender, now, deadline, scope)
         if outcome == "accepted":
             waiting.append(message)
         else:
@@ -87,7 +88,7 @@ def deliver_pending(transport: Transport, sender: str, now: datetime, *, budget_
         sleep(pause)
         still = []
         for message in waiting:
-            outcome = _attempt(transport, message, sender, now, deadline)
+            outcome = _attempt(transport, message, sender, now, deadline, scope)
             if outcome == "accepted":
                 still.append(message)
             else:
@@ -96,26 +97,31 @@ def deliver_pending(transport: Transport, sender: str, now: datetime, *, budget_
     return Delivery(tally["sent"], tally["retrying"] + len(waiting), tally["failed"], 0)
 
 
-def finished(message: OutboxMessage, sender: str) -> OutgoingMail:
-    """An outbox row and its attachments as the immutable message a transport receives."""
+def finished(message: OutboxMessage, sender: str, scope: str | None = None) -> OutgoingMail:
+    """An outbox row and its attachments as the immutable message a transport receives. With a
+    `scope` (a course of several) its key is `<course>/<key>`: the transports derive ids from
+    the key (ACS's operation id, the Message-ID, a file name), and two courses' ledgers make the
+    same keys ("report:2026-03-02"); without it, ACS would take the second course's report for
+    the first's, already sent."""
     attachments = tuple(Attachment(a.filename, a.content_type, bytes(a.data), a.content_id) for a in
                         OutboxAttachment.select().where(OutboxAttachment.message == message.id)
                         .order_by(OutboxAttachment.id))
-    return OutgoingMail(dedupe_key=message.dedupe_key, event=message.event, sender=sender,
+    return OutgoingMail(dedupe_key=f"{scope}/{message.dedupe_key}" if scope else message.dedupe_key,
+                        event=message.event, sender=sender,
                         to_addrs=message.to_addrs, cc_addrs=message.cc_addrs or "", subject=message.subject,
                         text_body=message.text_body, html_body=message.html_body, attachments=attachments,
                         attempts=message.attempts, accepted=message.status == "accepted", outbox_id=message.id)
 
 
 def _attempt(transport: Transport, message: OutboxMessage, sender: str, now: datetime,
-             deadline: Deadline) -> str:
+             deadline: Deadline, scope: str | None = None) -> str:
     """One send (or status check); returns sent | accepted | retrying | failed."""
     name = getattr(transport, "name", type(transport).__name__)
     if message.status == "pending":
         message.attempts += 1
         _mark(message, attempts=message.attempts, last_attempt_at=now)  # write-ahead
     try:
-        ref = transport.send(finished(message, sender), deadline=deadline)
+        ref = transport.send(finished(message, sender, scope), deadline=deadline)
     except StillRunning as running:
         if message.status != "accepted":
             message.status = "accepted"
