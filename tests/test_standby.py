@@ -110,3 +110,47 @@ def _advisory_lock_held(lab) -> bool:
             return cur.fetchone()[0] > 0
     finally:
         con.close()
+
+
+def test_a_wrong_password_or_unreachable_server_exits_2_without_the_password(lab):
+    from tests.pgserver import PASSWORD
+    good = lab.env["DATABASE_URL"]
+    wrong = good.replace(PASSWORD, "not-the-Password-7")
+    closed = good.replace(good.split("@")[1].split("/")[0], "127.0.0.1:9")  # nothing listens on port 9
+    for url, says in ((wrong, "refused user 'postgres'"), (closed, "cannot be reached")):
+        for module in ("databricks.poll_clusters", "databricks.main"):
+            args = ["--cluster_usage"] if module == "databricks.main" else []
+            r = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env={**vm(lab, "vm-a"), "DATABASE_URL": url},
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 2, r.stderr
+            assert "DATABASE_URL" in r.stderr and says in r.stderr and "Traceback" not in r.stderr
+            assert "not-the-Password-7" not in r.stderr and PASSWORD not in r.stderr
+            assert len([line for line in r.stderr.splitlines() if "DATABASE_URL" in line]) == 1
+
+
+def test_a_database_lost_mid_run_keeps_nothing_half_written_and_exits_1(lab, postgres_server):
+    """The server drops every session while the poll waits on the workspace (a failover): the
+    run ends with one line and exit 1; the usage it had not committed is not there, and the next
+    run counts the day once."""
+    lab.workspace.latency = 1.0
+    database = lab.env["DATABASE_URL"].rsplit("/", 1)[1]
+    doomed = poll(vm(lab, "vm-a"))
+    deadline = time.monotonic() + 60
+    while not _advisory_lock_held(lab) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # the run has opened the ledger and logged its start; it is listing clusters
+    assert postgres_server.terminate_connections(database) >= 1
+    _, err = doomed.communicate(timeout=120)
+    assert doomed.returncode == 1, err
+    assert "Traceback" not in err
+    lost = [line for line in err.splitlines() if "lost the ledger's PostgreSQL connection" in line]
+    assert len(lost) == 1 and "nothing half-written was kept" in lost[0]
+    days, messages = ledger_facts(lab)
+    assert days == [] and messages == []  # nothing of the run's usage transaction
+    lab.workspace.latency = 0.0
+    again = poll(vm(lab, "vm-b"))
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    days, messages = ledger_facts(lab)
+    assert len(days) == 1 and 420 * 60_000 <= days[0][0] <= 425 * 60_000
+    assert [m for m in messages if m[0] == "warning"] == [("warning", "sent")]

@@ -9,7 +9,8 @@ import json
 import sys
 from datetime import date
 
-from databricks.teachinglab.cli import commands, provisioning_commands, semester_commands  # noqa: F401 - they register
+from databricks.teachinglab.cli import (commands, ledger_commands, provisioning_commands,  # noqa: F401 - they register
+                                        semester_commands)
 from databricks.teachinglab.cli.clock import use_clock_at, utcnow
 from databricks.teachinglab.cli.registry import COMMANDS, Command, Invocation
 from databricks.teachinglab.cli.courses import Course
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="--convert_moodle: any problem is fatal (exit 2)")
     p.add_argument("--prune", action="store_true", help="--create_from_csv: also delete what the roster lacks")
     p.add_argument("--yes", action="store_true", help="skip the typed confirmation of a teardown")
+    p.add_argument("--force", action="store_true", help="--migrate_ledger: replace what the target ledger holds")
     p.add_argument("--all", action="store_true", help="--delete_all_groups: every group, not only the course's")
     p.add_argument("--roster", metavar="USERS_CSV",
                    help="--delete_all_groups: the course roster (default: the -o path, if it exists)")
