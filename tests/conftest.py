@@ -8,6 +8,7 @@ file in a temp folder, and on its own database in a real PostgreSQL server the s
 from __future__ import annotations
 
 import io
+import os
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -152,6 +153,8 @@ def pytest_generate_tests(metafunc):
 def postgres_server():
     from tests.pgserver import PostgresServer, missing_reason
     reason = missing_reason()
+    if reason and os.environ.get("TEACHINGLAB_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL leg required (TEACHINGLAB_REQUIRE_POSTGRES=1, as .ci/run sets): {reason}")
     if reason:
         pytest.skip(f"PostgreSQL leg: {reason}")
     server = PostgresServer().start()

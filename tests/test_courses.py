@@ -113,6 +113,11 @@ def test_the_nightly_close_reports_each_course_to_its_own_recipients(two):
     assert sorted(m.split()[1].split("_", 1)[0] for m in reports) == ["bigdata", "ml"]  # keys scoped by course
     history = json.loads(run(env, "databricks.main", "--history", "--json").stdout)
     assert sorted({row["course"] for row in history}) == ["bigdata", "ml"]
+    out = a.tmp / "reports"
+    r = run(env, "databricks.main", "--report", "--at", at, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "== course bigdata ==" in r.stdout and "== course ml ==" in r.stdout
+    assert (out / "bigdata" / "report.csv").exists() and (out / "ml" / "report.csv").exists()
 
 
 def test_commands_on_one_cluster_need_a_course_when_there_are_several(two):

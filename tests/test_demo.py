@@ -30,3 +30,11 @@ def test_the_simulator_bench_replays_a_small_semester():
     from databricks.devtools.bench_simulate import measure_simulator
     r = measure_simulator(3, 14)
     assert r["groups"] == 3 and r["sessions"] > 0 and r["stops"] > 0
+
+
+def test_the_courses_bench_polls_every_course_with_exit_0():
+    """`make bench` times one poll over 10 courses; here 2 small ones must poll cleanly, as a real
+    process over a real courses file (the timing itself is not asserted)."""
+    from databricks.devtools.bench_courses import measure_courses
+    r = measure_courses(2, 6, 2, 0.0)
+    assert [r["first"][1], r["steady"][1], r["one_course"][1]] == [0, 0, 0]

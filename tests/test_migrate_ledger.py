@@ -38,9 +38,13 @@ def test_a_sqlite_ledger_copied_to_postgresql_is_row_for_row_the_same(semester):
     from databricks.teachinglab.cli.wiring import close_ledger
     close_ledger()
     source = without_versions(ledger_dump(semester))
-    dry = migrate(semester, "--dry-run")
-    assert dry.returncode == 0 and "nothing changed" in dry.stdout
-    assert without_versions(ledger_dump(url=semester.target)) == []
+    source_url = f"sqlite:///{semester.env['CLUSTER_UPTIMES_DB']}"
+    dry = subprocess.run([sys.executable, "-m", "databricks.main", "--migrate_ledger", source_url, semester.target, "--dry-run"],
+                         cwd=ROOT, env={**semester.env, "PATH": os.environ["PATH"]}, capture_output=True, text=True,
+                         timeout=120)
+    assert dry.returncode == 0 and "nothing changed" in dry.stdout and "outbox_message" in dry.stdout
+    assert ledger_dump(url=semester.target) == []  # not even the tables were made
+    assert without_versions(ledger_dump(semester)) == source
     r = migrate(semester)
     assert r.returncode == 0, r.stderr
     assert "DIFFERS" not in r.stdout and "usage_history.used_ms" in r.stdout

@@ -137,6 +137,7 @@ def measure_storm(n_clusters: int, n_running: int, deadline_s: float = 25.0, ret
 
 
 def main(argv: list[str] | None = None) -> int:
+    from databricks.devtools.bench_courses import measure_courses
     from databricks.devtools.bench_simulate import measure_simulator
     parser = argparse.ArgumentParser(prog="python -m databricks.devtools.bench", description=__doc__)
     parser.add_argument("--clusters", type=int, default=200)
@@ -162,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     for what, r in measure_storm(args.clusters, args.running).items():
         print(f"  429 on {what:<12}: poll returned after {r['seconds']:.1f} s; clusters not handled: {r['failed']}; "
               f"failure alerts queued: {r['alerts']}")
+    r = measure_courses(10, args.clusters, args.running, 0.1)
+    print(f"one cron poll over 10 courses (10 emulated workspaces x {args.clusters} clusters, {args.running} running, "
+          "100 ms per API call), a real `python -m databricks.poll_clusters` process, start-up included")
+    print(f"  first poll (every cluster read once) {r['first'][0]:.2f} s, steady poll {r['steady'][0]:.2f} s; "
+          f"one course alone (--course) {r['one_course'][0]:.2f} s; Python start-up and imports "
+          f"{r['imports_s']:.2f} s; exit codes {r['first'][1]}, {r['steady'][1]}, {r['one_course'][1]}")
     r = measure_simulator(300, 120)
     print(f"--simulate over a semester: 300 clusters x 120 days, {r['sessions']} sessions: {r['seconds']:.2f} s "
           f"(two policies replayed, {r['stops']} stops under the candidate)")

@@ -353,7 +353,9 @@ def report(inv: Invocation) -> int:
     args, settings, now = inv.args, inv.settings, inv.now
     ctx = inv.context()
     day: date = args.report_date or report_day_default(now, settings.quota.timezone)
-    args.out = args.out or "report-out"
+    out = Path(args.out or "report-out")
+    if settings.course_id:  # several courses: each its own folder (report-out/bigdata/...)
+        out = out / settings.course_id
     if args.report_date is None and ledger.closed_day(day) is None:
         today = local_day(now, settings.quota.timezone)
         built = preview_report(today, settings)
@@ -362,7 +364,7 @@ def report(inv: Invocation) -> int:
         if args.dry_run or args.send:
             print("a preview is never emailed" if args.send else "would write the preview; nothing done (--dry-run)")
             return 0 if not args.send else 2
-        for path in write_files(built, settings, now, Path(args.out)):
+        for path in write_files(built, settings, now, out):
             print(path)
         return 0
     if ledger.closed_day(day) is None:
@@ -370,11 +372,11 @@ def report(inv: Invocation) -> int:
                          "(days close after their midnight), or pick another --date.")
     built = daily_report(day, settings)
     if args.dry_run:
-        print(f"would write report.html, report.csv and report.png for {day} into {args.out}"
+        print(f"would write report.html, report.csv and report.png for {day} into {out}"
               + (f" and email them to {settings.mail.report_recipient}" if args.send else "")
               + "; nothing done (--dry-run)")
         return 0
-    for path in write_files(built, settings, now, Path(args.out)):
+    for path in write_files(built, settings, now, out):
         print(path)
     if args.send:
         with ledger.transaction():
