@@ -19,13 +19,13 @@ pytestmark = [pytest.mark.timeout(300), pytest.mark.postgresql_only]
 @pytest.fixture
 def lab(make_env):
     """A PostgreSQL ledger; group_01's cluster has run 7 hours (420 of 480 minutes: past the
-    400-minute warning); the workspace answers each request after 0.3 s, so a poll takes seconds."""
+    400-minute warning); the workspace answers each request after 1 s, so a poll takes seconds."""
     now = datetime.now(timezone.utc).replace(microsecond=0)
     e = make_env(now - timedelta(hours=10), QUOTA_TIMEZONE=evening_zone(now))  # PostgreSQL: the marker
     e.ids = e.seed(course(2, 1))
     e.workspace.session(e.ids["cluster_01"], now - timedelta(hours=7), None)
     e.at(now)
-    e.workspace.latency = 0.3
+    e.workspace.latency = 1.0  # a poll holds the lock for seconds: far longer than the two starts differ
     return e
 
 
@@ -126,6 +126,13 @@ def test_a_wrong_password_or_unreachable_server_exits_2_without_the_password(lab
             assert "DATABASE_URL" in r.stderr and says in r.stderr and "Traceback" not in r.stderr
             assert "not-the-Password-7" not in r.stderr and PASSWORD not in r.stderr
             assert len([line for line in r.stderr.splitlines() if "DATABASE_URL" in line]) == 1
+    # the jobs told the admin straight through the transport (the outbox is in the database), once a cause
+    alerts = sorted((lab.tmp / "vm-a" / "mail").glob("*failure*.eml"))
+    assert len(alerts) == 2 and all("DATABASE_URL" in p.read_text() for p in alerts)
+    assert not any(PASSWORD in p.read_text() or "not-the-Password-7" in p.read_text() for p in alerts)
+    r = subprocess.run([sys.executable, "-m", "databricks.poll_clusters"], cwd=ROOT,
+                       env={**vm(lab, "vm-a"), "DATABASE_URL": wrong}, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and len(list((lab.tmp / "vm-a" / "mail").glob("*failure*.eml"))) == 2
 
 
 def test_a_database_lost_mid_run_keeps_nothing_half_written_and_exits_1(lab, postgres_server):

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -173,6 +174,7 @@ def run_locked(settings: Settings, job: str, body: Callable[[], int], *, debug: 
         return EXIT_LOCKED
     except LedgerConfigError as err:
         log.error("%s: configuration error: %s", job, err)
+        alert_without_ledger(settings, job, err)  # a standby pair that lost its server must not be silent
         return EXIT_CONFIG
     except AdminError:
         raise  # the admin CLI says it and exits 2
@@ -185,6 +187,7 @@ def run_locked(settings: Settings, job: str, body: Callable[[], int], *, debug: 
             raise
         if lost_database(settings, err):
             log.error("%s: %s", job, lost_database_line(err))
+            alert_without_ledger(settings, job, LedgerUnavailable(lost_database_line(err)))
             return EXIT_FAILED
         log.error("%s stopped: %s: %s", job, type(err).__name__, err)
         return explain(settings, err, job=job)
@@ -207,18 +210,33 @@ def alert_without_ledger(settings: Settings, job: str, err: Exception) -> None:
     """Tell the admin straight through the transport, once per cause per day: the outbox lives in
     the ledger that just failed. What was sent is remembered in the account's data folder."""
     import hashlib
-    import json
-    from databricks.teachinglab.adapters.deadline import Deadline
-    from databricks.teachinglab.adapters.mail.render import render
-    from databricks.teachinglab.adapters.mail.transports import make_transport
-    from databricks.teachinglab.core.messages import EVENTS, OutgoingMail, show_local
-    log = logging.getLogger(job)
     now = utcnow()
     tz = settings.quota.timezone
     cause = hashlib.sha256(f"{job}:{type(err).__name__}:{err}".encode()).hexdigest()[:12]
     key = f"failure:{job}-ledger-{cause}:{now.astimezone(tz).date()}"
     key = f"{settings.course_id}/{key}" if settings.course_id else key  # as outbox.finished scopes it
     state = (settings.ledger.state_dir or Path.home()) / "alerts-sent.json"
+    with _state_lock(state):  # several courses' runs may fail at once (one process each)
+        _alert_once(settings, job, err, key, state, now)
+
+
+@contextlib.contextmanager
+def _state_lock(state: Path) -> Iterator[None]:
+    import fcntl
+    state.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(state.with_suffix(".lock"), "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _alert_once(settings: Settings, job: str, err: Exception, key: str, state: Path, now: datetime) -> None:
+    import json
+    from databricks.teachinglab.adapters.deadline import Deadline
+    from databricks.teachinglab.adapters.mail.render import render
+    from databricks.teachinglab.adapters.mail.transports import make_transport
+    from databricks.teachinglab.core.messages import EVENTS, OutgoingMail, show_local
+    log = logging.getLogger(job)
+    tz = settings.quota.timezone
     try:
         sent = json.loads(state.read_text(encoding="utf-8"))
     except (OSError, ValueError):
