@@ -145,3 +145,16 @@ def test_a_bad_courses_file_exits_2_naming_file_line_and_key(two, mistake, expec
     assert "sandbox-token" not in r.stderr
     if "twice" in r.stderr or "TOML" in expected:
         assert "listed twice" in r.stderr
+
+
+def test_a_hanging_workspace_is_cut_at_the_deadline_and_the_other_course_is_done(two):
+    """ml's workspace answers nothing for a minute; the run's deadline (5 s here) ends ml's part,
+    while bigdata is measured and warned as usual."""
+    a, b, env, _ = two
+    b.workspace.latency = 60.0
+    r = run({**env, "POLL_DEADLINE_SECONDS": "5"}, "databricks.poll_clusters", timeout=60)
+    b.workspace.latency = 0.0
+    assert r.returncode in (1, 3) and "Traceback" not in r.stderr, r.stderr
+    assert "bigdata=0" in r.stderr and "ml=0" not in r.stderr
+    rows = usage(env, "--course", "bigdata")
+    assert rows and rows[0]["warned"]
