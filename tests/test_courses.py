@@ -134,7 +134,7 @@ def test_commands_on_one_cluster_need_a_course_when_there_are_several(two):
      ":4: not valid TOML"),
     ('[courses.ml]\nhost = "{b}"\ntoken_env = "NO_SUCH_TOKEN"\n',
      ":3: courses.ml.token_env: NO_SUCH_TOKEN is not set"),
-    ('[courses.ml]\nhost = "{b}"\nprofile = "ml"\nmax_minutes = "lots"\n', ":1: courses.ml: DATABRICKS_MAX_UPTIME"),
+    ('[courses.ml]\nhost = "{b}"\nprofile = "ml"\nmax_minutes = "lots"\n', ":4: courses.ml.max_minutes: DATABRICKS_MAX_UPTIME"),
 ])
 def test_a_bad_courses_file_exits_2_naming_file_line_and_key(two, mistake, expected):
     a, b, env, path = two

@@ -103,17 +103,13 @@ def read_courses(env: Mapping[str, str], *, need_workspace: bool = True, need_ma
     table = data.get("courses")
     if not isinstance(table, dict) or not table:
         raise ConfigError(problems + [f"{path}:1: courses: no course; add a [courses.NAME] table per course"])
-    courses, seen = [], {}
+    courses = []
     for name, keys in table.items():
         where = f"{path}:{_line_of(text, name)}: courses.{name}"
         if not NAME_RE.match(name):
             problems.append(f"{where}: a course name is lowercase letters, digits and _ (up to 40), starting "
                             "with a letter (it names the course's ledger schema and files)")
             continue
-        if name.lower() in seen:
-            problems.append(f"{where}: duplicate course (also at line {seen[name.lower()]})")
-            continue
-        seen[name.lower()] = _line_of(text, name)
         if not isinstance(keys, dict):
             problems.append(f"{where}: must be a table of settings")
             continue
@@ -124,12 +120,22 @@ def read_courses(env: Mapping[str, str], *, need_workspace: bool = True, need_ma
         try:
             settings = load_settings({**env, **overlay}, need_workspace=need_workspace, need_mail=need_mail)
         except ConfigError as err:
-            problems += [f"{where}: {p}" for p in err.problems]
+            problems += [_at_key(path, text, name, keys, p) for p in err.problems]
             continue
         courses.append(Course(name, with_own_ledger(settings, name, env, keys)))
     if problems:
         raise ConfigError(problems)
     return courses
+
+
+def _at_key(path: Path, text: str, name: str, keys: dict, problem: str) -> str:
+    """A problem load_settings found, at the line of the course key that set its variable (or at
+    the course's header when the value came from the environment)."""
+    for key in keys:
+        var = COURSE_KEYS.get(key)
+        if var and problem.startswith(var):
+            return f"{path}:{_line_of(text, name, key)}: courses.{name}.{key}: {problem}"
+    return f"{path}:{_line_of(text, name)}: courses.{name}: {problem}"
 
 
 def _overlay(path: Path, text: str, name: str, keys: dict, env: Mapping[str, str]) -> tuple[dict, list[str]]:
