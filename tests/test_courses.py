@@ -158,3 +158,16 @@ def test_a_hanging_workspace_is_cut_at_the_deadline_and_the_other_course_is_done
     assert "bigdata=0" in r.stderr and "ml=0" not in r.stderr
     rows = usage(env, "--course", "bigdata")
     assert rows and rows[0]["warned"]
+
+
+def test_the_crontab_closes_hourly_when_the_courses_live_in_different_zones(two):
+    """bigdata's days are in the environment's zone, ml's in Pacific/Auckland: no single 00:07
+    fits both, so the close runs at :07 every hour; one zone keeps the nightly line."""
+    a, b, env, path = two
+    one = run(env, "databricks.main", "--crontab")
+    assert one.returncode == 0 and "\n7 0 * * *" in one.stdout and "7 * * * *" not in one.stdout
+    path.write_text(path.read_text() + 'timezone = "Pacific/Auckland"\n')  # the last table is ml's
+    many = run(env, "databricks.main", "--crontab")
+    assert many.returncode == 0, many.stderr
+    assert "\n7 * * * *" in many.stdout and "7 0 * * *" not in many.stdout and "Pacific/Auckland" in many.stdout
+    assert many.stdout.count("end_of_day_ops.sh") == 1 and "periodic_poll.sh" in many.stdout

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(cmd, args, None)
     courses = courses_or_exit(args.course, need_workspace=cmd.workspace, strict=False)
     if len(courses) == 1 or cmd.name in ONCE:
-        return _run(cmd, args, courses[0])
+        return _run(cmd, args, courses[0], zones=tuple(sorted({c.settings.quota.tz_name for c in courses})))
     if cmd.needs or cmd.name in ONE_COURSE:
         print(f"error: --{cmd.name} acts on one course: add --course NAME (the courses: "
               f"{', '.join(c.name for c in courses)})", file=sys.stderr)
@@ -129,12 +129,12 @@ def _every_course(cmd: Command, args: argparse.Namespace, courses: list[Course])
     return combined_exit(codes)
 
 
-def _run(cmd: Command, args: argparse.Namespace, course: Course | None) -> int:
+def _run(cmd: Command, args: argparse.Namespace, course: Course | None, zones: tuple[str, ...] = ()) -> int:
     settings = course.settings if course else None
     if settings is not None:
         setup_logging(args, secrets_of(settings), settings, course=None if course.implicit else course.name)
         use_clock_at(settings, args.at)
-    inv = Invocation(cmd, args, settings, utcnow())  # the one clock read of the command
+    inv = Invocation(cmd, args, settings, utcnow(), zones=zones)  # the one clock read of the command
     try:
         if cmd.locked:
             return run_locked(settings, cmd.name, lambda: cmd.run(inv))

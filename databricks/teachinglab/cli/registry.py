@@ -23,6 +23,7 @@ class Invocation:
     settings: Settings | None
     now: datetime
     _ctx: JobContext | None = None
+    zones: tuple[str, ...] = ()      # every course's QUOTA_TIMEZONE, for a command run once for all (--crontab)
 
     def context(self) -> JobContext:
         """What the command declared, wired once: the ledger opened (`ledger`), the workspace
