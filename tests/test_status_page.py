@@ -173,3 +173,19 @@ def test_rotating_the_ledger_secret_invalidates_every_link_and_dry_run_keeps_it(
     from databricks.teachinglab.services.status import group_for_token
     assert group_for_token(env.settings, first.rsplit("/", 1)[1], env.now) is None
     assert status_link(env.settings, "group_01", env.now) != first
+
+
+@pytest.mark.postgresql_only
+def test_the_page_outlives_a_database_failover(served, postgres_server):
+    """The server cuts every session of the ledger's database (a failover): the next request
+    reconnects and is answered, not a 500 until someone restarts the page."""
+    url = f"{served.base}/g/{group_token(SECRET, 'group_01')}"
+    assert get(url)[0] == 200
+    assert postgres_server.terminate_connections(served.env["DATABASE_URL"].rsplit("/", 1)[1]) >= 1
+    status, page, _ = get(url)
+    assert status == 200 and "group_01" in page
+    served.proc.terminate()
+    _, err = served.proc.communicate(timeout=10)
+    assert "connection was lost; reconnecting" in err and SECRET not in err
+    # the fixture's teardown stops "the server" and reads its log again: give it a finished one
+    served.proc = subprocess.Popen(["true"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

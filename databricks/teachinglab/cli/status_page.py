@@ -20,6 +20,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from databricks.teachinglab.adapters.report_files import bundle
 from databricks.teachinglab.adapters.web.pages import render_page
+from databricks.teachinglab.cli.wiring import LEDGER_LOST, reconnect_ledger
 from databricks.teachinglab.core.accounting import local_day
 from databricks.teachinglab.core.settings import Settings
 from databricks.teachinglab.services.reports import preview_report
@@ -38,30 +39,46 @@ def make_app(settings: Settings, clock: Callable[[], datetime]):
             return _send(start_response, "405 Method Not Allowed", b"", "text/plain", [("Allow", "GET, HEAD")])
         now = clock()
         try:
-            if path == "/healthz":
-                return _send(start_response, "200 OK", b"ok\n", "text/plain")
-            if path.startswith("/g/") and path.count("/") == 2:
-                group = group_for_token(settings, path[3:], now)
-                if group is not None:
-                    page = render_page("group", s=group_status(settings, group, now))
-                    return _send(start_response, "200 OK", page.encode("utf-8"), "text/html; charset=utf-8")
-            elif path in ("/admin", "/admin/", "/admin/report.png") and settings.status.password:
-                if not _authorized(environ, settings.status.password):
-                    return _send(start_response, "401 Unauthorized", b"password needed\n", "text/plain",
-                                 [("WWW-Authenticate", 'Basic realm="teaching lab admin", charset="UTF-8"')])
-                if path == "/admin":
-                    return _send(start_response, "301 Moved Permanently", b"", "text/plain", [("Location", "/admin/")])
-                report = bundle(preview_report(local_day(now, settings.quota.timezone), settings), settings, now,
-                                inline_chart=False)
-                if path.endswith(".png"):
-                    return _send(start_response, "200 OK", report.png, "image/png")
-                return _send(start_response, "200 OK", report.html.encode("utf-8"), "text/html; charset=utf-8")
+            return respond(environ, start_response, path, now)
+        except LEDGER_LOST:
+            # A long-running server outlives a PostgreSQL failover or restart: its connection is
+            # dead, and the first query says so. Reconnect and answer this request once more.
+            logger.warning("status page: the ledger's connection was lost; reconnecting")
+            reconnect_ledger()
+            try:
+                return respond(environ, start_response, path, now)
+            except Exception as err:  # noqa: BLE001 - one line in the log, a plain 500, nothing leaked
+                return _failed(start_response, path, err)
         except Exception as err:  # noqa: BLE001 - one line in the log, a plain 500, nothing leaked
-            logger.error("status page: %s failed (%s: %s)", path.split("/")[1] or "/", type(err).__name__, err)
-            return _send(start_response, "500 Internal Server Error", b"error; see the server's log\n", "text/plain")
+            return _failed(start_response, path, err)
+
+    def respond(environ, start_response, path: str, now: datetime) -> Iterable[bytes]:
+        if path == "/healthz":
+            return _send(start_response, "200 OK", b"ok\n", "text/plain")
+        if path.startswith("/g/") and path.count("/") == 2:
+            group = group_for_token(settings, path[3:], now)
+            if group is not None:
+                page = render_page("group", s=group_status(settings, group, now))
+                return _send(start_response, "200 OK", page.encode("utf-8"), "text/html; charset=utf-8")
+        elif path in ("/admin", "/admin/", "/admin/report.png") and settings.status.password:
+            if not _authorized(environ, settings.status.password):
+                return _send(start_response, "401 Unauthorized", b"password needed\n", "text/plain",
+                             [("WWW-Authenticate", 'Basic realm="teaching lab admin", charset="UTF-8"')])
+            if path == "/admin":
+                return _send(start_response, "301 Moved Permanently", b"", "text/plain", [("Location", "/admin/")])
+            report = bundle(preview_report(local_day(now, settings.quota.timezone), settings), settings, now,
+                            inline_chart=False)
+            if path.endswith(".png"):
+                return _send(start_response, "200 OK", report.png, "image/png")
+            return _send(start_response, "200 OK", report.html.encode("utf-8"), "text/html; charset=utf-8")
         return _send(start_response, "404 Not Found", render_page("not_found").encode("utf-8"),
                      "text/html; charset=utf-8")
     return app
+
+
+def _failed(start_response, path: str, err: Exception) -> list[bytes]:
+    logger.error("status page: %s failed (%s: %s)", path.split("/")[1] or "/", type(err).__name__, err)
+    return _send(start_response, "500 Internal Server Error", b"error; see the server's log\n", "text/plain")
 
 
 def _send(start_response, status: str, body: bytes, content_type: str, extra: list | None = None) -> list[bytes]:

@@ -25,6 +25,20 @@ def open_ledger_for(settings: Settings, now: datetime, *, init: bool = False) ->
                        guard=ledger_guard(settings, init=init), schema=settings.ledger.schema)
 
 
+# What a query raises when the ledger's server connection is gone (a PostgreSQL failover or restart).
+LEDGER_LOST = (pw.OperationalError, pw.InterfaceError)
+
+
+def reconnect_ledger() -> None:
+    """Drop a dead connection and open a new one (a long-running process: the status page)."""
+    db = db_proxy.obj
+    try:
+        db.close()
+    except pw.PeeweeException:
+        pass  # already broken: closing it is all that was wanted
+    db.connect(reuse_if_open=True)
+
+
 def close_ledger() -> None:
     if db_proxy.obj is not None:
         db_proxy.close()
