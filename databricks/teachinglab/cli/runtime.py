@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 from databricks.teachinglab.cli.clock import utcnow
 from databricks.teachinglab.cli.config import ConfigError, read_env
 from databricks.teachinglab.cli.courses import Course, read_courses, select
-from databricks.teachinglab.cli.wiring import ledger_guard
+from databricks.teachinglab.cli.wiring import LEDGER_LOST, ledger_guard
 from databricks.teachinglab.adapters.ledger.lock import advisory_lock, file_lock
 from databricks.teachinglab.adapters.ledger.models import LedgerConfigError, is_postgres
 from databricks.teachinglab.core.errors import AdminError, LedgerUnavailable, LockBusy, WorkspaceUnavailable
@@ -195,8 +195,7 @@ def run_locked(settings: Settings, job: str, body: Callable[[], int], *, debug: 
 
 def lost_database(settings: Settings, err: BaseException) -> bool:
     """The PostgreSQL server went away mid-run (a failover, the network, a restart)."""
-    import peewee as pw
-    return is_postgres(settings.ledger.database_url) and isinstance(err, (pw.OperationalError, pw.InterfaceError))
+    return is_postgres(settings.ledger.database_url) and isinstance(err, LEDGER_LOST)
 
 
 def lost_database_line(err: BaseException) -> str:

@@ -5,6 +5,9 @@ shared by two VMs with the same cron lines (a standby), so its lock is a Postgre
 advisory lock, held on a connection of its own for the whole run: the server releases it when
 that connection ends, so a holder that is killed, loses its VM or its network frees it without
 anyone's help (PostgreSQL docs, "Advisory Locks": session-level locks are released at session end).
+A session-level lock needs a real session: connect to the server itself (Azure: port 5432), not
+through a transaction-mode pooler such as Azure's built-in PgBouncer (Azure docs, "PgBouncer in
+Azure Database for PostgreSQL": port 6432), which may hand each statement a different session.
 """
 from __future__ import annotations
 

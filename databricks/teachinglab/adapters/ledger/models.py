@@ -1,4 +1,4 @@
-"""The usage ledger (Peewee). SQLite in WAL mode by default, or any peewee db_url.
+"""The usage ledger (Peewee): a SQLite file in WAL mode by default, or PostgreSQL (DATABASE_URL).
 
 Tables, by role:
   cluster          cluster info, plus the accounting tracker (watermark, open interval)
