@@ -120,10 +120,23 @@ def test_the_nightly_close_reports_each_course_to_its_own_recipients(two):
     assert (out / "bigdata" / "report.csv").exists() and (out / "ml" / "report.csv").exists()
 
 
-def test_commands_on_one_cluster_need_a_course_when_there_are_several(two):
-    _, _, env, _ = two
+def test_a_command_on_one_cluster_finds_its_course_or_asks_for_it(two):
+    """--grant names a cluster: the course whose ledger has it is the one; a name both courses
+    have (each workspace has a cluster_01) needs --course; a roster command always does."""
+    a, b, env, _ = two
+    b.workspace.add_cluster("ml-extra", tags={"group": "group_01"},
+                            acl=[{"group_name": "group_01", "permission_level": "CAN_RESTART"}])
+    assert run(env, "databricks.poll_clusters").returncode == 0
     r = run(env, "databricks.main", "--grant", "30", "--cluster", "cluster_01")
-    assert r.returncode == 2 and "--course NAME" in r.stderr and "bigdata, ml" in r.stderr
+    assert r.returncode == 2 and "is in bigdata, ml" in r.stderr and "--course NAME" in r.stderr
+    r = run(env, "databricks.main", "--grant", "30", "--cluster", "no-such-cluster")
+    assert r.returncode == 2 and "in no course's ledger" in r.stderr
+    r = run(env, "databricks.main", "--grant", "30", "--cluster", "ml-extra", "--reason", "lab exam")
+    assert r.returncode == 0, r.stderr
+    rows = {row["course"]: row for row in usage(env)}
+    assert rows["ml"]["max_limit"] == 480 + 30 and rows["bigdata"]["max_limit"] == 150
+    r = run(env, "databricks.main", "--create_from_csv", "users.csv")
+    assert r.returncode == 2 and "acts on one course" in r.stderr and "bigdata, ml" in r.stderr
     r = run(env, "databricks.main", "--cluster_usage", "--course", "physics")
     assert r.returncode == 2 and "no such course" in r.stderr and "bigdata, ml" in r.stderr
 

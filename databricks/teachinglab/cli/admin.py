@@ -17,7 +17,7 @@ from databricks.teachinglab.cli.courses import Course
 from databricks.teachinglab.cli.fanout import combined_exit
 from databricks.teachinglab.cli.runtime import (add_logging_flags, courses_or_exit, explain, run_locked, secrets_of,
                                                 setup_logging)
-from databricks.teachinglab.cli.wiring import close_ledger
+from databricks.teachinglab.cli.wiring import close_ledger, open_ledger_for
 from databricks.teachinglab.core.errors import AdminError
 
 
@@ -96,11 +96,33 @@ def main(argv: list[str] | None = None) -> int:
     courses = courses_or_exit(args.course, need_workspace=cmd.workspace, strict=False)
     if len(courses) == 1 or cmd.name in ONCE:
         return _run(cmd, args, courses[0], zones=tuple(sorted({c.settings.quota.tz_name for c in courses})))
+    if "cluster" in cmd.needs:
+        owners = [c for c in courses if _knows_cluster(c, args.cluster)]
+        if len(owners) == 1:
+            return _run(cmd, args, owners[0])
+        where = f"in {', '.join(c.name for c in owners)}" if owners else "in no course's ledger"
+        print(f"error: --cluster {args.cluster} is {where}: add --course NAME (the courses: "
+              f"{', '.join(c.name for c in courses)})", file=sys.stderr)
+        return 2
     if cmd.needs or cmd.name in ONE_COURSE:
         print(f"error: --{cmd.name} acts on one course: add --course NAME (the courses: "
               f"{', '.join(c.name for c in courses)})", file=sys.stderr)
         return 2
     return _every_course(cmd, args, courses)
+
+
+def _knows_cluster(course: Course, name_or_id: str) -> bool:
+    """Whether the course's ledger has this cluster (by id or name). Reads only; a course whose
+    SQLite ledger does not exist yet has no clusters."""
+    from databricks.teachinglab.adapters.ledger.repository import find_clusters
+    settings = course.settings
+    if settings.ledger.db_path is not None and not settings.ledger.db_path.exists():
+        return False
+    try:
+        open_ledger_for(settings, utcnow())
+        return bool(find_clusters(name_or_id))
+    finally:
+        close_ledger()
 
 
 def _every_course(cmd: Command, args: argparse.Namespace, courses: list[Course]) -> int:
