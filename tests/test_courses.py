@@ -148,6 +148,8 @@ def test_a_command_on_one_cluster_finds_its_course_or_asks_for_it(two):
     ('[courses.ml]\nhost = "{b}"\ntoken_env = "NO_SUCH_TOKEN"\n',
      ":3: courses.ml.token_env: NO_SUCH_TOKEN is not set"),
     ('[courses.ml]\nhost = "{b}"\nprofile = "ml"\nmax_minutes = "lots"\n', ":4: courses.ml.max_minutes: DATABRICKS_MAX_UPTIME"),
+    ('[courses.ml]\nhost = "{b}"\ntoken_env = "ML_TOKEN"\n[courses.ml2]\nhost = "{b}"\ntoken_env = "ML_TOKEN"\n',
+     ":5: courses.ml2.host: the same workspace as courses.ml"),
 ])
 def test_a_bad_courses_file_exits_2_naming_file_line_and_key(two, mistake, expected):
     a, b, env, path = two

@@ -103,7 +103,7 @@ def read_courses(env: Mapping[str, str], *, need_workspace: bool = True, need_ma
     table = data.get("courses")
     if not isinstance(table, dict) or not table:
         raise ConfigError(problems + [f"{path}:1: courses: no course; add a [courses.NAME] table per course"])
-    courses = []
+    courses, hosts = [], {}
     for name, keys in table.items():
         where = f"{path}:{_line_of(text, name)}: courses.{name}"
         if not NAME_RE.match(name):
@@ -122,6 +122,16 @@ def read_courses(env: Mapping[str, str], *, need_workspace: bool = True, need_ma
         except ConfigError as err:
             problems += [_at_key(path, text, name, keys, p) for p in err.problems]
             continue
+        workspace = settings.workspace.host or f"profile {settings.workspace.profile}"
+        if workspace in hosts:
+            # The poll enforces on every cluster of a workspace: two courses on one workspace would
+            # each count, warn and stop the other's groups too, and mail them twice.
+            key = "host" if "host" in keys else "profile" if "profile" in keys else None
+            problems.append(f"{path}:{_line_of(text, name, key)}: courses.{name}{'.' + key if key else ''}: "
+                            f"the same workspace as courses.{hosts[workspace]} ({workspace}); a workspace is one "
+                            "course here: give each course its own workspace, or make them one course")
+            continue
+        hosts[workspace] = name
         courses.append(Course(name, with_own_ledger(settings, name, env, keys)))
     if problems:
         raise ConfigError(problems)
