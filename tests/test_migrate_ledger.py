@@ -80,3 +80,22 @@ def test_the_copy_is_a_working_ledger_whose_ids_continue(semester):
         assert OutboxMessage.get(OutboxMessage.dedupe_key == "test:after-the-move").id > top
     finally:
         db.close()
+
+
+def test_back_from_postgresql_into_a_new_sqlite_file_which_is_private(semester, tmp_path):
+    assert migrate(semester).returncode == 0
+    back = tmp_path / "moved" / "ledger.db"
+    env = {**semester.env, "PATH": os.environ["PATH"]}
+    dry = subprocess.run([sys.executable, "-m", "databricks.main", "--migrate_ledger", semester.target, str(back), "--dry-run"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0 and "nothing changed" in dry.stdout and not back.parent.exists()
+    r = subprocess.run([sys.executable, "-m", "databricks.main", "--migrate_ledger", semester.target, str(back)],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "DIFFERS" not in r.stdout, r.stderr
+    assert oct(back.stat().st_mode & 0o777) == "0o600" and oct(back.parent.stat().st_mode & 0o777) == "0o700"
+    from databricks.teachinglab.cli.wiring import close_ledger
+    close_ledger()
+    assert without_versions(ledger_dump(path=back)) == without_versions(ledger_dump(semester))
+    typo = subprocess.run([sys.executable, "-m", "databricks.main", "--migrate_ledger", str(tmp_path / "typo.db"),
+                           semester.target, "--force"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert typo.returncode == 2 and "does not exist" in typo.stderr and not (tmp_path / "typo.db").exists()

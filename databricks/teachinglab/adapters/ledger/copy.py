@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import peewee as pw
 
+from databricks.teachinglab.adapters.ledger.guard import prepare_new
 from databricks.teachinglab.adapters.ledger.models import (
     MIGRATIONS, Cluster, ClosedDay, ClusterDay, JobRun, LabSecret, OutboxAttachment, OutboxMessage, QuotaGrant,
     QuotaOverride, SchemaVersion, UsageHistory, UsageSession, LedgerConfigError, connect_url, describe_connect_error,
@@ -50,7 +52,15 @@ class CopyReport:
         return all(a == b for a, b in [*self.counts.values(), *self.sums.values()])
 
 
-def _open(url: str, schema: str | None) -> pw.Database:
+def _open(url: str, schema: str | None, *, target: bool = False, dry_run: bool = False) -> pw.Database:
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        if not path.exists() and not target:
+            raise CopyRefused(f"the source {url} does not exist: give the ledger's path (CLUSTER_UPTIMES_DB)")
+        if not path.exists() and dry_run:
+            return pw.SqliteDatabase(":memory:")  # an empty target, and no file made by a dry run
+        if not path.exists():
+            prepare_new(path)  # 0600 in a 0700 folder, as every ledger: it holds student emails
     db = connect_url(url, schema if is_postgres(url) else None)
     try:
         db.connect(reuse_if_open=True)
@@ -79,7 +89,7 @@ def copy_ledger(source_url: str, target_url: str, now: datetime, *, schema: str 
                 force: bool = False, dry_run: bool = False) -> CopyReport:
     report = CopyReport(redacted_url(source_url), redacted_url(target_url), dry_run=dry_run)
     source = _open(source_url, schema)
-    target = _open(target_url, schema)
+    target = _open(target_url, schema, target=True, dry_run=dry_run)
     try:
         have = {r[0] for r in source.execute_sql("SELECT version FROM schema_version")} \
             if "schema_version" in source.get_tables(schema=getattr(source, "ledger_schema", None)) else set()
