@@ -42,10 +42,12 @@ def migrate_ledger(inv: Invocation) -> int:
 
 def _show(report: CopyReport) -> None:
     print(f"from {report.source}\nto   {report.target}")
+    held = f"{report.replaced} row(s)" if report.replaced else ""
     if report.dry_run:
         table(["table", "rows to copy"], [[t, n] for t, (n, _) in report.counts.items()])
-        print(f"nothing changed (--dry-run){'; the target holds ' + str(report.replaced) + ' row(s) that --force would replace' if report.replaced else ''}")
+        print("nothing changed (--dry-run)" + (f"; the target holds {held} that --force would replace" if held else ""))
         return
+    checks = [*report.counts.items(), *report.sums.items()]
     table(["table or sum", "source", "target", "check"],
-          [[name, a, b, "ok" if a == b else "DIFFERS"] for name, (a, b) in [*report.counts.items(), *report.sums.items()]])
-    print(f"copied and checked{'; replaced ' + str(report.replaced) + ' row(s) the target held' if report.replaced else ''}")
+          [[name, a, b, "ok" if a == b else "DIFFERS"] for name, (a, b) in checks])
+    print("copied and checked" + (f"; replaced {held} the target held" if held else ""))
