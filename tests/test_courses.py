@@ -186,3 +186,18 @@ def test_the_crontab_closes_hourly_when_the_courses_live_in_different_zones(two)
     assert many.returncode == 0, many.stderr
     assert "\n7 * * * *" in many.stdout and "7 0 * * *" not in many.stdout and "Pacific/Auckland" in many.stdout
     assert many.stdout.count("end_of_day_ops.sh") == 1 and "periodic_poll.sh" in many.stdout
+
+
+def test_a_course_can_authenticate_with_a_profile(two, tmp_path):
+    """ml names a databricks-sdk profile (unified auth) instead of a host and token variable."""
+    a, b, env, path = two
+    config = tmp_path / "databrickscfg"
+    config.write_text(f"[ml]\nhost = {b.server.url}\ntoken = sandbox-token\n")
+    path.write_text(COURSES.format(a=a.server.url, b=b.server.url).split("[courses.ml]")[0]
+                    + '[courses.ml]\nprofile = "ml"\n')
+    env = {**env, "DATABRICKS_CONFIG_FILE": str(config)}
+    env.pop("ML_TOKEN")
+    r = run(env, "databricks.poll_clusters")
+    assert r.returncode == 0, r.stderr
+    assert sorted(row["course"] for row in usage(env)) == ["bigdata", "ml"]
+    assert "sandbox-token" not in r.stderr
