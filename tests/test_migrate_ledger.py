@@ -99,3 +99,15 @@ def test_back_from_postgresql_into_a_new_sqlite_file_which_is_private(semester, 
     typo = subprocess.run([sys.executable, "-m", "databricks.main", "--migrate_ledger", str(tmp_path / "typo.db"),
                            semester.target, "--force"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert typo.returncode == 2 and "does not exist" in typo.stderr and not (tmp_path / "typo.db").exists()
+
+
+def test_with_course_the_copy_lands_in_that_courses_schema(semester):
+    from databricks.teachinglab.cli.wiring import close_ledger
+    close_ledger()
+    r = migrate(semester, "--course", "ml")
+    assert r.returncode == 0, r.stderr
+    assert ledger_dump(url=semester.target) == []  # nothing in public
+    copied = without_versions(ledger_dump(url=semester.target, schema="course_ml"))
+    source = without_versions(ledger_dump(semester))
+    assert {t: len(rows) for t, rows in copied} == {t: len(rows) for t, rows in source}
+    assert dict(copied)["usage_history"]
