@@ -34,6 +34,7 @@ def migrate_ledger(inv: Invocation) -> int:
     except (CopyRefused, LedgerConfigError) as err:
         raise AdminError(str(err)) from None
     except CopyMismatch as err:
+        _show(err.report)
         logger.error("%s", err)
         return 1
     _show(report)
@@ -50,4 +51,7 @@ def _show(report: CopyReport) -> None:
     checks = [*report.counts.items(), *report.sums.items()]
     table(["table or sum", "source", "target", "check"],
           [[name, a, b, "ok" if a == b else "DIFFERS"] for name, (a, b) in checks])
+    if not report.matches:
+        print("the copy differs from the source: rolled back, the target is as it was")
+        return
     print("copied and checked" + (f"; replaced {held} the target held" if held else ""))

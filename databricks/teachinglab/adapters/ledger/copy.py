@@ -37,6 +37,10 @@ class CopyRefused(Exception):
 class CopyMismatch(Exception):
     """The copy's counts or sums differ from the source's: rolled back (exit 1)."""
 
+    def __init__(self, report: "CopyReport"):
+        super().__init__("the copy differs from the source (see the table); nothing was kept")
+        self.report = report
+
 
 @dataclass
 class CopyReport:
@@ -126,7 +130,7 @@ def copy_ledger(source_url: str, target_url: str, now: datetime, *, schema: str 
             report.counts = {t: (source_counts[t], target_counts[t]) for t in source_counts}
             report.sums = {k: (source_sums[k], target_sums[k]) for k in source_sums}
             if not report.matches:  # raised inside the transaction: it rolls back
-                raise CopyMismatch("the copy differs from the source (see the table); nothing was kept")
+                raise CopyMismatch(report)
         return report
     finally:
         source.close()
