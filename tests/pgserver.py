@@ -95,31 +95,25 @@ class PostgresServer:
         conn.autocommit = True
         return conn
 
-    def create_database(self) -> str:
-        name = f"t{os.getpid()}_{next(self._names)}"
+    def _execute(self, sql: str, params: tuple = ()):
+        """One statement on the maintenance database, autocommit; its first row, if any."""
         conn = self.admin()
         try:
             with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"')
+                cur.execute(sql, params)
+                return cur.fetchone() if cur.description else None
         finally:
             conn.close()
+
+    def create_database(self) -> str:
+        name = f"t{os.getpid()}_{next(self._names)}"
+        self._execute(f'CREATE DATABASE "{name}"')
         return name
 
     def drop_database(self, name: str) -> None:
-        conn = self.admin()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            conn.close()
+        self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def terminate_connections(self, name: str) -> int:
         """Cut every session of this database, as a failover or a lost network would."""
-        conn = self.admin()
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                            "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
-                return cur.fetchone()[0]
-        finally:
-            conn.close()
+        return self._execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                             "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))[0]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
-from databricks.teachinglab.cli.config import ConfigError, data_home, load_settings
+from databricks.teachinglab.cli.config import ConfigError, load_settings
 from databricks.teachinglab.core.settings import Settings
 from databricks.teachinglab.core.units import UNITS
 
@@ -185,11 +185,11 @@ def with_own_ledger(settings: Settings, name: str, env: Mapping[str, str], keys:
         db_path = ledger.db_path
         if "db_path" not in keys:
             db_path = db_path.with_name(f"{db_path.stem}-{name}{db_path.suffix or '.db'}")
-        lock = (env.get("TEACHINGLAB_LOCK_FILE") or "").strip()
-        lock_path = (Path(lock).expanduser() if lock else data_home(env) / "teachinglab.lock")
-        ledger = replace(ledger, db_path=db_path,
-                         lock_path=lock_path.with_name(f"{lock_path.stem}-{name}{lock_path.suffix}")
-                         if lock else db_path.with_suffix(".lock"))
+        lock_path = db_path.with_suffix(".lock")  # beside the course's ledger, as load_settings puts it
+        if (env.get("TEACHINGLAB_LOCK_FILE") or "").strip():  # an explicit lock file: one per course beside it
+            given = ledger.lock_path
+            lock_path = given.with_name(f"{given.stem}-{name}{given.suffix}")
+        ledger = replace(ledger, db_path=db_path, lock_path=lock_path)
     return replace(settings, ledger=ledger, course_id=name)
 
 
