@@ -21,9 +21,9 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from databricks.teachinglab.cli.jobs import close_days, run_job
+    from databricks.teachinglab.cli.jobs import backup_first, close_days, run_job
     # The poll cron starts in the same minute: wait for it (it ends within 30 s) rather than lose the night.
-    return run_job("end_of_day_operations", args, close_days, wait_for_lock=45)
+    return run_job("end_of_day_operations", args, close_days, wait_for_lock=45, first=backup_first)
 
 
 if __name__ == "__main__":

@@ -320,3 +320,19 @@ def test_the_cron_poll_waits_for_a_quota_that_falls_inside_its_run(env, capsys):
     waited = re.search(r"waiting ([0-9.]+) s to stop it then", err)
     assert waited and 0 < float(waited.group(1)) <= 2.0  # 2 s less what the first pass took
     assert "1 terminated, 1 blocked" in err
+
+
+def test_drop_message_takes_a_failed_message_out_for_good_and_refuses_a_sent_one(env, capsys):
+    env.workspace.session(env.ids["cluster_01"], local(2026, 3, 2, 8), None)
+    env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 14, 45))
+    warning = OutboxMessage.get(OutboxMessage.kind == "warning")
+    assert run(env, "--drop_message", str(warning.id)) == 2       # sent: nothing to drop
+    assert "not queued or failed" in capsys.readouterr().err
+    OutboxMessage.update(status="failed", last_error="550 mailbox full").where(OutboxMessage.id == warning.id).execute()
+    assert run(env, "--drop_message", "all-failed") == 0
+    assert "1 message(s) dropped" in capsys.readouterr().out
+    assert OutboxMessage.get_by_id(warning.id).status == "dropped"
+    assert run(env, "--retry", "all") == 0                          # nothing failed is left to resend
+    env.poll(local(2026, 3, 2, 15))
+    assert OutboxMessage.select().where(OutboxMessage.kind == "warning").count() == 1  # never queued again
+    assert run(env, "--drop_message", "99999") == 2 and "no message 99999" in capsys.readouterr().err

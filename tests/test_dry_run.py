@@ -113,6 +113,18 @@ def test_set_quota_dry_run(env, capsys):
     assert "would set" in capsys.readouterr().out
 
 
+def test_set_quota_exempt_dry_run(env, capsys):
+    assert unchanged(env, lambda: cli.main(["--set_quota", "exempt", "--cluster", "cluster_01", "--reason", "demo",
+                                            "--dry-run"])) == 0
+    assert "would exempt cluster_01" in capsys.readouterr().out
+
+
+def test_drop_message_dry_run(env, capsys):
+    assert unchanged(env, lambda: cli.main(["--drop_message", "all-failed", "--dry-run"])) == 0
+    out = capsys.readouterr().out
+    assert "would drop: #" in out and "1 message(s) would be dropped" in out
+
+
 def test_clear_quota_dry_run(env, capsys):
     assert unchanged(env, lambda: cli.main(["--clear_quota", "--cluster", "cluster_01", "--dry-run"])) == 0
 

@@ -45,7 +45,8 @@ def test_a_ledger_that_disappears_stops_the_run_until_restored_or_reinitialised(
     path.unlink()
     r = job(env)
     assert r.returncode == 4 and "Traceback" not in r.stderr
-    assert "is missing, but it was in use since" in r.stderr and "cp " in r.stderr and "--init_ledger" in r.stderr
+    assert "is missing, but it was in use since" in r.stderr and "--restore_ledger" in r.stderr
+    assert "--init_ledger" in r.stderr and "cp " not in r.stderr
     assert not path.exists()  # not silently recreated
     path.write_bytes(b"")
     assert job(env).returncode == 4  # an empty file is no better
@@ -128,3 +129,50 @@ def test_courses_creating_their_ledgers_at_once_are_all_registered(tmp_path):
         w.join(60)
     assert [w.exitcode for w in workers] == [0] * 6
     assert len(guard._known()) == 6 * 20
+
+
+def test_restore_ledger_puts_the_backup_back_safely_past_a_stale_wal(env):
+    """A poll killed mid-write leaves a -wal beside the ledger. `cp backup ledger` had SQLite
+    replay that WAL onto the copied file (a malformed image, or rows the backup never had);
+    --restore_ledger uses SQLite's backup API under the run lock, and keeps what it replaced."""
+    import sqlite3
+    from databricks.teachinglab.adapters.ledger.guard import newest_backup
+    env.workspace.session(env.ids["cluster_01"], local(2026, 3, 2, 8), local(2026, 3, 2, 9))
+    assert job(env).returncode == 0
+    assert job(env, "databricks.end_of_day_operations").returncode == 0
+    path = ledger(env)
+    backup = newest_backup(path)
+    rows = lambda db: sqlite3.connect(db).execute("SELECT count(*) FROM cluster").fetchone()[0]  # noqa: E731
+    in_backup = rows(backup)
+    # a writer that never checkpointed: its WAL holds rows the backup does not have
+    keep = sqlite3.connect(path)
+    keep.execute("PRAGMA journal_mode=WAL")
+    keep.execute("PRAGMA wal_autocheckpoint=0")
+    for n in range(50):
+        keep.execute("INSERT INTO cluster (cluster_id, name, exempt, state, first_seen, last_seen, estimated, tag_drift) "
+                     "VALUES (?, 'ghost', 0, 'X', '2026-03-02T00:00:00.000+00:00', '2026-03-02T00:00:00.000+00:00', 0, 0)",
+                     (f"ghost-{n}",))
+    keep.commit()
+    import shutil
+    shutil.copy(f"{path}-wal", env.tmp / "stale-wal")
+    keep.close()
+    shutil.copy(env.tmp / "stale-wal", f"{path}-wal")  # as a killed process leaves it
+    dry = job(env, "databricks.main", "--restore_ledger", str(backup), "--dry-run")
+    assert dry.returncode == 0 and "would restore" in dry.stdout and rows(path) == in_backup + 50
+    r = job(env, "databricks.main", "--restore_ledger", str(backup))
+    assert r.returncode == 0, r.stderr
+    assert rows(path) == in_backup
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    replaced = sorted(path.parent.glob(f"{path.name}.replaced-*"))
+    assert replaced and rows(replaced[0]) == in_backup + 50     # what it replaced, kept whole
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert job(env).returncode == 0                              # the jobs go on from the backup
+
+
+def test_restore_ledger_refuses_what_is_not_a_ledger(env, tmp_path):
+    assert job(env).returncode == 0
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database" * 50)
+    r = job(env, "databricks.main", "--restore_ledger", str(junk))
+    assert r.returncode == 2 and "not a readable ledger" in r.stderr and "nothing changed" in r.stderr
+    assert not list(ledger(env).parent.glob("*.replaced-*"))

@@ -84,7 +84,7 @@ def test_warning_once_to_members_with_admin_in_copy(env):
     assert w.to_addrs == "student011@students.example.edu, student012@students.example.edu"
     assert w.cc_addrs == ADMIN and w.event == "quota-warning" and w.status == "sent"
     assert "405 of its 480 minutes" in w.text_body and "00:00" in w.text_body
-    eml = (env.tmp / "mail" / f"{w.dedupe_key.replace(':', '_')}.eml").read_text()
+    eml = next((env.tmp / "mail").glob(f"{w.dedupe_key.replace(':', '_')}-*.eml")).read_text()
     assert "X-Teachinglab-Event: quota-warning" in eml
 
 
@@ -429,7 +429,8 @@ def test_a_failed_member_lookup_delays_the_warning_instead_of_sending_it_to_the_
     env.polls(at(7), at(13, 30))
     fault = ws.inject(Fault(method="GET", path="/preview/scim/v2/Groups", status=500, times=None))
     report = env.poll(at(13, 45))  # 405 min: a warning is due, but the members cannot be read
-    assert [o.usage.info.name for o in report.failures] == ["cluster_01"] and outbox("warning") == []
+    assert [name for name, _ in report.problems] == ["(the members of group group_01)"] and report.failed
+    assert outbox("warning") == []
     ws.remove_fault(fault)
     env.poll(at(14))
     w = outbox("warning")
@@ -566,13 +567,32 @@ def test_a_students_own_cluster_counts_to_the_group_and_is_stopped_with_it(env):
     assert today_row(env, "dana-personal").reterminations >= 1
 
 
-def test_a_cluster_whose_creator_is_in_no_course_group_stays_unmapped(env):
+def test_a_lab_managers_cluster_with_no_group_stays_unmapped_and_runs(make_env):
+    env = make_env(at(7), LAB_MANAGERS="ta@uni.example.edu")
+    env.seed(course(3, 2))
     ws = env.workspace
     mine = ws.add_cluster("ta-scratch", creator="ta@uni.example.edu")
     ws.session(mine, at(8), None)
     env.polls(at(8), at(17))
     assert ws.cluster(mine).state == "RUNNING"
-    assert Cluster.get(Cluster.cluster_id == mine).group_name is None
+    row = Cluster.get(Cluster.cluster_id == mine)
+    assert (row.group_name, row.kind) == (None, "lab")
+
+
+def test_a_cluster_whose_creator_is_in_no_course_group_is_held_to_the_quota_alone(env):
+    """Not a lab principal and in no course group (a TA nobody listed in LAB_MANAGERS, a student
+    the roster moved): the cluster is not unlimited. It is held to the default quota by itself,
+    and its creator is warned and told of the stop, with the admin in copy."""
+    ws = env.workspace
+    mine = ws.add_cluster("ta-scratch", creator="ta@uni.example.edu")
+    ws.session(mine, at(8), None)
+    env.polls(at(8), at(16, 15))
+    assert ws.cluster(mine).state == "TERMINATED"
+    row = Cluster.get(Cluster.cluster_id == mine)
+    assert (row.group_name, row.kind, row.owner) == (None, "student", "ta@uni.example.edu")
+    stop = outbox("termination")
+    assert len(stop) == 1 and stop[0].to_addrs == "ta@uni.example.edu" and stop[0].cc_addrs == ADMIN
+    assert [m.to_addrs for m in outbox("warning")] == ["ta@uni.example.edu"]
 
 
 def test_creator_membership_is_looked_up_once_per_cluster(env):

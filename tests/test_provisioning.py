@@ -238,7 +238,7 @@ def test_admins_through_nested_groups_and_admin_assignments_are_never_deleted(en
     left = ws.user_names()
     assert left == {ADMIN, "prof@uni.example.edu", "dean@uni.example.edu"}
     out = capsys.readouterr().out
-    assert "kept   prof@uni.example.edu: workspace admin" in out and "kept   dean@uni.example.edu" in out
+    assert "kept   prof@uni.example.edu: a workspace admin" in out and "kept   dean@uni.example.edu" in out
 
 
 def test_delete_all_groups_deletes_only_the_courses_groups(env, capsys, monkeypatch):
@@ -258,6 +258,51 @@ def test_delete_all_groups_deletes_only_the_courses_groups(env, capsys, monkeypa
 
 def _cluster(ws, name):
     return ws.cluster_named(name)
+
+
+def test_prune_keeps_an_admin_and_a_lab_manager_placed_in_the_students_group(make_env, monkeypatch, tmp_path, capsys):
+    """Regression: a TA who administers the workspace, put in bigdata-students by hand, was
+    deleted by --prune (only ADMIN_EMAIL and the caller were kept)."""
+    env = make_env(local(2026, 3, 1, 9), COURSE_NAME="bigdata", LAB_MANAGERS="grader@uni.example.edu")
+    for key, value in env.env.items():
+        monkeypatch.setenv(key, value)
+    users = tmp_path / "users.csv"
+    assert cli.main(["--convert_moodle", str(DATA / "moodle_groupselect.csv"), "-o", str(users)]) == 0
+    ws = env.workspace
+    run("--create_from_csv", str(users))
+    ws.add_user("ta@uni.example.edu", admin=True)
+    ws.add_user("grader@uni.example.edu")
+    ws.add_user("leaver@uni.example.edu")
+    for who in ("ta@uni.example.edu", "grader@uni.example.edu", "leaver@uni.example.edu"):
+        ws.add_member("bigdata-students", user=who)
+    capsys.readouterr()
+    assert run("--create_from_csv", str(users), "--prune") == 0
+    out = capsys.readouterr().out
+    assert ws.has_user("ta@uni.example.edu") and ws.has_user("grader@uni.example.edu")
+    assert not ws.has_user("leaver@uni.example.edu")
+    assert "kept ta@uni.example.edu" in out and "a workspace admin" in out
+    assert "kept grader@uni.example.edu" in out and "in LAB_MANAGERS" in out
+
+
+def test_a_student_clusters_tags_never_widen_what_teardown_deletes(env, capsys):
+    """Regression: a student's cluster tagged course=bigdata, group=bigdata-staff made
+    --delete_all_groups delete the staff group, and --purge_clusters --course took in any cluster
+    so tagged."""
+    from databricks.sdk import WorkspaceClient
+    ws = env.workspace
+    run("--create_from_csv", str(env.users_csv))
+    ws.add_group("bigdata-staff", ["prof@uni.example.edu"])
+    ws.add_user("outsider@other.example.edu")
+    student = WorkspaceClient(host=env.server.url, token=ws.token_for("outsider@other.example.edu"))
+    policy = next(p.policy_id for p in student.cluster_policies.list())
+    spoof = student.clusters.create(cluster_name="x", spark_version="15.4.x-scala2.12", node_type_id="Standard_DS3_v2",
+                                    policy_id=policy, custom_tags={"course": "bigdata", "group": "bigdata-staff"}
+                                    ).response.cluster_id
+    assert run("--delete_all_groups", "--yes", "--roster", str(env.users_csv)) == 0
+    assert "bigdata-staff" in ws.group_names()
+    assert run("--purge_clusters", "--course", "bigdata", "--yes") == 0
+    assert not ws.cluster(spoof).deleted                                        # not the course's
+    assert all(c.deleted for c in ws.cluster_views(include_deleted=True) if c.name.startswith("bigdata-"))
 
 
 def test_clusters_are_dedicated_to_their_group_with_a_group_folder_by_default(env):

@@ -22,6 +22,7 @@ TUE = (2026, 3, 3)
 SECRET = "page-secret-for-tests"
 PASSWORD = "admin-pass-for-tests"
 RTL_GROUP = "צוות_אלפא"
+COURSE = "course"   # COURSE_NAME's default: a token is bound to the course and the group
 POLICY = """\
 [daily]
 warn_minutes = 100
@@ -65,7 +66,7 @@ def served(make_env, tmp_path):
     proc.terminate()
     _, err = proc.communicate(timeout=10)
     env.server_log = err
-    assert SECRET not in err and PASSWORD not in err and group_token(SECRET, "group_01") not in err
+    assert SECRET not in err and PASSWORD not in err and group_token(SECRET, COURSE, "group_01") not in err
 
 
 def get(url, auth=None):
@@ -80,7 +81,7 @@ def get(url, auth=None):
 
 
 def test_a_group_page_shows_today_week_semester_sessions_and_the_forecast(served):
-    status, page, headers = get(f"{served.base}/g/{group_token(SECRET, 'group_01')}")
+    status, page, headers = get(f"{served.base}/g/{group_token(SECRET, COURSE, 'group_01')}")
     assert status == 200 and headers["Cache-Control"] == "no-store"
     assert "group_01" in page and "group_02" not in page
     today = re.search(r"<th scope=\"row\">today</th><td>(\d+) minutes</td><td>(\d+) minutes</td><td>(\d+) minutes",
@@ -94,15 +95,15 @@ def test_a_group_page_shows_today_week_semester_sessions_and_the_forecast(served
 
 
 def test_a_forged_or_old_token_is_404_and_shows_nothing(served):
-    good = group_token(SECRET, "group_01")
-    for token in (good[:-1] + ("A" if good[-1] != "A" else "B"), group_token("an-old-secret", "group_01"),
+    good = group_token(SECRET, COURSE, "group_01")
+    for token in (good[:-1] + ("A" if good[-1] != "A" else "B"), group_token("an-old-secret", COURSE, "group_01"),
                   "group_01", ""):
         status, page, _ = get(f"{served.base}/g/{token}")
         assert status == 404 and "group_01" not in page and "minutes" not in page
 
 
 def test_the_stopped_group_page_names_the_cap(served):
-    status, page, _ = get(f"{served.base}/g/{group_token(SECRET, 'group_02')}")
+    status, page, _ = get(f"{served.base}/g/{group_token(SECRET, COURSE, 'group_02')}")
     assert status == 200 and 'id="stopped"' in page and "<strong>daily</strong>" in page
 
 
@@ -136,7 +137,7 @@ def test_in_a_real_browser_the_page_reads_on_a_phone_without_javascript(served):
     try:
         drv.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": True})
         drv.set_window_size(390, 844)   # a phone
-        drv.get(f"{served.base}/g/{group_token(SECRET, 'group_01')}")
+        drv.get(f"{served.base}/g/{group_token(SECRET, COURSE, 'group_01')}")
         assert drv.find_element(By.ID, "group").text == "group_01"
         rows = drv.find_elements(By.CSS_SELECTOR, "#periods tbody tr")
         assert [r.find_element(By.TAG_NAME, "th").text for r in rows] == ["today", "this week", "this semester"]
@@ -144,7 +145,7 @@ def test_in_a_real_browser_the_page_reads_on_a_phone_without_javascript(served):
         assert width["result"]["value"] <= 390   # nothing wider than the phone
         drv.save_screenshot(str(ARTIFACTS / "status-group_01-phone.png"))
 
-        drv.get(f"{served.base}/g/{group_token(SECRET, RTL_GROUP)}")
+        drv.get(f"{served.base}/g/{group_token(SECRET, COURSE, RTL_GROUP)}")
         name = drv.find_element(By.ID, "group")
         assert name.text == RTL_GROUP and name.tag_name == "bdi"
         drv.save_screenshot(str(ARTIFACTS / "status-rtl-group.png"))
@@ -179,7 +180,7 @@ def test_rotating_the_ledger_secret_invalidates_every_link_and_dry_run_keeps_it(
 def test_the_page_outlives_a_database_failover(served, postgres_server):
     """The server cuts every session of the ledger's database (a failover): the next request
     reconnects and is answered, not a 500 until someone restarts the page."""
-    url = f"{served.base}/g/{group_token(SECRET, 'group_01')}"
+    url = f"{served.base}/g/{group_token(SECRET, COURSE, 'group_01')}"
     assert get(url)[0] == 200
     assert postgres_server.terminate_connections(served.env["DATABASE_URL"].rsplit("/", 1)[1]) >= 1
     status, page, _ = get(url)
@@ -189,3 +190,43 @@ def test_the_page_outlives_a_database_failover(served, postgres_server):
     assert "connection was lost; reconnecting" in err and SECRET not in err
     # the fixture's teardown stops "the server" and reads its log again: give it a finished one
     served.proc = subprocess.Popen(["true"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_slow_or_half_open_client_never_delays_another(served):
+    """One student's connection that sends half a request and waits (slowloris, a phone losing
+    signal) holds only itself: everyone else's page comes back at once."""
+    import socket
+    import time
+    host, port = served.base.split("//")[1].split(":")
+    stalls = []
+    for _ in range(5):
+        s = socket.create_connection((host, int(port)))
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")   # and never the blank line
+        stalls.append(s)
+    started = time.monotonic()
+    status, page, _ = get(f"{served.base}/g/{group_token(SECRET, COURSE, 'group_01')}")
+    waited = time.monotonic() - started
+    for s in stalls:
+        s.close()
+    assert status == 200 and "group_01" in page and waited < 5
+
+
+def test_tokens_never_reach_the_log_in_any_encoding_and_a_huge_request_line_is_414(served):
+    from urllib.parse import quote
+    token = group_token(SECRET, COURSE, "group_02")
+    for path in (f"/%67/{token}", f"/g/{''.join('%%%02X' % ord(c) for c in token)}", f"//g/{token}",
+                 f"/g/{token}/extra", f"/x?next=/g/{token}"):
+        assert get(f"{served.base}{path}")[0] in (200, 404)
+    assert get(f"{served.base}/g/{token}?" + "a" * 70_000)[0] == 414
+    assert get(f"{served.base}/healthz")[0] == 200             # the server goes on
+    served.proc.terminate()
+    _, err = served.proc.communicate(timeout=10)
+    assert token not in err and quote(token) not in err and "%67" not in err and "aaaa" not in err
+    assert "/g/…" in err
+    served.proc = subprocess.Popen(["true"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_token_of_another_course_opens_nothing(served):
+    """Courses may share STATUS_PAGE_SECRET: a link is bound to its course as well as its group."""
+    assert get(f"{served.base}/g/{group_token(SECRET, 'ml', 'group_01')}")[0] == 404
+    assert get(f"{served.base}/g/{group_token(SECRET, COURSE, 'group_01')}")[0] == 200

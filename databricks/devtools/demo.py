@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         files = write_files(daily_report(DAY_DATE, settings), settings, ws.now(), out / "report")
         say("\nReport files (python -m databricks.main --report --date 2026-03-02 --out DIR): "
             + ", ".join(str(p) for p in files))
-        findings = audit_workspace(lab, known_home=ledger.home_clusters())
+        findings = audit_workspace(lab, ws.now(), known_home=ledger.home_clusters())
         say("\nWorkspace audit (python -m databricks.main --audit_workspace)")
         say("-" * 100)
         for f in findings:

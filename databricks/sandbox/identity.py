@@ -3,6 +3,7 @@ so a user's `groups` and a group's `members` can never disagree."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 
 from .errors import ApiError
@@ -11,7 +12,8 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
-_FILTER = re.compile(r'^\s*(\w+)(?:\.(\w+))?\s+(eq|co|sw)\s+"([^"]*)"\s*$', re.IGNORECASE)
+# SCIM filter values are JSON strings (RFC 7644 3.4.2.2): a quote or a backslash inside is escaped.
+_FILTER = re.compile(r'^\s*(\w+)(?:\.(\w+))?\s+(eq|co|sw)\s+"((?:[^"\\]|\\.)*)"\s*$', re.IGNORECASE)
 _MEMBER_PATH = re.compile(r'^members\[value eq "?([^"\]]+)"?\]$', re.IGNORECASE)
 
 
@@ -22,6 +24,9 @@ class Directory:
         self.members: dict[str, set[str]] = {}  # group id -> member ids (users or groups)
         self._ids = itertools.count(1000001)
         self.assigned: dict[str, list[str]] = {}  # principal id -> USER | ADMIN (permission assignments)
+        # Service principals (SCIM /ServicePrincipals): a principal named by its applicationId, which is
+        # what creator_user_name and the ACLs' service_principal_name show for it.
+        self.service_principals: dict[str, dict] = {}
         self.create_group({"displayName": "admins"})
         # A new workspace's `users` group: workspace access and SQL, not cluster creation.
         self.create_group({"displayName": "users", "entitlements": [
@@ -46,6 +51,52 @@ class Directory:
             self._group(ref["value"])
             self.members[ref["value"]].add(uid)
         return self.user_json(uid)
+
+    def create_service_principal(self, body: dict) -> dict:
+        app_id = (body.get("applicationId") or "").strip()
+        if not app_id:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", "applicationId is required")
+        if self.find_principal(app_id):
+            raise ApiError(409, "RESOURCE_ALREADY_EXISTS", f"Service principal {app_id} already exists.")
+        sid = str(next(self._ids))
+        self.service_principals[sid] = {"id": sid, "applicationId": app_id, "active": True,
+                                        "displayName": body.get("displayName") or app_id,
+                                        "entitlements": body.get("entitlements") or []}
+        self.members[self.group_id("users")].add(sid)
+        return self.service_principal_json(sid)
+
+    def service_principal_json(self, sid: str) -> dict:
+        if sid not in self.service_principals:
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Service principal {sid} does not exist.")
+        sp = dict(self.service_principals[sid])
+        sp["groups"] = [{"value": gid, "display": self.groups[gid]["displayName"], "type": "direct"}
+                        for gid, ids in self.members.items() if sid in ids]
+        sp["schemas"] = ["urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal"]
+        return sp
+
+    def find_principal(self, name: str) -> str | None:
+        """The id of the user with this userName, or of the service principal with this applicationId."""
+        uid = self.find_user(name)
+        if uid is not None:
+            return uid
+        return next((sid for sid, sp in self.service_principals.items()
+                     if sp["applicationId"].lower() == name.lower()), None)
+
+    def entitled(self, name: str, entitlement: str) -> bool:
+        """Whether the principal holds the entitlement, directly or through a group (nested)."""
+        pid = self.find_principal(name)
+        if pid is None:
+            return False
+        own = (self.users.get(pid) or self.service_principals.get(pid) or {}).get("entitlements") or []
+        if any(e.get("value") == entitlement for e in own):
+            return True
+        return any(any(e.get("value") == entitlement for e in g.get("entitlements") or [])
+                   for gid, g in self.groups.items() if pid in self.member_of(gid))
+
+    def in_group(self, name: str, group: str) -> bool:
+        """Whether the principal is in the group, through nested groups too."""
+        pid, gid = self.find_principal(name), self.group_id(group)
+        return pid is not None and gid is not None and pid in self.member_of(gid)
 
     def find_user(self, user_name: str) -> str | None:
         for uid, user in self.users.items():
@@ -116,6 +167,8 @@ class Directory:
     def _principal(self, pid: str) -> dict:
         if pid in self.users:
             return self.users[pid]
+        if pid in self.service_principals:
+            return self.service_principals[pid]
         if pid in self.groups:
             return self.groups[pid]
         raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Principal {pid} does not exist.")
@@ -131,6 +184,9 @@ class Directory:
             elif pid in self.groups:
                 members.append({"value": pid, "display": self.groups[pid]["displayName"],
                                 "$ref": f"Groups/{pid}"})
+            elif pid in self.service_principals:
+                members.append({"value": pid, "display": self.service_principals[pid]["displayName"],
+                                "$ref": f"ServicePrincipals/{pid}"})
         group["members"] = members
         group["schemas"] = [GROUP_SCHEMA]
         return group
@@ -194,9 +250,13 @@ class Directory:
         return seen
 
     def is_admin(self, user_name: str) -> bool:
-        uid = self.find_user(user_name)
-        return uid is not None and (uid in self.member_of(self.group_id("admins"))
-                                    or "ADMIN" in self.assigned.get(uid, []))
+        """A user or service principal in `admins` (nested), or assigned ADMIN, or in a group that is."""
+        uid = self.find_principal(user_name)
+        if uid is None:
+            return False
+        admin_groups = [self.group_id("admins")] + [g for g, perms in self.assigned.items()
+                                                    if g in self.groups and "ADMIN" in perms]
+        return "ADMIN" in self.assigned.get(uid, []) or any(uid in self.member_of(g) for g in admin_groups)
 
     # -- permission assignments -------------------------------------------------------------
     def assign(self, pid: str, permissions: list[str]) -> None:
@@ -212,6 +272,10 @@ class Directory:
             elif pid in self.groups:
                 principal = {"principal_id": int(pid), "group_name": self.groups[pid]["displayName"],
                              "display_name": self.groups[pid]["displayName"]}
+            elif pid in self.service_principals:
+                sp = self.service_principals[pid]
+                principal = {"principal_id": int(pid), "service_principal_name": sp["applicationId"],
+                             "display_name": sp["displayName"]}
             else:
                 continue
             out.append({"principal": principal, "permissions": perms})
@@ -221,6 +285,8 @@ class Directory:
     def list(self, kind: str, query: dict, *, account: bool = False) -> dict:
         if kind == "Users":
             items = [self.user_json(uid) for uid in self.users]
+        elif kind == "ServicePrincipals":
+            items = [self.service_principal_json(sid) for sid in self.service_principals]
         elif account:
             items = [self.group_json(gid) for gid, g in self.groups.items() if g.get("account")]
         else:
@@ -249,6 +315,7 @@ def _matches(item: dict, flt: str) -> bool:
         if not m:
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Unsupported filter: {flt}")
         attr, sub, op, want = m.groups()
+        want = json.loads(f'"{want}"')  # a JSON string literal: \" and \\ (and \n) are escapes
         value = item.get(attr)
         if isinstance(value, list):  # emails.value
             values = [str(v.get(sub or "value", "")) for v in value]

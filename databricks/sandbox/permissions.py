@@ -17,7 +17,16 @@ class ClusterAcls:
         self.direct: dict[str, dict[tuple[str, str], str]] = {}
 
     def grant_creator(self, cluster_id: str, user_name: str) -> None:
-        self.direct.setdefault(cluster_id, {})[("user_name", user_name)] = "CAN_MANAGE"
+        key = "user_name" if self.directory.find_user(user_name) else "service_principal_name"
+        self.direct.setdefault(cluster_id, {})[(key, user_name)] = "CAN_MANAGE"
+
+    def effective_level(self, cluster_id: str, name: str) -> str | None:
+        """The highest level the principal holds: its own entry or any group's it is in, because
+        cluster permissions add up (Permissions API: "the highest permission level applies")."""
+        levels = [level for (key, who), level in self.direct.get(cluster_id, {}).items()
+                  if (key == "group_name" and self.directory.in_group(name, who))
+                  or (key != "group_name" and who.lower() == name.lower())]
+        return max(levels, key=CLUSTER_LEVELS.index, default=None)
 
     def _parse(self, body: dict) -> dict[tuple[str, str], str]:
         entries: dict[tuple[str, str], str] = {}
@@ -41,6 +50,8 @@ class ClusterAcls:
                 raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Group {name} does not exist")
             if key == "user_name" and not self.directory.find_user(name):
                 raise ApiError(400, "INVALID_PARAMETER_VALUE", f"User {name} does not exist")
+            if key == "service_principal_name" and not self.directory.find_principal(name):
+                raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Service principal {name} does not exist")
             entries[(key, name)] = level
         return entries
 

@@ -54,6 +54,36 @@ class Policies:
         del self.policies[pid]
         del self.acls[pid]
 
+    def can_use(self, pid: str, name: str) -> bool:
+        """CAN_USE on the policy for this principal: directly, or through a group it is in."""
+        for (key, who), level in self.acls.get(pid, {}).items():
+            if level != "CAN_USE":
+                continue
+            if key == "group_name" and self.directory.in_group(name, who):
+                return True
+            if key != "group_name" and who.lower() == name.lower():
+                return True
+        return False
+
+    def apply(self, body: dict) -> dict:
+        """A create request under its policy: a "fixed" value is filled in when missing and refused
+        when it differs (Cluster Policies: "fixed: the value is fixed; the user cannot change it")."""
+        pid = body.get("policy_id")
+        if not pid:
+            return body
+        out = json.loads(json.dumps(body))
+        for path, rule in json.loads(self.get(pid)["definition"]).items():
+            if rule.get("type") != "fixed":
+                continue
+            head, _, rest = path.partition(".")
+            holder, key = (out.setdefault(head, {}), rest) if rest and head in ("spark_conf", "custom_tags") \
+                else (out, path)
+            if key in holder and holder[key] != rule["value"]:
+                raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                               f"Validation failed for {path}, the value must be {rule['value']} (is {holder[key]})")
+            holder[key] = rule["value"]
+        return out
+
     def _parse(self, body: dict) -> dict[tuple[str, str], str]:
         out = {}
         for entry in body.get("access_control_list") or []:

@@ -63,6 +63,12 @@ def clusters_get(ws, body, query, m, user):
 
 @route("POST", "/clusters/create")
 def clusters_create(ws, body, query, m, user):
+    # Who may create: an admin, a principal with the allow-cluster-create entitlement, or anyone
+    # through a policy they hold CAN_USE on, which fixes what it fixes (Clusters API "create";
+    # Cluster Policies docs: "Users who don't have unrestricted cluster creation can only create
+    # clusters using policies they have CAN_USE on"). The creator sets name, tags and, as the
+    # cluster's owner (CAN_MANAGE), its ACL: nothing of that is vetted.
+    body = ws.policies.apply(ws.authorize_create(user, body))
     body = {**body, "cluster_source": "API"}  # set by the service, never by the caller
     cluster = ws.clusters.create(body, user, ws.now())
     ws.acls.grant_creator(cluster.cluster_id, user)
@@ -284,7 +290,27 @@ SCIM = "/preview/scim/v2"
 
 @route("GET", SCIM + "/Me")
 def scim_me(ws, body, query, m, user):
-    return ws.directory.user_json(ws.directory.find_user(user))
+    uid = ws.directory.find_user(user)
+    if uid is None:  # a service principal's token: /Me answers with its applicationId as userName
+        sp = ws.directory.service_principal_json(ws.directory.find_principal(user))
+        return {"id": sp["id"], "userName": sp["applicationId"], "displayName": sp["displayName"],
+                "active": True, "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]}
+    return ws.directory.user_json(uid)
+
+
+@route("GET", SCIM + "/ServicePrincipals")
+def scim_service_principals(ws, body, query, m, user):
+    return ws.directory.list("ServicePrincipals", query)
+
+
+@route("GET", SCIM + "/ServicePrincipals/([^/]+)")
+def scim_service_principal(ws, body, query, m, user):
+    return ws.directory.service_principal_json(m.group(1))
+
+
+@route("POST", SCIM + "/ServicePrincipals")
+def scim_create_service_principal(ws, body, query, m, user):
+    return ws.directory.create_service_principal(body)
 
 
 @route("GET", SCIM + "/(Users|Groups)")

@@ -122,6 +122,25 @@ class WorkspaceView:
             member = d.find_user(user) if user else d.group_id(group_member)
             d.members[d.group_id(group)].add(member)
 
+    def token_for(self, principal: str) -> str:
+        """A personal access token of this user (or service principal), made as the user makes one."""
+        import hashlib
+        token = "dapi" + hashlib.sha256(principal.encode()).hexdigest()[:28]
+        with self.lock:
+            self.tokens[token] = principal
+        return token
+
+    def add_service_principal(self, application_id: str, *, display_name: str | None = None,
+                              admin: bool = False) -> str:
+        """A service principal (e.g. the one Terraform or the tool runs as); `admin` puts it in admins."""
+        with self.lock:
+            d = self.directory
+            sid = d.find_principal(application_id) or d.create_service_principal(
+                {"applicationId": application_id, "displayName": display_name or application_id})["id"]
+            if admin:
+                d.members[d.group_id("admins")].add(sid)
+            return sid
+
     def grant_workspace_admin(self, user_name: str) -> None:
         """An ADMIN permission assignment (the account console's "workspace admin" toggle)."""
         with self.lock:

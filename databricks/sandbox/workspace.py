@@ -184,10 +184,24 @@ class Workspace(WorkspaceView):
             raise ApiError(401, "UNAUTHENTICATED", "Invalid access token.")
         return user
 
+    def authorize_create(self, user_name: str, body: dict) -> dict:
+        """A cluster create is allowed for admins, for the allow-cluster-create entitlement, or
+        under a policy the caller may use; the body is returned for the policy to be applied."""
+        pid = body.get("policy_id")
+        if pid:
+            self.policies.get(pid)
+            if not (self.directory.is_admin(user_name) or self.policies.can_use(pid, user_name)):
+                raise ApiError(403, "PERMISSION_DENIED",
+                               f"User {user_name} does not have CAN_USE permission on cluster policy {pid}")
+        elif not (self.directory.is_admin(user_name) or self.directory.entitled(user_name, "allow-cluster-create")):
+            raise ApiError(403, "PERMISSION_DENIED", f"User {user_name} is not authorized to create clusters: "
+                                                     "it needs unrestricted cluster creation or a cluster policy")
+        return body
+
     def assert_can_manage(self, cluster_id: str, user_name: str, need: tuple[str, ...]) -> None:
         if self.directory.is_admin(user_name):
             return
-        level = self.acls.level_of(cluster_id, "user_name", user_name)
+        level = self.acls.effective_level(cluster_id, user_name)
         if level not in need:
             raise ApiError(403, "PERMISSION_DENIED",
                            f"User {user_name} does not have {need[0]} permission on cluster {cluster_id}")

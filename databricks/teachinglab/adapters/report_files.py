@@ -8,22 +8,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from databricks.teachinglab.adapters.files import write_private
 from databricks.teachinglab.adapters.mail.outbox import enqueue
 from databricks.teachinglab.adapters.mail.render import render
 from databricks.teachinglab.core.accounting import local_day
+from databricks.teachinglab.core.cells import safe_cell
 from databricks.teachinglab.core.messages import Attachment, Rendered, dedupe_key, show_local
 from databricks.teachinglab.core.report import DailyReport
 from databricks.teachinglab.core.settings import Settings
 
 CHART_CID = "usage-chart"
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value) -> str:
-    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
-
 
 def report_csv(report: DailyReport) -> bytes:
     out = io.StringIO()
@@ -114,12 +108,10 @@ def queue_report(report: DailyReport, settings: Settings, now: datetime, subject
 
 
 def write_files(report: DailyReport, settings: Settings, now: datetime, out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    """report.html, .csv and .png: private files (0600 in a 0700 folder), never through a link."""
     b = bundle(report, settings, now, inline_chart=False)
     paths = {"report.html": b.html.encode("utf-8"), "report.csv": b.csv, "report.png": b.png}
-    for name, data in paths.items():
-        (out / name).write_bytes(data)
-    return [out / name for name in paths]
+    return [write_private(out / name, data) for name, data in paths.items()]
 
 
 def report_day_default(now: datetime, tz) -> date:

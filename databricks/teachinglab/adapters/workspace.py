@@ -3,6 +3,7 @@ and retries what is safe to retry, so everything above it is plain Python."""
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import math
 import posixpath
@@ -286,10 +287,71 @@ class WorkspaceGateway:
                 if "ADMIN" in (a.get("permissions") or [])}
 
     def group(self, name: str) -> GroupInfo | None:
-        safe = name.replace('"', '\\"')
         found = self._retry(f"group {name}", lambda: list(self.client.groups.list(
-            filter=f'displayName eq "{safe}"', attributes="id,displayName,members")))
+            filter=f'displayName eq {scim_string(name)}', attributes="id,displayName,members")))
         return self._group(found[0]) if found else None
+
+    def admin_principals(self) -> set[str]:
+        """Lower-case user names and service principals' application ids of every workspace admin:
+        the members of `admins`, through nested groups too, and the principals holding the
+        workspace ADMIN permission assignment (every member of a group that holds it)."""
+        names: set[str] = set()
+        pending: list[str] = []
+        admins = self._retry("group admins", lambda: list(self.client.groups.list(
+            filter='displayName eq "admins"', attributes="id,displayName,members")))
+        seen = {g.id for g in admins}
+        for g in admins:
+            pending += self._member_names(g, names)
+        for kind, name, principal_id in self.admin_assignments():
+            if kind == "group_name":
+                pending.append(principal_id)
+            elif name:
+                names.add(name.lower())
+        while pending:
+            gid = pending.pop()
+            if gid in seen:
+                continue
+            seen.add(gid)
+            try:
+                group = self._retry(f"group {gid}", lambda: self.client.groups.get(gid))
+            except NotFound:
+                continue
+            pending += self._member_names(group, names)
+        return names
+
+    def _member_names(self, group: iam.Group, names: set[str]) -> list[str]:
+        """Add the group's users and service principals to `names`; return its nested groups' ids."""
+        nested = []
+        for ref in group.members or []:
+            kind = (ref.ref or "").split("/", 1)[0]
+            if kind == "Groups":
+                nested.append(ref.value)
+            elif kind == "ServicePrincipals":
+                sp = self._retry(f"service principal {ref.value}", lambda: self.client.service_principals.get(ref.value))
+                if sp.application_id:
+                    names.add(sp.application_id.lower())
+            else:
+                person = self.person(ref.value)
+                if person:
+                    names.add(person.user_name.lower())
+        return nested
+
+    def admin_assignments(self) -> list[tuple[str, str | None, str]]:
+        """(principal kind, name, id) of every ADMIN permission assignment; [] where the workspace
+        has no such API (no identity federation)."""
+        try:
+            doc = self._retry("permission assignments", lambda: self.client.api_client.do(
+                "GET", "/api/2.0/preview/permissionassignments"))
+        except (*NotFound, sdk_errors.BadRequest, sdk_errors.NotImplemented):
+            return []
+        out = []
+        for a in doc.get("permission_assignments") or []:
+            if "ADMIN" not in (a.get("permissions") or []):
+                continue
+            p = a.get("principal") or {}
+            kind = next((k for k in ("group_name", "user_name", "service_principal_name") if p.get(k)), "unknown")
+            out.append((kind, p.get(kind), str(p.get("principal_id"))))
+        return out
 
     def _group(self, g: iam.Group) -> GroupInfo:
         members, subgroups = [], []
@@ -308,11 +370,10 @@ class WorkspaceGateway:
 
     def groups_of_user(self, user_name: str) -> list[str]:
         """Display names of the groups `user_name` is a direct member of (SCIM `groups`)."""
-        safe = user_name.replace('"', '\\"')
         # userName is unique: the first match is the only one, and stopping there spares the
         # SDK's read of a second, empty page.
         user = self._retry(f"groups of {user_name}", lambda: next(iter(self.client.users.list(
-            filter=f'userName eq "{safe}"', attributes="id,userName,groups")), None))
+            filter=f'userName eq {scim_string(user_name)}', attributes="id,userName,groups")), None))
         return sorted({g.display for g in (user.groups or []) if g.display}) if user else []
 
     def person(self, user_id: str) -> Person | None:
@@ -538,9 +599,8 @@ class AccountDirectory:
 
     def group(self, name: str) -> tuple[str, str | None, set[str]] | None:
         """(id, externalId, member ids) of the account group called `name`, or None."""
-        safe = name.replace('"', '\\"')
         g = self._gateway._retry(f"account group {name}", lambda: next(iter(self.client.groups.list(
-            filter=f'displayName eq "{safe}"', attributes="id,displayName,externalId,members")), None))
+            filter=f'displayName eq {scim_string(name)}', attributes="id,displayName,externalId,members")), None))
         if g is None:
             return None
         return g.id, g.external_id or None, {m.value for m in g.members or [] if m.value}
@@ -581,6 +641,12 @@ def failure_kind(err: BaseException) -> str:
             return "api"
         err, seen = err.__cause__ or err.__context__, seen + 1
     return "deadline" if deadline else "other"
+
+
+def scim_string(value: str) -> str:
+    """A SCIM filter's string literal: JSON string rules (RFC 7644 3.4.2.2), so a quote or a
+    backslash in a group name cannot end the literal or escape its closing quote."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _direct_level(entries: list[AclEntry], group: str) -> str | None:

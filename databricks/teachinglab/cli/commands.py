@@ -19,8 +19,8 @@ from databricks.teachinglab.cli.registry import Invocation, command
 from databricks.teachinglab.cli.wiring import open_ledger_for
 from databricks.teachinglab.core.accounting import local_day
 from databricks.teachinglab.core.errors import AdminError
-from databricks.teachinglab.core.usage import resolve_group
 from databricks.teachinglab.services import grants as admin
+from databricks.teachinglab.services import trust
 from databricks.teachinglab.services.audit import audit_workspace as audit
 from databricks.teachinglab.services.poll import BLOCKED_LEVEL, RESTORED_LEVEL, run_poll
 from databricks.teachinglab.services.reports import daily_report, preview_report
@@ -50,13 +50,15 @@ def _who() -> str:
         return "unknown"
 
 
-def _quota(text: str) -> tuple[float, float]:
+def _quota(text: str) -> tuple[float, float] | str:
+    if text.strip().lower() == "exempt":
+        return "exempt"
     try:
         warn, hard = (float(x) for x in text.split(":"))
         return warn, hard
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not WARN:MAX in the quota unit, e.g. 300:360 "
-                                         "(minutes) or 4:6 (DBU)") from None
+                                         "(minutes) or 4:6 (DBU), nor exempt") from None
 
 
 def _amount(text: str) -> float:
@@ -75,12 +77,11 @@ def print_clusters(inv: Invocation) -> int:
     usage = {u.cluster_id: u for u in admin.cluster_usage(inv.settings, inv.now)}
     rows = []
     for c in sorted(clusters, key=lambda c: c.name):
-        group, source = resolve_group(c, None, None)
-        known = usage.get(c.cluster_id)
+        known = usage.get(c.cluster_id)  # who it counts to is the ledger's word (a poll decides it)
         rows.append({"cluster_id": c.cluster_id, "cluster_name": c.name, "state": c.state,
-                     "group": (known.group if known else None) or group,
-                     "exempt": c.exempt, "tags": c.custom_tags,
-                     "used_minutes_today": known.used_seconds // 60 if known else None})
+                     "group": known.group if known else None, "exempt": bool(known and known.exempt),
+                     "creator": c.creator, "cluster_kind": known.cluster_kind if known else None,
+                     "tags": c.custom_tags, "used_minutes_today": known.used_seconds // 60 if known else None})
     if inv.args.json:
         _json(rows)
     else:
@@ -110,7 +111,7 @@ def print_user_groups(inv: Invocation) -> int:
          "each; exit 1 if any (--json for a JSON array)", workspace=True, ledger=True)
 def audit_workspace(inv: Invocation) -> int:
     """Exit 0 when nothing was found, 1 when something was (2 is bad configuration)."""
-    findings = audit(inv.context(), known_home=ledger.home_clusters())
+    findings = audit(inv.context(), inv.now, known_home=ledger.home_clusters())
     if inv.args.json:
         _json([f.as_json() for f in findings])
     elif findings:
@@ -271,7 +272,7 @@ def grant(inv: Invocation) -> int:
     unit = inv.settings.quota.unit
     print(f"{cluster.name}: limit today is now {line.max_limit:g} {unit.symbol}, used "
           f"{_used(line, unit)}, {state}")
-    return 1 if report.failures else 0
+    return 1 if report.failed else 0
 
 
 def _used(line, unit) -> str:
@@ -279,11 +280,20 @@ def _used(line, unit) -> str:
     return minutes if unit.name == "minutes" else f"{line.group_used:.2f} {unit.symbol} by the group ({minutes} here)"
 
 
-@command("set_quota", "a lasting per-cluster quota for --cluster, per day in QUOTA_UNIT (minutes, DBU or USD)",
-         flag={"type": _quota, "metavar": "WARN:MAX"}, changes=True, ledger=True, needs=("cluster",))
+@command("set_quota", "a lasting per-cluster quota for --cluster, per day in QUOTA_UNIT (minutes, DBU or USD); "
+         "'exempt' (with --reason) exempts the cluster from every quota, recorded with who and why",
+         flag={"type": _quota, "metavar": "WARN:MAX|exempt"}, changes=True, ledger=True, needs=("cluster",))
 def set_quota(inv: Invocation) -> int:
     inv.context()
     cluster = admin.find_cluster(inv.args.cluster)
+    if inv.args.set_quota == "exempt":
+        if inv.args.dry_run:
+            print(f"would exempt {cluster.name} ({cluster.cluster_id}) from every quota; nothing changed")
+            return 0
+        admin.exempt(cluster, _who(), inv.args.reason, inv.now)
+        print(f"{cluster.name}: exempt from every quota from the next poll (by {_who()}: {inv.args.reason.strip()}); "
+              "--clear_quota ends it")
+        return 0
     warn, hard = inv.args.set_quota
     symbol = inv.settings.quota.unit.symbol
     if inv.args.dry_run:
@@ -294,13 +304,29 @@ def set_quota(inv: Invocation) -> int:
     return 0
 
 
-@command("clear_quota", "remove --cluster's own quota", changes=True, ledger=True, needs=("cluster",))
+@command("clear_quota", "remove --cluster's own quota and its exemption", changes=True, ledger=True,
+         needs=("cluster",))
 def clear_quota(inv: Invocation) -> int:
     inv.context()
     cluster = admin.find_cluster(inv.args.cluster)
     removed = 0 if inv.args.dry_run else admin.clear_quota(cluster)
-    print(f"{cluster.name}: {'own quota removed' if removed else 'had no own quota'}; defaults apply"
+    print(f"{cluster.name}: {'own quota or exemption removed' if removed else 'had no own quota or exemption'}; "
+          "defaults apply"
           + (" (dry run)" if inv.args.dry_run else ""))
+    return 0
+
+
+@command("accept_tags", "make a lab cluster's current group and quota tags the ones that decide (they are "
+         "recorded when the cluster is first seen; a later change is only reported)", changes=True, workspace=True,
+         ledger=True, locked=True, needs=("cluster",))
+def accept_tags(inv: Invocation) -> int:
+    ctx = inv.context()
+    cluster = admin.find_cluster(inv.args.cluster)
+    lines = trust.accept_tags(ctx, cluster, dry_run=inv.args.dry_run)
+    for line in lines:
+        print(("would change " if inv.args.dry_run else "") + line)
+    print(f"{cluster.name}: " + ("nothing changed (--dry-run)" if inv.args.dry_run else
+                                 "the tags as they are now decide from the next poll"))
     return 0
 
 
@@ -345,6 +371,37 @@ def retry(inv: Invocation) -> int:
     result = ctx.deliver(inv.now)
     print(f"sent {result.sent}, still failing {result.retrying + result.failed}")
     return 0 if not result.failed else 1
+
+
+@command("drop_message", "take a queued or failed message out of the outbox for good (ID, comma-separated IDs, or "
+         "all-failed); it is never sent, and never queued again", flag={"metavar": "ID|all-failed"}, changes=True,
+         ledger=True, locked=True)
+def drop_message(inv: Invocation) -> int:
+    ids = None
+    if inv.args.drop_message != "all-failed":
+        try:
+            ids = [int(x) for x in inv.args.drop_message.split(",")]
+        except ValueError:
+            raise AdminError(f"--drop_message {inv.args.drop_message!r}: give a message id from --outbox, or "
+                             "all-failed") from None
+    inv.context()
+    chosen = ledger.messages(ids) if ids is not None else ledger.messages(status="failed")
+    if ids is not None:
+        unknown = sorted(set(ids) - {m.id for m in chosen})
+        if unknown:
+            raise AdminError(f"--drop_message: no message {', '.join(map(str, unknown))} in the outbox; see --outbox")
+        done = [f"#{m.id} ({m.status})" for m in chosen if m.status not in ("pending", "accepted", "failed")]
+        if done:
+            raise AdminError(f"--drop_message: {', '.join(done)} is not queued or failed; nothing to drop")
+    for m in sorted(chosen, key=lambda m: m.id):
+        print(f"{'would drop' if inv.args.dry_run else 'dropped'}: #{m.id} {m.status} {m.event} to {m.to_addrs}: "
+              f"{m.subject[:80]}")
+    if inv.args.dry_run:
+        print(f"{len(chosen)} message(s) would be dropped; nothing done (--dry-run)")
+        return 0
+    count = ledger.drop_messages(ids)
+    print(f"{count} message(s) dropped")
+    return 0
 
 
 def _check_retry_ids(ids: list[int]) -> None:

@@ -18,6 +18,7 @@ from databricks.teachinglab.adapters.prices import PACKAGED_PRICES, load_prices
 from databricks.teachinglab.core.policy import Policy
 from databricks.teachinglab.core.prices import PriceTable
 from databricks.teachinglab.core.units import MINUTES, UNITS, QuotaUnit
+from databricks.teachinglab.core.urls import shown_url
 from databricks.teachinglab.core.roster import EMAIL_RE
 from databricks.teachinglab.core.settings import (
     ACCESS_MODES, MIN_RUNTIME, ClusterSettings, LedgerSettings, LoggingSettings, MailSettings, QuotaSettings,
@@ -114,8 +115,26 @@ def read_env(dotenv_path: Path | None = None) -> dict[str, str]:
 
 def is_loopback(host: str | None) -> bool:
     """The emulated workspace (make demo, tests, a sandbox started by hand) runs on loopback."""
-    name = urlsplit(host).hostname if host else None
-    return name in ("127.0.0.1", "localhost", "::1")
+    parts = _split(host) if host else None
+    return parts is not None and parts.hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def _split(url: str):
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        return parts
+    except ValueError:
+        return None
+
+
+def plain_http(name: str, url: str, what: str) -> list[str]:
+    """http:// sends `what` in clear text: only to this machine itself (the emulator, a local relay)."""
+    parts = _split(url)
+    if parts is not None and parts.scheme == "http" and not is_loopback(url):
+        return [f"{name}={shown_url(url)!r} uses http://, which would send {what} in clear text: use https:// "
+                "(http:// is for a service on this machine itself, 127.0.0.1 or localhost)."]
+    return []
 
 
 def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_mail: bool = False) -> Settings:
@@ -162,10 +181,12 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
     profile = text("DATABRICKS_CONFIG_PROFILE")
     if host is not None:
         host = normalize_host(host)
-        parts = urlsplit(host)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            problems.append(f"DATABRICKS_HOST={host!r} is not a workspace URL "
+        parts = _split(host)
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+            problems.append(f"DATABRICKS_HOST={shown_url(host)!r} is not a workspace URL "
                             "(e.g. https://adb-123.azuredatabricks.net).")
+        else:
+            problems += plain_http("DATABRICKS_HOST", host, "the token")
     if need_workspace:
         if host is None and profile is None:
             problems.append("DATABRICKS_HOST is not set: set it to the workspace URL, or set "
@@ -253,6 +274,9 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
             problems.append(str(err) + ".")
     elif text("AZURE_EMAIL_ENDPOINT") and text("AZURE_EMAIL_ACCESS_KEY"):
         acs_endpoint, acs_key = text("AZURE_EMAIL_ENDPOINT").rstrip("/"), text("AZURE_EMAIL_ACCESS_KEY")
+    if acs_endpoint:
+        problems += plain_http("the ACS endpoint (AZURE_EMAIL_CONNECTION_STRING or AZURE_EMAIL_ENDPOINT)", acs_endpoint,
+                               "the access key's signatures")
     smtp_port = text("SMTP_PORT") or "587"
 
     semester_start = None
@@ -284,8 +308,11 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
     budget_raw = text("MAIL_BUDGET_SECONDS") or "8"
     try:
         budget = float(budget_raw)
+        if not 0 <= budget <= 600:  # NaN and inf fail this too
+            raise ValueError
     except ValueError:
-        problems.append(f"MAIL_BUDGET_SECONDS={budget_raw!r} must be a number of seconds.")
+        problems.append(f"MAIL_BUDGET_SECONDS={budget_raw!r} must be a number of seconds from 0 to 600 (default 8): "
+                        "the time a run may spend sending mail.")
         budget = 8.0
 
     deadline = seconds("POLL_DEADLINE_SECONDS", 25, 3600,
@@ -306,6 +333,8 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
 
     account_id = text("DATABRICKS_ACCOUNT_ID")
     account_host = normalize_host(text("DATABRICKS_ACCOUNT_HOST") or ACCOUNT_HOST) if account_id else None
+    if account_host:
+        problems += plain_http("DATABRICKS_ACCOUNT_HOST", account_host, "the account token")
     if account_id and not re.match(r"^[0-9a-fA-F-]{36}$", account_id):
         problems.append(f"DATABRICKS_ACCOUNT_ID={account_id!r} is not an account id (a UUID, shown in the "
                         "account console under your user menu).")
@@ -321,6 +350,13 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
         problems.append(f"SERVERLESS_NOTEBOOKS={serverless!r} must be on, off or unknown: what the account "
                         "console shows for serverless compute for notebooks (no API reveals it).")
 
+    managers = tuple(m.strip() for m in (text("LAB_MANAGERS") or "").split(",") if m.strip())
+    for m in managers:
+        if not (EMAIL_RE.match(m) or re.match(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                                              r"[0-9a-fA-F]{12}$", m)):
+            problems.append(f"LAB_MANAGERS: {m!r} is neither a user's email nor a service principal's application "
+                            "id (a UUID); list them comma-separated, e.g. LAB_MANAGERS=ta@uni.edu,"
+                            "0f4e1a2b-3c4d-5e6f-7a8b-9c0d1e2f3a4b")
     warehouse_wait = seconds("WAREHOUSE_WAIT_SECONDS", 45, 600, ": how long the nightly close waits for "
                              "DATABRICKS_WAREHOUSE_ID to answer (default 45).")
 
@@ -335,7 +371,7 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
             serverless_notebooks=serverless, account_id=account_id,
             account_host=account_host, account_token=text("DATABRICKS_ACCOUNT_TOKEN"),
             account_profile=text("DATABRICKS_ACCOUNT_PROFILE"), warehouse_id=text("DATABRICKS_WAREHOUSE_ID"),
-            warehouse_wait_seconds=warehouse_wait),
+            warehouse_wait_seconds=warehouse_wait, lab_managers=managers),
         quota=QuotaSettings(unit=unit, warn_limit=warn, max_limit=hard, timezone=tz,
                             semester_start=semester_start, prices=prices,
                             price_file=price_file or str(PACKAGED_PRICES), policy=policy),

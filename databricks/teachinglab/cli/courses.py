@@ -103,7 +103,7 @@ def read_courses(env: Mapping[str, str], *, need_workspace: bool = True, need_ma
     table = data.get("courses")
     if not isinstance(table, dict) or not table:
         raise ConfigError(problems + [f"{path}:1: courses: no course; add a [courses.NAME] table per course"])
-    courses, hosts = [], {}
+    courses, hosts, ledgers = [], {}, {}
     for name, keys in table.items():
         where = f"{path}:{_line_of(text, name)}: courses.{name}"
         if not NAME_RE.match(name):
@@ -132,10 +132,44 @@ def read_courses(env: Mapping[str, str], *, need_workspace: bool = True, need_ma
                             "course here: give each course its own workspace, or make them one course")
             continue
         hosts[workspace] = name
-        courses.append(Course(name, with_own_ledger(settings, name, env, keys)))
+        course = Course(name, with_own_ledger(settings, name, env, keys))
+        clash = next(((other, what) for other, mine in ledgers.items() for what, (a, b) in (
+            ("ledger", (mine[0], ledger_identity(course.settings))), ("lock", (mine[1], lock_identity(course.settings))))
+            if a == b), None)
+        if clash:
+            other, what = clash
+            key = next((k for k in ("db_path", "database_url") if k in keys), None)
+            problems.append(f"{path}:{_line_of(text, name, key)}: courses.{name}{'.' + key if key else ''}: the same "
+                            f"{what} as courses.{other} ({ledger_identity(course.settings) if what == 'ledger' else lock_identity(course.settings)}): "
+                            "two courses on one ledger share its lock and its clusters (one course is then mostly not "
+                            "enforced, and each report shows the other's groups); give each course its own db_path, "
+                            "or leave it out for the default <ledger>-NAME.db")
+            continue
+        ledgers[name] = (ledger_identity(course.settings), lock_identity(course.settings))
+        courses.append(course)
     if problems:
         raise ConfigError(problems)
     return courses
+
+
+def ledger_identity(settings: Settings) -> str:
+    """Where a course's ledger is, so two courses' can be compared: a file's real path, or a
+    PostgreSQL server, database and schema (never the password)."""
+    ledger = settings.ledger
+    if ledger.db_path is not None:
+        return str(ledger.db_path.expanduser().resolve())
+    from urllib.parse import urlsplit
+    parts = urlsplit(ledger.database_url or "")
+    return f"{parts.scheme}://{parts.hostname or ''}:{parts.port or ''}{parts.path}#{ledger.schema or 'public'}"
+
+
+def lock_identity(settings: Settings) -> str:
+    """Where a course's run lock is: its file, or (PostgreSQL) the ledger itself, whose schema names
+    the advisory lock."""
+    ledger = settings.ledger
+    if ledger.lock_path is not None and ledger.db_path is not None:
+        return "file:" + str(ledger.lock_path.expanduser().resolve())
+    return "advisory:" + ledger_identity(settings)
 
 
 def _at_key(path: Path, text: str, name: str, keys: dict, problem: str) -> str:
@@ -156,6 +190,11 @@ def _overlay(path: Path, text: str, name: str, keys: dict, env: Mapping[str, str
         if key == "token_env":
             if not isinstance(value, str) or not value:
                 problems.append(f"{where}: the name of the environment variable that holds the course's token")
+            elif not re.fullmatch(r"[A-Z][A-Z0-9_]*_TOKEN", value):
+                # The variable's value is sent to the course's host as a bearer token: a name like
+                # SMTP_PASSWORD would send that secret there.
+                problems.append(f"{where}: {value!r} must be a variable name ending in _TOKEN (e.g. BIGDATA_TOKEN): "
+                                "its value is sent to the course's workspace as its token")
             elif not (env.get(value) or "").strip():
                 problems.append(f"{where}: {value} is not set: put the course's token in it (the environment or "
                                 ".env), or give profile = \"...\" instead")
@@ -179,7 +218,13 @@ def _overlay(path: Path, text: str, name: str, keys: dict, env: Mapping[str, str
 def with_own_ledger(settings: Settings, name: str, env: Mapping[str, str], keys: dict) -> Settings:
     """The course's own ledger and run lock: a schema of a shared PostgreSQL database, or a file."""
     ledger = settings.ledger
-    if ledger.database_url:
+    if ledger.database_url and ledger.database_url.startswith("sqlite"):
+        # A SQLite URL has no schemas: each course gets a file of its own, as CLUSTER_UPTIMES_DB does.
+        file = Path(ledger.database_url.split(":///", 1)[-1])
+        if "database_url" not in keys:
+            file = file.with_name(f"{file.stem}-{name}{file.suffix or '.db'}")
+        ledger = replace(ledger, database_url=None, db_path=file, lock_path=file.with_suffix(".lock"))
+    elif ledger.database_url:
         ledger = replace(ledger, schema=f"course_{name}", lock_path=None)
     else:
         db_path = ledger.db_path

@@ -38,30 +38,36 @@ DEADLINE_GRACE_SECONDS = 3.0  # a course's process past its deadline by this muc
 
 
 def run_job(job: str, args: argparse.Namespace, body: Callable[[JobContext, argparse.Namespace, datetime], int], *,
-            deadline: bool = False, wait_for_lock: float = 0) -> int:
+            deadline: bool = False, wait_for_lock: float = 0, first: Callable | None = None) -> int:
     """The job for every course it covers: one course in this process, several in parallel
     (cli/fanout.py), each under its own lock and ledger, all within the same deadline."""
     courses = courses_or_exit(args.course, need_mail=True)  # a job whose mail goes nowhere must not run
     if len(courses) == 1:
-        return run_course_job(job, args, body, courses[0], deadline=deadline, wait_for_lock=wait_for_lock)
+        return run_course_job(job, args, body, courses[0], deadline=deadline, wait_for_lock=wait_for_lock,
+                              first=first)
     every_secret = [s for c in courses for s in secrets_of(c.settings)]
     setup_logging(args, every_secret, courses[0].settings)
     seconds = courses[0].settings.workspace.poll_deadline_seconds if deadline else None
     return fan_out(job, courses, lambda c: run_course_job(job, args, body, c, deadline=deadline,
-                                                          wait_for_lock=wait_for_lock),
+                                                          wait_for_lock=wait_for_lock, first=first),
                    timeout_seconds=None if seconds is None else seconds + DEADLINE_GRACE_SECONDS)
 
 
 def run_course_job(job: str, args: argparse.Namespace, body: Callable[[JobContext, argparse.Namespace, datetime], int],
-                   course: Course, *, deadline: bool = False, wait_for_lock: float = 0) -> int:
+                   course: Course, *, deadline: bool = False, wait_for_lock: float = 0,
+                   first: Callable | None = None) -> int:
     """Run `body` under the lock with a context built at one `now`; a real run is entered in the
-    run log first (so a killed one is reported by the next) and closed with its exit code."""
+    run log first (so a killed one is reported by the next) and closed with its exit code.
+    `first(settings, now)`: what must happen under the lock before anything else (the close's
+    backup), so nothing the run does, or fails to do, can skip it."""
     settings = course.settings
     setup_logging(args, secrets_of(settings), settings, course=None if course.implicit else course.name)
     use_clock_at(settings, args.at)
 
     def locked() -> int:
         now = utcnow()
+        if first is not None and not args.dry_run:
+            first(settings, now)
         budget = Deadline(settings.workspace.poll_deadline_seconds if deadline else None)
         ctx = open_context(settings, now, deadline=budget)
         run_id = None if args.dry_run else begin_run(ctx, job, now, os.getpid())
@@ -101,7 +107,24 @@ def poll(ctx: JobContext, args: argparse.Namespace, now: datetime) -> int:
                        "Until then its clusters count at the table's dearest rate.")
             log.error("configuration error: %s", message)
         return 2
-    return 1 if report.failures else 0
+    return 1 if report.failed else 0
+
+
+def backup_first(settings, now: datetime) -> None:
+    """The nightly backup, before the close does anything (before its own entry in the run log,
+    so a ledger restored from it never takes that close for a killed one): a mail that fails, a
+    workspace that hangs, nothing can skip it. A SQLite ledger only: PostgreSQL has its own."""
+    import sqlite3
+    db_path = settings.ledger.db_path
+    log = logging.getLogger("databricks.end_of_day_operations")
+    if db_path is None or not db_path.exists():
+        return
+    try:
+        copy = backup(db_path, now.astimezone(settings.quota.timezone).date())
+    except (sqlite3.Error, OSError) as err:  # a corrupt ledger: opening it next says so, with what to do
+        log.error("the nightly backup of %s failed (%s: %s)", db_path, type(err).__name__, err)
+        return
+    log.info("ledger backed up to %s before the close (the newest 7 are kept)", copy)
 
 
 def close_days(ctx: JobContext, args: argparse.Namespace, now: datetime) -> int:
@@ -112,10 +135,6 @@ def close_days(ctx: JobContext, args: argparse.Namespace, now: datetime) -> int:
         print("nothing changed (--dry-run)")
         return 0
     report = run_end_of_day(ctx, now)
-    db_path = ctx.settings.ledger.db_path
-    if db_path is not None:
-        copy = backup(db_path, now.astimezone(ctx.settings.quota.timezone).date())
-        log.info("ledger backed up to %s (the newest 7 are kept)", copy)
     log.info("end of day: closed %s; restored %d cluster(s); %d failure(s)",
              ", ".join(map(str, report.closed)) or "nothing", len(report.restored), len(report.failures))
     return 1 if report.failures else 0

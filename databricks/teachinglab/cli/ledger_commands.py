@@ -7,8 +7,9 @@ from pathlib import Path
 from databricks.teachinglab.adapters.ledger.copy import CopyMismatch, CopyRefused, CopyReport, copy_ledger
 from databricks.teachinglab.adapters.ledger.models import LedgerConfigError
 from databricks.teachinglab.cli.commands import table
+from databricks.teachinglab.cli.courses import NAME_RE
 from databricks.teachinglab.cli.registry import Invocation, command
-from databricks.teachinglab.core.errors import AdminError
+from databricks.teachinglab.core.errors import AdminError, LockBusy
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,9 @@ def migrate_ledger(inv: Invocation) -> int:
     source, target = (as_url(u) for u in args.migrate_ledger)
     if source == target:
         raise AdminError("FROM_URL and TO_URL are the same database")
+    if args.course is not None and not NAME_RE.match(args.course):
+        raise AdminError(f"--course {args.course!r}: a course name is lowercase letters, digits and _ (up to 40), "
+                         "starting with a letter, as in TEACHINGLAB_COURSES_FILE")
     schema = f"course_{args.course}" if args.course else None
     try:
         report = copy_ledger(source, target, inv.now, schema=schema, force=args.force, dry_run=args.dry_run)
@@ -55,3 +59,41 @@ def _show(report: CopyReport) -> None:
         print("the copy differs from the source: rolled back, the target is as it was")
         return
     print("copied and checked" + (f"; replaced {held} the target held" if held else ""))
+
+
+@command("restore_ledger", "put a nightly backup (backups/ next to the ledger) in the SQLite ledger's place, under "
+         "the run lock, with SQLite's backup API; the ledger it replaces is kept as <ledger>.replaced-<time>",
+         flag={"metavar": "BACKUP"}, changes=True)
+def restore_ledger(inv: Invocation) -> int:
+    from databricks.teachinglab.adapters.ledger.guard import BadBackup, check_backup, restore
+    from databricks.teachinglab.cli.runtime import run_lock
+    from databricks.teachinglab.cli.wiring import ledger_guard
+    settings = inv.settings
+    if settings.ledger.db_path is None:
+        raise AdminError("--restore_ledger restores a SQLite ledger (CLUSTER_UPTIMES_DB); DATABASE_URL is set: "
+                         "restore a PostgreSQL ledger with pg_restore, from the server's own backups")
+    target, source = settings.ledger.db_path, Path(inv.args.restore_ledger).expanduser()
+    if source.resolve() == target.resolve():
+        raise AdminError(f"{source} is the ledger itself: give a backup (ls {target.parent / 'backups'})")
+    try:
+        version = check_backup(source)
+    except BadBackup as err:
+        raise AdminError(f"--restore_ledger: {err}; nothing changed") from None
+    if inv.args.dry_run:
+        print(f"would restore {source} (schema version {version}) to {target}"
+              + (f", keeping the current ledger as {target.name}.replaced-<time>" if target.exists() else "")
+              + "; nothing changed (--dry-run)")
+        return 0
+    # Cron must not run a job on a ledger that is being replaced: the same lock the jobs take.
+    try:
+        with run_lock(settings, wait_seconds=45):
+            kept = restore(target, source, inv.now)
+            ledger_guard(settings).register(target, inv.now)
+    except LockBusy:
+        raise AdminError("--restore_ledger: a poll or the close still holds the run lock after 45 s; nothing "
+                         "changed: try again in a minute (or stop cron first)") from None
+    except BadBackup as err:
+        raise AdminError(f"--restore_ledger: {err}; nothing changed") from None
+    print(f"restored {source} to {target}" + (f"; the ledger it replaced is kept as {kept}" if kept else ""))
+    print("the next poll goes on from the backup's state: usage since the backup is read again from cluster events")
+    return 0

@@ -11,6 +11,8 @@ from databricks.teachinglab.cli.wiring import connect_account
 from databricks.teachinglab.core.errors import AdminError
 from databricks.teachinglab.core.roster import RosterError, parse_roster
 from databricks.teachinglab.services import teardown
+from databricks.teachinglab.services.trust import keepers
+from databricks.teachinglab.core.trust import LabPrincipals
 from databricks.teachinglab.services.notebooks import export_all, import_all
 from databricks.teachinglab.services.provisioning import apply, plan
 
@@ -75,8 +77,9 @@ def create_from_csv(inv: Invocation) -> int:
             print(f"error: {problem}", file=sys.stderr)
         return 2
     gateway = inv.context().workspace
-    p = plan(gateway, roster, settings.cluster, prune=args.prune,
-             protected={settings.mail.admin_email or "", gateway.me()}, account=connect_account(settings, gateway))
+    keep = keepers(gateway, settings)
+    p = plan(gateway, roster, settings.cluster, prune=args.prune, protected=keep,
+             principals=LabPrincipals.of(keep), account=connect_account(settings, gateway))
     for line in p.drift:
         print(f"drift: {line}")
     if not p.changes:
@@ -120,11 +123,11 @@ def _teardown(inv: Invocation, what: str, run, *, always_confirm: bool = False) 
     return 1 if summary.failed else 0
 
 
-@command("delete_all_users", "delete every user but the admins", changes=True, workspace=True)
+@command("delete_all_users", "delete every user but the lab principals (the workspace admins, LAB_MANAGERS, "
+         "ADMIN_EMAIL and the tool's own identity)", changes=True, workspace=True)
 def delete_all_users(inv: Invocation) -> int:
-    admin_email = inv.settings.mail.admin_email
-    return _teardown(inv, "delete every user except the admins", lambda g: teardown.delete_all_users(
-        g, protect=[admin_email or "", g.me()], dry_run=inv.args.dry_run, progress=_progress("users")))
+    return _teardown(inv, "delete every user except the admins and lab managers", lambda g: teardown.delete_all_users(
+        g, keep=keepers(g, inv.settings), dry_run=inv.args.dry_run, progress=_progress("users")))
 
 
 @command("delete_all_groups", "delete the course's groups: those in the roster (--roster), those named by the "
@@ -135,11 +138,13 @@ def delete_all_groups(inv: Invocation) -> int:
     if args.all:
         what = "delete EVERY group except the system groups, of every course"
         return _teardown(inv, what, lambda g: teardown.delete_all_groups(
-            g, dry_run=args.dry_run, progress=_progress("groups")), always_confirm=True)
+            g, principals=LabPrincipals.of(keepers(g, inv.settings)), dry_run=args.dry_run,
+            progress=_progress("groups")), always_confirm=True)
     course = inv.settings.cluster.course
     roster = _roster_groups(args)
     return _teardown(inv, f"delete the groups of course {course}", lambda g: teardown.delete_all_groups(
-        g, course=course, roster_groups=roster, dry_run=args.dry_run, progress=_progress("groups")))
+        g, principals=LabPrincipals.of(keepers(g, inv.settings)), course=course, roster_groups=roster,
+        dry_run=args.dry_run, progress=_progress("groups")))
 
 
 def _roster_groups(args) -> list[str]:
@@ -160,7 +165,8 @@ def purge_clusters(inv: Invocation) -> int:
     args = inv.args
     what = f"permanently delete every cluster{' of course ' + args.course if args.course else ''}"
     return _teardown(inv, what, lambda g: teardown.purge_clusters(
-        g, course=args.course, dry_run=args.dry_run, progress=_progress("clusters")))
+        g, principals=LabPrincipals.of(keepers(g, inv.settings)), course=args.course, dry_run=args.dry_run,
+        progress=_progress("clusters")))
 
 
 @command("terminate_clusters", "stop every running cluster (or only --course's), e.g. after libraries installed",
@@ -170,9 +176,9 @@ def terminate_clusters(inv: Invocation) -> int:
     args = inv.args
     gateway = inv.context().workspace
     failed = 0
-    for c in gateway.list_clusters():
-        if args.course and c.custom_tags.get("course") != args.course:
-            continue
+    clusters = teardown.course_clusters(gateway, args.course, LabPrincipals.of(keepers(gateway, inv.settings)))[0] \
+        if args.course else gateway.list_clusters()
+    for c in clusters:
         if c.state in ("PENDING", "RUNNING", "RESTARTING", "RESIZING"):
             if args.dry_run:
                 print(f"would terminate {c.name} ({c.cluster_id}, {c.state})")

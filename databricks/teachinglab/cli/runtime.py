@@ -267,10 +267,9 @@ def _alert_once(settings: Settings, job: str, err: Exception, key: str, state: P
 
 
 def secrets_of(settings: Settings) -> list[str]:
+    from databricks.teachinglab.core.urls import userinfo
     out = [settings.workspace.token or "", settings.workspace.account_token or ""]
-    if settings.ledger.database_url and "@" in settings.ledger.database_url:
-        from urllib.parse import urlsplit
-        out.append(urlsplit(settings.ledger.database_url).password or "")
+    out += userinfo(settings.ledger.database_url)
     out += [settings.mail.acs_key, settings.mail.smtp_password, settings.status.secret or "",
             settings.status.password or ""]
     return out

@@ -11,7 +11,9 @@ from pathlib import Path
 from databricks.teachinglab.adapters.policy_file import PolicyFileError, load_policy
 from databricks.teachinglab.adapters.web.pages import render_page
 from databricks.teachinglab.cli.clock import utcnow
+from databricks.teachinglab.adapters.files import write_private
 from databricks.teachinglab.cli.registry import Invocation, command
+from databricks.teachinglab.core.cells import safe_row
 from databricks.teachinglab.cli.status_page import serve
 from databricks.teachinglab.core.accounting import local_day
 from databricks.teachinglab.services.simulate import CAVEAT, Simulation, simulate as run_simulation
@@ -71,7 +73,7 @@ def summary(result: Simulation, rows: list[dict]) -> str:
 
 
 def write_simulation(result: Simulation, rows: list[dict], out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    """simulation.html, .csv and .png: private files, cells that cannot run as formulas."""
     html = render_page("simulation", rows=rows, candidate=result.candidate.source, current=result.current.source,
                        report_from=result.report_from, report_to=result.report_to, sessions=result.sessions,
                        caveat=CAVEAT)
@@ -80,13 +82,11 @@ def write_simulation(result: Simulation, rows: list[dict], out: Path) -> list[Pa
     writer.writerow(["group", "stops", "denied_minutes", "cost_saved_usd", "current_stops", "current_denied_minutes",
                      "recorded_stops", "stop_days"])
     for r in rows:
-        writer.writerow([r["group"], r["stops"], r["denied_minutes"], r["cost_saved_usd"], r["current"]["stops"],
-                         r["current"]["denied_minutes"], r["recorded_stops"], " ".join(r["stop_days"])])
+        writer.writerow(safe_row([r["group"], r["stops"], r["denied_minutes"], r["cost_saved_usd"], r["current"]["stops"],
+                                  r["current"]["denied_minutes"], r["recorded_stops"], " ".join(r["stop_days"])]))
     files = {"simulation.html": html.encode("utf-8"), "simulation.csv": ("\ufeff" + buf.getvalue()).encode("utf-8"),
              "simulation.png": _chart(rows)}
-    for name, data in files.items():
-        (out / name).write_bytes(data)
-    return [out / name for name in files]
+    return [write_private(out / name, data) for name, data in files.items()]
 
 
 def _chart(rows: list[dict]) -> bytes:

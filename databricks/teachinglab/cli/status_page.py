@@ -16,7 +16,10 @@ import hmac
 import logging
 from datetime import datetime
 from typing import Callable, Iterable
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+import threading
+from socketserver import ThreadingMixIn
+from urllib.parse import unquote
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
 
 from databricks.teachinglab.adapters.report_files import bundle
 from databricks.teachinglab.adapters.web.pages import render_page
@@ -98,24 +101,79 @@ def _authorized(environ, password: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), password.encode("utf-8"))
 
 
+ROUTES = ("/", "/healthz", "/admin", "/admin/", "/admin/report.png")
+MAX_REQUEST_LINE = 8192          # longer is 414: no page here needs more, and the log stays small
+CONNECTION_TIMEOUT_SECONDS = 10  # a client that sends nothing for this long is closed
+MAX_CONNECTIONS = 128            # threads at once; past that a client gets 503 at once
+
+
 class QuietHandler(WSGIRequestHandler):
-    """One log line per request, without the query string or the token (a token is a key)."""
+    """One log line per request naming the route, never the path as sent: a token is a key, and
+    a percent-encoded one (/%67/<token>) is the same key. Each connection has its own thread and
+    its own socket timeout, so a slow or half-open client holds only itself."""
+    timeout = CONNECTION_TIMEOUT_SECONDS
+
+    def route(self) -> str:
+        path = unquote(str(getattr(self, "path", "") or "").split("?", 1)[0])
+        if "/g/" in path or path.startswith("/g"):
+            return "/g/…"
+        return path if path in ROUTES else "(another path)"
+
+    def handle(self) -> None:
+        """WSGIRequestHandler.handle, with an 8 KB request line and the multithreaded flag."""
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
+        except (TimeoutError, OSError):
+            return  # the client sent nothing in time: close, nothing to answer
+        if len(self.raw_requestline) > MAX_REQUEST_LINE:
+            self.requestline, self.request_version, self.command, self.path = "", "HTTP/1.0", "", ""
+            self.send_error(414, "Request line too long")
+            return
+        if not self.parse_request():
+            return
+        handler = ServerHandler(self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True)
+        handler.request_handler = self
+        handler.run(self.server.get_app())
 
     def log_request(self, code="-", size="-") -> None:
-        path = self.path.split("?")[0]
-        shown = "/g/…" if path.startswith("/g/") else path
-        logger.info("status page: %s %s %s", self.command, shown, code)
+        logger.info("status page: %s %s %s", str(getattr(self, "command", "") or "-")[:8], self.route(), code)
 
     def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
-        text = format % args
-        path = getattr(self, "path", "")
-        logger.warning("status page: %s", text.replace(path, "/g/…") if path.startswith("/g/") else text)
+        # What the base class logs (errors, timeouts) may quote the request: numbers only.
+        logger.warning("status page: " + format, *(a if isinstance(a, (int, float)) else "…" for a in args))
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """A thread per connection, at most MAX_CONNECTIONS at once."""
+    daemon_threads = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def serve(settings: Settings, clock: Callable[[], datetime], host: str, port: int) -> None:
-    with make_server(host, port, make_app(settings, clock), handler_class=QuietHandler) as server:
-        logger.info("status page: listening on http://%s:%d (links: %s/g/<token>)", host, server.server_port,
-                    settings.status.url or "STATUS_PAGE_URL not set")
+    with make_server(host, port, make_app(settings, clock), server_class=ThreadingWSGIServer,
+                     handler_class=QuietHandler) as server:
+        links = f"{settings.status.url}/g/<token>" if settings.status.url else \
+            "none in mails: set STATUS_PAGE_URL to the address students reach this page at"
+        logger.info("status page: listening on http://%s:%d (links: %s)", host, server.server_port, links)
         print(f"serving the status page on http://{host}:{server.server_port}; Ctrl-C stops it", flush=True)
         try:
             server.serve_forever()

@@ -40,3 +40,7 @@ class Failed:
     @property
     def kind(self) -> str:
         return type(self.error).__name__
+
+
+class MessageProblem(Exception):
+    """One message could not be made or sent as it should: that message's failure, never the run's."""

@@ -15,6 +15,7 @@ EVENTS = {
     "termination": "quota-termination",
     "retermination": "quota-retermination",
     "block_undone": "quota-block-undone",
+    "tag_drift": "lab-cluster-tags-changed",
     "failure": "failure",
     "daily_report": "daily-report",
     "test": "test",
@@ -27,6 +28,7 @@ class Rendered:
     subject: str
     text: str
     html: str
+    problem: str | None = None   # the templates failed and this is a fallback: why, for the admin
 
 
 @dataclass(frozen=True)

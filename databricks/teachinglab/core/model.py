@@ -23,13 +23,19 @@ class ClusterInfo:
     source: str | None = None       # cluster_source: UI, API, JOB, ...
     access_mode: str | None = None  # data_security_mode
 
+    # What the cluster's tags claim. Whoever created the cluster set them, so they decide only on
+    # a lab cluster (core/trust.py); on a student's cluster they are input, never truth.
     @property
-    def group_tag(self) -> str | None:
+    def claimed_group(self) -> str | None:
         return (self.custom_tags.get("group") or "").strip() or None
 
     @property
-    def exempt(self) -> bool:
-        return (self.custom_tags.get("quota") or "").strip().lower() == "exempt"
+    def claimed_quota(self) -> str:
+        return (self.custom_tags.get("quota") or "").strip().lower()
+
+    @property
+    def claims_exempt(self) -> bool:
+        return self.claimed_quota == "exempt"
 
 
 @dataclass(frozen=True)

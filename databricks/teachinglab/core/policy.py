@@ -7,6 +7,7 @@ Limits are given in QUOTA_UNIT: `max_minutes`, `max_dbu` or `max_usd` (a top-up'
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -189,7 +190,9 @@ def _section(name: str, raw: dict, at: tuple, where: str, unit: QuotaUnit, probl
                 problems.append(Problem((*at, key), f"{where}: deadlines must be a list of dates like [2026-05-12]"))
                 continue
         else:
-            number = _amount(value, key, where, unit, at, problems, allow_zero=field_name == "carry_over_max")
+            number = _amount(value, key, where, unit, at, problems, allow_zero=field_name == "carry_over_max",
+                             days=SPAN_DAYS["carry_over_max" if field_name == "carry_over_max" else
+                                            "max" if name == "daily" else name])
             if number is None:
                 continue
             value = number
@@ -210,16 +213,23 @@ def _other_unit(key: str, unit: QuotaUnit) -> str | None:
     return None
 
 
+# The largest amount each key may hold, in days' worth of the unit's largest daily limit: a typo
+# (1e17, inf) must be refused here, not overflow in the poll and switch enforcement off.
+SPAN_DAYS = {"warn": 1, "max": 1, "carry_over_max": 7, "weekly": 7, "semester": 366, "topup": 366}
+
+
 def _amount(value, key: str, where: str, unit: QuotaUnit, at: tuple, problems: list[Problem],
-            allow_zero: bool = False) -> float | None:
+            allow_zero: bool = False, days: int = 1) -> float | None:
     whole = unit.name == "minutes"
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    top = unit.max_limit * days
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+          and (value >= 0 if allow_zero else value > 0) and value <= top)
     if ok and whole and value != int(value):
         ok = False
     if not ok:
         kind = "a whole number of minutes" if whole else f"a number of {unit.symbol}"
         problems.append(Problem((*at, key), f"{where}: {key} = {value!r}: expected {kind} "
-                                            f"{'of 0 or more' if allow_zero else 'above 0'}"))
+                                            f"{'of 0 or more' if allow_zero else 'above 0'}, at most {top:g}"))
         return None
     return float(value)
 
@@ -244,7 +254,7 @@ def _topups(raw, unit: QuotaUnit, problems: list[Problem]) -> list[TopUp]:
         if unit.name not in t:
             problems.append(Problem(("topup", i), f"{where} needs {unit.name} = the amount"))
             continue
-        amount = _amount(t[unit.name], unit.name, where, unit, ("topup", i), problems)
+        amount = _amount(t[unit.name], unit.name, where, unit, ("topup", i), problems, days=SPAN_DAYS["topup"])
         start, until = t.get("from"), t.get("until")
         bad = [k for k, v in (("from", start), ("until", until)) if not isinstance(v, date)]
         for k in bad:

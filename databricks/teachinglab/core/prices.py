@@ -2,8 +2,18 @@
 never a bill (PRICE_TABLE_FILE, or the packaged adapters/prices.json). Pure."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
+
+
+def _price(value, name: str) -> float:
+    """A price: a finite number from 0 to a million (NaN, inf or a typo of that size would make
+    every quota meaningless)."""
+    number = float(value)
+    if isinstance(value, bool) or not math.isfinite(number) or not 0 <= number <= 1_000_000:
+        raise ValueError(f"{name} = {value!r} is not a price (a number from 0 to 1000000)")
+    return number
 
 
 @dataclass(frozen=True)
@@ -15,9 +25,9 @@ class PriceTable:
     @classmethod
     def from_json(cls, data: dict) -> "PriceTable":
         """Raises KeyError, TypeError or ValueError when a field is missing or not a number."""
-        table = cls(data.get("currency", "USD"), float(data["dbu_price"]), dict(data["node_types"]))
-        for price in table.node_types.values():
-            float(price["dbu_per_hour"]), float(price["vm_per_hour"])
+        table = cls(data.get("currency", "USD"), _price(data["dbu_price"], "dbu_price"), dict(data["node_types"]))
+        for name, price in table.node_types.items():
+            _price(price["dbu_per_hour"], f"{name}.dbu_per_hour"), _price(price["vm_per_hour"], f"{name}.vm_per_hour")
         return table
 
     @cached_property

@@ -74,15 +74,17 @@ RESTART_LEVELS = ("CAN_RESTART", "CAN_MANAGE")
 
 
 def decide(*, used: int, limits: Limits, state: str, flags: DayFlags, group: str | None,
-           exempt: bool, group_level: str | None = None, can_block: bool = True) -> Decision:
+           exempt: bool, group_level: str | None = None, can_block: bool = True, alone: bool = False) -> Decision:
     """`used` is the group's usage over all its clusters, in the limits' unit. `group_level`: the group's direct
     level on the cluster as read this poll (only read for clusters blocked today), or None.
     `can_block` is False for a student's own cluster: the group holds no right on it to lower,
-    so it is terminated again each time it is seen running."""
+    so it is terminated again each time it is seen running. `alone`: a student's cluster whose
+    creator is in no course group, held to the quota by itself."""
     if exempt:
-        return Decision((), "exempt (custom tag quota=exempt)")
-    if group is None:
-        return Decision((), "unmapped: no group tag, no group with CAN_RESTART, no cluster_NN name")
+        return Decision((), "exempt (a lab cluster's quota=exempt tag, or --set_quota exempt)")
+    if group is None and not alone:
+        return Decision((), "unmapped: a lab cluster with no group tag, no group with CAN_RESTART, no cluster_NN name")
+    can_block = can_block and not alone
     active = state in ACTIVE_STATES
     if used >= limits.hard:
         actions: list[Action] = []

@@ -32,6 +32,11 @@ class TrackedCluster:
     segment_since: datetime | None = None
     driver_node_type_id: str | None = None
     starting_since: datetime | None = None
+    creator: str | None = None
+    kind: str | None = None             # lab | student (core/trust.py); None before it was told
+    tag_group: str | None = None        # a lab cluster's `group` tag as first seen ('' for none)
+    tag_quota: str | None = None        # its `quota` tag as first seen
+    tag_drift: bool = False
 
     @property
     def tracker(self) -> Tracker:
@@ -139,6 +144,15 @@ class MessageRecord:
     attempts: int
     created_at: datetime
     last_error: str = ""
+
+
+@dataclass(frozen=True)
+class ExemptionRecord:
+    """An admin's exemption of a cluster (--set_quota exempt)."""
+    cluster_id: str
+    set_by: str
+    set_at: datetime
+    reason: str = ""
 
 
 @dataclass(frozen=True)

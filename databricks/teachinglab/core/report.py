@@ -86,6 +86,27 @@ class DailyReport:
     billing: list[DriftRow] | None = None   # measured against billed DBUs per group; None: not read
     billing_error: str | None = None        # why the bill could not be read, when it could not
     billing_source: str = ""
+    exemptions: list = field(default_factory=list)   # Exemption: clusters the admin exempted, who and why
+
+
+@dataclass(frozen=True)
+class Exemption:
+    """A cluster the admin exempted from every quota (--set_quota exempt): listed in every report."""
+    cluster_name: str
+    cluster_id: str
+    group: str | None
+    set_by: str
+    set_at: datetime
+    reason: str
+
+
+def exemptions_of(records: dict, clusters: dict) -> list[Exemption]:
+    out = []
+    for cluster_id, e in records.items():
+        c = clusters.get(cluster_id)
+        out.append(Exemption(c.name if c else cluster_id, cluster_id, c.group_name if c else None, e.set_by,
+                             e.set_at, e.reason))
+    return sorted(out, key=lambda e: e.cluster_name)
 
 
 def _cost(prices: PriceTable, used_ms: int, cluster: "TrackedCluster | None", node_ms: int = 0,
@@ -158,7 +179,7 @@ def build_report(day: date, *, history: list["HistoryRecord"], clusters: dict[st
                  prices: PriceTable, semester_start: date | None = None, failed_messages: list[dict] = (),
                  closed_at: datetime | None = None, findings: list[dict] | None = None,
                  audit_error: str | None = None, unit: QuotaUnit = MINUTES,
-                 billing: Billing | None = None) -> DailyReport:
+                 billing: Billing | None = None, exemptions: list[Exemption] = ()) -> DailyReport:
     """`history`: the archived days up to `day` (from the semester's start, or all of them)."""
     history = [h for h in history if h.day <= day]
     rows = _sorted([row_from_history(h, prices, clusters.get(h.cluster_id)) for h in history if h.day == day])
@@ -171,7 +192,8 @@ def build_report(day: date, *, history: list["HistoryRecord"], clusters: dict[st
         never_ran=sorted(r.cluster_name for r in rows if r.cluster_name not in used_ever),
         idle_today=[r.cluster_name for r in rows if r.used_ms == 0],
         failed_messages=list(failed_messages), currency=prices.currency, findings=findings,
-        audit_error=audit_error, **_billing_fields(billing, day, history, clusters, prices), unpriced=unpriced_node_types(rows, clusters, prices))
+        audit_error=audit_error, **_billing_fields(billing, day, history, clusters, prices),
+        unpriced=unpriced_node_types(rows, clusters, prices), exemptions=list(exemptions))
 
 
 def _billing_fields(billing: Billing | None, day: date, history, clusters, prices: PriceTable) -> dict:
@@ -196,7 +218,8 @@ def unpriced_node_types(rows: list[ReportRow], clusters: dict[str, "TrackedClust
 
 
 def build_preview(day: date, *, days: list["DayRecord"], clusters: dict[str, "TrackedCluster"],
-                  prices: PriceTable, semester_start: date | None = None, unit: QuotaUnit = MINUTES) -> DailyReport:
+                  prices: PriceTable, semester_start: date | None = None, unit: QuotaUnit = MINUTES,
+                  exemptions: list[Exemption] = ()) -> DailyReport:
     """Today's report before the nightly close: each cluster as of the last poll, marked a preview."""
     rows = []
     for r in days:
@@ -211,4 +234,5 @@ def build_preview(day: date, *, days: list["DayRecord"], clusters: dict[str, "Tr
     return DailyReport(day=day, rows=rows, totals=totals(rows), week={}, semester={},
                        semester_start=semester_start or day, never_ran=[],
                        idle_today=[r.cluster_name for r in rows if r.used_ms == 0],
-                       currency=prices.currency, preview=True, unit=unit, unpriced=unpriced_node_types(rows, clusters, prices))
+                       currency=prices.currency, preview=True, unit=unit, unpriced=unpriced_node_types(rows, clusters, prices),
+                       exemptions=list(exemptions))

@@ -28,6 +28,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from databricks.teachinglab.core.cells import FORMULA_START, safe_row
+
 EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
 
@@ -223,6 +225,10 @@ def _check(path: str, groups: list[RosterGroup], problems: list[Problem]) -> Ros
                                                   "rename one of them"))
             continue
         seen_keys[g.key] = g
+        if g.name.startswith(FORMULA_START):
+            problems.append(Problem(path, g.line, f"group {g.name!r} starts like a spreadsheet formula: users.csv "
+                                                  f"names it {safe_row([g.name])[0]!r}, so no spreadsheet runs it, "
+                                                  "and so will the workspace; rename it in Moodle to avoid that"))
         members = []
         for s in g.members:
             if not s.email:
@@ -261,7 +267,9 @@ def users_csv_text(roster: Roster) -> tuple[str, int]:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(USERS_CSV_HEADER)
-    writer.writerows(rows)
+    # Escaped as every CSV the product writes, and read back escaped (by Terraform and
+    # --create_from_csv alike), so both paths name the group the same; _check reports such names.
+    writer.writerows(safe_row(r) for r in rows)
     return out.getvalue(), len(rows)
 
 

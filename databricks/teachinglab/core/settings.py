@@ -82,6 +82,7 @@ class WorkspaceSettings:
     account_profile: str | None = None
     warehouse_id: str | None = None        # DATABRICKS_WAREHOUSE_ID: the nightly close reads the bill there
     warehouse_wait_seconds: float = 45.0   # WAREHOUSE_WAIT_SECONDS: how long the close waits for it
+    lab_managers: tuple[str, ...] = ()     # LAB_MANAGERS: emails and service principals' application ids
 
 
 @dataclass(frozen=True)

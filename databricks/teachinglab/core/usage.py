@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Callable, Iterable
@@ -12,9 +11,8 @@ from databricks.teachinglab.core.errors import Failed
 from databricks.teachinglab.core.model import ClusterInfo
 from databricks.teachinglab.core.quota import DayFlags, Limits
 from databricks.teachinglab.core.records import GrantRecord, TrackedCluster
+from databricks.teachinglab.core.trust import Attribution
 from databricks.teachinglab.core.units import QuotaUnit
-
-NAME_CONVENTION = re.compile(r"^cluster[_-]?(\d+)$", re.IGNORECASE)
 
 
 @dataclass
@@ -44,9 +42,20 @@ class ClusterUsage:
 
     known: TrackedCluster | None = None  # the ledger's row, when seen before
     owner: str | None = None  # the student who created it, for a cluster found through its creator
+    attribution: Attribution = field(default_factory=lambda: Attribution(None, None, None))
+    exempt: bool = False      # a lab cluster's recorded quota=exempt, or the admin's exemption
     group_used_ms: int = 0    # the group's usage today over all its clusters (its own when no group)
     group_used: int = 0       # the same in the quota unit: what the quota is decided on
     limit_at: datetime | None = None  # at the current rate, when the group reaches its hard quota
+
+    @property
+    def kind(self) -> str | None:
+        return self.attribution.kind
+
+    @property
+    def orphan(self) -> bool:
+        """A student's cluster whose creator is in no course group: held to the quota alone."""
+        return self.kind == "student" and self.group is None and not self.vanished
 
     @property
     def label(self) -> str:
@@ -62,31 +71,6 @@ class ClusterUsage:
             return f"used={self.group_used_ms / 60_000:.1f}/{self.limits.hard // unit.scale}min"
         return (f"used={unit.number(self.group_used)}/{unit.number(self.limits.hard)}{unit.symbol} "
                 f"({self.group_used_ms / 60_000:.1f}min)")
-
-
-def group_from_name(name: str) -> str | None:
-    m = NAME_CONVENTION.match(name.strip())
-    return f"group_{m.group(1)}" if m else None
-
-
-def resolve_group(info: ClusterInfo, known: TrackedCluster | None, acl_group: str | None,
-                  creator_group: str | None = None) -> tuple[str | None, str | None]:
-    """Tag first, then the group holding CAN_RESTART, then the cluster_NN -> group_NN convention,
-    then the course group of the student who created it (a personal cluster, a policy's).
-
-    A group found through the ACL or the creator is remembered: once blocked, the group no longer
-    holds CAN_RESTART, and must still be found; a creator's groups are looked up once.
-    """
-    if info.group_tag:
-        return info.group_tag, "tag"
-    if acl_group:
-        return acl_group, "acl"
-    if known is not None and known.group_source in ("acl", "creator") and known.group_name:
-        return known.group_name, known.group_source
-    by_name = group_from_name(info.name)
-    if by_name:
-        return by_name, "name"
-    return (creator_group, "creator") if creator_group else (None, None)
 
 
 @dataclass
@@ -140,7 +124,7 @@ def _groups(usages: list["ClusterUsage"]) -> dict[str, list["ClusterUsage"]]:
     """The clusters counted to each group (exempt ones count to nothing)."""
     groups: dict[str, list[ClusterUsage]] = {}
     for u in usages:
-        if u.group and not u.info.exempt:
+        if u.group and not u.exempt:
             groups.setdefault(u.group, []).append(u)
     return groups
 

@@ -49,8 +49,10 @@ def one_deadline_entry(failures: list[tuple[str, Failed | BaseException]]) -> li
 
 
 def queue_failure_alert(ctx: JobContext, job: str, failures: list[tuple[str, Failed | BaseException]],
-                        now: datetime) -> None:
-    """One alert per job run with failures; the same failures on the same day are not re-sent."""
+                        now: datetime, *, once_a_day: bool = False) -> None:
+    """One alert per job run with failures; the same failures on the same day are not re-sent.
+    `once_a_day`: one alert a day for this job, whatever fails (undeliverable mail: a message
+    about each one would only add to the pile)."""
     tz = ctx.settings.quota.timezone
     items = [{"cluster": name, "error": f"{f.kind}: {f.error}", "traceback": f.traceback}
              for name, f in one_deadline_entry(failures)]
@@ -59,6 +61,6 @@ def queue_failure_alert(ctx: JobContext, job: str, failures: list[tuple[str, Fai
     admin_email = ctx.settings.mail.admin_email
     context = {"job": job, "at": show_local(now, tz), "tz_name": tz.key, "failures": items,
                "contact": admin_email or "the lab admin"}
-    enqueue(kind="failure", key=dedupe_key("failure", f"{job}-{signature}", acc.local_day(now, tz)),
+    enqueue(kind="failure", key=dedupe_key("failure", job if once_a_day else f"{job}-{signature}", acc.local_day(now, tz)),
             to=[admin_email or ""], rendered=render(
                 "failure", context, templates_dir=ctx.settings.mail.templates_dir), now=now)

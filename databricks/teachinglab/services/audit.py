@@ -3,8 +3,12 @@
     policy         a cluster policy that `users`, a course group or a student may use
                    (Personal Compute is open to all users in a new workspace)
     entitlement    `allow-cluster-create` on `users`, a course group or a student
-    cluster_acl    CAN_RESTART or more for a course group or student on a cluster not their own
+    cluster_acl    CAN_RESTART or more on a lab cluster for `users` or a group other than its own
+                   (permissions add up: a `users` grant defeats every block), and for a course
+                   group or student on a cluster not their own
     student_cluster a cluster a student created (counted to their group, but it exists)
+    spoofed_tag    a student's cluster whose tags or name claim a group, a course or an exemption
+                   (never believed: core/trust.py; the attempt is worth knowing)
     serverless     serverless notebooks: no workspace API shows the setting, so it is reported
                    unless the admin has checked it and set SERVERLESS_NOTEBOOKS=off
 
@@ -15,13 +19,16 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 
+from datetime import datetime
+
 from databricks.teachinglab.core.model import AclEntry, ClusterInfo, GroupInfo
 from databricks.teachinglab.core.errors import Failed
-from databricks.teachinglab.core.usage import group_from_name
+from databricks.teachinglab.core.trust import LabPrincipals, claims, group_from_name
 from databricks.teachinglab.services.context import JobContext
+from databricks.teachinglab.services.trust import lab_principals
 
 logger = logging.getLogger(__name__)
-KINDS = ("policy", "entitlement", "cluster_acl", "student_cluster", "serverless")
+KINDS = ("policy", "entitlement", "cluster_acl", "student_cluster", "spoofed_tag", "serverless")
 RUN_LEVELS = ("CAN_RESTART", "CAN_MANAGE")
 SERVERLESS_PATH = ("Account console > Settings > Feature enablement > \"Serverless compute for workflows, "
                    "notebooks, and Lakeflow Declarative Pipelines\"")
@@ -34,7 +41,7 @@ class Finding:
     object: str
     fix: str
     detail: str = ""
-    principal_type: str = "group_name"  # group_name | user_name
+    principal_type: str = "group_name"  # group_name | user_name | service_principal_name
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -50,12 +57,13 @@ class Course:
 
 
 def find_course(clusters: list[ClusterInfo], groups: list[GroupInfo], *, course: str,
-                known_home: dict[str, str]) -> Course:
+                known_home: dict[str, str], principals: LabPrincipals) -> Course:
+    """Course groups come from lab clusters only: a tag on a student's cluster widens nothing."""
     by_name = {g.name: g for g in groups}
     home = dict(known_home)
     for c in clusters:
-        group = c.group_tag or group_from_name(c.name)
-        if group:
+        group = (c.claimed_group or group_from_name(c.name)) if principals.trusts(c.creator) else None
+        if group and c.cluster_id not in home:
             home[c.cluster_id] = group
     names = {g for g in home.values() if g in by_name} | ({f"{course}-students"} & set(by_name))
     students = {p.user_name.lower() for g in names for p in by_name[g].members}
@@ -112,15 +120,26 @@ def entitlement_findings(groups: list[GroupInfo], people, course: Course) -> lis
     return out
 
 
-def cluster_findings(ctx: JobContext, clusters: list[ClusterInfo], course: Course) -> list[Finding]:
+def cluster_findings(ctx: JobContext, clusters: list[ClusterInfo], course: Course,
+                     principals: LabPrincipals) -> list[Finding]:
     out = []
     for c in clusters:
-        if c.creator and c.creator.lower() in course.students:
-            out.append(Finding("student_cluster", c.creator, f"cluster \"{c.name}\" ({c.cluster_id})",
-                               f"Compute > {c.name} > Delete, if it is not needed; it is counted to the "
-                               "student's group and stopped with it, and the policy and entitlement findings "
-                               "say how to stop new ones",
-                               f"created by a student ({c.source or 'UI'}); state {c.state}", "user_name"))
+        if principals.trusts(c.creator):
+            continue
+        creator = c.creator or "(a deleted user)"
+        who = "service_principal_name" if c.creator and "@" not in c.creator else "user_name"
+        out.append(Finding("student_cluster", creator, f"cluster \"{c.name}\" ({c.cluster_id})",
+                           f"Compute > {c.name} > Delete, if it is not needed; it is counted to its creator's "
+                           "course group and stopped with it, and the policy and entitlement findings say how "
+                           "to stop new ones",
+                           f"created by {'a student' if creator.lower() in course.students else 'someone who is not a lab principal'}"
+                           f" ({c.source or 'UI'}); state {c.state}", who))
+        claimed = claims(c)
+        if claimed:
+            out.append(Finding("spoofed_tag", creator, f"cluster \"{c.name}\" ({c.cluster_id})",
+                               f"Compute > {c.name} > Delete, or edit away its tags; nothing to undo in the quota: "
+                               "it counts to its creator's course group whatever it claims",
+                               "claims " + ", ".join(claimed) + ", on a cluster a lab principal did not create", who))
     interactive = [c for c in clusters if c.source in (None, "UI", "API")]
     for c, entries in ctx.parallel(lambda c: ctx.workspace.acl(c.cluster_id), interactive):
         if isinstance(entries, Failed):
@@ -128,17 +147,25 @@ def cluster_findings(ctx: JobContext, clusters: list[ClusterInfo], course: Cours
                            entries.kind)
             continue
         own = course.home.get(c.cluster_id)
+        lab = principals.trusts(c.creator)
         for e in entries:
-            if e.inherited or e.level not in RUN_LEVELS or not _is_course(e, course, users_too=False):
+            if e.inherited or e.level not in RUN_LEVELS:
                 continue
             if e.principal_type == "group_name" and e.principal == own:
                 continue
-            if e.principal_type == "user_name" and c.creator and e.principal.lower() == c.creator.lower():
-                continue  # a student's own cluster: reported as student_cluster
+            if e.principal_type != "group_name" and c.creator and e.principal.lower() == c.creator.lower():
+                continue  # the creator's own entry: a student's is reported as student_cluster
+            if lab and e.principal_type == "group_name" and e.principal != "admins":
+                why = ("every workspace user may start it: permissions add up, so this defeats every block"
+                       if e.principal == "users" else f"{e.level} on a lab cluster that is "
+                       + (f"group {own}'s" if own else "no course group's own"))
+            elif _is_course(e, course, users_too=False):
+                why = f"{e.level} on a cluster that is " + (f"group {own}'s" if own else "no course group's own")
+            else:
+                continue
             out.append(Finding("cluster_acl", e.principal, f"cluster \"{c.name}\" ({c.cluster_id})",
-                               f"Compute > {c.name} > Permissions: lower {_who(e)} to CAN_ATTACH_TO",
-                               f"{e.level} on a cluster that is "
-                               + (f"group {own}'s" if own else "no course group's own"), e.principal_type))
+                               f"Compute > {c.name} > Permissions: lower {_who(e)} to CAN_ATTACH_TO"
+                               + (" (or remove it)" if e.principal == "users" else ""), why, e.principal_type))
     return out
 
 
@@ -147,17 +174,19 @@ def serverless_finding(setting: str) -> list[Finding]:
         return []
     state = "on" if setting == "on" else "not visible through any workspace API"
     return [Finding("serverless", "users", "serverless compute for notebooks",
-                    f"{SERVERLESS_PATH}: turn it off (or give students a serverless budget policy); "
-                    "then set SERVERLESS_NOTEBOOKS=off in .env",
+                    f"{SERVERLESS_PATH}: turn it off; then set SERVERLESS_NOTEBOOKS=off in .env",
                     f"serverless notebooks run without a cluster, outside the quota; state: {state}")]
 
 
-def audit_workspace(ctx: JobContext, *, known_home: dict[str, str]) -> list[Finding]:
-    """`known_home`: cluster id -> group, for clusters the ledger knows as a group's own."""
+def audit_workspace(ctx: JobContext, now: datetime, *, known_home: dict[str, str]) -> list[Finding]:
+    """`known_home`: cluster id -> group, for the lab clusters the ledger knows as a group's own."""
     gateway = ctx.workspace
     clusters = gateway.list_clusters(every_source=True)  # job clusters a student's job made, too
     groups = gateway.groups()
-    course = find_course(clusters, groups, course=ctx.settings.cluster.course, known_home=known_home)
+    principals = lab_principals(ctx, now, creators=[c.creator for c in clusters])
+    course = find_course(clusters, groups, course=ctx.settings.cluster.course, known_home=known_home,
+                         principals=principals)
     findings = (policy_findings(ctx, course) + entitlement_findings(groups, gateway.users(), course)
-                + cluster_findings(ctx, clusters, course) + serverless_finding(ctx.settings.workspace.serverless_notebooks))
+                + cluster_findings(ctx, clusters, course, principals)
+                + serverless_finding(ctx.settings.workspace.serverless_notebooks))
     return sorted(findings, key=lambda f: (KINDS.index(f.kind), f.object, f.principal))

@@ -14,7 +14,7 @@ from databricks.teachinglab.adapters.deadline import UNBOUNDED, Deadline
 from databricks.teachinglab.adapters.mail.outbox import Delivery, deliver_pending
 from databricks.teachinglab.adapters.mail.transports import Transport
 from databricks.teachinglab.adapters.workspace import WorkspaceGateway
-from databricks.teachinglab.core.errors import AdminError, Failed
+from databricks.teachinglab.core.errors import AdminError, Failed, MessageProblem
 from databricks.teachinglab.core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,16 @@ class JobContext:
             return list(zip(items, pool.map(guarded, items)))
 
     def deliver(self, now: datetime, budget_seconds: float | None = None) -> Delivery:
+        """Send what is due; a message that failed for good is reported in one alert a day."""
         mail = self.settings.mail
         budget = mail.budget_seconds if budget_seconds is None else budget_seconds
-        return deliver_pending(self.transport, mail.sender, now, budget_seconds=self.deadline.mail_budget(budget),
-                               scope=self.settings.course_id)
+        result = deliver_pending(self.transport, mail.sender, now, budget_seconds=self.deadline.mail_budget(budget),
+                                 scope=self.settings.course_id)
+        if result.failures:
+            from databricks.teachinglab.adapters.ledger.repository import transaction
+            from databricks.teachinglab.services.alerts import queue_failure_alert
+            with transaction():
+                queue_failure_alert(self, "mail delivery", [(f"(the message {key})", MessageProblem(
+                    f"{why}; see --outbox, then --retry ID or --drop_message ID")) for key, why in result.failures],
+                    now, once_a_day=True)
+        return result

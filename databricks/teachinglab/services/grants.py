@@ -50,6 +50,8 @@ class UsageLine:
     week_used_seconds: int = 0          # the group's uptime this ISO week (Monday to Sunday, local), today included
     semester_used_seconds: int | None = None  # since the semester's start (policy or SEMESTER_START); null without
     stopped_by: str | None = None       # daily | weekly | semester: the cap that stopped the group today
+    cluster_kind: str | None = None     # lab (a lab principal created it: its tags count) | student
+    tag_drift: bool = False             # a lab cluster whose tags changed since first recorded (--accept_tags)
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -96,7 +98,7 @@ def cluster_usage(settings: Settings, now: datetime) -> list[UsageLine]:
             week_used_seconds=spans.week(c.group_name if grouped else c.cluster_id),
             semester_used_seconds=spans.semester(c.group_name if grouped else c.cluster_id),
             stopped_by=stopped_by.get(c.group_name) if grouped else (row.quota_cap if row and row.over_quota_at else None),
-            **_money(settings, c, row)))
+            cluster_kind=c.kind, tag_drift=c.tag_drift, **_money(settings, c, row)))
     return out
 
 
@@ -209,7 +211,18 @@ def _range(unit) -> str:
 
 
 def clear_quota(cluster: TrackedCluster) -> int:
-    return ledger.clear_override(cluster.cluster_id)
+    """The cluster's own quota and the admin's exemption of it, both removed."""
+    return ledger.clear_override(cluster.cluster_id) + ledger.clear_exemption(cluster.cluster_id)
+
+
+def exempt(cluster: TrackedCluster, by: str, reason: str, now: datetime) -> None:
+    """The admin exempts one cluster from every quota, saying why; recorded and reported daily."""
+    if not reason.strip():
+        raise AdminError("--set_quota exempt needs --reason TEXT: why this cluster is exempt (it is listed in "
+                         "every daily report with who and why)")
+    ledger.set_exemption(cluster.cluster_id, by, reason.strip(), now)
+    logger.info("cluster=%s name=%s group=%s exempted by %s (%s)", cluster.cluster_id, cluster.name,
+                cluster.group_name or "-", by, reason.strip())
 
 
 def queue_test_email(settings: Settings, to: str, now: datetime) -> str:

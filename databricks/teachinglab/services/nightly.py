@@ -93,7 +93,7 @@ def run_end_of_day(ctx: JobContext, now: datetime) -> CloseReport:
     unreported = [d for d in days if ledger.closed_day(d) is None]
     # Read once a run, and only when a report is to be written: the audit, and the bill of every
     # day to report and of the day before each.
-    audit = _audit(ctx) if unreported else None
+    audit = _audit(ctx, now) if unreported else None
     billing = billed_dbus(ctx, [unreported[0] - timedelta(days=1), *unreported]) if unreported else None
     for day in days:
         if day in unreported:
@@ -124,7 +124,7 @@ def restore_outside_blocks(ctx: JobContext, usages, today: date, report: CloseRe
     ledger does not block it today (a poll run with another ledger, a hand edit) gets CAN_RESTART
     back, and the log says "found blocked outside the ledger"."""
     blocked_today = ledger.blocked_cluster_ids(today)
-    own = [u for u in usages if u.group and u.group_source in ("tag", "acl", "name") and not u.info.exempt
+    own = [u for u in usages if u.group and u.group_source in ("tag", "acl", "name") and not u.exempt
            and not u.vanished and u.info.cluster_id not in blocked_today]
 
     def check(u) -> bool:
@@ -144,11 +144,11 @@ def restore_outside_blocks(ctx: JobContext, usages, today: date, report: CloseRe
     return done
 
 
-def _audit(ctx: JobContext) -> tuple[list[dict], str | None]:
+def _audit(ctx: JobContext, now: datetime) -> tuple[list[dict], str | None]:
     """The workspace audit for the report; a failure is reported in it, never stops the close."""
     from databricks.teachinglab.services.audit import audit_workspace
     try:
-        findings = audit_workspace(ctx, known_home=ledger.home_clusters())
+        findings = audit_workspace(ctx, now, known_home=ledger.home_clusters())
     except Exception as err:  # noqa: BLE001 - the report says so
         logger.error("workspace audit failed (%s: %s); the report says so", type(err).__name__, err)
         return [], f"{type(err).__name__}: {err}"

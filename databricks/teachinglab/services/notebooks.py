@@ -16,6 +16,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from databricks.teachinglab.adapters.files import private_folder, write_private
+
 logger = logging.getLogger(__name__)
 SOURCE_EXT = {"PYTHON": ".py", "SQL": ".sql", "SCALA": ".scala", "R": ".r"}
 FORMAT_EXT = {"DBC": ".dbc", "JUPYTER": ".ipynb", "HTML": ".html"}
@@ -75,12 +77,17 @@ def _load(manifest: Path) -> dict[str, dict]:
 def _save(manifest: Path, entries: dict[str, dict], skipped: dict[str, dict]) -> None:
     """`files` lists every object the backup saw, each with its status (exported, or skipped with
     the reason); `skipped` repeats the skipped ones, so they are never missed."""
-    tmp = manifest.with_suffix(".tmp")
     everything = [{**e, "status": "exported"} for e in entries.values()] + list(skipped.values())
-    tmp.write_text(json.dumps({"files": sorted(everything, key=lambda e: e["path"]),
-                               "skipped": sorted(skipped.values(), key=lambda e: e["path"])},
-                              indent=1, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(manifest)
+    write_private(manifest, json.dumps({"files": sorted(everything, key=lambda e: e["path"]),
+                                        "skipped": sorted(skipped.values(), key=lambda e: e["path"])},
+                                       indent=1, ensure_ascii=False).encode("utf-8"))
+
+
+def inside(folder: Path, name: str) -> Path | None:
+    """`folder / name` when it stays inside `folder` (links resolved); None for ../.env and the like."""
+    root = folder.resolve()
+    target = (folder / name).resolve()
+    return target if target != root and root in target.parents else None
 
 
 def export_all(gateway, out: Path, *, fmt: str = "SOURCE", progress=None, dry_run: bool = False) -> Result:
@@ -95,10 +102,13 @@ def export_all(gateway, out: Path, *, fmt: str = "SOURCE", progress=None, dry_ru
     for path, kind, why in passed_over:
         logger.warning("not exported: %s (%s): %s", path, kind, why)
     if not dry_run:
-        out.mkdir(parents=True, exist_ok=True)
+        private_folder(out)
         _save(manifest, entries, skipped)
     for path, kind, language in (progress(objects) if progress else objects):
-        local = out / _local_name(path, kind, language, fmt)
+        local = inside(out, _local_name(path, kind, language, fmt))
+        if local is None:
+            result.failed.append((path, "its name would write outside the backup folder: not exported"))
+            continue
         done = entries.get(path)
         if done and done["format"] == fmt and local.exists() and \
                 hashlib.sha256(local.read_bytes()).hexdigest() == done["sha256"]:
@@ -118,10 +128,9 @@ def export_all(gateway, out: Path, *, fmt: str = "SOURCE", progress=None, dry_ru
             else:
                 result.failed.append((path, f"{type(err).__name__}: {err}"))
             continue
-        local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_bytes(data)
+        write_private(local, data)
         entries[path] = {"path": path, "kind": kind, "language": language, "format": fmt if kind != "FILE" else "AUTO",
-                         "file": str(local.relative_to(out)), "size": len(data),
+                         "file": str(local.relative_to(out.resolve())), "size": len(data),
                          "sha256": hashlib.sha256(data).hexdigest()}
         skipped.pop(path, None)
         _save(manifest, entries, skipped)
@@ -138,7 +147,16 @@ def import_all(gateway, folder: Path, *, user: str | None = None, progress=None,
         entries = [e for e in entries if e["path"].lower().startswith(f"/users/{user.lower()}/")]
     result = Result()
     for e in (progress(entries) if progress else entries):
-        data = (folder / e["file"]).read_bytes()
+        local = inside(folder, str(e.get("file") or ""))
+        if local is None or not str(e.get("path") or "").startswith("/"):
+            result.failed.append((str(e.get("path")), f"the manifest names {e.get('file')!r}, outside the backup "
+                                                      "folder (or no workspace path): refused, nothing read"))
+            continue
+        try:
+            data = local.read_bytes()
+        except OSError as err:
+            result.failed.append((e["path"], f"cannot read {e['file']}: {err.strerror}"))
+            continue
         if hashlib.sha256(data).hexdigest() != e["sha256"]:
             result.failed.append((e["path"], "checksum differs from the manifest: the backup file changed"))
             continue

@@ -23,7 +23,7 @@ from databricks.teachinglab.adapters.ledger import repository as ledger
 from databricks.teachinglab.adapters.mail.outbox import enqueue
 from databricks.teachinglab.adapters.mail.render import render
 from databricks.teachinglab.core.accounting import ACTIVE_STATES, local_day
-from databricks.teachinglab.core.errors import Failed, WorkspaceUnavailable
+from databricks.teachinglab.core.errors import Failed, MessageProblem, WorkspaceUnavailable
 from databricks.teachinglab.core.messages import dedupe_key, quota_figures, quota_resets_at, show_local
 from databricks.teachinglab.core.model import GroupInfo
 from databricks.teachinglab.core.quota import Action, Decision, decide
@@ -31,6 +31,7 @@ from databricks.teachinglab.core.usage import ClusterUsage, on_the_quarter_hour,
 from databricks.teachinglab.services.alerts import queue_failure_alert, recipients_for
 from databricks.teachinglab.services.context import JobContext
 from databricks.teachinglab.services.status import status_link
+from databricks.teachinglab.services.trust import queue_tag_drift
 from databricks.teachinglab.services.usage import measure
 
 logger = logging.getLogger(__name__)
@@ -53,10 +54,17 @@ class PollReport:
     dry_run: bool
     delivered: object = None
     earlier: "PollReport | None" = None   # the same run's pass before it waited for a quota
+    # Reads that failed without stopping any action (a group's members, a blocked cluster's ACL):
+    # reported to the admin, retried next run.
+    problems: list = field(default_factory=list)
 
     @property
     def failures(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.error is not None] + (self.earlier.failures if self.earlier else [])
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures or self.problems or (self.earlier and self.earlier.failed))
 
     def count_done(self, action: str) -> int:
         return sum(Action(action) in o.done for o in self.outcomes) + (
@@ -83,6 +91,11 @@ class Sweep:
     ctx: JobContext
     now: datetime
     groups: dict[str, GroupInfo | Failed]
+    problems: list = field(default_factory=list)   # messages that needed a fallback (a broken template)
+
+    def unreadable(self, group: str | None) -> bool:
+        """The group's members could not be read this poll: only the admin can be told."""
+        return isinstance(self.groups.get(group), Failed)
 
 
 def list_or_alert(ctx: JobContext, job: str, now: datetime, *, alert: bool = True):
@@ -103,24 +116,24 @@ def run_poll(ctx: JobContext, now: datetime, *, dry_run: bool = False) -> PollRe
     clusters = list_or_alert(ctx, "poll_clusters", now, alert=not dry_run)
     if not dry_run:
         lift_stale_blocks(ctx, now)
-    usages = measure(ctx, clusters, now)
-    check_blocks(ctx, usages, now)
+    usages = measure(ctx, clusters, now, dry_run=dry_run)
+    problems = check_blocks(ctx, usages, now)
     outcomes = [Outcome(u, decide(used=u.group_used, limits=u.limits, state=u.info.state,
-                                  flags=u.flags, group=u.group, exempt=u.info.exempt or u.vanished,
-                                  group_level=u.group_level, can_block=u.group_source != "creator"),
+                                  flags=u.flags, group=u.group, exempt=u.exempt or u.vanished,
+                                  group_level=u.group_level, can_block=u.group_source != "creator",
+                                  alone=u.orphan),
                         error=u.error) for u in usages]
     for o in outcomes:
         _log_decision(o, dry_run)
     if dry_run:
         return PollReport(outcomes, dry_run=True)
 
+    # Enforcement never waits for mail: a group whose members cannot be read is stopped and
+    # blocked all the same; only the admin is told now, the group once its members can be read.
     mailing = {Action.WARN, Action.NOTIFY}
     needs_mail = {o.usage.group for o in outcomes if o.usage.group and mailing & set(o.decision.actions)}
     sweep = Sweep(ctx, now, dict(ctx.parallel(ctx.workspace.group, sorted(needs_mail))))
-    for o in outcomes:
-        found = sweep.groups.get(o.usage.group)
-        if isinstance(found, Failed) and mailing & set(o.decision.actions):
-            o.error = found  # without the members nobody can be told: try again next poll
+    problems += [(f"(the members of group {g})", f) for g, f in sweep.groups.items() if isinstance(f, Failed)]
 
     with ledger.transaction():
         ledger.save_usage(usages, now)
@@ -138,11 +151,13 @@ def run_poll(ctx: JobContext, now: datetime, *, dry_run: bool = False) -> PollRe
         for o in outcomes:
             if o.error is None:
                 _each(o, "record", sweep)
-        failures = [o for o in outcomes if o.error is not None]
+        problems += sweep.problems
+        failures = [(o.usage.info.name, o.error) for o in outcomes if o.error is not None] + problems
         if failures:
-            queue_failure_alert(ctx, "poll_clusters", [(o.usage.info.name, o.error) for o in failures], now)
+            queue_failure_alert(ctx, "poll_clusters", failures, now)
+        queue_tag_drift(ctx, usages, now)
 
-    report = PollReport(outcomes, dry_run=False)
+    report = PollReport(outcomes, dry_run=False, problems=problems)
     report.delivered = ctx.deliver(now)
     return report
 
@@ -194,19 +209,24 @@ def lift_stale_blocks(ctx: JobContext, now: datetime) -> None:
         ledger.mark_lifted(row.cluster_id, row.day, now)
 
 
-def check_blocks(ctx: JobContext, usages: list[ClusterUsage], now: datetime) -> None:
+def check_blocks(ctx: JobContext, usages: list[ClusterUsage], now: datetime) -> list[tuple[str, Failed]]:
     """Read the ACL of clusters blocked today (only those: this stays cheap) to see whether the
     block still holds. The ledger's flag is not proof: a Terraform apply or a person in the UI
     may have given the group its restart rights back. A blocked cluster that is running again is
-    checked at once; the others on the quarter hour."""
+    checked at once; the others on the quarter hour. An ACL that cannot be read is reported and
+    read again next run; the cluster is stopped all the same."""
     quarter = on_the_quarter_hour(now, ctx.settings.quota.timezone)
     blocked = [u for u in usages if u.flags.blocked and u.group and not u.vanished and u.error is None
                and (quarter or u.info.state in ACTIVE_STATES)]
+    problems = []
     for u, found in ctx.parallel(lambda u: ctx.workspace.group_level(u.info.cluster_id, u.group), blocked):
         if isinstance(found, Failed):
-            u.error = found
+            logger.error("%s: its permissions could not be read (%s); whether the block still holds is checked "
+                         "again next run", u.label, found)
+            problems.append((f"{u.info.name} (its permissions)", found))
         else:
             u.group_level = found
+    return problems
 
 
 def _log_decision(o: Outcome, dry_run: bool) -> None:
@@ -242,7 +262,12 @@ def _each(o: Outcome, phase: str, sweep: Sweep) -> None:
 
 
 def _warn(s: Sweep, o: Outcome) -> None:
-    # The flag and the message commit together: a warning is queued exactly once.
+    # The flag and the message commit together: a warning is queued exactly once. Without the
+    # group's members there is nobody to warn yet: the next poll decides the warning again.
+    if s.unreadable(o.usage.group):
+        logger.warning("%s %s warning postponed: the group's members could not be read", o.usage.label,
+                       o.usage.used_limit)
+        return
     _queue(s, o, "warning")
     ledger.mark_warned(o.usage.info.cluster_id, o.usage.day, s.now)
     o.done.append(Action.WARN)
@@ -305,6 +330,13 @@ def _restored(s: Sweep, o: Outcome) -> None:
 
 def _notice(kind: str, action: Action, *, admin_only: bool = False) -> Phase:
     def notice(s: Sweep, o: Outcome) -> None:
+        if not admin_only and s.unreadable(o.usage.group):
+            # The stop happened; the admin hears of it now, the group once its members can be
+            # read (the notice is decided again every poll until then).
+            _queue(s, o, kind, admin_only=True, key_suffix=":admin")
+            logger.warning("%s %s %s notice to the group postponed: its members could not be read; the admin "
+                           "was told", o.usage.label, o.usage.used_limit, kind)
+            return
         _queue(s, o, kind, admin_only=admin_only)
         ledger.mark_noticed(o.usage.info.cluster_id, o.usage.day, kind, s.now)
         o.done.append(action)
@@ -356,10 +388,12 @@ def _stops_at(u: ClusterUsage, tz) -> str | None:
     return stop.astimezone(tz).strftime("%H:%M %Z") if stop else None
 
 
-def _queue(s: Sweep, o: Outcome, kind: str, *, admin_only: bool = False) -> None:
+def _queue(s: Sweep, o: Outcome, kind: str, *, admin_only: bool = False, key_suffix: str = "") -> None:
     u = o.usage
     found = s.groups.get(u.group) if not admin_only else None
     to, cc = recipients_for(s.ctx, found if isinstance(found, GroupInfo) else None)
+    if u.orphan and u.owner and not admin_only:  # a student's cluster held alone: its creator is told
+        to, cc = [u.owner], [a for a in (s.ctx.settings.mail.admin_email,) if a]
     limit = u.limits.warn if kind == "warning" else u.limits.hard
     # The limit is in the key: after a grant, the new limit may earn a new message. The group's
     # warning and stop notice are one per group, however many of its clusters cross the line;
@@ -370,5 +404,9 @@ def _queue(s: Sweep, o: Outcome, kind: str, *, admin_only: bool = False) -> None
         period = f"{u.limits.warn_cap}:{u.limits.warn_period}"
     elif kind == "termination" and u.limits.cap != "daily":
         period = f"{u.limits.cap}:{u.limits.period}:{limit}"
-    enqueue(kind=kind, key=dedupe_key(kind, subject, period), to=to, cc=cc,
-            rendered=render(kind, _context(s, o), templates_dir=s.ctx.settings.mail.templates_dir), now=s.now)
+    key = dedupe_key(kind, subject, period) + key_suffix
+    rendered = render(kind, _context(s, o), templates_dir=s.ctx.settings.mail.templates_dir)
+    if rendered.problem:
+        s.problems.append((f"(the message {key})", Failed(MessageProblem(
+            f"sent from a fallback, its templates failed: {rendered.problem}"))))
+    enqueue(kind=kind, key=key, to=to, cc=cc, rendered=rendered, now=s.now)

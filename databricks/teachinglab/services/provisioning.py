@@ -20,6 +20,7 @@ from typing import Callable
 
 from databricks.teachinglab.core.roster import Roster
 from databricks.teachinglab.core.settings import MAX_PINNED, ClusterSettings
+from databricks.teachinglab.core.trust import LabPrincipals
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +47,14 @@ class Plan:
     drift: list[str]
 
 
-def plan(gateway, roster: Roster, cs: ClusterSettings, *, prune: bool = False, protected: set[str] = frozenset(),
-         account=None) -> Plan:
+def plan(gateway, roster: Roster, cs: ClusterSettings, *, prune: bool = False, protected: dict[str, str] | None = None,
+         principals: LabPrincipals | None = None, account=None) -> Plan:
     """`account`: an AccountDirectory when DATABRICKS_ACCOUNT_ID is set; groups are then account
-    groups, assigned to the workspace, so they can be granted Unity Catalog privileges."""
+    groups, assigned to the workspace, so they can be granted Unity Catalog privileges.
+    `protected`: who --prune never deletes, lower case, with why (services.trust.keepers).
+    `principals`: the lab principals; --prune deletes only clusters they created."""
+    protected = protected or {}
+    principals = principals or LabPrincipals.of(protected)
     users = {p.user_name.lower(): p for p in gateway.users()}
     groups = {g.name: g for g in gateway.groups()}
     clusters = {c.name: c for c in gateway.list_clusters()}
@@ -147,7 +152,9 @@ def plan(gateway, roster: Roster, cs: ClusterSettings, *, prune: bool = False, p
                              f"roster wants {value!r}")
 
     if prune:
-        course_clusters = [c for c in clusters.values() if c.custom_tags.get("course") == cs.course]
+        # Only lab clusters: a student's cluster tagged course=<course> is not the course's to delete.
+        course_clusters = [c for c in clusters.values() if c.custom_tags.get("course") == cs.course
+                           and principals.trusts(c.creator)]
         wanted_clusters = {cs.cluster_name(g.key) for g in roster.groups}
         for c in sorted(course_clusters, key=lambda c: c.name):
             if c.name not in wanted_clusters:
@@ -159,8 +166,13 @@ def plan(gateway, roster: Roster, cs: ClusterSettings, *, prune: bool = False, p
                                           gateway.delete_group(gid)))
         students = groups.get(cs.students_group)
         for p in (students.members if students else ()):
-            if p.user_name.lower() not in wanted_users and p.user_name.lower() not in protected:
-                changes.append(Change("delete_user", p.user_name, run=lambda uid=p.user_id: gateway.delete_user(uid)))
+            if p.user_name.lower() in wanted_users:
+                continue
+            if p.user_name.lower() in protected:
+                drift.append(f"kept {p.user_name}: in {cs.students_group} but not in the roster, and not deleted: "
+                             f"{protected[p.user_name.lower()]}")
+                continue
+            changes.append(Change("delete_user", p.user_name, run=lambda uid=p.user_id: gateway.delete_user(uid)))
     return Plan(changes, drift)
 
 

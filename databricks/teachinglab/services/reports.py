@@ -5,7 +5,7 @@ from datetime import date, timedelta
 
 from databricks.teachinglab.adapters.ledger import repository as ledger
 from databricks.teachinglab.core.reconcile import Billing
-from databricks.teachinglab.core.report import DailyReport, build_preview, build_report
+from databricks.teachinglab.core.report import DailyReport, build_preview, build_report, exemptions_of
 from databricks.teachinglab.core.settings import Settings
 
 
@@ -17,13 +17,16 @@ def daily_report(day: date, settings: Settings, *, findings: list[dict] | None =
               for m in reversed(ledger.messages(status="failed"))]
     closed = ledger.closed_day(day)
     since = start if billing is None or start is None else min(start, day - timedelta(days=1))  # reconciled too
-    return build_report(day, history=ledger.history(since, day), clusters=ledger.load_clusters(),
+    clusters = ledger.load_clusters()
+    return build_report(day, history=ledger.history(since, day), clusters=clusters,
                         prices=quota.prices, semester_start=start, failed_messages=failed,
                         closed_at=closed.archived_at if closed else None, findings=findings,
-                        audit_error=audit_error, unit=quota.unit, billing=billing)
+                        audit_error=audit_error, unit=quota.unit, billing=billing,
+                        exemptions=exemptions_of(ledger.exemptions(), clusters))
 
 
 def preview_report(day: date, settings: Settings) -> DailyReport:
-    return build_preview(day, days=list(ledger.days_on(day).values()), clusters=ledger.load_clusters(),
+    clusters = ledger.load_clusters()
+    return build_preview(day, days=list(ledger.days_on(day).values()), clusters=clusters,
                          prices=settings.quota.prices, semester_start=settings.quota.semester_start,
-                         unit=settings.quota.unit)
+                         unit=settings.quota.unit, exemptions=exemptions_of(ledger.exemptions(), clusters))

@@ -39,7 +39,7 @@ def rotate_secret(now: datetime) -> None:
 def status_link(settings: Settings, group: str, now: datetime) -> str | None:
     if not settings.status.url:
         return None
-    return group_url(settings.status.url, link_secret(settings, now), group)
+    return group_url(settings.status.url, link_secret(settings, now), settings.course_label, group)
 
 
 def known_groups() -> list[str]:
@@ -48,7 +48,7 @@ def known_groups() -> list[str]:
 
 def group_for_token(settings: Settings, token: str, now: datetime) -> str | None:
     secret = link_secret(settings, now, create=False)
-    return group_of_token(secret, token, known_groups()) if secret else None
+    return group_of_token(secret, settings.course_label, token, known_groups()) if secret else None
 
 
 @dataclass(frozen=True)

@@ -44,60 +44,41 @@ def _run(summary: Summary, items: Iterable[tuple[str, Callable[[], None]]], prog
     return summary
 
 
-def workspace_admins(gateway) -> set[str]:
-    """User names (lower case) of everyone who administers the workspace: members of `admins`,
-    also through nested groups, and principals holding the workspace ADMIN permission assignment
-    (a user, or every member of a group that holds it)."""
-    groups = {g.group_id: g for g in gateway.groups()}
-    by_name = {g.name: g for g in groups.values()}
-    assigned = gateway.workspace_admin_ids() or set()
-    roots = [g.group_id for g in groups.values() if g.name == "admins" or g.group_id in assigned]
-    names: set[str] = set()
-    seen: set[str] = set()
-    while roots:
-        gid = roots.pop()
-        if gid in seen or gid not in groups:
-            continue
-        seen.add(gid)
-        names |= {p.user_name.lower() for p in groups[gid].members}
-        roots.extend(groups[gid].subgroups)
-    if assigned:
-        names |= {p.user_name.lower() for p in gateway.users() if p.user_id in assigned}
-    if "admins" not in by_name:
-        logger.warning("no `admins` group is visible: only ADMIN assignments, ADMIN_EMAIL and the caller are kept")
-    return names
-
-
-def delete_all_users(gateway, *, protect: Iterable[str], dry_run: bool = False, progress=None) -> Summary:
-    protect = {p.lower() for p in protect if p}
-    admin_names = workspace_admins(gateway)
+def delete_all_users(gateway, *, keep: dict[str, str], dry_run: bool = False, progress=None) -> Summary:
+    """Every user but those in `keep` (trust.keepers: the admins, LAB_MANAGERS, ADMIN_EMAIL, the caller)."""
     summary = Summary("users", dry_run)
     todo = []
     for p in sorted(gateway.users(), key=lambda p: p.user_name):
-        name = p.user_name.lower()
-        if name in admin_names:
-            summary.kept.append((p.user_name, "workspace admin"))
-        elif name in protect:
-            summary.kept.append((p.user_name, "ADMIN_EMAIL or the user running this"))
+        why = keep.get(p.user_name.lower())
+        if why:
+            summary.kept.append((p.user_name, why))
         else:
             todo.append((p.user_name, (lambda uid=p.user_id: None) if dry_run else
                          (lambda uid=p.user_id: gateway.delete_user(uid))))
     return _run(summary, todo, progress)
 
 
-def course_groups(gateway, *, course: str, roster_groups: Iterable[str] = ()) -> set[str]:
-    """The course's groups: those in the roster, those named by the `group` tag of a cluster
-    tagged course=<course>, and <course>-students."""
-    tagged = {c.custom_tags.get("group") for c in gateway.list_clusters()
-              if c.custom_tags.get("course") == course and c.custom_tags.get("group")}
+def lab_clusters_of(clusters, course: str, principals) -> list:
+    """The course's lab clusters: created by a lab principal and tagged course=<course>. A tag on a
+    student's cluster names no course here."""
+    return [c for c in clusters if principals.trusts(c.creator) and c.custom_tags.get("course") == course]
+
+
+def course_groups(gateway, *, course: str, principals, roster_groups: Iterable[str] = ()) -> set[str]:
+    """The course's groups: those in the roster, those the course's lab clusters name (their
+    `group` tag), and <course>-students. A student's cluster never widens this."""
+    tagged = {c.claimed_group for c in lab_clusters_of(gateway.list_clusters(), course, principals) if c.claimed_group}
     return set(roster_groups) | tagged | {f"{course}-students"}
 
 
-def delete_all_groups(gateway, *, course: str | None = None, roster_groups: Iterable[str] = (),
+def delete_all_groups(gateway, *, principals, course: str | None = None, roster_groups: Iterable[str] = (),
                       dry_run: bool = False, progress=None) -> Summary:
     """Delete the course's groups (course=None: every group but the system ones, after the
-    caller's confirmation). Groups synced from Entra ID are kept: delete them there."""
-    mine = course_groups(gateway, course=course, roster_groups=roster_groups) if course else None
+    caller's confirmation). Groups synced from Entra ID are kept: delete them there. A group
+    holding the workspace ADMIN assignment is kept too (its members administer the workspace)."""
+    mine = course_groups(gateway, course=course, principals=principals, roster_groups=roster_groups) \
+        if course else None
+    admin_groups = {name for kind, name, _ in gateway.admin_assignments() if kind == "group_name"}
     summary = Summary("groups", dry_run)
     todo = []
     for g in sorted(gateway.groups(), key=lambda g: g.name):
@@ -105,6 +86,8 @@ def delete_all_groups(gateway, *, course: str | None = None, roster_groups: Iter
             summary.kept.append((g.name, "system group"))
         elif mine is not None and g.name not in mine:
             summary.kept.append((g.name, f"not a group of course {course} (--all deletes it)"))
+        elif g.name in admin_groups:
+            summary.kept.append((g.name, "holds the workspace ADMIN assignment"))
         elif g.external_id:
             summary.kept.append((g.name, "synced from Entra ID: remove it there"))
         else:
@@ -112,12 +95,29 @@ def delete_all_groups(gateway, *, course: str | None = None, roster_groups: Iter
     return _run(summary, todo, progress)
 
 
-def purge_clusters(gateway, *, course: str | None = None, dry_run: bool = False, progress=None) -> Summary:
+def course_clusters(gateway, course: str, principals) -> tuple[list, list]:
+    """(the course's clusters, the others): its lab clusters, and the clusters its students made
+    (members of <course>-students); never a cluster by its tag alone."""
+    clusters = gateway.list_clusters()
+    students_group = gateway.group(f"{course}-students")
+    students = {p.user_name.lower() for p in students_group.members} if students_group else set()
+    lab = {c.cluster_id for c in lab_clusters_of(clusters, course, principals)}
+    mine = [c for c in clusters if c.cluster_id in lab or (not principals.trusts(c.creator)
+                                                          and (c.creator or "").lower() in students)]
+    ids = {c.cluster_id for c in mine}
+    return mine, [c for c in clusters if c.cluster_id not in ids]
+
+
+def purge_clusters(gateway, *, principals=None, course: str | None = None, dry_run: bool = False,
+                   progress=None) -> Summary:
     summary = Summary("clusters", dry_run)
     todo = []
-    for c in sorted(gateway.list_clusters(), key=lambda c: c.name):
-        if course and c.custom_tags.get("course") != course:
-            summary.kept.append((c.name, f"not tagged course={course}"))
-        else:
-            todo.append((c.name, (lambda: None) if dry_run else (lambda cid=c.cluster_id: gateway.permanent_delete(cid))))
+    if course:
+        mine, others = course_clusters(gateway, course, principals)
+        summary.kept += [(c.name, f"not a cluster of course {course} (a lab cluster tagged course={course}, or "
+                                  f"one a member of {course}-students made)") for c in sorted(others, key=lambda c: c.name)]
+    else:
+        mine = gateway.list_clusters()
+    for c in sorted(mine, key=lambda c: c.name):
+        todo.append((c.name, (lambda: None) if dry_run else (lambda cid=c.cluster_id: gateway.permanent_delete(cid))))
     return _run(summary, todo, progress)

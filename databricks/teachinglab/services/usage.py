@@ -18,11 +18,12 @@ from databricks.teachinglab.core.quota import DayFlags, Limits
 from databricks.teachinglab.core.records import DayRecord, TrackedCluster
 from databricks.teachinglab.core.settings import Settings
 from databricks.teachinglab.core.units import Measured
+from databricks.teachinglab.core.trust import LAB, STUDENT, Attribution, attribute, kind_of
 from databricks.teachinglab.core.usage import (ClusterUsage, LimitsBook, apply_group_quota, could_cross,
-                                               forecast_limits, group_from_name, on_the_quarter_hour,
-                                               resolve_group)
+                                               forecast_limits, on_the_quarter_hour)
 from databricks.teachinglab.services.allowances import PolicyBook, policy_book
 from databricks.teachinglab.services.context import JobContext
+from databricks.teachinglab.services.trust import lab_principals
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,12 @@ def _flags(row: DayRecord | None) -> DayFlags:
     return DayFlags() if row is None else row.flags
 
 
-def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list[ClusterUsage]:
+class UnknownCreator(Exception):
+    """A new cluster whose creator cannot be classified this run (the admins were unreadable)."""
+
+
+def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime, *, dry_run: bool = False
+            ) -> list[ClusterUsage]:
     tz = ctx.settings.quota.timezone
     today = acc.local_day(now, tz)
     known = ledger.load_clusters()
@@ -119,36 +125,56 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime) -> list
                   if e.principal_type == "group_name" and e.level == "CAN_RESTART" and not e.inherited]
         return sorted(groups)[0] if groups else None
 
-    # A cluster no tag maps: its ACL is read when it is first seen, then on the quarter hour (a
-    # group found there is remembered and never read again).
+    principals = lab_principals(ctx, now, creators=[c.creator for c in clusters if c.cluster_id not in known],
+                                dry_run=dry_run)
+    kinds = {c.cluster_id: kind_of(c, known.get(c.cluster_id), principals) for c in clusters}
+    # A lab cluster no tag maps: its ACL is read when it is first seen, then on the quarter hour
+    # until a group is found (then remembered). A student cluster's ACL decides nothing: unread.
     recheck = on_the_quarter_hour(now, tz)
-    untagged = [c for c in clusters if not c.group_tag and not (
-        known.get(c.cluster_id) and known[c.cluster_id].group_source in ("acl", "creator"))
-        and (recheck or c.cluster_id not in known)]
-    acl_groups = dict(ctx.parallel(acl_group, untagged))
-    creator_groups = _creators_course_groups(ctx, clusters, known, acl_groups)
+    acl_groups = dict(ctx.parallel(acl_group, [c for c in clusters if kinds[c.cluster_id] == LAB
+                                              and _needs_acl(c, known.get(c.cluster_id), recheck)]))
+    lab = {c.cluster_id: attribute(c, known.get(c.cluster_id), LAB, acl_group=_found(acl_groups.get(c)))
+           for c in clusters if kinds[c.cluster_id] == LAB}
+    course_groups = {a.group for a in lab.values() if a.group} | {
+        r.group_name for r in known.values() if r.kind == LAB and r.group_name and r.group_source != "creator"}
+    creator_groups = _creators_course_groups(ctx, [c for c in clusters if kinds[c.cluster_id] == STUDENT and (
+        recheck or c.cluster_id not in known or known[c.cluster_id].kind != STUDENT)], known, course_groups)
+    exempted = ledger.exemptions()
 
     out = []
     listed = {c.cluster_id for c in clusters}
+    attributions: dict[str, Attribution] = {}
     for row in known.values():
         if row.cluster_id not in listed and row.open_since is not None:
             logger.warning("cluster=%s name=%s: no longer in the workspace while running; its session is "
                            "closed at %s, when it was last seen", row.cluster_id, row.name, row.last_seen.isoformat())
-            info = ClusterInfo(row.cluster_id, row.name, "DELETED",
-                               custom_tags={"group": row.group_name} if row.group_name else {})
+            info = ClusterInfo(row.cluster_id, row.name, "DELETED", creator=row.creator)
             activities[info] = acc.close_vanished(_tracker(row), row.last_seen, now)
+            attributions[row.cluster_id] = Attribution(row.group_name, row.group_source, row.kind, row.tag_group,
+                                                       row.tag_quota)
             clusters = [*clusters, info]
     for info in clusters:
         row = known.get(info.cluster_id)
-        found = acl_groups.get(info)
-        group, source = resolve_group(info, row, None if isinstance(found, Failed) else found,
-                                      creator_groups.get(info.creator or ""))
-        result = activities.get(info)
+        kind = kinds.get(info.cluster_id)
+        a = attributions.get(info.cluster_id) or lab.get(info.cluster_id) or attribute(
+            info, row, kind, creator_group=creator_groups.get((info.creator or "").lower()))
         tracker = _tracker(row) or Tracker()
-        usage = ClusterUsage(info, group, source, tracker, today, flags=_flags(rows_today.get(info.cluster_id)),
-                             vanished=info.cluster_id not in listed)
-        if source == "creator":
+        usage = ClusterUsage(info, a.group, a.source, tracker, today, flags=_flags(rows_today.get(info.cluster_id)),
+                             vanished=info.cluster_id not in listed, attribution=a,
+                             exempt=a.tag_exempt or info.cluster_id in exempted)
+        if a.kind == STUDENT:
             usage.owner = info.creator or (row.owner if row else None)
+        if a.kind is None and not usage.vanished:
+            usage.error = Failed(UnknownCreator(
+                f"cannot tell whose cluster this is: its creator {info.creator or '(deleted user)'} may be a "
+                "workspace admin, and the admins could not be read this run; it is measured, and enforced once "
+                "they can be read"))
+        elif a.drift:
+            logger.warning("%s: its tags changed since the ledger first saw it (group %r, quota %r recorded; now "
+                           "%r, %r): the recorded ones still decide; accept the new ones with --accept_tags "
+                           "--cluster %s", f"cluster={info.cluster_id} name={info.name}", a.tag_group, a.tag_quota,
+                           info.claimed_group or "", info.claimed_quota, info.cluster_id)
+        result = activities.get(info)
         if isinstance(result, Failed):
             usage.error = result
         elif result is not None:
@@ -197,8 +223,12 @@ def _near_a_threshold(ctx: JobContext, clusters: list[ClusterInfo], known: dict[
     groups: dict[str, list[tuple[ClusterInfo, TrackedCluster]]] = {}
     for c in clusters:
         row = known.get(c.cluster_id)
-        if row is not None and row.group_name and not c.exempt:
+        if row is None or row.exempt:
+            continue
+        if row.group_name:
             groups.setdefault(row.group_name, []).append((c, row))
+        elif row.kind == STUDENT:  # a student cluster held to the quota alone
+            groups.setdefault(f"\0{row.cluster_id}", []).append((c, row))
     unit, prices = ctx.settings.quota.unit, ctx.settings.quota.prices
     near: set[str] = set()
     for group, members in groups.items():
@@ -212,34 +242,44 @@ def _near_a_threshold(ctx: JobContext, clusters: list[ClusterInfo], known: dict[
         # At the autoscale maximum: a cluster may have grown since its last events were read.
         rate = sum(unit.rate_per_ms(prices, row, max(c.num_workers or 0, row.tracker.workers or 0)) for c, row in members
                    if row.open_since is not None and c.state in acc.USABLE_STATES)
-        limits = group_limits(limits_for, book, group, [(row.cluster_id, row.group_source) for _, row in members])
+        limits = group_limits(limits_for, book, None if group.startswith("\0") else group,
+                              [(row.cluster_id, row.group_source) for _, row in members])
         if could_cross(used, rate, limits, horizon_ms):
             near |= {row.cluster_id for _, row in members}
     return near
 
 
+def _needs_acl(c: ClusterInfo, row: TrackedCluster | None, recheck: bool) -> bool:
+    """A lab cluster's ACL is read when it is first seen without a group tag, and on the quarter
+    hour while no rule has mapped it."""
+    if row is None or row.kind != LAB or row.tag_group is None:
+        return not c.claimed_group
+    return recheck and not row.group_name
+
+
+def _found(result) -> str | None:
+    return None if isinstance(result, Failed) else result
+
+
 def _creators_course_groups(ctx: JobContext, clusters: list[ClusterInfo], known: dict[str, TrackedCluster],
-                            acl_groups: dict) -> dict[str, str]:
-    """creator -> the course group they belong to, for clusters no other rule maps. A course group
-    is one that has a cluster of its own; a creator in none (an admin, a TA) maps to nothing."""
-    own = {row.group_name for row in known.values() if row.group_name and row.group_source in ("tag", "acl", "name")}
-    own |= {c.group_tag for c in clusters if c.group_tag}
-    own |= {g for g in acl_groups.values() if isinstance(g, str)}
-    own |= {group_from_name(c.name) for c in clusters if group_from_name(c.name)}
-    unmapped = {c.creator for c in clusters if c.creator and not c.exempt and not c.group_tag
-                and not group_from_name(c.name) and not isinstance(acl_groups.get(c), str)
-                and not (known.get(c.cluster_id) and known[c.cluster_id].group_source in ("acl", "creator"))}
-    if not own or not unmapped:
+                            course_groups: set[str]) -> dict[str, str]:
+    """creator (lower case) -> the course group they belong to, for student clusters whose group
+    is not remembered yet. A course group is one a lab cluster belongs to; a creator in none
+    maps to nothing (their cluster is held to the quota alone)."""
+    remembered = {c.cluster_id for c in clusters if (row := known.get(c.cluster_id)) is not None
+                  and row.kind == STUDENT and row.group_source == "creator" and row.group_name}
+    creators = sorted({c.creator for c in clusters if c.creator and c.cluster_id not in remembered})
+    if not course_groups or not creators:
         return {}
     out = {}
-    for creator, groups in ctx.parallel(ctx.workspace.groups_of_user, sorted(unmapped)):
+    for creator, groups in ctx.parallel(ctx.workspace.groups_of_user, creators):
         if isinstance(groups, Failed):
             logger.warning("creator=%s: group membership unreadable (%s); their clusters stay unmapped this run",
                            creator, groups.kind)
             continue
-        course = sorted(set(groups) & own)
+        course = sorted(set(groups) & course_groups)
         if course:
-            out[creator] = course[0]
+            out[creator.lower()] = course[0]
             if len(course) > 1:
                 logger.warning("creator=%s is in several course groups (%s); clusters are counted to %s",
                                creator, ", ".join(course), course[0])

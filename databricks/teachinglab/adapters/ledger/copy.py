@@ -17,14 +17,14 @@ import peewee as pw
 
 from databricks.teachinglab.adapters.ledger.guard import prepare_new
 from databricks.teachinglab.adapters.ledger.models import (
-    MIGRATIONS, Cluster, ClosedDay, ClusterDay, JobRun, LabSecret, OutboxAttachment, OutboxMessage, QuotaGrant,
-    QuotaOverride, SchemaVersion, UsageHistory, UsageSession, LedgerConfigError, connect_url, describe_connect_error,
+    MIGRATIONS, Cluster, ClosedDay, ClusterDay, ClusterExemption, JobRun, LabFact, LabSecret, OutboxAttachment,
+    OutboxMessage, QuotaGrant, QuotaOverride, SchemaVersion, UsageHistory, UsageSession, LedgerConfigError, connect_url, describe_connect_error,
     db_proxy, is_postgres, migrate, redacted_url)
 
 logger = logging.getLogger(__name__)
 # Parents before children (foreign keys); schema_version is the target's own, from migrate().
-TABLES = [Cluster, ClusterDay, UsageHistory, ClosedDay, QuotaOverride, QuotaGrant, UsageSession, LabSecret,
-          OutboxMessage, OutboxAttachment, JobRun]
+TABLES = [Cluster, ClusterDay, UsageHistory, ClosedDay, QuotaOverride, QuotaGrant, UsageSession, LabSecret, LabFact,
+          ClusterExemption, OutboxMessage, OutboxAttachment, JobRun]
 SUMS = {"cluster_day.used_ms": ClusterDay.used_ms, "cluster_day.used_node_ms": ClusterDay.used_node_ms,
         "usage_history.used_ms": UsageHistory.used_ms, "usage_history.node_ms": UsageHistory.node_ms}
 BATCH = 500
@@ -72,7 +72,7 @@ def _open(url: str, schema: str | None, *, target: bool = False, dry_run: bool =
         if is_postgres(url):
             raise LedgerConfigError(describe_connect_error(url, err).replace("DATABASE_URL", "the URL")) from None
         raise CopyRefused(f"cannot open {redacted_url(url)}: {err}") from None
-    if schema and is_postgres(url):
+    if schema and is_postgres(url) and target and not dry_run:  # a dry run (or a source) makes no schema
         db.execute_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     return db
 

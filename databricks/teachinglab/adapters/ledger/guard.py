@@ -35,8 +35,9 @@ def newest_backup(db_path: Path) -> Path | None:
 
 def restore_hint(db_path: Path) -> str:
     newest = newest_backup(db_path)
-    restore = (f"restore the newest backup: cp {newest} {db_path}" if newest else
-               f"restore it from your own backup (no nightly backup in {backups_dir(db_path)} yet)")
+    restore = (f"restore the newest backup: python -m databricks.main --restore_ledger {newest}" if newest else
+               f"restore it from your own backup with python -m databricks.main --restore_ledger FILE (no nightly "
+               f"backup in {backups_dir(db_path)} yet)")
     return (f"{restore}; or, to start a new, empty ledger deliberately (every message of today may be "
             "sent again): python -m databricks.main --init_ledger")
 
@@ -130,3 +131,57 @@ def backup(db_path: Path, day: date, *, keep: int = KEEP_BACKUPS) -> Path:
     for old in sorted(folder.glob(f"{db_path.stem}-*.db"))[:-keep]:
         old.unlink()
     return target
+
+
+class BadBackup(Exception):
+    """The file given to --restore_ledger is not a ledger that can be restored."""
+
+
+def check_backup(source: Path) -> int:
+    """The backup's schema version, after SQLite's own integrity check; BadBackup says why not."""
+    if not source.is_file():
+        raise BadBackup(f"{source} is not a file")
+    try:
+        con = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        try:
+            verdict = con.execute("PRAGMA integrity_check").fetchone()[0]
+            version = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error as err:
+        raise BadBackup(f"{source} is not a readable ledger ({err})") from None
+    if verdict != "ok":
+        raise BadBackup(f"{source} fails SQLite's integrity check ({verdict})")
+    if version is None:
+        raise BadBackup(f"{source} holds no ledger (no schema_version)")
+    return int(version)
+
+
+def restore(db_path: Path, source: Path, now: datetime) -> Path | None:
+    """Put a backup in the ledger's place, through SQLite's backup API (the copy is consistent and
+    takes nothing from a -wal file a killed run left behind). The ledger it replaces is kept, with
+    its -wal and -shm, as <ledger>.replaced-<time>; returns that path (None when there was none).
+    The caller holds the run lock."""
+    check_backup(source)
+    tmp = db_path.with_name(f".{db_path.name}.restoring")
+    for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        leftover.unlink(missing_ok=True)
+    if not db_path.parent.exists():
+        db_path.parent.mkdir(parents=True, mode=0o700)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    os.close(fd)
+    src, dst = sqlite3.connect(f"file:{source}?mode=ro", uri=True), sqlite3.connect(tmp)
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file until the ledger opens it
+    finally:
+        dst.close()
+        src.close()
+    kept = None
+    if db_path.exists() or Path(f"{db_path}-wal").exists():
+        kept = db_path.with_name(f"{db_path.name}.replaced-{now.strftime('%Y%m%dT%H%M%SZ')}")
+        for suffix in ("", "-wal", "-shm"):  # moved together: SQLite finds a file's WAL by its name
+            if Path(f"{db_path}{suffix}").exists():
+                os.replace(f"{db_path}{suffix}", f"{kept}{suffix}")
+    os.replace(tmp, db_path)
+    return kept

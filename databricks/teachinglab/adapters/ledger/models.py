@@ -81,6 +81,13 @@ class Cluster(BaseModel):
     segment_since = UtcDateTimeField(null=True)      # where the open interval's node count began
     driver_node_type_id = pw.CharField(null=True)
     starting_since = UtcDateTimeField(null=True)     # a start not yet RUNNING (its VMs are billed)
+    # Trust (services/trust.py): who created it, whether that is a lab principal, and for a lab
+    # cluster the `group` and `quota` tags as first seen ('' for none), which decide for good.
+    creator = pw.CharField(null=True)
+    kind = pw.CharField(null=True)                   # lab | student
+    tag_group = pw.CharField(null=True)
+    tag_quota = pw.CharField(null=True)
+    tag_drift = pw.BooleanField(default=False)       # a lab cluster's tags differ from those recorded
 
 
 class ClusterDay(BaseModel):
@@ -185,6 +192,22 @@ class UsageSession(BaseModel):
 
     class Meta:
         indexes = ((("cluster", "start"), True),)
+
+
+class LabFact(BaseModel):
+    """What the lab learned and keeps between runs (the lab principals, read hourly), as JSON."""
+    name = pw.CharField(primary_key=True)
+    value = pw.TextField()
+    set_at = UtcDateTimeField()
+
+
+class ClusterExemption(BaseModel):
+    """An admin's exemption of one cluster from every quota (--set_quota exempt), with who and why.
+    The only way a student's cluster is exempt: a tag on it never is."""
+    cluster = pw.ForeignKeyField(Cluster, primary_key=True, on_delete="CASCADE")
+    set_by = pw.CharField()
+    set_at = UtcDateTimeField()
+    reason = pw.TextField(default="")
 
 
 class LabSecret(BaseModel):
@@ -332,8 +355,17 @@ def _v8(db: pw.Database) -> None:
                       "cluster_day": [("quota_cap", pw.CharField(default="daily"))]})
 
 
+def _v9(db: pw.Database) -> None:
+    """Trust: each cluster's creator and kind (lab or student), a lab cluster's tags as first seen,
+    the admin's exemptions, and facts the lab keeps between runs (its principals)."""
+    db.create_tables([LabFact, ClusterExemption])
+    _add_columns(db, {"cluster": [("creator", pw.CharField(null=True)), ("kind", pw.CharField(null=True)),
+                                  ("tag_group", pw.CharField(null=True)), ("tag_quota", pw.CharField(null=True)),
+                                  ("tag_drift", pw.BooleanField(default=False))]})
+
+
 # Append, never edit: each entry runs once, in order, inside a transaction.
-MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8)]
+MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8), (9, _v9)]
 
 
 def migrate(db: pw.Database, now: datetime) -> int:
@@ -379,13 +411,9 @@ POSTGRES_ISOLATION = "READ COMMITTED"
 
 
 def redacted_url(url: str) -> str:
-    """The URL as it may be shown: the password replaced by ***."""
-    from urllib.parse import urlsplit, urlunsplit
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL as it may be shown: its user and password are *** (core/urls.py)."""
+    from databricks.teachinglab.core.urls import shown_url
+    return shown_url(url)
 
 
 def is_postgres(url: str | None) -> bool:
@@ -410,16 +438,24 @@ def connect_url(url: str, schema: str | None = None) -> pw.Database:
 
 
 def describe_connect_error(url: str, err: Exception) -> str:
-    """What is wrong with DATABASE_URL, in one line, without its password."""
+    """What is wrong with DATABASE_URL, in one line, without its user or password."""
     from urllib.parse import urlsplit
-    parts = urlsplit(url)
-    where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}/{parts.path.lstrip('/')}"
+    from databricks.teachinglab.core.urls import shown_url, userinfo
+    parts = urlsplit(shown_url(url))
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        port = "?"
+    where = f"{parts.hostname or 'localhost'}:{port}/{parts.path.lstrip('/')}"
     text = " ".join(str(err).split())
-    if parts.password:
-        text = text.replace(parts.password, "***")
+    for secret in sorted(userinfo(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    user = url.partition("://")[2].rsplit("@", 1)[0].partition(":")[0] if "@" in url else ""
+    if user:
+        text = text.replace(f'"{user}"', '"***"')  # psycopg2 quotes the user it names
     lowered = text.lower()
     if "password authentication failed" in lowered or "no password supplied" in lowered:
-        advice = f"the server refused user {parts.username!r}: fix the user or password in DATABASE_URL"
+        advice = "the server refused the user or the password: fix them in DATABASE_URL"
     elif "does not exist" in lowered and "database" in lowered:
         advice = "the database does not exist: create it (createdb) or fix its name in DATABASE_URL"
     else:

@@ -15,10 +15,10 @@ from typing import Iterable, Iterator
 from peewee import fn
 
 from databricks.teachinglab.adapters.ledger.models import (
-    Cluster, ClusterDay, ClosedDay, JobRun, LabSecret, OutboxAttachment, OutboxMessage, QuotaGrant, QuotaOverride,
+    Cluster, ClusterDay, ClusterExemption, ClosedDay, JobRun, LabFact, LabSecret, OutboxAttachment, OutboxMessage, QuotaGrant, QuotaOverride,
     UsageHistory, UsageSession, db_proxy)
 from databricks.teachinglab.core.records import (
-    ClosedDayRecord, DayRecord, DayUsage, GrantRecord, HistoryRecord, MessageRecord, RunRecord, SessionRecord,
+    ClosedDayRecord, DayRecord, DayUsage, ExemptionRecord, GrantRecord, HistoryRecord, MessageRecord, RunRecord, SessionRecord,
     TrackedCluster, record_of)
 
 logger = logging.getLogger(__name__)
@@ -48,9 +48,10 @@ def cluster_ids_of_group(group: str) -> list[str]:
 
 
 def home_clusters() -> dict[str, str]:
-    """cluster id -> group, for the clusters that are a group's own (not a student's)."""
+    """cluster id -> group, for the lab clusters that are a group's own (not a student's)."""
     return {c.cluster_id: c.group_name for c in Cluster.select().where(
-        Cluster.group_name.is_null(False) & (Cluster.group_source != "creator"))}
+        Cluster.group_name.is_null(False) & (Cluster.group_source != "creator")
+        & (Cluster.kind.is_null() | (Cluster.kind != "student")))}
 
 
 def first_seen() -> datetime | None:
@@ -64,21 +65,28 @@ def save_usage(usages: Iterable, now: datetime) -> None:
     Idempotent at the same `now`: pieces are only those after each cluster's watermark."""
     closed_days = {row.day for row in ClosedDay.select(ClosedDay.day)}
     for u in usages:
-        info, t = u.info, u.tracker
+        info, t, a = u.info, u.tracker, u.attribution
+        known = u.known
         Cluster.insert(
             cluster_id=info.cluster_id, name=info.name, group_name=u.group, group_source=u.group_source, owner=u.owner,
-            course=info.custom_tags.get("course"), exempt=info.exempt, state=info.state,
+            course=info.custom_tags.get("course") if a.kind == "lab" else None, exempt=u.exempt, state=info.state,
             node_type_id=info.node_type_id, driver_node_type_id=info.driver_node_type_id,
             num_workers=info.num_workers, first_seen=now, last_seen=now, open_since=t.open_since,
             watermark=t.watermark, checked_until=t.checked_until, workers=t.workers, segment_since=t.segment_since,
             starting_since=t.starting_since, estimated=u.estimated,
+            # An unclassified run (the admins unreadable) keeps what the ledger knew.
+            creator=info.creator or (known.creator if known else None),
+            kind=a.kind or (known.kind if known else None),
+            tag_group=a.tag_group if a.kind else (known.tag_group if known else None),
+            tag_quota=a.tag_quota if a.kind else (known.tag_quota if known else None), tag_drift=a.drift,
         ).on_conflict(
             conflict_target=[Cluster.cluster_id],
             preserve=[Cluster.name, Cluster.group_name, Cluster.group_source, Cluster.owner, Cluster.course,
                       Cluster.exempt, Cluster.state, Cluster.node_type_id, Cluster.driver_node_type_id,
                       Cluster.num_workers, Cluster.last_seen, Cluster.open_since, Cluster.watermark,
                       Cluster.checked_until, Cluster.workers, Cluster.segment_since, Cluster.starting_since,
-                      Cluster.estimated],
+                      Cluster.estimated, Cluster.creator, Cluster.kind, Cluster.tag_group, Cluster.tag_quota,
+                      Cluster.tag_drift],
         ).execute()
         for day in sorted(set(u.pieces) | set(u.node_pieces) | set(u.startup_pieces)):
             ms, sessions = u.pieces.get(day, (0, 0))
@@ -290,6 +298,39 @@ def set_secret(name: str, value: str, now: datetime) -> None:
         conflict_target=[LabSecret.name], preserve=[LabSecret.value, LabSecret.set_at]).execute()
 
 
+def fact(name: str) -> tuple[str, datetime] | None:
+    """A fact the lab keeps between runs (its value, JSON text, and when it was learned)."""
+    row = LabFact.get_or_none(LabFact.name == name)
+    return (row.value, row.set_at) if row else None
+
+
+def set_fact(name: str, value: str, now: datetime) -> None:
+    LabFact.insert(name=name, value=value, set_at=now).on_conflict(
+        conflict_target=[LabFact.name], preserve=[LabFact.value, LabFact.set_at]).execute()
+
+
+def exemptions() -> dict[str, ExemptionRecord]:
+    """cluster id -> the admin's exemption of it."""
+    return {row.cluster_id: record_of(ExemptionRecord, row) for row in ClusterExemption.select()}
+
+
+def set_exemption(cluster_id: str, by: str, reason: str, now: datetime) -> None:
+    ClusterExemption.insert(cluster=cluster_id, set_by=by, set_at=now, reason=reason).on_conflict(
+        conflict_target=[ClusterExemption.cluster],
+        preserve=[ClusterExemption.set_by, ClusterExemption.set_at, ClusterExemption.reason]).execute()
+
+
+def clear_exemption(cluster_id: str) -> int:
+    return ClusterExemption.delete().where(ClusterExemption.cluster == cluster_id).execute()
+
+
+def accept_tags(cluster_id: str, group: str | None, source: str | None, tag_group: str, tag_quota: str,
+                exempt: bool) -> None:
+    """A lab cluster's tags as they are now become the recorded ones (--accept_tags)."""
+    Cluster.update(group_name=group, group_source=source, tag_group=tag_group, tag_quota=tag_quota,
+                   exempt=exempt, tag_drift=False).where(Cluster.cluster_id == cluster_id).execute()
+
+
 def set_override(cluster_id: str, unit: str, warn: float, hard: float, by: str, now: datetime) -> None:
     QuotaOverride.insert(cluster=cluster_id, unit=unit, warn_limit=warn, max_limit=hard,
                          warn_minutes=_legacy_minutes(unit, warn), max_minutes=_legacy_minutes(unit, hard),
@@ -357,11 +398,11 @@ def message_exists(key: str) -> bool:
 
 
 def insert_message(*, key: str, kind: str, event: str, to: str, cc: str, subject: str, text: str, html: str,
-                   now: datetime, attachments: Iterable = ()) -> None:
+                   now: datetime, attachments: Iterable = (), note: str = "") -> None:
     # on_conflict_ignore backs the caller's existence check up should another writer slip in between
     OutboxMessage.insert(
         dedupe_key=key, kind=kind, event=event, to_addrs=to, cc_addrs=cc, subject=subject, text_body=text,
-        html_body=html, created_at=now, next_attempt_at=now).on_conflict_ignore().execute()
+        html_body=html, created_at=now, next_attempt_at=now, last_error=note).on_conflict_ignore().execute()
     message = OutboxMessage.get(OutboxMessage.dedupe_key == key)
     if message.attachments.count():
         return
@@ -388,6 +429,17 @@ def requeue_failed(ids: Iterable[int] | None, now: datetime) -> int:
     if ids is not None:
         cond = cond & OutboxMessage.id.in_(list(ids))
     return OutboxMessage.update(status="pending", next_attempt_at=now).where(cond).execute()
+
+
+def drop_messages(ids: Iterable[int] | None) -> int:
+    """Take queued or failed messages (the given ids, or every failed one) out of the queue for
+    good. The row stays, marked dropped: its key still stops the same message being queued again."""
+    cond = OutboxMessage.status.in_(("pending", "accepted", "failed")) if ids is not None else \
+        (OutboxMessage.status == "failed")
+    if ids is not None:
+        cond = cond & OutboxMessage.id.in_(list(ids))
+    return OutboxMessage.update(status="dropped", last_error=fn.TRIM(
+        fn.COALESCE(OutboxMessage.last_error, "").concat(" (dropped by the admin)"))).where(cond).execute()
 
 
 # -- job runs -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ budget), the operation is looked up first, so it is never sent twice.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import uuid
 
@@ -25,7 +26,8 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 from azure.core.rest import HttpRequest
 
 from databricks.teachinglab.adapters.deadline import Deadline
-from databricks.teachinglab.adapters.mail.transports import PermanentSendError, StillRunning, TransientSendError
+from databricks.teachinglab.adapters.mail.transports import (PermanentSendError, StillRunning, TransientSendError,
+                                                              one_line)
 from databricks.teachinglab.core.messages import EVENT_HEADER, OutgoingMail
 from databricks.teachinglab.core.settings import MailSettings
 
@@ -68,10 +70,15 @@ class AcsTransport:
             status = self._status(op_id, deadline)
             if status is not None:
                 return self._settle(op_id, status)
+        payload = self._payload(message)
+        try:
+            json.dumps(payload).encode("utf-8")
+        except (ValueError, UnicodeError) as err:  # text no encoder takes (a lone surrogate): never sendable
+            raise PermanentSendError(f"the message cannot be encoded ({type(err).__name__}: {err})") from err
         try:
             # No client-side polling: the outbox checks every accepted message together, so
             # forty messages cost forty sends and a few rounds of status checks, not forty waits.
-            self.client.begin_send(self._payload(message), operation_id=op_id, polling=False,
+            self.client.begin_send(payload, operation_id=op_id, polling=False,
                                    **self._timeouts(deadline))
         except HttpResponseError as err:
             raise self._classify(err) from err
@@ -128,7 +135,7 @@ class AcsTransport:
         payload = {
             "senderAddress": message.sender,
             "recipients": {"to": addresses(message.to_addrs), "cc": addresses(message.cc_addrs or "")},
-            "content": {"subject": message.subject, "plainText": message.text_body, "html": message.html_body},
+            "content": {"subject": one_line(message.subject), "plainText": message.text_body, "html": message.html_body},
             "headers": {EVENT_HEADER: message.event},
         }
         attachments = [{"name": a.filename, "contentType": a.content_type,

@@ -37,6 +37,7 @@ class Delivery:
     retrying: int = 0
     failed: int = 0
     left: int = 0  # not tried because the time budget ran out
+    failures: tuple = ()  # (outbox key, why) of each message that failed for good in this delivery
 
 
 def enqueue(*, kind: str, key: str, to: Iterable[str], cc: Iterable[str] = (), rendered: Rendered,
@@ -53,7 +54,8 @@ def enqueue(*, kind: str, key: str, to: Iterable[str], cc: Iterable[str] = (), r
         return False
     ledger.insert_message(key=key, kind=kind, event=EVENTS[kind], to=", ".join(to_list), cc=", ".join(cc_list),
                           subject=rendered.subject, text=rendered.text, html=rendered.html, now=now,
-                          attachments=attachments)
+                          attachments=attachments,
+                          note=f"made without its templates: {rendered.problem}" if rendered.problem else "")
     return True
 
 
@@ -72,17 +74,21 @@ def deliver_pending(transport: Transport, sender: str, now: datetime, *, budget_
         OutboxMessage.status.in_(("pending", "accepted")) & (OutboxMessage.next_attempt_at <= now))
         .order_by(OutboxMessage.id))
     tally = {"sent": 0, "retrying": 0, "failed": 0}
+    failures: list[tuple[str, str]] = []
     waiting = []
     for index, message in enumerate(due):
         if deadline.expired:
             logger.warning("mail budget of %.0fs used up; %d message(s) wait for the next run",
                            budget_seconds, len(due) - index)
-            return Delivery(tally["sent"], tally["retrying"] + len(waiting), tally["failed"], len(due) - index)
+            return Delivery(tally["sent"], tally["retrying"] + len(waiting), tally["failed"], len(due) - index,
+                            tuple(failures))
         outcome = _attempt(transport, message, sender, now, deadline, scope)
         if outcome == "accepted":
             waiting.append(message)
         else:
             tally[outcome] += 1
+            if outcome == "failed":
+                failures.append((message.dedupe_key, message.last_error))
     pause = getattr(transport, "poll_interval", 0.25)
     while waiting and deadline.allows_sleep(pause):
         sleep(pause)
@@ -93,8 +99,10 @@ def deliver_pending(transport: Transport, sender: str, now: datetime, *, budget_
                 still.append(message)
             else:
                 tally[outcome] += 1
+                if outcome == "failed":
+                    failures.append((message.dedupe_key, message.last_error))
         waiting = still
-    return Delivery(tally["sent"], tally["retrying"] + len(waiting), tally["failed"], 0)
+    return Delivery(tally["sent"], tally["retrying"] + len(waiting), tally["failed"], 0, tuple(failures))
 
 
 def finished(message: OutboxMessage, sender: str, scope: str | None = None) -> OutgoingMail:
@@ -115,13 +123,15 @@ def finished(message: OutboxMessage, sender: str, scope: str | None = None) -> O
 
 def _attempt(transport: Transport, message: OutboxMessage, sender: str, now: datetime,
              deadline: Deadline, scope: str | None = None) -> str:
-    """One send (or status check); returns sent | accepted | retrying | failed."""
+    """One send (or status check); returns sent | accepted | retrying | failed. Whatever goes
+    wrong with one message is that message's failure: the next one goes on."""
     name = getattr(transport, "name", type(transport).__name__)
     if message.status == "pending":
         message.attempts += 1
         _mark(message, attempts=message.attempts, last_attempt_at=now)  # write-ahead
+    outgoing = finished(message, sender, scope)  # the ledger's own errors are the run's, not the message's
     try:
-        ref = transport.send(finished(message, sender, scope), deadline=deadline)
+        ref = transport.send(outgoing, deadline=deadline)
     except StillRunning as running:
         if message.status != "accepted":
             message.status = "accepted"
@@ -130,19 +140,30 @@ def _attempt(transport: Transport, message: OutboxMessage, sender: str, now: dat
             logger.info("mail %s accepted as %s", message.dedupe_key, running.ref)
         return "accepted"
     except PermanentSendError as err:
-        _mark(message, status="failed", last_error=str(err)[:2000], transport=name)
+        message.last_error = str(err)[:2000]
+        _mark(message, status="failed", last_error=message.last_error, transport=name)
         logger.error("mail %s to %s failed for good: %s", message.dedupe_key, message.to_addrs, err)
         return "failed"
     except (TransientSendError, OSError) as err:
-        status = "failed" if message.attempts >= MAX_ATTEMPTS else "pending"
-        wait = backoff(message.attempts)
-        hint = getattr(err, "retry_after", None)
-        if hint:
-            wait = max(wait, timedelta(seconds=hint))
-        _mark(message, status=status, last_error=str(err)[:2000], next_attempt_at=now + wait,
-              transport=name)
-        logger.warning("mail %s not sent (attempt %d): %s", message.dedupe_key, message.attempts, err)
-        return "failed" if status == "failed" else "retrying"
+        return _retry_later(message, err, now, name)
+    except Exception as err:  # noqa: BLE001 - a transport's own surprise: retried with backoff, like any
+        return _retry_later(message, TransientSendError(f"{type(err).__name__}: {err}"), now, name)
+    return _sent(message, ref, now, name)
+
+
+def _retry_later(message: OutboxMessage, err: Exception, now: datetime, name: str) -> str:
+    status = "failed" if message.attempts >= MAX_ATTEMPTS else "pending"
+    wait = backoff(message.attempts)
+    hint = getattr(err, "retry_after", None)
+    if hint:
+        wait = max(wait, timedelta(seconds=hint))
+    message.last_error = str(err)[:2000]
+    _mark(message, status=status, last_error=message.last_error, next_attempt_at=now + wait, transport=name)
+    logger.warning("mail %s not sent (attempt %d): %s", message.dedupe_key, message.attempts, err)
+    return "failed" if status == "failed" else "retrying"
+
+
+def _sent(message: OutboxMessage, ref: str, now: datetime, name: str) -> str:
     _mark(message, status="sent", sent_at=now, transport=name, provider_ref=ref, last_error="")
     logger.info("mail %s sent to %s (%s)", message.dedupe_key, message.to_addrs, message.event)
     return "sent"

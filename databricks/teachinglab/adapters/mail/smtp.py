@@ -56,6 +56,8 @@ class SmtpTransport:
                 if self.username:
                     smtp.login(self.username, self.password)
                 refused = smtp.send_message(mail)
+        except smtplib.SMTPNotSupportedError as err:  # a non-ASCII address the relay cannot take (no SMTPUTF8)
+            raise PermanentSendError(f"SMTP {self.host} cannot take this message: {err}") from err
         except smtplib.SMTPAuthenticationError as err:
             raise PermanentSendError(f"SMTP login refused ({err.smtp_code})") from err
         except smtplib.SMTPRecipientsRefused as err:

@@ -8,13 +8,16 @@ again next run, do not send again), TransientSendError (try again later) or Perm
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import sys
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Callable, Protocol
 
 from databricks.teachinglab.adapters.deadline import Deadline
+from databricks.teachinglab.adapters.files import write_private
 from databricks.teachinglab.core.messages import EVENT_HEADER, OutgoingMail
 from databricks.teachinglab.core.settings import MailSettings
 
@@ -71,16 +74,46 @@ def _smtp(mail: MailSettings) -> Transport:
     return SmtpTransport(mail)
 
 
+def message_id(dedupe_key: str, sender: str) -> str:
+    """ASCII, unique per message and the same for every attempt at it: a hash of its outbox key at
+    the sender's domain. (The key carries group names in any script, with spaces and quotes: as
+    an id they broke encoders and collided.)"""
+    domain = sender.rpartition("@")[2].strip().rstrip(">")
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        domain = ""
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?", domain):
+        domain = "teachinglab.invalid"
+    return f"<{hashlib.sha256(dedupe_key.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}@{domain}>"
+
+
+def one_line(text: str) -> str:
+    """A header value: no line break or other control character can reach it (RFC 5322 2.2)."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
 def to_email(message: OutgoingMail) -> EmailMessage:
-    """The RFC 5322 form of a message: plain text and HTML, plus the event header."""
+    """The RFC 5322 form of a message: plain text and HTML, plus the event header. A message that
+    cannot be encoded at all (a broken address, text no encoder takes) is PermanentSendError:
+    sending it again would fail the same way."""
+    try:
+        mail = _to_email(message)
+        bytes(mail)  # encoders fail here, if anywhere: say so now, as this message's failure
+        return mail
+    except Exception as err:  # noqa: BLE001 - building a message is deterministic: it would fail every time
+        raise PermanentSendError(f"the message cannot be encoded ({type(err).__name__}: {err})") from err
+
+
+def _to_email(message: OutgoingMail) -> EmailMessage:
     mail = EmailMessage()
-    mail["From"] = message.sender
-    mail["To"] = message.to_addrs
+    mail["From"] = one_line(message.sender)
+    mail["To"] = one_line(message.to_addrs)
     if message.cc_addrs:
-        mail["Cc"] = message.cc_addrs
-    mail["Subject"] = message.subject
-    mail[EVENT_HEADER] = message.event
-    mail["Message-ID"] = f"<{message.dedupe_key.replace(':', '.')}@teachinglab>"
+        mail["Cc"] = one_line(message.cc_addrs)
+    mail["Subject"] = one_line(message.subject)
+    mail[EVENT_HEADER] = one_line(message.event)
+    mail["Message-ID"] = message_id(message.dedupe_key, message.sender)
     mail.set_content(message.text_body)
     mail.add_alternative(message.html_body, subtype="html")
     for att in message.attachments:
@@ -119,13 +152,13 @@ class FileTransport:
         self.folder = Path(mail.file_dir)
 
     def send(self, message: OutgoingMail, *, deadline: Deadline | None = None) -> str:
+        data = bytes(to_email(message))
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in message.dedupe_key)
-            path = self.folder / f"{safe}.eml"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(bytes(to_email(message)))
-            tmp.replace(path)
+            # The key's own characters in the name (readable), capped, plus a hash (never two
+            # messages in one file, whatever their names share).
+            safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in message.dedupe_key)
+            digest = hashlib.sha256(message.dedupe_key.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+            path = write_private(self.folder / f"{safe[:120]}-{digest}.eml", data)
         except OSError as err:
             raise TransientSendError(f"cannot write {self.folder}: {err}") from err
         return str(path)
