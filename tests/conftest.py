@@ -254,4 +254,22 @@ def course(n_groups=2, size=2, **cluster_extra) -> dict:
     return scenario
 
 
-__all__ = ["local", "course", "evening_zone", "ledger_dump", "TZ", "ADMIN", "timedelta"]
+class Inbox:
+    """An aiosmtpd handler that keeps what it receives: (recipients, raw message)."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.rcpt_tos, envelope.content))
+        return "250 OK"
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+__all__ = ["local", "course", "evening_zone", "ledger_dump", "TZ", "ADMIN", "timedelta", "Inbox", "free_port"]

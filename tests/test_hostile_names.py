@@ -1,13 +1,12 @@
 """Names come in any script, with spaces, quotes, backslashes and line breaks: one bad name or
 message never stops enforcement, other mail or a backup. Group names from a Moodle export go
 through the real poll against the emulated workspace, then through SMTP (aiosmtpd) and `file`."""
-import socket
 from email import message_from_bytes, policy
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import ADMIN, local
+from conftest import ADMIN, Inbox, free_port, local
 from databricks.sandbox import Fault
 from databricks.teachinglab.adapters.ledger.models import OutboxMessage
 from databricks.teachinglab.adapters.mail.transports import message_id
@@ -20,24 +19,9 @@ def at(h, m=0):
     return local(*DAY, h, m)
 
 
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope.content)
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def relay():
-    inbox, port = Inbox(), _free_port()
+    inbox, port = Inbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     yield inbox, port
@@ -58,7 +42,7 @@ def hostile_course(env) -> dict[str, str]:
 
 def delivered(transport, env, relay) -> list[bytes]:
     if transport == "smtp":
-        return list(relay[0].messages)
+        return [raw for _, raw in relay[0].messages]
     return [p.read_bytes() for p in sorted((env.tmp / "mail").glob("*.eml"))]
 
 

@@ -176,3 +176,19 @@ def test_restore_ledger_refuses_what_is_not_a_ledger(env, tmp_path):
     r = job(env, "databricks.main", "--restore_ledger", str(junk))
     assert r.returncode == 2 and "not a readable ledger" in r.stderr and "nothing changed" in r.stderr
     assert not list(ledger(env).parent.glob("*.replaced-*"))
+
+
+def test_the_close_backs_up_first_even_when_it_fails_and_the_backup_holds_no_close_in_progress(env):
+    """The backup used to come after the close's mail: a stuck message, a workspace that failed,
+    meant no backup, night after night. It is now the close's first step, before its own entry
+    in the run log, so a ledger restored from it never takes that close for a killed one."""
+    import sqlite3
+    from databricks.teachinglab.adapters.ledger.guard import newest_backup
+    assert job(env).returncode == 0
+    r = job(env, "databricks.end_of_day_operations", DATABRICKS_HOST="http://127.0.0.1:9")  # nothing answers
+    assert r.returncode == 3, r.stderr
+    backup = newest_backup(ledger(env))
+    assert backup is not None and "backed up" in r.stderr
+    runs = sqlite3.connect(backup).execute(
+        "SELECT count(*) FROM job_run WHERE job = 'end_of_day_operations'").fetchone()[0]
+    assert runs == 0

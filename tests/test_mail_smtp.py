@@ -1,5 +1,4 @@
 """SMTP delivery against aiosmtpd on a free loopback port: STARTTLS with a test CA, and AUTH."""
-import socket
 from datetime import datetime, timezone
 from email import message_from_bytes, policy
 
@@ -19,19 +18,7 @@ from databricks.teachinglab.adapters.mail.outbox import deliver_pending, enqueue
 NOW = datetime(2026, 3, 2, 13, 0, tzinfo=timezone.utc)
 
 
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.rcpt_tos, envelope.content))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import Inbox, free_port as _free_port
 
 
 @pytest.fixture

@@ -346,3 +346,52 @@ def test_the_poll_runs_at_the_sandboxs_time_with_at(make_env):
                           env={**subenv, "DATABRICKS_HOST": "https://adb-1.2.azuredatabricks.net",
                                "EMAIL_TRANSPORT": "file"}, capture_output=True, text=True, timeout=60)
     assert real.returncode == 2 and "emulated workspace" in real.stderr
+
+
+def test_who_may_create_a_cluster_and_what_a_policy_fixes(sandbox, w):
+    """Clusters API create: an admin, a principal with allow-cluster-create, or anyone through a
+    policy they may use; the policy's fixed values are filled in and a contrary one refused. The
+    creator (owner, CAN_MANAGE) sets name, tags and ACL: nothing is vetted."""
+    ws = sandbox.workspace
+    ws.add_user("s@uni.edu")
+    student = WorkspaceClient(host=sandbox.url, token=ws.token_for("s@uni.edu"))
+    with pytest.raises(errors.PermissionDenied):
+        student.clusters.create(cluster_name="x", spark_version="15.4.x-scala2.12", node_type_id="n", num_workers=4)
+    pc = ws.policy_id()
+    with pytest.raises(errors.BadRequest, match="Validation failed for num_workers"):
+        student.clusters.create(cluster_name="x", spark_version="15.4.x-scala2.12", node_type_id="n",
+                                policy_id=pc, num_workers=4)
+    cid = student.clusters.create(cluster_name="cluster_03", spark_version="15.4.x-scala2.12", node_type_id="n",
+                                  policy_id=pc, custom_tags={"quota": "exempt"}).response.cluster_id
+    got = w.clusters.get(cid)
+    assert got.creator_user_name == "s@uni.edu" and got.num_workers == 0 and got.custom_tags == {"quota": "exempt"}
+    student.clusters.update_permissions(cid, access_control_list=[compute.ClusterAccessControlRequest(
+        group_name="users", permission_level=compute.ClusterPermissionLevel.CAN_RESTART)])
+    assert ws.group_level(cid, "users") == "CAN_RESTART"
+    ws.add_user("t@uni.edu")
+    other = WorkspaceClient(host=sandbox.url, token=ws.token_for("t@uni.edu"))
+    other.clusters.delete(cid)  # permissions add up: `users` lets anyone stop (and start) it
+
+
+def test_service_principals_are_scim_principals_named_by_application_id(sandbox, w):
+    ws = sandbox.workspace
+    app = "11111111-2222-4333-8444-555555555555"
+    sid = ws.add_service_principal(app, admin=True)
+    sp = WorkspaceClient(host=sandbox.url, token=ws.token_for(app))
+    assert sp.current_user.me().user_name == app
+    assert w.service_principals.get(sid).application_id == app
+    admins = next(iter(w.groups.list(filter='displayName eq "admins"', attributes="members")))
+    assert any(m.ref == f"ServicePrincipals/{sid}" for m in admins.members)
+    cid = sp.clusters.create(cluster_name="c", spark_version="15.4.x-scala2.12", node_type_id="n",
+                             num_workers=1).response.cluster_id
+    assert w.clusters.get(cid).creator_user_name == app
+
+
+def test_scim_filters_are_json_strings_with_escapes(sandbox, w):
+    ws = sandbox.workspace
+    for name in ('Team "Q"', "Team \\ B", "צוות"):
+        ws.add_group(name)
+        found = list(w.groups.list(filter="displayName eq " + __import__("json").dumps(name, ensure_ascii=False)))
+        assert [g.display_name for g in found] == [name]
+    with pytest.raises(errors.BadRequest):
+        list(w.groups.list(filter='displayName eq "Team \\ B"'))  # a lone backslash is not a JSON string

@@ -315,7 +315,10 @@ def _matches(item: dict, flt: str) -> bool:
         if not m:
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Unsupported filter: {flt}")
         attr, sub, op, want = m.groups()
-        want = json.loads(f'"{want}"')  # a JSON string literal: \" and \\ (and \n) are escapes
+        try:
+            want = json.loads(f'"{want}"')  # a JSON string literal: \" and \\ (and \n) are escapes
+        except ValueError:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Unsupported filter: {flt}") from None
         value = item.get(attr)
         if isinstance(value, list):  # emails.value
             values = [str(v.get(sub or "value", "")) for v in value]

@@ -351,12 +351,7 @@ def init_ledger(inv: Invocation) -> int:
 @command("retry", "send failed messages again", flag={"metavar": "ID|all"}, changes=True, ledger=True,
          locked=True)
 def retry(inv: Invocation) -> int:
-    ids = None
-    if inv.args.retry != "all":
-        try:
-            ids = [int(x) for x in inv.args.retry.split(",")]
-        except ValueError:
-            raise AdminError(f"--retry {inv.args.retry!r}: give a message id from --outbox, or 'all'") from None
+    ids = _message_ids("retry", inv.args.retry, "all")
     ctx = inv.context()
     if ids is not None:
         _check_retry_ids(ids)
@@ -377,13 +372,7 @@ def retry(inv: Invocation) -> int:
          "all-failed); it is never sent, and never queued again", flag={"metavar": "ID|all-failed"}, changes=True,
          ledger=True, locked=True)
 def drop_message(inv: Invocation) -> int:
-    ids = None
-    if inv.args.drop_message != "all-failed":
-        try:
-            ids = [int(x) for x in inv.args.drop_message.split(",")]
-        except ValueError:
-            raise AdminError(f"--drop_message {inv.args.drop_message!r}: give a message id from --outbox, or "
-                             "all-failed") from None
+    ids = _message_ids("drop_message", inv.args.drop_message, "all-failed")
     inv.context()
     chosen = ledger.messages(ids) if ids is not None else ledger.messages(status="failed")
     if ids is not None:
@@ -402,6 +391,17 @@ def drop_message(inv: Invocation) -> int:
     count = ledger.drop_messages(ids)
     print(f"{count} message(s) dropped")
     return 0
+
+
+def _message_ids(flag: str, text: str, every: str) -> list[int] | None:
+    """Outbox ids from "3" or "3,4", or None for `every` (all of them)."""
+    if text == every:
+        return None
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise AdminError(f"--{flag} {text!r}: give a message id from --outbox (or several, comma-separated), "
+                         f"or {every}") from None
 
 
 def _check_retry_ids(ids: list[int]) -> None:

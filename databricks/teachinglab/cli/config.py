@@ -237,6 +237,11 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
         problems.append("DATABASE_URL must be a peewee db_url such as sqlite:////var/lib/lab.db "
                         "or postgresql://user@host/db.")
     if database_url and database_url.startswith("postgres"):
+        info = database_url.partition("://")[2].rsplit("@", 1)[0] if "@" in database_url else ""
+        if any(ch in info for ch in "@#?/") or _split(database_url) is None:
+            problems.append(f"DATABASE_URL={shown_url(database_url)!r} cannot be read as a URL: a user or password "
+                            "holding @ # ? / or : must be percent-encoded there (@ as %40, # as %23, ? as %3F, "
+                            "/ as %2F), and the port must be a number.")
         import importlib.util
         if importlib.util.find_spec("psycopg2") is None:
             problems.append("DATABASE_URL points at PostgreSQL, but psycopg2 is not installed: "

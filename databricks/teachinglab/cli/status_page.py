@@ -23,7 +23,7 @@ from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer,
 
 from databricks.teachinglab.adapters.report_files import bundle
 from databricks.teachinglab.adapters.web.pages import render_page
-from databricks.teachinglab.cli.wiring import LEDGER_LOST, reconnect_ledger
+from databricks.teachinglab.cli.wiring import LEDGER_LOST, reconnect_ledger, request_connection
 from databricks.teachinglab.core.accounting import local_day
 from databricks.teachinglab.core.settings import Settings
 from databricks.teachinglab.services.reports import preview_report
@@ -42,14 +42,16 @@ def make_app(settings: Settings, clock: Callable[[], datetime]):
             return _send(start_response, "405 Method Not Allowed", b"", "text/plain", [("Allow", "GET, HEAD")])
         now = clock()
         try:
-            return respond(environ, start_response, path, now)
+            with request_connection():  # each request's thread: its own connection, closed after it
+                return respond(environ, start_response, path, now)
         except LEDGER_LOST:
             # A long-running server outlives a PostgreSQL failover or restart: its connection is
             # dead, and the first query says so. Reconnect and answer this request once more.
             logger.warning("status page: the ledger's connection was lost; reconnecting")
             reconnect_ledger()
             try:
-                return respond(environ, start_response, path, now)
+                with request_connection():
+                    return respond(environ, start_response, path, now)
             except Exception as err:  # noqa: BLE001 - one line in the log, a plain 500, nothing leaked
                 return _failed(start_response, path, err)
         except Exception as err:  # noqa: BLE001 - one line in the log, a plain 500, nothing leaked

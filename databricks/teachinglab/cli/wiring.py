@@ -39,6 +39,12 @@ def reconnect_ledger() -> None:
     db.connect(reuse_if_open=True)
 
 
+def request_connection():
+    """The ledger's connection for one request of a threaded server: opened in the request's
+    thread (peewee keeps one per thread), closed when it ends, so threads leave none behind."""
+    return db_proxy.obj.connection_context()
+
+
 def close_ledger() -> None:
     if db_proxy.obj is not None:
         db_proxy.close()

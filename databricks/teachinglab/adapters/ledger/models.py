@@ -448,7 +448,9 @@ def describe_connect_error(url: str, err: Exception) -> str:
         port = "?"
     where = f"{parts.hostname or 'localhost'}:{port}/{parts.path.lstrip('/')}"
     text = " ".join(str(err).split())
-    for secret in sorted(userinfo(url), key=len, reverse=True):
+    import re
+    pieces = [p for secret in userinfo(url) for p in re.split(r"[@?#/:%]", secret) if len(p) >= 3]
+    for secret in sorted({*userinfo(url), *pieces}, key=len, reverse=True):
         text = text.replace(secret, "***")
     user = url.partition("://")[2].rsplit("@", 1)[0].partition(":")[0] if "@" in url else ""
     if user:
@@ -485,7 +487,7 @@ def open_ledger(*, db_path: Path | None, database_url: str | None, now: datetime
     if is_postgres(database_url):
         try:
             db.connect(reuse_if_open=True)
-        except pw.OperationalError as err:
+        except (pw.OperationalError, pw.ProgrammingError, pw.InterfaceError) as err:  # a malformed DSN too
             raise LedgerConfigError(describe_connect_error(database_url, err)) from None
         if schema:
             db.execute_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
