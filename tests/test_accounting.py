@@ -293,3 +293,42 @@ def test_a_start_seen_before_running_is_carried_to_the_next_poll():
                               cluster("RUNNING", num_workers=1), L(2026, 3, 2, 8, 5), L(2026, 3, 2, 8))
     assert [(g.nodes, g.start, g.end) for g in second.startup] == [(2, L(2026, 3, 2, 8), L(2026, 3, 2, 8, 4))]
     assert second.tracker.starting_since is None
+
+
+def test_a_downsize_lowers_the_count_when_it_starts_and_an_upsize_only_when_the_nodes_are_there():
+    """The real API reports a shrinking RESIZING with the old size as current_num_workers and the
+    new one as target_num_workers, and no completion event (only DECOMMISSION_*, which may say
+    nothing); growth completes with UPSIZE_COMPLETED. 1 -> 4 -> 1 -> 3 workers, to the millisecond."""
+    day = (2026, 3, 2)
+    events = [wev(L(*day, 9), "RUNNING", 1),
+              ClusterEvent(L(*day, 10), "RESIZING", 1, 4), wev(L(*day, 10, 0, 30), "UPSIZE_COMPLETED", 4),
+              ClusterEvent(L(*day, 11), "RESIZING", 4, 1), ClusterEvent(L(*day, 11), "DECOMMISSION_STARTED"),
+              ClusterEvent(L(*day, 11, 0, 30), "DECOMMISSION_ENDED"),
+              ClusterEvent(L(*day, 12), "RESIZING", 1, 3), wev(L(*day, 12, 0, 30), "UPSIZE_COMPLETED", 3),
+              ev(L(*day, 13), "TERMINATING")]
+    a = acc.apply_events(Tracker(checked_until=L(*day, 8)), events, cluster(num_workers=4), L(*day, 14), L(*day, 8))
+    s = 1000
+    assert node_ms(a) == {date(*day): (3630 * 2 + 3570 * 5 + 3630 * 2 + 3570 * 4) * s}
+
+
+def test_lost_nodes_and_failed_growth_keep_the_count_honest():
+    day = (2026, 3, 2)
+    events = [wev(L(*day, 9), "RUNNING", 4), wev(L(*day, 10), "NODES_LOST", 2),
+              ClusterEvent(L(*day, 10, 30), "RESIZING", 2, 4), wev(L(*day, 10, 35), "ADD_NODES_FAILED", 3),
+              wev(L(*day, 11), "AUTOSCALING_FAILED", 3), ev(L(*day, 12), "TERMINATING")]
+    a = acc.apply_events(Tracker(checked_until=L(*day, 8)), events, cluster(num_workers=4), L(*day, 13), L(*day, 8))
+    minute = 60_000
+    assert node_ms(a) == {date(*day): 5 * 60 * minute + 3 * 35 * minute + 4 * 85 * minute}
+
+
+def test_the_clusters_list_corrects_a_count_no_event_reported():
+    """A RUNNING cluster whose executors number other than the events left: the count follows
+    the list from the poll's `now`, once (a replay at the same `now` changes nothing)."""
+    day = (2026, 3, 2)
+    a = acc.apply_events(Tracker(checked_until=L(*day, 8)), [wev(L(*day, 9), "RUNNING", 4)],
+                         cluster("RUNNING", num_workers=4), L(*day, 10), L(*day, 8))
+    listed = ClusterInfo("c1", "c1", "RUNNING", num_workers=4, executors=1)
+    fixed = acc.workers_from_list(a, listed, L(*day, 10))
+    assert [(g.nodes, g.start, g.end) for g in fixed.segments] == [(5, L(*day, 9), L(*day, 10))]
+    assert (fixed.tracker.workers, fixed.tracker.segment_since) == (1, L(*day, 10))
+    assert acc.workers_from_list(fixed, listed, L(*day, 10)) == fixed

@@ -57,7 +57,7 @@ def test_import_contracts_hold():
 @pytest.mark.parametrize("module, line, contract", [
     ("core/usage.py", "import peewee", "core is pure"),
     ("core/quota.py", "from databricks.sdk.service import compute", "core does not import databricks.sdk"),
-    ("services/poll.py", "from databricks.sdk import WorkspaceClient", "Only adapters.workspace imports"),
+    ("services/poll.py", "from databricks.sdk import WorkspaceClient", "Only the adapters.workspace package"),
     ("adapters/ledger/repository.py", "from databricks.teachinglab.services import poll", "The layers go"),
     ("core/report.py", "import time", "core is pure"),
     ("services/grants.py", "from databricks.teachinglab.adapters.ledger.models import Cluster",

@@ -755,3 +755,20 @@ def test_start_up_time_is_in_the_cost_and_not_in_the_usage(env):
     assert line.used_seconds == 60 * 60 and line.node_seconds == 2 * 60 * 60
     assert line.dbu == round(0.75 * 2, 4)
     assert line.cost_usd == round(0.75 * 2 * 0.55 + 0.293 * 2 + 0.293 * 2 * 4 / 60, 4)
+
+
+def test_an_autoscaling_day_of_1_4_1_3_workers_is_counted_to_the_second(env):
+    """The emulator reports resizes as the real API does (a shrinking RESIZING carries the old size
+    as current and the new one as target; no completion event for a downsize): the day's
+    node-time follows the cluster down as well as up, to the second. Before, it stayed at 4
+    workers from 11:00 until the next upsize completed."""
+    ws = env.workspace
+    cid = ws.add_cluster("autoscaling", tags={"group": "group_01"},
+                         spec={"autoscale": {"min_workers": 1, "max_workers": 4}})
+    ws.session(cid, at(9), at(13))
+    for hour, workers in ((10, 4), (11, 1), (12, 3)):
+        ws.user_action(at(hour), "resize", cid, num_workers=workers)
+    env.polls(at(9), at(13, 15), step=5)
+    row = ClusterDay.get(ClusterDay.cluster == cid)
+    assert row.used_ms == 4 * 3600 * 1000
+    assert row.used_node_ms == (3630 * 2 + 3570 * 5 + 3630 * 2 + 3570 * 4) * 1000

@@ -305,9 +305,9 @@ def test_a_student_clusters_tags_never_widen_what_teardown_deletes(env, capsys):
     assert all(c.deleted for c in ws.cluster_views(include_deleted=True) if c.name.startswith("bigdata-"))
 
 
-def test_clusters_are_dedicated_to_their_group_with_a_group_folder_by_default(env):
-    ws = env.workspace
-    assert run("--create_from_csv", str(env.users_csv)) == 0
+def test_with_account_groups_clusters_are_dedicated_to_their_group_with_a_group_folder_by_default(federated):
+    ws = federated.workspace
+    assert run("--create_from_csv", str(federated.users_csv)) == 0
     spec = _cluster(ws, "bigdata-g1043").spec
     assert spec["data_security_mode"] == "DATA_SECURITY_MODE_DEDICATED" and spec["single_user_name"] == "Team Rocket"
     folder = ws.object_status("/Workspace/Groups/Team Rocket")
@@ -326,7 +326,7 @@ def test_standard_access_mode_shares_the_cluster_and_makes_no_folders(env, monke
 
 @pytest.mark.parametrize("var, value, says", [
     ("CLUSTER_ACCESS_MODE", "shared", "CLUSTER_ACCESS_MODE='shared' must be dedicated"),
-    ("CLUSTER_SPARK_VERSION", "14.3.x-scala2.12", "needs Databricks Runtime 15.4 or later"),
+    ("CLUSTER_SPARK_VERSION", "12.2.x-scala2.12", "needs Databricks Runtime 13.3 or later"),
     ("CLUSTER_MIN_WORKERS", "two", "CLUSTER_MIN_WORKERS='two' must be a whole number"),
 ])
 def test_bad_cluster_settings_exit_2_naming_the_variable(env, monkeypatch, capsys, var, value, says):
@@ -336,6 +336,36 @@ def test_bad_cluster_settings_exit_2_naming_the_variable(env, monkeypatch, capsy
     err = capsys.readouterr().err
     assert stop.value.code == 2 and says in err and "Traceback" not in err
     assert not env.workspace.cluster_views(include_deleted=True)
+
+
+def test_without_account_groups_the_default_is_standard_and_says_so(env, capsys):
+    assert run("--create_from_csv", str(env.users_csv), "--dry-run") == 0
+    assert "CLUSTER_ACCESS_MODE is not set: clusters are standard" in capsys.readouterr().out
+    assert run("--create_from_csv", str(env.users_csv)) == 0
+    spec = _cluster(env.workspace, "bigdata-g1043").spec
+    assert spec["data_security_mode"] == "DATA_SECURITY_MODE_STANDARD" and "single_user_name" not in spec
+
+
+def test_dedicated_without_account_groups_is_refused_before_anything_is_made(env, monkeypatch, capsys):
+    monkeypatch.setenv("CLUSTER_ACCESS_MODE", "dedicated")
+    assert run("--create_from_csv", str(env.users_csv)) == 2
+    err = capsys.readouterr().err
+    assert "needs account groups" in err and "DATABRICKS_ACCOUNT_ID" in err and "Dedicated group clusters" in err
+    assert not env.workspace.cluster_views(include_deleted=True) and "Team Rocket" not in env.workspace.group_names()
+
+
+def test_a_runtime_the_workspace_does_not_offer_is_refused_before_anything_is_made(env, monkeypatch, capsys):
+    monkeypatch.setenv("CLUSTER_SPARK_VERSION", "15.5.x-scala2.12")
+    assert run("--create_from_csv", str(env.users_csv)) == 2
+    assert "is not a runtime this workspace offers" in capsys.readouterr().err
+    assert not env.workspace.cluster_views(include_deleted=True)
+
+
+def test_a_refused_dedicated_create_names_the_workspace_setting(federated, capsys):
+    federated.workspace.dedicated_group_clusters = False  # an admin has not turned the setting on
+    assert run("--create_from_csv", str(federated.users_csv)) == 1
+    err = capsys.readouterr().err
+    assert err.count("FAILED create_cluster") == 4 and "\"Dedicated group clusters\"" in err
 
 
 def test_at_most_100_clusters_are_pinned_and_the_rest_are_named(env, capsys):
@@ -399,9 +429,33 @@ def test_an_existing_account_group_is_reused_and_an_entra_group_is_never_changed
     assert "group 'Solo' is synced from Entra ID" in out and "someone@uni.example.edu" in out
 
 
-def test_a_workspace_local_group_of_the_same_name_is_reported_not_shadowed(federated, capsys):
+def test_account_group_members_are_read_one_group_at_a_time_since_the_list_has_none(federated, capsys):
+    """The account SCIM list no longer returns members (databricks-sdk 0.156 AccountGroupsV2API.list,
+    and the emulator likewise): a second run must still change nothing, an Entra group whose
+    members match the roster is no drift, and --prune removes the member the roster lacks."""
+    ws = federated.workspace
+    assert run("--create_from_csv", str(federated.users_csv)) == 0
+    listed = federated.lab().workspace  # a client of the workspace, to see what the account list says
+    from databricks.sdk import AccountClient
+    acct = AccountClient(host=federated.server.url, account_id=ws.account_id, token="sandbox-token")
+    assert all(not g.members for g in acct.groups.list())          # the list carries none
+    assert listed.group("Team Rocket").members                    # while the group has them
+    capsys.readouterr()
+    assert run("--create_from_csv", str(federated.users_csv)) == 0
+    assert "nothing to change" in capsys.readouterr().out
+    ws.add_user("stray@uni.example.edu")
+    ws.add_member("Team Rocket", user="stray@uni.example.edu")
+    assert run("--create_from_csv", str(federated.users_csv), "--prune") == 0
+    assert "stray@uni.example.edu" not in ws.group_members("Team Rocket")
+    assert len(ws.group_members("Team Rocket")) == 3
+
+
+def test_a_workspace_local_group_of_the_same_name_is_reported_not_shadowed(federated, capsys, monkeypatch):
     ws = federated.workspace
     ws.add_group("Team Rocket")  # legacy, workspace-local
+    assert run("--create_from_csv", str(federated.users_csv)) == 2  # dedicated: refused before anything is made
+    assert "Team Rocket: workspace-local group(s)" in capsys.readouterr().err
+    monkeypatch.setenv("CLUSTER_ACCESS_MODE", "standard")
     run("--create_from_csv", str(federated.users_csv))
     assert "group 'Team Rocket' is workspace-local" in capsys.readouterr().out
     assert ws.group_id("Team Rocket", account=True) is None

@@ -114,4 +114,4 @@ def test_terraform_validate_and_test(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     r = terraform(["test"], work, env)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "11 passed, 0 failed" in r.stdout
+    assert "12 passed, 0 failed" in r.stdout

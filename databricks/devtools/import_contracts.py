@@ -11,7 +11,8 @@ from importlinter import Contract, ContractCheck, fields, output
 
 
 class NamespacedPackageContract(Contract):
-    """`package` (e.g. databricks.sdk) may be imported under `source` only by `allowed` modules."""
+    """`package` (e.g. databricks.sdk) may be imported under `source` only by `allowed` modules
+    (an allowed package: by its modules too)."""
 
     source = fields.StringField()
     package = fields.StringField()
@@ -22,7 +23,8 @@ class NamespacedPackageContract(Contract):
         allowed = set(self.allowed or [])
         offenders = []
         for module in sorted(graph.find_descendants(self.source) | {self.source}):
-            if module in allowed or root not in graph.find_modules_directly_imported_by(module):
+            inside = any(module == a or module.startswith(a + ".") for a in allowed)
+            if inside or root not in graph.find_modules_directly_imported_by(module):
                 continue
             for detail in graph.get_import_details(importer=module, imported=root):
                 line = detail["line_contents"]

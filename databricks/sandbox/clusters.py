@@ -42,6 +42,10 @@ class Cluster:
     events: list[dict] = field(default_factory=list)
     termination_reason: dict | None = None
     generation: int = 0  # bumps on every state change, so stale scheduled steps are skipped
+    workers: int = 0     # workers present now (a resize moves it when the nodes arrive or leave)
+    # The truth billing follows: (instant, nodes present), None once the cluster stops. Kept apart
+    # from the events, which (like the real ones) do not say when a downsize's nodes left.
+    node_log: list[tuple[datetime, int | None]] = field(default_factory=list)
 
     @property
     def source(self) -> str:
@@ -61,7 +65,13 @@ class Cluster:
             default_tags={"Vendor": "Databricks", "Creator": self.creator,
                           "ClusterName": self.spec.get("cluster_name", ""),
                           "ClusterId": self.cluster_id},
+            # Photon docs: "Photon is not enabled by default on compute created with the Clusters
+            # API"; a cluster made in the UI gets it (a scenario says so with runtime_engine).
+            runtime_engine=self.spec.get("runtime_engine") or "STANDARD",
         )
+        if self.state == "RUNNING":  # ClusterDetails.executors: "Nodes on which the Spark executors reside"
+            out["executors"] = [{"node_id": f"{self.cluster_id}-w{i}", "private_ip": f"10.0.0.{i + 10}"}
+                                for i in range(self.workers)]
         for key in ("start_time", "terminated_time", "last_restarted_time"):
             value = getattr(self, key)
             if value is not None:
@@ -172,6 +182,8 @@ class ClusterBook:
         # its minimum (docs: "Autoscaling ... starts with the minimum number of workers").
         autoscale = cluster.spec.get("autoscale") or {}
         workers = cluster.spec.get("num_workers", autoscale.get("min_workers", 0))
+        cluster.workers = workers
+        cluster.node_log.append((when, 1 + workers))
         self._event(cluster, when, "RUNNING", {"current_num_workers": workers})
         for hook in self.on_running:
             hook(cluster.cluster_id)
@@ -187,17 +199,33 @@ class ClusterBook:
         self._later(cluster, when, self.delays.restart, self._become_running)
 
     def resize(self, cluster_id: str, num_workers: int, when: datetime) -> None:
+        """As the Clusters API reports a resize (or an autoscaling step): RESIZING, "a change in the
+        target size (upsize or downsize)", with the old size as current_num_workers and the new one
+        as target_num_workers (EventDetails); UPSIZE_COMPLETED only for growth, once the nodes are
+        there; a downsize has no completion event, only DECOMMISSION_STARTED and _ENDED (EventType),
+        and its nodes leave when the decommission ends. The list's num_workers is the target at
+        once ("reflects the desired number of workers rather than the actual current number")."""
         cluster = self.get(cluster_id)
         if cluster.state != "RUNNING":
             raise ApiError(400, "INVALID_STATE",
                            f"Cluster {cluster_id} is in unexpected state {cluster.state}.")
+        old = cluster.workers
         self._set_state(cluster, "RESIZING", "Resizing")
-        self._event(cluster, when, "RESIZING", {"target_num_workers": num_workers})
+        self._event(cluster, when, "RESIZING", {"current_num_workers": old, "target_num_workers": num_workers,
+                                                "cause": "RESIZE_REQUESTED"})
         cluster.spec["num_workers"] = num_workers
+        if num_workers < old:
+            self._event(cluster, when, "DECOMMISSION_STARTED", {})
 
         def done(c: Cluster, at: datetime) -> None:
             self._set_state(c, "RUNNING")
-            self._event(c, at, "UPSIZE_COMPLETED", {"current_num_workers": num_workers})
+            c.workers = num_workers
+            c.node_log.append((at, 1 + num_workers))
+            if num_workers > old:
+                self._event(c, at, "UPSIZE_COMPLETED", {"current_num_workers": num_workers,
+                                                        "target_num_workers": num_workers})
+            elif num_workers < old:
+                self._event(c, at, "DECOMMISSION_ENDED", {})
 
         self._later(cluster, when, self.delays.resize, done)
 
@@ -206,6 +234,8 @@ class ClusterBook:
         if cluster.state in ("TERMINATING", "TERMINATED"):
             return  # the real API treats this as a no-op
         self._set_state(cluster, "TERMINATING", "Terminating")
+        if cluster.node_log and cluster.node_log[-1][1] is not None:
+            cluster.node_log.append((when, None))  # billed until it stops being usable, as measured
         cluster.termination_reason = {"code": reason, "type": "SUCCESS",
                                       "parameters": {"username": user}}
         self._event(cluster, when, "TERMINATING", {"user": user, "reason": cluster.termination_reason})

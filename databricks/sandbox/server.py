@@ -56,6 +56,20 @@ def clusters_list(ws, body, query, m, user):
     return out
 
 
+# Clusters API "spark-versions": the runtimes a workspace offers (key and name).
+SPARK_VERSIONS = [("13.3.x-scala2.12", "13.3 LTS (includes Apache Spark 3.4.1, Scala 2.12)"),
+                  ("14.3.x-scala2.12", "14.3 LTS (includes Apache Spark 3.5.0, Scala 2.12)"),
+                  ("15.4.x-scala2.12", "15.4 LTS (includes Apache Spark 3.5.0, Scala 2.12)"),
+                  ("15.4.x-cpu-ml-scala2.12", "15.4 LTS ML (includes Apache Spark 3.5.0, Scala 2.12)"),
+                  ("16.4.x-scala2.12", "16.4 LTS (includes Apache Spark 3.5.2, Scala 2.12)"),
+                  ("17.3.x-scala2.13", "17.3 LTS (includes Apache Spark 4.0.0, Scala 2.13)")]
+
+
+@route("GET", "/clusters/spark-versions")
+def clusters_spark_versions(ws, body, query, m, user):
+    return {"versions": [{"key": k, "name": n} for k, n in SPARK_VERSIONS]}
+
+
 @route("GET", "/clusters/get")
 def clusters_get(ws, body, query, m, user):
     return ws.clusters.get(_cluster_id(body, query)).as_json()
@@ -69,6 +83,7 @@ def clusters_create(ws, body, query, m, user):
     # clusters using policies they have CAN_USE on"). The creator sets name, tags and, as the
     # cluster's owner (CAN_MANAGE), its ACL: nothing of that is vetted.
     body = ws.policies.apply(ws.authorize_create(user, body))
+    ws.check_dedicated_to_group(body)
     body = {**body, "cluster_source": "API"}  # set by the service, never by the caller
     cluster = ws.clusters.create(body, user, ws.now())
     ws.acls.grant_creator(cluster.cluster_id, user)
@@ -248,8 +263,13 @@ def _account(ws, m, *, workspace: bool = False):
 
 @route("GET", ACCOUNT + "/scim/v2/Groups")
 def account_groups_list(ws, body, query, m, user):
+    # "As of 08/22/2025, this endpoint will no longer return members. Instead, members should be
+    # retrieved by iterating through Get group details" (databricks-sdk 0.156, AccountGroupsV2API.list).
     _account(ws, m)
-    return ws.directory.list("Groups", query, account=True)
+    listed = ws.directory.list("Groups", query, account=True)
+    for group in listed["Resources"]:
+        group.pop("members", None)
+    return listed
 
 
 @route("POST", ACCOUNT + "/scim/v2/Groups")

@@ -60,6 +60,10 @@ class Workspace(WorkspaceView):
         self.requests: list[LoggedRequest] = []
         self.refused: list[tuple[datetime, str, str, str]] = []
         self.latency = 0.0  # seconds each request waits, to model a remote workspace in benchmarks
+        # Azure's "Dedicated group clusters": a workspace setting an admin turns on before a cluster
+        # can be dedicated to a group. On here; a test turns it off to see a refused create (the
+        # real refusal's wording is not documented; modelled as INVALID_PARAMETER_VALUE).
+        self.dedicated_group_clusters = True
         for user_name in set(self.tokens.values()):
             self.add_user(user_name, admin=True)
 
@@ -183,6 +187,13 @@ class Workspace(WorkspaceView):
         if user is None:
             raise ApiError(401, "UNAUTHENTICATED", "Invalid access token.")
         return user
+
+    def check_dedicated_to_group(self, body: dict) -> None:
+        single = body.get("single_user_name")
+        if single and self.directory.group_id(single) and not self.dedicated_group_clusters:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                           f"Cannot assign cluster to group {single}: dedicated group clusters are not enabled "
+                           "in this workspace")
 
     def authorize_create(self, user_name: str, body: dict) -> dict:
         """A cluster create is allowed for admins, for the allow-cluster-create entitlement, or

@@ -13,12 +13,14 @@ locals {
   # A workspace pins at most 100 clusters; the first var.max_pinned group keys (sorted) are pinned.
   pinned = toset(slice(sort(keys(local.groups)), 0, min(length(local.groups), var.max_pinned)))
 
-  # CLUSTER_ACCESS_MODE of the SDK path: dedicated (to the group), standard, or none (legacy).
+  # CLUSTER_ACCESS_MODE of the SDK path: dedicated (to the group), standard, or none (legacy);
+  # unset, dedicated where the groups are account groups and standard where they cannot be.
+  access_mode = coalesce(var.access_mode, var.account_id != null ? "dedicated" : "standard")
   data_security_mode = {
     dedicated = "DATA_SECURITY_MODE_DEDICATED"
     standard  = "DATA_SECURITY_MODE_STANDARD"
     none      = null
-  }[var.access_mode]
+  }[local.access_mode]
 
   # Staff CAN_MANAGE entries; never "admins" (the provider refuses it, and admins inherit
   # CAN_MANAGE on every cluster anyway).
@@ -27,7 +29,7 @@ locals {
   # "15.4.x-scala2.12" -> 1504; the runtime each access mode needs (Databricks docs: dedicated
   # group access needs 15.4 LTS+, standard access mode with Unity Catalog 13.3 LTS+).
   runtime     = try(tonumber(regex("^(\\d+)\\.", var.spark_version)[0]) * 100 + tonumber(regex("^\\d+\\.(\\d+)", var.spark_version)[0]), 0)
-  min_runtime = { dedicated = 1504, standard = 1303, none = 0 }[var.access_mode]
+  min_runtime = { dedicated = 1504, standard = 1303, none = 0 }[local.access_mode]
   runtime_ok  = local.runtime >= local.min_runtime
 
   # With account_id, groups are account groups (identity federation), assigned to the workspace,
@@ -149,7 +151,7 @@ resource "databricks_cluster" "team" {
   is_pinned               = contains(local.pinned, each.key)
   data_security_mode      = local.data_security_mode
   # Dedicated to the group: only its members can attach, and they act with the group's rights.
-  single_user_name = var.access_mode == "dedicated" ? each.value : null
+  single_user_name = local.access_mode == "dedicated" ? each.value : null
 
   autoscale {
     min_workers = var.min_workers
@@ -183,7 +185,7 @@ resource "databricks_cluster" "team" {
   lifecycle {
     precondition {
       condition     = local.runtime_ok
-      error_message = "spark_version ${var.spark_version} is too old for access_mode ${var.access_mode}: dedicated group compute needs Databricks Runtime 15.4 or later, standard needs 13.3 or later."
+      error_message = "spark_version ${var.spark_version} is too old for access_mode ${local.access_mode}: dedicated group compute needs Databricks Runtime 15.4 or later, standard needs 13.3 or later."
     }
   }
 
@@ -219,7 +221,7 @@ resource "databricks_permissions" "cluster" {
 # Dedicated group compute works on the group's own folder: /Workspace/Groups/<group>, which the
 # group may manage (Databricks docs, "Dedicated group access": best practices).
 resource "databricks_directory" "group_home" {
-  for_each = var.access_mode == "dedicated" ? local.groups : {}
+  for_each = local.access_mode == "dedicated" ? local.groups : {}
   path     = "/Workspace/Groups/${each.value}"
 }
 

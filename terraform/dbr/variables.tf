@@ -100,12 +100,16 @@ variable "manager_group" {
 }
 
 variable "access_mode" {
-  description = "Cluster access mode, as CLUSTER_ACCESS_MODE of the SDK path: dedicated (to the group; needs Databricks Runtime 15.4 or later), standard, or none (legacy, no Unity Catalog)."
+  description = "Cluster access mode, as CLUSTER_ACCESS_MODE of the SDK path: dedicated (to the group: Azure's \"Dedicated group clusters\", a workspace setting an admin turns on; account groups and Databricks Runtime 15.4 or later), standard, or none (legacy, no Unity Catalog). Null: dedicated with account_id, standard without."
   type        = string
-  default     = "dedicated"
+  default     = null
   validation {
-    condition     = contains(["dedicated", "standard", "none"], var.access_mode)
+    condition     = var.access_mode == null || contains(["dedicated", "standard", "none"], coalesce(var.access_mode, "standard"))
     error_message = "access_mode must be dedicated, standard or none."
+  }
+  validation {
+    condition     = var.access_mode != "dedicated" || var.account_id != null
+    error_message = "access_mode = dedicated needs account groups (set account_id): a dedicated group cluster runs as the group, and a workspace-local group cannot be granted access to Unity Catalog data. Turn on \"Dedicated group clusters\" in the workspace settings too, or use access_mode = standard."
   }
 }
 

@@ -450,7 +450,11 @@ def cluster_settings(env: Mapping[str, str]) -> ClusterSettings:
         return int(raw)
 
     d = ClusterSettings()
-    mode = (env.get("CLUSTER_ACCESS_MODE") or d.access_mode).strip().lower()
+    given = (env.get("CLUSTER_ACCESS_MODE") or "").strip().lower()
+    # Dedicated group clusters run as the group, and only an account group can be granted Unity
+    # Catalog data ("Workspace-local groups cannot be granted access to data in a Unity Catalog
+    # metastore"): without DATABRICKS_ACCOUNT_ID the groups are workspace-local, so standard.
+    mode = given or ("dedicated" if (env.get("DATABRICKS_ACCOUNT_ID") or "").strip() else "standard")
     if mode not in ACCESS_MODES:
         problems.append(f"CLUSTER_ACCESS_MODE={mode!r} must be dedicated (each cluster dedicated to its "
                         "group, Unity Catalog), standard (shared, Unity Catalog) or none (legacy, no "
@@ -478,7 +482,7 @@ def cluster_settings(env: Mapping[str, str]) -> ClusterSettings:
                    autotermination_minutes=number("CLUSTER_AUTOTERMINATION_MINUTES", d.autotermination_minutes,
                                                   10, 10000),
                    pypi=listed("CLUSTER_PYPI_PACKAGES"), maven=listed("CLUSTER_MAVEN_PACKAGES"),
-                   access_mode=mode)
+                   access_mode=mode, access_mode_given=bool(given))
     if problems:
         raise ValueError("\n".join(problems))
     return settings

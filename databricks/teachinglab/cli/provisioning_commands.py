@@ -77,6 +77,7 @@ def create_from_csv(inv: Invocation) -> int:
             print(f"error: {problem}", file=sys.stderr)
         return 2
     gateway = inv.context().workspace
+    check_access_mode(settings, gateway, roster)
     keep = keepers(gateway, settings)
     p = plan(gateway, roster, settings.cluster, prune=args.prune, protected=keep,
              principals=LabPrincipals.of(keep), account=connect_account(settings, gateway))
@@ -99,6 +100,39 @@ def create_from_csv(inv: Invocation) -> int:
         print(f"Run --create_from_csv {args.create_from_csv} again: it makes only what is still missing "
               "(wait a minute first if the workspace was throttling requests).", file=sys.stderr)
     return 1 if outcome.failed else 0
+
+
+DEDICATED_SETTING = ("the workspace setting \"Dedicated group clusters\" (a workspace admin turns it on in the "
+                     "workspace's admin settings, under Compute)")
+
+
+def check_access_mode(settings, gateway, roster) -> None:
+    """What the API can show, checked before anything is created: dedicated group clusters need
+    account groups (a workspace-local group cannot be granted Unity Catalog data) and a runtime
+    the workspace offers, 15.4 or later (config checked the number)."""
+    cs = settings.cluster
+    if cs.access_mode == "dedicated" and not settings.workspace.account_id:
+        raise AdminError("CLUSTER_ACCESS_MODE=dedicated needs account groups: a dedicated group cluster runs with its "
+                         "group's permissions, and a workspace-local group (what this tool creates without "
+                         "DATABRICKS_ACCOUNT_ID) cannot be granted access to Unity Catalog data. Set "
+                         "DATABRICKS_ACCOUNT_ID and account auth (README, Unity Catalog), or CLUSTER_ACCESS_MODE=standard. "
+                         f"Dedicated group clusters also need {DEDICATED_SETTING}.")
+    if not cs.access_mode_given:
+        print(f"note: CLUSTER_ACCESS_MODE is not set: clusters are {cs.access_mode}" +
+              (" (each dedicated to its account group; it needs " + DEDICATED_SETTING + ")"
+               if cs.access_mode == "dedicated" else
+               " (shared, Unity Catalog), since without DATABRICKS_ACCOUNT_ID the groups are workspace-local and "
+               "cannot own a dedicated Unity Catalog cluster"))
+    offered = gateway.spark_versions()
+    if offered and cs.spark_version not in offered:
+        newer = sorted(v for v in offered if "lts" in offered[v].lower())[-3:]
+        raise AdminError(f"CLUSTER_SPARK_VERSION={cs.spark_version} is not a runtime this workspace offers: pick one "
+                         f"of its keys (e.g. {', '.join(newer) or ', '.join(sorted(offered)[-3:])}); nothing created")
+    if cs.access_mode == "dedicated":
+        local = sorted(g.name for g in gateway.groups() if not g.account and g.name in {r.name for r in roster.groups})
+        if local:
+            raise AdminError(f"{', '.join(local)}: workspace-local group(s) of the roster's names; a dedicated group "
+                             "cluster needs the account group. Delete or rename them, then run again; nothing created")
 
 
 def _confirm(args, what: str, host: str, *, always: bool = False) -> None:

@@ -4,9 +4,14 @@ Usage is the time a cluster was usable: an interval opens at RUNNING and closes 
 RESTARTING and RESIZING inside it do not split it. Days are local days in the quota time zone,
 so an interval is split at local midnight and a DST day has 23 or 25 hours.
 
-Node-time is the same time times the nodes running: 1 driver plus the latest
-`current_num_workers` an event reported (RUNNING, UPSIZE_COMPLETED, NODES_LOST, ...). An open
-interval is cut into segments of constant node count; what cost and DBUs are computed from.
+Node-time is the same time times the nodes running: 1 driver plus the workers the latest event
+reported. `current_num_workers` on RUNNING, UPSIZE_COMPLETED, NODES_LOST, ADD_NODES_FAILED,
+AUTOSCALING_FAILED and DECOMMISSION_*; a RESIZING is "a change in the target size (upsize or
+downsize)" and carries the old size as current and the new one as target: a downsize has no
+completion event, so the count drops to the target when it starts (the workers it keeps), an
+upsize counts only once the nodes are there (UPSIZE_COMPLETED). The cluster list's executors
+correct the count of a RUNNING cluster (workers_from_list). An open interval is cut into
+segments of constant node count; what cost and DBUs are computed from.
 
 All amounts are integer milliseconds, so sums never drift; they are shown as seconds or minutes.
 """
@@ -25,7 +30,7 @@ logger = logging.getLogger(__name__)
 OPENS = "RUNNING"
 CLOSES = "TERMINATING"
 EVENT_TYPES = ("CREATING", "STARTING", "RUNNING", "RESTARTING", "RESIZING", "UPSIZE_COMPLETED", "NODES_LOST",
-               "TERMINATING")
+               "TERMINATING", "DECOMMISSION_STARTED", "DECOMMISSION_ENDED", "ADD_NODES_FAILED", "AUTOSCALING_FAILED")
 # On a first look, one of these before the closing TERMINATING (with no RUNNING between) shows the
 # cluster was not usable when the window began: a cluster created and stopped before its first
 # poll, or a start that failed before RUNNING, costs nothing.
@@ -248,9 +253,10 @@ def apply_events(tracker: Tracker | None, events: Iterable[ClusterEvent], cluste
                 # usable from the window's start, at a count not known until now (the maximum).
                 open_since = segment_since = window_start
                 workers = unknown
-            if open_since is not None and event.workers != workers:
+            count = workers_after(event)
+            if open_since is not None and count != workers:
                 cut(event.at)
-                segment_since, workers = event.at, event.workers
+                segment_since, workers = event.at, count
     if first_look and open_since is None and not seen_any and cluster.state in USABLE_STATES:
         # Running, and nothing happened since the window began: it has run since before it.
         open_since = segment_since = window_start
@@ -260,6 +266,27 @@ def apply_events(tracker: Tracker | None, events: Iterable[ClusterEvent], cluste
                             segment_since if open_since else None, starting_since), kept,
                     segments=tuple(g for g in segments if g.node_ms > 0),
                     startup=tuple(g for g in startup if g.node_ms > 0))
+
+
+def workers_after(event: ClusterEvent) -> int:
+    """The workers an event leaves: its current count, or the target of a RESIZING that shrinks."""
+    if event.kind == "RESIZING" and event.target is not None and event.target < event.workers:
+        return event.target
+    return event.workers
+
+
+def workers_from_list(activity: Activity, cluster: ClusterInfo, now: datetime) -> Activity:
+    """A RUNNING cluster whose list shows another number of executors than the events left (a
+    downsize whose decommission the events never closed, nodes lost unreported): the count
+    follows the list from `now` on. Safe to repeat at the same `now`."""
+    t = activity.tracker
+    if cluster.state != "RUNNING" or cluster.executors is None or t.open_since is None or t.workers is None \
+            or cluster.executors == t.workers:
+        return activity
+    start = t.segment_since or t.open_since
+    closed = (Segment(start, now, t.nodes),) if now > start else ()
+    return replace(activity, tracker=replace(t, workers=cluster.executors, segment_since=max(start, now)),
+                   segments=activity.segments + closed)
 
 
 def estimate_activity(tracker: Tracker | None, cluster: ClusterInfo, now: datetime) -> Activity:

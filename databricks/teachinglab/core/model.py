@@ -22,6 +22,8 @@ class ClusterInfo:
     target_workers: int | None = None       # the list's num_workers: the desired count, which a resize moves
     source: str | None = None       # cluster_source: UI, API, JOB, ...
     access_mode: str | None = None  # data_security_mode
+    executors: int | None = None    # workers present now (the list's `executors`), when it says
+    photon: bool = False            # runtime_engine PHOTON: billed at the node type's Photon DBU rate
 
     # What the cluster's tags claim. Whoever created the cluster set them, so they decide only on
     # a lab cluster (core/trust.py); on a student's cluster they are input, never truth.
@@ -43,6 +45,7 @@ class ClusterEvent:
     at: datetime
     kind: str
     workers: int | None = None   # details.current_num_workers, where the event carries it
+    target: int | None = None    # details.target_num_workers (RESIZING: the size it is going to)
 
 
 @dataclass(frozen=True)

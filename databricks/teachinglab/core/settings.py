@@ -41,6 +41,7 @@ class ClusterSettings:
     pypi: tuple[str, ...] = ()
     maven: tuple[str, ...] = ()
     access_mode: str = "dedicated"
+    access_mode_given: bool = True   # False: CLUSTER_ACCESS_MODE unset, chosen by whether groups are account groups
 
     @property
     def students_group(self) -> str:

@@ -104,7 +104,15 @@ def plan(gateway, roster: Roster, cs: ClusterSettings, *, prune: bool = False, p
                              "pinned clusters, the most it allows (unpin old courses' clusters to make room)")
 
             def create_cluster(spec=spec, group=g.name, pin=pin):
-                cid = gateway.create_cluster(spec)
+                try:
+                    cid = gateway.create_cluster(spec)
+                except Exception as err:
+                    if spec.get("single_user_name") != group:
+                        raise
+                    raise NotCreated(f"{type(err).__name__}: {err}; a cluster dedicated to a group needs the workspace "
+                                     "setting \"Dedicated group clusters\" turned on by a workspace admin (its admin "
+                                     "settings, under Compute), Unity Catalog and Databricks Runtime 15.4 or later; or "
+                                     "set CLUSTER_ACCESS_MODE=standard") from err
                 if pin:
                     try:
                         gateway.pin(cid)
@@ -213,13 +221,14 @@ def _account_groups(gateway, account, wanted: dict[str, list[str]], visible: dic
     workspace_id = gateway.workspace_id()
     assigned = account.assigned(workspace_id)
     group_ids: dict[str, str] = {}
+    local_only = {name for name in wanted if visible.get(name) is not None and not visible[name].account}
+    account_groups = account.groups(set(wanted) - local_only)  # one GET each for the members, in parallel
     for name, emails in sorted(wanted.items()):
-        local = visible.get(name)
-        if local is not None and not local.account:
+        if name in local_only:
             drift.append(f"group {name!r} is workspace-local: it cannot be granted Unity Catalog privileges. "
                          "Delete it (or rename it) and run again to use an account group of that name")
             continue
-        found = account.group(name)
+        found = account_groups[name]
         have: set[str] = set()
         if found is None:
             def create(name=name):

@@ -110,7 +110,8 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime, *, dry_
             logger.warning("cluster=%s name=%s: events unavailable (%s); usage is an estimate from "
                            "state and start times", info.cluster_id, info.name, type(err).__name__)
             return acc.estimate_activity(tracker, info, now)
-        return acc.settle_with_state(acc.apply_events(tracker, events, info, now, start), info)
+        settled = acc.settle_with_state(acc.apply_events(tracker, events, info, now, start), info)
+        return acc.workers_from_list(settled, info, now)
 
     to_fetch = [c for c in clusters if acc.may_have_run(c, _tracker(known.get(c.cluster_id)))]
     quiet = {c.cluster_id for c in to_fetch if acc.quiet(c, _tracker(known.get(c.cluster_id)), now)}

@@ -26,12 +26,8 @@ run "one_cluster_per_group" {
     error_message = "clusters are named <course>-<group_key> and pinned"
   }
   assert {
-    condition     = databricks_cluster.team["g1043"].data_security_mode == "DATA_SECURITY_MODE_DEDICATED" && databricks_cluster.team["g1043"].single_user_name == "Team Rocket"
-    error_message = "by default each cluster is dedicated to its group (Unity Catalog)"
-  }
-  assert {
-    condition     = length(databricks_directory.group_home) == 4 && databricks_directory.group_home["g1043"].path == "/Workspace/Groups/Team Rocket"
-    error_message = "dedicated group compute gets /Workspace/Groups/<group>"
+    condition     = databricks_cluster.team["g1043"].data_security_mode == "DATA_SECURITY_MODE_STANDARD" && databricks_cluster.team["g1043"].single_user_name == null
+    error_message = "without account groups (no account_id) the default is standard: a workspace-local group cannot own a dedicated Unity Catalog cluster"
   }
   assert {
     condition     = databricks_cluster.team["g1043"].autoscale[0].max_workers == 2 && databricks_cluster.team["g1043"].autotermination_minutes == 30
@@ -135,9 +131,21 @@ run "old_runtime_for_dedicated_is_refused" {
 
   variables {
     spark_version = "14.3.x-scala2.12"
+    account_id    = "00000000-0000-4000-8000-000000000001"
+    workspace_id  = 1234567890123456
   }
 
   expect_failures = [databricks_cluster.team]
+}
+
+run "dedicated_without_account_groups_is_refused" {
+  command = plan
+
+  variables {
+    access_mode = "dedicated"
+  }
+
+  expect_failures = [var.access_mode]
 }
 
 run "account_groups_with_an_account_id" {
@@ -163,6 +171,14 @@ run "account_groups_with_an_account_id" {
   assert {
     condition     = contains([for ac in databricks_permissions.cluster["g1043"].access_control : ac.group_name], "Team Rocket")
     error_message = "the cluster ACL names the account group"
+  }
+  assert {
+    condition     = databricks_cluster.team["g1043"].data_security_mode == "DATA_SECURITY_MODE_DEDICATED" && databricks_cluster.team["g1043"].single_user_name == "Team Rocket"
+    error_message = "with account groups each cluster is dedicated to its group by default"
+  }
+  assert {
+    condition     = length(databricks_directory.group_home) == 4 && databricks_directory.group_home["g1043"].path == "/Workspace/Groups/Team Rocket"
+    error_message = "dedicated group compute gets /Workspace/Groups/<group>"
   }
 }
 
