@@ -5,10 +5,13 @@ from datetime import date, timedelta
 
 import pytest
 
+from zoneinfo import ZoneInfo
+
 from conftest import course, local
 from databricks.teachinglab.adapters.ledger.models import ClosedDay, OutboxMessage
 
 D1, D2 = (2026, 3, 2), (2026, 3, 3)
+KOLKATA = ZoneInfo("Asia/Kolkata")
 
 
 def report_of(day) -> OutboxMessage:
@@ -54,7 +57,7 @@ def test_the_report_shows_measured_and_billed_dbus_per_group_for_the_day_and_the
     assert "2026-03-03 may not be complete yet" in text
     sent = [r for r in env.workspace.requests if r.path == "/api/2.0/sql/statements"]
     assert len(sent) == 2 and sent[-1].body["warehouse_id"] == "wh-billing"
-    assert {p["name"] for p in sent[-1].body["parameters"]} == {"tz", "start", "end", "workspace_id"}
+    assert {p["name"] for p in sent[-1].body["parameters"]} == {"start", "end", "workspace_id"}
 
 
 def test_drift_and_a_billed_cluster_the_ledger_never_saw_are_shown(env):
@@ -117,3 +120,33 @@ def test_without_a_warehouse_nothing_is_queried_and_the_report_says_nothing_of_b
     env.close_day(local(*D2, 0, 7))
     assert not [r for r in env.workspace.requests if "/sql/statements" in r.path]
     assert "Billed DBUs" not in report_of("2026-03-02").text_body
+
+
+def test_records_straddling_local_midnight_are_split_in_proportion(make_env):
+    """In a half-hour zone (Kolkata, UTC+5:30) the hourly record 18:00-19:00 UTC is 23:30-00:30
+    local: half of it is the first day's. The bill is read in UTC (epoch seconds, whatever the
+    warehouse session's zone) and booked to local days here: no drift on either day."""
+    env = make_env(local(*D1, 7, tz=KOLKATA), DATABRICKS_WAREHOUSE_ID="wh-billing", WAREHOUSE_WAIT_SECONDS="1",
+                   QUOTA_TIMEZONE="Asia/Kolkata")
+    env.ids = env.seed(course(1, 2))
+    env.workspace.warehouses.add("wh-billing")
+    cid = env.ids["cluster_01"]
+    env.workspace.session(cid, local(*D1, 23, tz=KOLKATA), local(*D2, 1, tz=KOLKATA))
+    env.polls(local(*D1, 22, 45, tz=KOLKATA), local(*D2, 1, 15, tz=KOLKATA))
+    env.close_day(local(*D2, 23, 59, tz=KOLKATA) + timedelta(minutes=8))
+    text = report_of("2026-03-03").text_body
+    assert "2026-03-02 group_01" in text and "2026-03-03 group_01" in text
+    lines = [line for line in text.splitlines() if "group_01" in line and line.strip().startswith("2026-03-0")]
+    assert len(lines) == 2 and all(line.rstrip().endswith("+0.0%") for line in lines), lines
+
+
+def test_a_stopped_warehouse_is_left_alone_with_warehouse_start_never(make_env):
+    env = make_env(local(*D1, 7), DATABRICKS_WAREHOUSE_ID="wh-billing", WAREHOUSE_START="never")
+    env.ids = env.seed(course(1, 2))
+    env.workspace.warehouses.add("wh-billing", state="STOPPED")
+    env.workspace.session(env.ids["cluster_01"], local(*D1, 8), local(*D1, 9))
+    env.polls(local(*D1, 8), local(*D1, 9, 15))
+    env.close_day(local(*D2, 0, 7))
+    assert not [r for r in env.workspace.requests if r.path.startswith("/api/2.0/sql/statements")]
+    assert env.workspace.warehouses.warehouses["wh-billing"].state == "STOPPED"
+    assert "billing not checked: warehouse wh-billing is stopped" in report_of("2026-03-02").text_body

@@ -111,6 +111,7 @@ def test_operation_still_running_at_budget_end_is_checked_next_run_not_resent(ac
     m = OutboxMessage.get()
     assert (result.sent, m.status) == (0, "accepted") and m.provider_ref
     acs.release()
+    acs.state.settle_seconds = 0  # fifteen minutes on: long done
     assert deliver(transport, db, now=NOW + timedelta(minutes=15)).sent == 1
     assert acs.state.sends == 1 and len(acs.state.delivered) == 1
 
@@ -123,6 +124,7 @@ def test_forty_messages_with_a_stalled_service_stay_pending_and_go_out_next_run(
     result = deliver(transport, db, budget=3.0)  # the time it takes is measured by make bench
     assert result.sent == 0 and OutboxMessage.select().where(OutboxMessage.status == "pending").count() == 40
     acs.state.default = "succeed"
+    acs.state.send_limits = None  # a raised limit: this is about the stall, not the pacing
     later = deliver(transport, db, now=NOW + timedelta(hours=1), budget=60)
     assert later.sent == 40 and len(acs.state.delivered) == 40
 
@@ -178,3 +180,65 @@ def test_a_private_ca_is_honoured_through_requests_ca_bundle(db, tmp_path):
         trusted = AcsTransport(settings_for(acs, tmp_path, REQUESTS_CA_BUNDLE=str(bundle)).mail)
         assert deliver(trusted, db, now=NOW + timedelta(hours=1)).sent == 1
         assert acs.state.bad_signatures == 0 and len(acs.state.delivered) == 1
+
+
+# -- the service's limits --------------------------------------------------------------------------
+from databricks.teachinglab.adapters.mail.outbox import Pace  # noqa: E402
+
+
+def test_sends_are_paced_within_the_services_limits_across_runs_stops_first(acs, db, tmp_path):
+    """An Azure-managed domain allows 5 sends a minute and 10 an hour. Twelve warnings queued
+    before two stop notices: the stops go first, no run exceeds the limits (the fake ACS would
+    answer 429), and the rest go out when the hour allows."""
+    acs.state.send_limits = (5, 10)
+    clock = [1000.0]
+    acs.state.clock = lambda: clock[0]
+    acs.state.settle_seconds = 0
+    queue(12)
+    queue(2, kind="termination")
+    transport = AcsTransport(settings_for(acs, tmp_path).mail)
+    pace = Pace(5, 10)
+
+    def run(minutes):
+        clock[0] = 1000.0 + minutes * 60
+        return deliver_pending(transport, SENDER, NOW + timedelta(minutes=minutes), budget_seconds=10, pace=pace)
+
+    first = run(0)
+    assert first.sent == 5 and first.left == 9
+    sent = [m.kind for m in OutboxMessage.select().where(OutboxMessage.status == "sent").order_by(OutboxMessage.sent_at)]
+    assert sent.count("termination") == 2                       # the stops did not wait behind warnings
+    assert run(0.5).sent == 0                                    # the minute is spent
+    assert run(1.1).sent == 5                                    # 10 in the hour now
+    assert run(5).sent == 0                                      # the hour is spent
+    assert run(61).sent == 4
+    assert acs.state.throttled["send"] == 0                      # never refused: paced, not throttled
+    assert OutboxMessage.select().where(OutboxMessage.status == "sent").count() == 14
+
+
+def test_a_status_check_refused_with_429_is_neither_an_attempt_nor_a_failure(acs, db, tmp_path):
+    """ACS allows 60 status checks a minute: one refused leaves the message accepted, its attempt
+    count as it was, checked again after Retry-After; a message the service has is never failed
+    because its status could not be read, however long that lasts."""
+    queue()
+    acs.state.status_limits = (0, 0)                # every status check refused
+    transport = AcsTransport(settings_for(acs, tmp_path).mail)
+    deliver(transport, db)
+    m = OutboxMessage.get()
+    assert (m.status, m.attempts) == ("accepted", 1) and "status not known yet" in m.last_error
+    assert m.next_attempt_at > NOW
+    for hour in range(1, 12):
+        deliver(transport, db, now=NOW + timedelta(hours=hour))
+    m = OutboxMessage.get()
+    assert (m.status, m.attempts) == ("accepted", 1) and acs.state.sends == 1
+    acs.state.status_limits = (60, 200)
+    assert deliver(transport, db, now=NOW + timedelta(hours=13)).sent == 1
+
+
+def test_each_message_is_asked_about_at_most_once_a_run(acs, db, tmp_path):
+    queue(3)
+    acs.state.default = "hold"
+    transport = AcsTransport(settings_for(acs, tmp_path).mail)
+    deliver(transport, db, budget=10)
+    assert len(acs.state.requests["status"]) == 3                # one check each, not one every 0.25 s
+    deliver(transport, db, now=NOW + timedelta(minutes=1), budget=10)
+    assert len(acs.state.requests["status"]) == 6 and acs.state.sends == 3

@@ -230,3 +230,38 @@ def test_a_node_type_missing_from_the_price_table_is_enforced_and_exits_2(env, c
     assert row_of(env, odd).used_ms >= 30 * 60_000
     line = next(x for x in cluster_usage(env.settings, env.now) if x.cluster_id == odd)
     assert line.group_used >= 2 * 3.0 * 0.5
+
+
+class PhotonTypes(Types):
+    photon = True
+
+
+def test_photon_is_counted_at_its_own_rate_or_the_tables_multiplier():
+    """Photon instances consume DBUs at their own rate (Azure Databricks Photon docs): a node type's
+    photon_dbu_per_hour, else the table's photon_dbu_multiplier; neither: the dearest rate, said."""
+    hour = 3_600_000
+    m = Measured(used_ms=hour, node_ms=2 * hour)
+    own = PriceTable("USD", 0.55, {"Standard_DS3_v2": {"dbu_per_hour": 0.75, "vm_per_hour": 0.293,
+                                                       "photon_dbu_per_hour": 1.8}})
+    assert DBU.amount(own, PhotonTypes("Standard_DS3_v2"), m) == (3_600_000, True)          # 2 nodes x 1.8
+    assert DBU.amount(own, Types("Standard_DS3_v2"), m) == (1_500_000, True)                # not Photon: 0.75
+    multiplied = PriceTable("USD", 0.55, PRICES.node_types, photon_multiplier=2.0)
+    assert DBU.amount(multiplied, PhotonTypes("Standard_DS3_v2"), m) == (3_000_000, True)
+    assert USD.amount(multiplied, PhotonTypes("Standard_DS3_v2"), m)[0] == round((3.0 * 0.55 + 2 * 0.293) * 1e6)
+    amount, priced = DBU.amount(PRICES, PhotonTypes("Standard_DS3_v2"), m)                  # no Photon rate at all
+    assert not priced and amount == 6_000_000                                               # the dearest: DS5, 3/h
+
+
+def test_a_photon_cluster_is_stopped_at_its_quota_by_its_photon_dbus(env):
+    """Clusters made in the UI run Photon by default; on a DBU quota they reach it twice as fast
+    at the packaged table's multiplier, and the emulated bill (Photon's rate) agrees."""
+    ws = env.workspace
+    photon = ws.add_cluster("ui-photon", tags={"group": "group_02"}, spec={"runtime_engine": "PHOTON"})
+    ws.session(photon, at(8), None)
+    env.polls(at(8), at(9, 30), step=5)
+    row = row_of(env, photon)
+    # 1 worker + driver at 0.75 x 2 DBU/h: 3 DBU/h, so the 3 DBU quota is reached at 09:00
+    assert row.terminated_at is not None and row.terminated_at <= at(9, 5)
+    assert row.used_ms <= 65 * 60_000
+    line = next(x for x in cluster_usage(env.settings, env.now) if x.cluster_id == photon)
+    assert line.dbu is not None and line.dbu >= 2.99

@@ -395,3 +395,15 @@ def test_scim_filters_are_json_strings_with_escapes(sandbox, w):
         assert [g.display_name for g in found] == [name]
     with pytest.raises(errors.BadRequest):
         list(w.groups.list(filter='displayName eq "Team \\ B"'))  # a lone backslash is not a JSON string
+
+
+def test_a_nested_boolean_must_be_true_or_false_as_the_api_spells_it(sandbox, w):
+    """databricks-sdk 0.156 lower-cases only top-level booleans: ListClustersFilterBy(is_pinned=True)
+    is sent as "True". The emulator refuses it; the gateway's own query says "true"."""
+    from databricks.teachinglab.adapters.workspace import WorkspaceGateway
+    ws = sandbox.workspace
+    ws.pin(ws.add_cluster("a"))
+    ws.add_cluster("b")
+    with pytest.raises(errors.BadRequest, match="is not a boolean"):
+        list(w.clusters.list(filter_by=compute.ListClustersFilterBy(is_pinned=True)))
+    assert WorkspaceGateway(w).pinned_count() == 1

@@ -112,17 +112,22 @@ def _advisory_lock_held(lab) -> bool:
         con.close()
 
 
-def test_a_wrong_password_or_unreachable_server_exits_2_without_the_password(lab):
+def test_a_wrong_password_exits_2_and_an_unreachable_server_4_without_the_password(lab):
+    """A refused password is configuration (exit 2); a server that cannot be reached right now
+    (maintenance, a failover) is not: "the ledger cannot be used right now", exit 4. Either way
+    the admin is told straight through the transport, once a cause a day."""
     from tests.pgserver import PASSWORD
     good = lab.env["DATABASE_URL"]
     wrong = good.replace(PASSWORD, "not-the-Password-7")
     closed = good.replace(good.split("@")[1].split("/")[0], "127.0.0.1:9")  # nothing listens on port 9
-    for url, says in ((wrong, "refused the user or the password"), (closed, "cannot be reached")):
+    for url, says, code in ((wrong, "refused the user or the password", 2), (closed, "cannot be reached", 4)):
         for module in ("databricks.poll_clusters", "databricks.main"):
             args = ["--cluster_usage"] if module == "databricks.main" else []
             r = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env={**vm(lab, "vm-a"), "DATABASE_URL": url},
                                capture_output=True, text=True, timeout=60)
-            assert r.returncode == 2, r.stderr
+            assert r.returncode == code, r.stderr
+            if code == 4:
+                assert "cannot be used right now" in r.stderr
             assert "DATABASE_URL" in r.stderr and says in r.stderr and "Traceback" not in r.stderr
             assert "not-the-Password-7" not in r.stderr and PASSWORD not in r.stderr
             assert len([line for line in r.stderr.splitlines() if "DATABASE_URL" in line]) == 1
@@ -150,8 +155,10 @@ def test_a_database_lost_mid_run_keeps_nothing_half_written_and_exits_1(lab, pos
     _, err = doomed.communicate(timeout=120)
     assert doomed.returncode == 1, err
     assert "Traceback" not in err
-    lost = [line for line in err.splitlines() if "lost the ledger's PostgreSQL connection" in line]
-    assert len(lost) == 1 and "nothing half-written was kept" in lost[0]
+    # The lock's session went with the rest: the run stops before its next write, in one line.
+    lost = [line for line in err.splitlines() if "PostgreSQL session was lost" in line
+            or "lost the ledger's PostgreSQL connection" in line]
+    assert len(lost) == 1 and ("before its next write" in lost[0] or "nothing half-written was kept" in lost[0])
     days, messages = ledger_facts(lab)
     assert days == [] and messages == []  # nothing of the run's usage transaction
     lab.workspace.latency = 0.0
@@ -161,3 +168,43 @@ def test_a_database_lost_mid_run_keeps_nothing_half_written_and_exits_1(lab, pos
     days, messages = ledger_facts(lab)
     assert len(days) == 1 and 420 * 60_000 <= days[0][0] <= 425 * 60_000
     assert [m for m in messages if m[0] == "warning"] == [("warning", "sent")]
+
+
+def test_a_run_whose_lock_session_is_lost_stops_before_its_next_write(lab, postgres_server):
+    """The network (or a failover) ends only the lock's session: the lock is free, a standby could
+    start; the run notices before its next write, writes nothing, and exits 1 in one line. Every
+    connection also carries TCP keepalives, so an idle one is not dropped unseen."""
+    import psycopg2
+    database = lab.env["DATABASE_URL"].rsplit("/", 1)[1]
+    doomed = poll(vm(lab, "vm-a"))
+    deadline = time.monotonic() + 60
+    while not _advisory_lock_held(lab) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    con = psycopg2.connect(lab.env["DATABASE_URL"])
+    con.autocommit = True
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND "
+                        "application_name = 'teachinglab-run-lock'", (database,))
+            assert cur.rowcount == 1
+    finally:
+        con.close()
+    _, err = doomed.communicate(timeout=120)
+    assert doomed.returncode == 1, err
+    assert "Traceback" not in err
+    lost = [line for line in err.splitlines() if "PostgreSQL session was lost" in line]
+    assert len(lost) == 1 and "before its next write" in lost[0]
+    days, messages = ledger_facts(lab)
+    assert days == [] and messages == []
+
+
+def test_every_ledger_connection_carries_tcp_keepalives(lab):
+    from databricks.teachinglab.adapters.ledger.models import KEEPALIVES, connect_url
+    db = connect_url(lab.env["DATABASE_URL"])
+    db.connect()
+    try:
+        params = db.connection().get_dsn_parameters()
+        assert (params["keepalives"], params["keepalives_idle"]) == ("1", str(KEEPALIVES["keepalives_idle"]))
+        assert KEEPALIVES["keepalives_idle"] < 240   # well under Azure's idle timeout of about 4 minutes
+    finally:
+        db.close()

@@ -25,7 +25,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 from .errors import ApiError
 
@@ -44,6 +43,7 @@ class Warehouse:
     start_seconds: float = 60.0       # how long a stopped one takes to start (simulated time)
     refuse: str | None = None         # a FAILED statement's message (e.g. no access to system.billing)
     started_at: datetime | None = None
+    serverless: bool = False
 
 
 @dataclass
@@ -73,10 +73,10 @@ class Warehouses:
         params = {p["name"]: p.get("value") for p in body.get("parameters") or []}
         statement = Statement(f"01ef-{next(self._ids):06d}", warehouse, [])
         text = " ".join((body.get("statement") or "").split()).lower()
-        if "from system.billing.usage" not in text or not {"start", "end", "tz"} <= params.keys():
+        if "from system.billing.usage" not in text or not {"start", "end"} <= params.keys():
             statement.state, statement.error = "FAILED", {
                 "error_code": "BAD_REQUEST", "message": "the emulated workspace answers only the billing statement "
-                                                        "(system.billing.usage with :start, :end and :tz)"}
+                                                        "(system.billing.usage with :start and :end, epoch seconds)"}
         elif warehouse.refuse:
             statement.state, statement.error = "FAILED", {"error_code": "BAD_REQUEST", "message": warehouse.refuse}
         else:
@@ -99,9 +99,9 @@ class Warehouses:
         if statement.error:
             out["status"]["error"] = statement.error
         if statement.state == "SUCCEEDED":
-            columns = [("cluster_id", "STRING"), ("day", "STRING"), ("dbus", "DOUBLE")]
+            columns = [("cluster_id", "STRING"), ("start_s", "BIGINT"), ("end_s", "BIGINT"), ("dbus", "DOUBLE")]
             out["manifest"] = {"format": "JSON_ARRAY", "total_chunk_count": 1, "total_row_count": len(statement.rows),
-                               "schema": {"column_count": 3, "columns": [
+                               "schema": {"column_count": len(columns), "columns": [
                                    {"name": n, "type_name": t, "type_text": t, "position": i}
                                    for i, (n, t) in enumerate(columns)]}}
             out["result"] = {"chunk_index": 0, "row_offset": 0, "row_count": len(statement.rows),
@@ -115,15 +115,24 @@ class Warehouses:
         return {}
 
     def _billing_rows(self, clusters, params: dict, now: datetime) -> list[list[str]]:
-        start, end = (datetime.fromisoformat(params[k]).astimezone(timezone.utc) for k in ("start", "end"))
-        tz = ZoneInfo(params["tz"])
-        totals: dict[tuple[str, str], float] = {}
+        """One record per cluster and UTC hour, as the table keeps them: usage_start_time and
+        usage_end_time (epoch seconds here, as unix_timestamp gives them) and the DBUs."""
+        start, end = (datetime.fromtimestamp(int(params[k]), tz=timezone.utc) for k in ("start", "end"))
+        rows = []
         for cluster in clusters.clusters.values():
-            for hour, dbus in _hourly_dbus(cluster, min(now, end)).items():
+            for hour, dbus in sorted(_hourly_dbus(cluster, min(now, end)).items()):
                 if start <= hour < end:
-                    key = (cluster.cluster_id, hour.astimezone(tz).date().isoformat())
-                    totals[key] = totals.get(key, 0.0) + dbus * self.skew
-        return [[cid, day, repr(round(dbus, 6))] for (cid, day), dbus in sorted(totals.items())]
+                    began = int(hour.timestamp())
+                    rows.append([cluster.cluster_id, str(began), str(began + 3600), repr(round(dbus * self.skew, 6))])
+        return rows
+
+    def get(self, warehouse_id: str) -> dict:
+        """SQL Warehouses API "get": its state (STOPPED until a statement starts it)."""
+        warehouse = self.warehouses.get(warehouse_id)
+        if warehouse is None:
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Warehouse {warehouse_id} does not exist.")
+        return {"id": warehouse.warehouse_id, "name": warehouse.warehouse_id, "state": warehouse.state,
+                "enable_serverless_compute": warehouse.serverless}
 
 
 def _hourly_dbus(cluster, until: datetime) -> dict[datetime, float]:

@@ -2,7 +2,7 @@
 client. It checks the HMAC-SHA256 signature the way ACS does (over the verb, path and query,
 x-ms-date, host and x-ms-content-sha256) and plays scripted outcomes:
 
-    succeed   202, then Running, then Succeeded
+    succeed   202, then Running for `settle_seconds` (1 s), then Succeeded
     fail      202, then Failed
     hold      202, then Running until release() (an operation still running when a budget ends)
     slow      the operation is created, but the 202 comes only after `stall_seconds`
@@ -12,6 +12,12 @@ x-ms-date, host and x-ms-content-sha256) and plays scripted outcomes:
 
 A repeated Operation-Id is not sent twice: the existing operation is answered, as a
 repeatable request should be.
+
+The service's limits are enforced as it enforces them, with 429 and Retry-After (the seconds
+until the oldest request in the window leaves it): sends per minute and hour (a custom domain's
+30 and 100 by default; an Azure-managed domain's are 5 and 10, "Email client library overview:
+API throttling") and status checks (60 and 200). Every request counts, a refused one included
+("all requests executed are counted against your usage limits", ACS service limits).
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ class Operation:
     message: dict
     status: str = "Running"
     polls: int = 0
+    created: float = 0.0
 
 
 @dataclass
@@ -41,6 +48,7 @@ class FakeAcsState:
     outcomes: list[str] = field(default_factory=list)  # consumed one per send; then `default`
     default: str = "succeed"
     stall_seconds: float = 30.0
+    settle_seconds: float = 1.0   # how long an accepted message takes to be delivered
     retry_after: int = 2
     operations: dict[str, Operation] = field(default_factory=dict)
     delivered: list[dict] = field(default_factory=list)  # messages that reached Succeeded
@@ -48,6 +56,30 @@ class FakeAcsState:
     bad_signatures: int = 0
     held: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    send_limits: tuple[int, int] | None = (30, 100)     # per minute, per hour; None: unlimited
+    status_limits: tuple[int, int] | None = (60, 200)
+    clock: object = time.monotonic                      # seconds; a test may move it
+    requests: dict = field(default_factory=lambda: {"send": [], "status": []})
+    throttled: dict = field(default_factory=lambda: {"send": 0, "status": 0})
+
+    def admit(self, kind: str) -> int | None:
+        """Count a request; None when within the limits, else the Retry-After seconds of a 429."""
+        limits = self.send_limits if kind == "send" else self.status_limits
+        with self.lock:
+            now = self.clock()
+            seen = self.requests[kind] = [t for t in self.requests[kind] if now - t < 3600]
+            seen.append(now)
+            if limits is None:
+                return None
+            per_minute, per_hour = limits
+            last_minute = [t for t in seen[:-1] if now - t < 60]
+            if len(last_minute) >= per_minute:
+                self.throttled[kind] += 1
+                return max(1, int(60 - (now - last_minute[-per_minute])) + 1)
+            if len(seen) - 1 >= per_hour:
+                self.throttled[kind] += 1
+                return max(1, int(3600 - (now - seen[-1 - per_hour])) + 1)
+            return None
 
     def next_outcome(self) -> str:
         with self.lock:
@@ -102,6 +134,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(401, {"error": {"code": "Denied", "message": "Invalid signature"}})
         if not urlsplit(self.path).path.endswith("/emails:send"):
             return self._reply(404, {"error": {"code": "NotFound", "message": self.path}})
+        wait = self.state.admit("send")
+        if wait is not None:
+            return self._reply(429, {"error": {"code": "TooManyRequests", "message": "send limit"}},
+                               {"Retry-After": str(wait)})
         op_id = self.headers.get("Operation-Id") or str(uuid.uuid4())
         with self.state.lock:
             existing = self.state.operations.get(op_id)
@@ -117,7 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
                                    headers)
             with self.state.lock:
                 self.state.sends += 1
-                op = Operation(op_id, json.loads(raw))
+                op = Operation(op_id, json.loads(raw), created=self.state.clock())
                 if outcome == "fail":
                     op.status = "Failed"
                 if outcome == "hold":
@@ -138,12 +174,17 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(401, {"error": {"code": "Denied", "message": "Invalid signature"}})
         path = urlsplit(self.path).path
         op_id = path.rsplit("/", 1)[-1]
+        wait = self.state.admit("status")
+        if wait is not None:
+            return self._reply(429, {"error": {"code": "TooManyRequests", "message": "status limit"}},
+                               {"Retry-After": str(wait)})
         with self.state.lock:
             op = self.state.operations.get(op_id)
             if op is None:
                 return self._reply(404, {"error": {"code": "NotFound", "message": op_id}})
             op.polls += 1
-            if op.status == "Running" and op_id not in self.state.held and op.polls >= 2:
+            if op.status == "Running" and op_id not in self.state.held and \
+                    self.state.clock() - op.created >= self.state.settle_seconds:
                 op.status = "Succeeded"
                 self.state.delivered.append(op.message)
         body = {"id": op_id, "status": op.status}

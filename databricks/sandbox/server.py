@@ -42,8 +42,12 @@ def clusters_list(ws, body, query, m, user):
     # SDK's _fix_query_string form; Clusters API 2.1 "List clusters".
     sources = set(query.getall("filter_by.cluster_sources"))
     states = set(query.getall("filter_by.cluster_states"))
-    # databricks-sdk 0.156 sends a nested boolean as "True" (its bool fix-up covers top-level keys).
+    # A boolean in the query is `true` or `false` (the REST API's JSON spelling); databricks-sdk
+    # 0.156 lower-cases only top-level ones (_fix_query_string), so a nested filter_by.is_pinned
+    # built from ListClustersFilterBy goes out as "True": refused here, so the product cannot rely on it.
     pinned = query.get("filter_by.is_pinned")
+    if pinned is not None and pinned not in ("true", "false"):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"filter_by.is_pinned={pinned!r} is not a boolean (true or false)")
     clusters = [c.as_json() for c in ws.clusters.clusters.values() if not c.deleted
                 and (not sources or c.source in sources) and (not states or c.state in states)
                 and (pinned is None or c.pinned == (pinned.lower() == "true"))]
@@ -161,6 +165,11 @@ def statements_execute(ws, body, query, m, user):
 @route("GET", "/sql/statements/([^/]+)")
 def statements_get(ws, body, query, m, user):
     return ws.warehouses.status(m.group(1), ws.clock.now())
+
+
+@route("GET", "/sql/warehouses/([^/]+)")
+def warehouses_get(ws, body, query, m, user):
+    return ws.warehouses.get(m.group(1))
 
 
 @route("POST", "/sql/statements/([^/]+)/cancel")

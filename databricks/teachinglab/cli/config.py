@@ -282,6 +282,17 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
     if acs_endpoint:
         problems += plain_http("the ACS endpoint (AZURE_EMAIL_CONNECTION_STRING or AZURE_EMAIL_ENDPOINT)", acs_endpoint,
                                "the access key's signatures")
+    pace = {}
+    for name, default in (("ACS_SEND_PER_MINUTE", 5), ("ACS_SEND_PER_HOUR", 10)):
+        raw = text(name) or str(default)
+        if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+            problems.append(f"{name}={raw!r} must be a whole number of sends from 1 to 100000 (default {default}: an "
+                            "Azure-managed domain's limit; a custom domain allows 30 a minute and 100 an hour).")
+            raw = str(default)
+        pace[name] = int(raw)
+    if pace["ACS_SEND_PER_HOUR"] < pace["ACS_SEND_PER_MINUTE"]:
+        problems.append(f"ACS_SEND_PER_HOUR ({pace['ACS_SEND_PER_HOUR']}) must be at least ACS_SEND_PER_MINUTE "
+                        f"({pace['ACS_SEND_PER_MINUTE']}).")
     smtp_port = text("SMTP_PORT") or "587"
 
     semester_start = None
@@ -362,6 +373,11 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
             problems.append(f"LAB_MANAGERS: {m!r} is neither a user's email nor a service principal's application "
                             "id (a UUID); list them comma-separated, e.g. LAB_MANAGERS=ta@uni.edu,"
                             "0f4e1a2b-3c4d-5e6f-7a8b-9c0d1e2f3a4b")
+    warehouse_start = (text("WAREHOUSE_START") or "auto").lower()
+    if warehouse_start not in ("auto", "never"):
+        problems.append(f"WAREHOUSE_START={warehouse_start!r} must be auto (the close starts a stopped warehouse "
+                        "to read the bill) or never (a stopped warehouse is left alone: billing not checked).")
+        warehouse_start = "auto"
     warehouse_wait = seconds("WAREHOUSE_WAIT_SECONDS", 45, 600, ": how long the nightly close waits for "
                              "DATABRICKS_WAREHOUSE_ID to answer (default 45).")
 
@@ -376,7 +392,7 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
             serverless_notebooks=serverless, account_id=account_id,
             account_host=account_host, account_token=text("DATABRICKS_ACCOUNT_TOKEN"),
             account_profile=text("DATABRICKS_ACCOUNT_PROFILE"), warehouse_id=text("DATABRICKS_WAREHOUSE_ID"),
-            warehouse_wait_seconds=warehouse_wait, lab_managers=managers),
+            warehouse_wait_seconds=warehouse_wait, lab_managers=managers, warehouse_start=warehouse_start),
         quota=QuotaSettings(unit=unit, warn_limit=warn, max_limit=hard, timezone=tz,
                             semester_start=semester_start, prices=prices,
                             price_file=price_file or str(PACKAGED_PRICES), policy=policy),
@@ -391,7 +407,8 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
             smtp_username=text("SMTP_USERNAME"), smtp_password=env.get("SMTP_PASSWORD") or "",
             smtp_starttls=_flag(env.get("SMTP_STARTTLS"), True),
             smtp_ca_file=text("SMTP_CA_FILE") or text("REQUESTS_CA_BUNDLE"),
-            acs_endpoint=acs_endpoint, acs_key=acs_key, ca_bundle=text("REQUESTS_CA_BUNDLE")),
+            acs_endpoint=acs_endpoint, acs_key=acs_key, ca_bundle=text("REQUESTS_CA_BUNDLE"),
+            acs_send_per_minute=pace["ACS_SEND_PER_MINUTE"], acs_send_per_hour=pace["ACS_SEND_PER_HOUR"]),
         ledger=LedgerSettings(
             db_path=None if database_url else db_path, database_url=database_url,
             lock_path=Path(lock).expanduser() if lock else (

@@ -97,15 +97,22 @@ def poll(ctx: JobContext, args: argparse.Namespace, now: datetime) -> int:
              " (deadline reached)" if ctx.deadline.expired else "",
              " (dry run: nothing changed)" if args.dry_run else "")
     quota = ctx.settings.quota
-    missing = [t for t in report.unpriced_node_types if t not in quota.prices.node_types] if quota.unit.priced else []
+    missing = [t for t in report.unpriced_node_types
+               if quota.prices.rate(t.removesuffix(" (Photon)"), t.endswith(" (Photon)")) is None] \
+        if quota.unit.priced else []
     if missing:
         # Enforced all the same (at the table's dearest rate, an upper bound); a configuration
         # error for the admin to fix, so exit 2, as for any other.
-        for node_type in missing:
-            message = (f"QUOTA_UNIT={quota.unit.name} needs the price of node type {node_type}, which the price "
-                       f"table {quota.price_file} lacks: add it there (DBU per hour and the VM's $ per hour). "
-                       "Until then its clusters count at the table's dearest rate.")
-            log.error("configuration error: %s", message)
+        for label in missing:
+            node_type = label.removesuffix(" (Photon)")
+            if label.endswith(" (Photon)"):
+                message = (f"QUOTA_UNIT={quota.unit.name} needs the Photon DBU rate of node type {node_type} (its "
+                           f"clusters run Photon), which the price table {quota.price_file} lacks: add "
+                           "photon_dbu_per_hour to its entry, or photon_dbu_multiplier to the table.")
+            else:
+                message = (f"QUOTA_UNIT={quota.unit.name} needs the price of node type {node_type}, which the price "
+                           f"table {quota.price_file} lacks: add it there (DBU per hour and the VM's $ per hour).")
+            log.error("configuration error: %s Until then its clusters count at the table's dearest rate.", message)
         return 2
     return 1 if report.failed else 0
 

@@ -17,7 +17,7 @@ from databricks.teachinglab.cli.courses import Course, read_courses, select
 from databricks.teachinglab.cli.wiring import LEDGER_LOST, ledger_guard
 from databricks.teachinglab.adapters.ledger.lock import advisory_lock, file_lock
 from databricks.teachinglab.adapters.ledger.models import LedgerConfigError, is_postgres
-from databricks.teachinglab.core.errors import AdminError, LedgerUnavailable, LockBusy, WorkspaceUnavailable
+from databricks.teachinglab.core.errors import AdminError, LedgerUnavailable, LockBusy, LockLost, WorkspaceUnavailable
 from databricks.teachinglab.core.settings import Settings
 
 EXIT_FAILED = 1     # some clusters (or messages) failed, or the run's deadline was reached
@@ -172,6 +172,9 @@ def run_locked(settings: Settings, job: str, body: Callable[[], int], *, debug: 
     except LockBusy as busy:
         log.warning("%s: another run is in progress (%s); this run stops without doing anything", job, busy)
         return EXIT_LOCKED
+    except LockLost as lost:
+        log.error("%s: %s", job, lost)
+        return EXIT_FAILED
     except LedgerConfigError as err:
         log.error("%s: configuration error: %s", job, err)
         alert_without_ledger(settings, job, err)  # a standby pair that lost its server must not be silent

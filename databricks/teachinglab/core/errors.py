@@ -21,6 +21,10 @@ class LockBusy(Exception):
     """Another run holds the run lock (a file lock, or PostgreSQL's advisory lock)."""
 
 
+class LockLost(Exception):
+    """The run lock was lost mid-run (its PostgreSQL session ended): the run stops before writing."""
+
+
 class Failed:
     """An error caught in one of many calls (a cluster, a group), carried as data with its
     traceback as text, so the admin's alert can show it. Not an exception: it is returned."""

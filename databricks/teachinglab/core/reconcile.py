@@ -27,6 +27,21 @@ class Billing:
     source: str = ""               # "warehouse 1234abcd": where the figures came from
 
 
+def by_local_day(records, tz) -> dict[tuple[str, date], float]:
+    """Billed (cluster id, start, end, DBUs) records, in UTC as the table keeps them, booked to the
+    local days they cover: one that straddles local midnight (hourly records do in half-hour zones,
+    and every record in a zone the warehouse session does not share) is split in proportion."""
+    from databricks.teachinglab.core.accounting import Interval, split_by_day
+    out: dict[tuple[str, date], float] = {}
+    for cluster_id, start, end, dbus in records:
+        interval = Interval(start, end)
+        pieces = split_by_day(interval, tz) if interval.ms else {start.astimezone(tz).date(): 1}
+        total = sum(pieces.values())
+        for day, ms in pieces.items():
+            out[(cluster_id, day)] = out.get((cluster_id, day), 0.0) + dbus * ms / total
+    return out
+
+
 @dataclass(frozen=True)
 class DriftRow:
     day: date

@@ -37,6 +37,7 @@ class TrackedCluster:
     tag_group: str | None = None        # a lab cluster's `group` tag as first seen ('' for none)
     tag_quota: str | None = None        # its `quota` tag as first seen
     tag_drift: bool = False
+    photon: bool = False                # runtime_engine PHOTON: priced at Photon's DBU rate
 
     @property
     def tracker(self) -> Tracker:

@@ -118,7 +118,7 @@ def _cost(prices: PriceTable, used_ms: int, cluster: "TrackedCluster | None", no
     if node_ms:
         measured = prices.measured(cluster, used_ms, node_ms, *startup)
         return None if measured is None else round(measured[1], 2)
-    hourly = prices.hourly(cluster.node_type_id, 1 + (cluster.num_workers or 0))
+    hourly = prices.hourly(cluster.node_type_id, 1 + (cluster.num_workers or 0), getattr(cluster, "photon", False))
     return None if hourly is None else round(hourly * used_ms / 3_600_000, 2)
 
 
@@ -213,7 +213,9 @@ def unpriced_node_types(rows: list[ReportRow], clusters: dict[str, "TrackedClust
     for r in rows:
         c = clusters.get(r.cluster_id)
         if c is not None and r.used_ms:
-            out |= {t for t in (c.node_type_id, c.driver_node_type_id) if t and t not in prices.node_types}
+            photon = bool(getattr(c, "photon", False))
+            out |= {f"{t} (Photon)" if photon and t in prices.node_types else t
+                    for t in (c.node_type_id, c.driver_node_type_id) if t and prices.rate(t, photon) is None}
     return sorted(out)
 
 

@@ -83,6 +83,7 @@ class WorkspaceSettings:
     account_profile: str | None = None
     warehouse_id: str | None = None        # DATABRICKS_WAREHOUSE_ID: the nightly close reads the bill there
     warehouse_wait_seconds: float = 45.0   # WAREHOUSE_WAIT_SECONDS: how long the close waits for it
+    warehouse_start: str = "auto"          # WAREHOUSE_START: auto (a stopped one is started) | never
     lab_managers: tuple[str, ...] = ()     # LAB_MANAGERS: emails and service principals' application ids
 
 
@@ -125,6 +126,11 @@ class MailSettings:
     acs_endpoint: str | None = None
     acs_key: str = field(default="", repr=False)
     ca_bundle: str | None = None         # REQUESTS_CA_BUNDLE, for ACS behind a private CA
+    # ACS sends per subscription (ACS_SEND_PER_MINUTE/_HOUR): an Azure-managed domain allows 5 a
+    # minute and 10 an hour, a custom domain 30 and 100 ("Email client library overview: API
+    # throttling"); more on request to Azure support.
+    acs_send_per_minute: int = 5
+    acs_send_per_hour: int = 10
 
 
 @dataclass(frozen=True)

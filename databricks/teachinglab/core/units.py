@@ -23,6 +23,7 @@ MS_PER_HOUR = 3_600_000
 class NodeTypes(Protocol):
     node_type_id: str | None
     driver_node_type_id: str | None
+    # and `photon: bool`, where known (ClusterInfo, TrackedCluster): read with getattr
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ def _rates(prices: PriceTable | None, cluster: NodeTypes) -> tuple[_Rate, _Rate,
     dearest = prices.dearest
     worker_type = cluster.node_type_id or ""
     driver_type = cluster.driver_node_type_id or worker_type
-    found = [prices.node_types.get(t) for t in (driver_type, worker_type)]
+    photon = bool(getattr(cluster, "photon", False))  # Photon's DBU rate, where the cluster runs it
+    found = [prices.rate(t, photon) for t in (driver_type, worker_type)]
     driver, worker = ((_Rate(p["dbu_per_hour"], p["vm_per_hour"]) if p else
                        _Rate(dearest["dbu_per_hour"], dearest["vm_per_hour"])) for p in found)
     return driver, worker, all(p is not None for p in found)

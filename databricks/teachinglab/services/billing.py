@@ -8,28 +8,31 @@ and says why; the close finishes all the same.
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from databricks.teachinglab.core import accounting as acc
-from databricks.teachinglab.core.reconcile import Billing
+from databricks.teachinglab.core.reconcile import Billing, by_local_day
 from databricks.teachinglab.services.context import JobContext
 
 logger = logging.getLogger(__name__)
 
 # system.billing.usage (docs: "Billable usage system table reference"): hourly records, times in
 # UTC, usage_quantity in DBU for compute, the cluster in usage_metadata.cluster_id, account-wide
-# (hence the workspace filter). Local days: from_utc_timestamp with the quota's time zone.
+# (hence the workspace filter). Times travel as epoch seconds both ways (unix_timestamp and
+# timestamp_seconds do not depend on the warehouse session's time zone, as a cast to a date or a
+# string would); the product books records to local days itself (core/reconcile.by_local_day).
 STATEMENT = """
 SELECT usage_metadata.cluster_id AS cluster_id,
-       CAST(to_date(from_utc_timestamp(usage_start_time, :tz)) AS STRING) AS day,
+       unix_timestamp(usage_start_time) AS start_s,
+       unix_timestamp(usage_end_time) AS end_s,
        CAST(SUM(usage_quantity) AS DOUBLE) AS dbus
 FROM system.billing.usage
 WHERE usage_unit = 'DBU'
   AND usage_metadata.cluster_id IS NOT NULL
   AND workspace_id = :workspace_id
-  AND usage_start_time >= CAST(:start AS TIMESTAMP)
-  AND usage_start_time < CAST(:end AS TIMESTAMP)
-GROUP BY 1, 2
+  AND usage_start_time >= timestamp_seconds(CAST(:start AS BIGINT))
+  AND usage_start_time < timestamp_seconds(CAST(:end AS BIGINT))
+GROUP BY 1, 2, 3
 """
 
 
@@ -43,9 +46,21 @@ def billed_dbus(ctx: JobContext, days: list[date]) -> Billing | None:
     source = f"warehouse {warehouse}"
     budget = ctx.settings.workspace.warehouse_wait_seconds
     try:
-        params = {"tz": tz.key, "workspace_id": str(ctx.workspace.workspace_id()),
-                  "start": acc.day_start(wanted[0], tz).isoformat(),
-                  "end": acc.day_start(wanted[-1] + timedelta(days=1), tz).isoformat()}
+        state = ctx.workspace.warehouse_state(warehouse)
+        if state in ("STOPPED", "STOPPING"):
+            if ctx.settings.workspace.warehouse_start == "never":
+                why = (f"billing not checked: {source} is stopped, and WAREHOUSE_START=never leaves it so (a "
+                       "serverless warehouse starts in seconds and costs nothing while stopped)")
+                logger.warning("%s", why)
+                return Billing(wanted, error=why, source=source)
+            logger.warning("%s is %s: starting it to read the bill (it runs until its own auto-stop; a classic one "
+                           "takes minutes to start, a serverless one seconds; WAREHOUSE_START=never leaves it "
+                           "stopped)", source, state.lower())
+        # Each record's start, a little before the first day: a record that began before local
+        # midnight in UTC may reach into it (half-hour zones); by_local_day books only what falls in.
+        params = {"workspace_id": str(ctx.workspace.workspace_id()),
+                  "start": str(int((acc.day_start(wanted[0], tz) - timedelta(hours=1)).timestamp())),
+                  "end": str(int(acc.day_start(wanted[-1] + timedelta(days=1), tz).timestamp()))}
         result = ctx.workspace.sql(warehouse, STATEMENT, params, budget_seconds=budget)
     except Exception as err:  # noqa: BLE001 - the report says why, the close goes on
         why = (f"the billing query could not be sent to {source} ({type(err).__name__}: {err}); check "
@@ -57,12 +72,13 @@ def billed_dbus(ctx: JobContext, days: list[date]) -> Billing | None:
                if result.state == "TIMEOUT" else f"{source} could not run the billing query ({result.error})")
         logger.error("billing reconciliation left out: %s", why)
         return Billing(wanted, error=why, source=source)
-    dbus: dict[tuple[str, date], float] = {}
+    records = []
     for row in result.rows:
         try:
-            key = (str(row[0]), date.fromisoformat(str(row[1])))
-            dbus[key] = dbus.get(key, 0.0) + float(row[2])
-        except (TypeError, ValueError, IndexError):
+            start, end = (datetime.fromtimestamp(int(float(v)), tz=timezone.utc) for v in (row[1], row[2]))
+            records.append((str(row[0]), start, max(start, end), float(row[3])))
+        except (TypeError, ValueError, IndexError, OverflowError):
             logger.warning("billing row %r not understood; left out", row)
+    dbus = {key: v for key, v in by_local_day(records, tz).items() if key[1] in wanted}
     logger.info("billing: %d cluster-day(s) billed for %s to %s (%s)", len(dbus), wanted[0], wanted[-1], source)
     return Billing(wanted, dbus, source=source)

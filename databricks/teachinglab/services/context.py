@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Callable, Iterable, TypeVar
 
 from databricks.teachinglab.adapters.deadline import UNBOUNDED, Deadline
-from databricks.teachinglab.adapters.mail.outbox import Delivery, deliver_pending
+from databricks.teachinglab.adapters.mail.outbox import Delivery, Pace, deliver_pending
 from databricks.teachinglab.adapters.mail.transports import Transport
 from databricks.teachinglab.adapters.workspace import WorkspaceGateway
 from databricks.teachinglab.core.errors import AdminError, Failed, MessageProblem
@@ -63,8 +63,10 @@ class JobContext:
         """Send what is due; a message that failed for good is reported in one alert a day."""
         mail = self.settings.mail
         budget = mail.budget_seconds if budget_seconds is None else budget_seconds
+        pace = Pace(mail.acs_send_per_minute, mail.acs_send_per_hour) if getattr(self.transport, "name", "") == "acs" \
+            else None
         result = deliver_pending(self.transport, mail.sender, now, budget_seconds=self.deadline.mail_budget(budget),
-                                 scope=self.settings.course_id)
+                                 scope=self.settings.course_id, pace=pace)
         if result.failures:
             from databricks.teachinglab.adapters.ledger.repository import transaction
             from databricks.teachinglab.services.alerts import queue_failure_alert

@@ -74,7 +74,7 @@ class PollReport:
     def unpriced_node_types(self) -> list[str]:
         """Node types of the clusters measured this run that the price table lacks (a DBU or USD
         quota counted them at the table's dearest rate)."""
-        found = {t for o in self.outcomes if o.usage.unpriced
+        found = {f"{t} (Photon)" if o.usage.info.photon else t for o in self.outcomes if o.usage.unpriced
                  for t in (o.usage.info.node_type_id, o.usage.info.driver_node_type_id) if t}
         return sorted(found | set(self.earlier.unpriced_node_types if self.earlier else ()))
 

@@ -149,7 +149,7 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime, *, dry_
         if row.cluster_id not in listed and row.open_since is not None:
             logger.warning("cluster=%s name=%s: no longer in the workspace while running; its session is "
                            "closed at %s, when it was last seen", row.cluster_id, row.name, row.last_seen.isoformat())
-            info = ClusterInfo(row.cluster_id, row.name, "DELETED", creator=row.creator)
+            info = ClusterInfo(row.cluster_id, row.name, "DELETED", creator=row.creator, photon=row.photon)
             activities[info] = acc.close_vanished(_tracker(row), row.last_seen, now)
             attributions[row.cluster_id] = Attribution(row.group_name, row.group_source, row.kind, row.tag_group,
                                                        row.tag_quota)

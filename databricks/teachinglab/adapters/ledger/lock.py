@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from databricks.teachinglab.core.errors import LockBusy
+from databricks.teachinglab.core.errors import LockBusy, LockLost
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +58,33 @@ def advisory_lock(database_url: str, name: str, *, wait_seconds: float = 0) -> I
     """pg_try_advisory_lock on a dedicated connection, polled until `wait_seconds` have passed.
     A server that cannot be reached raises LedgerConfigError, as opening the ledger would."""
     import psycopg2
-    from databricks.teachinglab.adapters.ledger.models import LedgerConfigError, describe_connect_error
+    from databricks.teachinglab.adapters.ledger import repository
+    from databricks.teachinglab.adapters.ledger.models import (KEEPALIVES, LedgerConfigError, describe_connect_error,
+                                                               unreachable)
+    from databricks.teachinglab.core.errors import LedgerUnavailable
     try:
         conn = psycopg2.connect(database_url.replace("postgresext://", "postgresql://", 1), connect_timeout=5,
-                                application_name="teachinglab-run-lock")
-    except psycopg2.OperationalError as err:
-        raise LedgerConfigError(describe_connect_error(database_url, err)) from None
+                                application_name="teachinglab-run-lock", **KEEPALIVES)
+    except (psycopg2.OperationalError, psycopg2.ProgrammingError) as err:
+        line = describe_connect_error(database_url, err)
+        if isinstance(err, psycopg2.OperationalError) and unreachable(err):
+            raise LedgerUnavailable("the ledger cannot be used right now: " + line.removeprefix("DATABASE_URL: ")) \
+                from None
+        raise LedgerConfigError(line) from None
     conn.autocommit = True
     key = advisory_key(name)
+
+    def still_held() -> None:
+        """Before each write: the lock lives as long as its session. A session the network or a
+        failover took has freed it, and a standby may be running now: stop before writing."""
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+        except psycopg2.Error as err:
+            raise LockLost(f"the run lock's PostgreSQL session was lost ({' '.join(str(err).split())[:160]}); "
+                           "a standby may run the job now, so this run stopped before its next write; the next "
+                           "run goes on from what was committed") from None
+
     try:
         give_up = time.monotonic() + wait_seconds
         with conn.cursor() as cur:
@@ -76,6 +95,10 @@ def advisory_lock(database_url: str, name: str, *, wait_seconds: float = 0) -> I
                 if time.monotonic() >= give_up:
                     raise LockBusy(f"PostgreSQL advisory lock {name!r} ({key})")
                 time.sleep(0.2)
-        yield
+        repository.before_write.append(still_held)
+        try:
+            yield
+        finally:
+            repository.before_write.remove(still_held)
     finally:
         conn.close()  # ends the session, which releases the lock (an explicit unlock could fail the same way)

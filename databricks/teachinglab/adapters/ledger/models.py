@@ -88,6 +88,7 @@ class Cluster(BaseModel):
     tag_group = pw.CharField(null=True)
     tag_quota = pw.CharField(null=True)
     tag_drift = pw.BooleanField(default=False)       # a lab cluster's tags differ from those recorded
+    photon = pw.BooleanField(default=False)          # runtime_engine PHOTON: priced at Photon's DBU rate
 
 
 class ClusterDay(BaseModel):
@@ -237,6 +238,13 @@ class OutboxMessage(BaseModel):
     last_attempt_at = UtcDateTimeField(null=True)  # written before each send (write-ahead)
 
 
+class MailRequest(BaseModel):
+    """Each request made of a paced mail service (ACS): a send or a status check, when. Its limits
+    hold per subscription and per minute and hour, across runs, so they are counted here."""
+    at = UtcDateTimeField(index=True)
+    kind = pw.CharField()            # send | status
+
+
 class OutboxAttachment(BaseModel):
     message = pw.ForeignKeyField(OutboxMessage, backref="attachments", on_delete="CASCADE")
     filename = pw.CharField()
@@ -364,8 +372,19 @@ def _v9(db: pw.Database) -> None:
                                   ("tag_drift", pw.BooleanField(default=False))]})
 
 
+def _v10(db: pw.Database) -> None:
+    """Photon: a cluster running it is priced at Photon's DBU rate."""
+    _add_columns(db, {"cluster": [("photon", pw.BooleanField(default=False))]})
+
+
+def _v11(db: pw.Database) -> None:
+    """The mail service's requests, for pacing within its limits."""
+    db.create_tables([MailRequest])
+
+
 # Append, never edit: each entry runs once, in order, inside a transaction.
-MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8), (9, _v9)]
+MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8), (9, _v9),
+              (10, _v10), (11, _v11)]
 
 
 def migrate(db: pw.Database, now: datetime) -> int:
@@ -409,6 +428,13 @@ class LedgerConfigError(Exception):
 # nothing of a half-done transaction, as on SQLite.
 POSTGRES_ISOLATION = "READ COMMITTED"
 
+# TCP keepalives on every PostgreSQL connection (libpq parameters): an idle connection is probed
+# after 30 s and every 10 s after, so neither Azure's idle timeout (about 4 minutes) drops it
+# unseen nor a dead peer goes unnoticed for long; tcp_user_timeout bounds data left unacknowledged
+# (a query to a server that vanished) to 20 s instead of the kernel's quarter of an hour.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+              "tcp_user_timeout": 20_000}
+
 
 def redacted_url(url: str) -> str:
     """The URL as it may be shown: its user and password are *** (core/urls.py)."""
@@ -428,13 +454,22 @@ def connect_url(url: str, schema: str | None = None) -> pw.Database:
     if is_postgres(url):
         extra = {"options": f"-c search_path={schema}"} if schema else {}
         db = connect(url, isolation_level=POSTGRES_ISOLATION, connect_timeout=5,
-                     application_name="teachinglab", **extra)
+                     application_name="teachinglab", **KEEPALIVES, **extra)
         db.ledger_schema = schema or "public"
         return db
     db = connect(url)
     if isinstance(db, pw.SqliteDatabase):
         db.pragma("foreign_keys", 1, permanent=True)
     return db
+
+
+def unreachable(err: Exception) -> bool:
+    """A server that cannot be reached right now (refused, timed out, down, failing over), rather
+    than one that refuses this configuration (user, password, database name, a malformed URL)."""
+    text = str(err).lower()
+    refused_config = ("password authentication failed", "no password supplied", "does not exist", "invalid dsn",
+                      "invalid connection option", "invalid integer value", "role", "permission denied")
+    return not any(words in text for words in refused_config)
 
 
 def describe_connect_error(url: str, err: Exception) -> str:
@@ -488,6 +523,11 @@ def open_ledger(*, db_path: Path | None, database_url: str | None, now: datetime
         try:
             db.connect(reuse_if_open=True)
         except (pw.OperationalError, pw.ProgrammingError, pw.InterfaceError) as err:  # a malformed DSN too
+            if isinstance(err, pw.OperationalError) and unreachable(err):
+                # Planned maintenance, an HA failover of a minute or two: not a configuration
+                # error. Exit 4, one alert a cause a day, the next run tries again.
+                raise LedgerUnavailable("the ledger cannot be used right now: " + describe_connect_error(
+                    database_url, err).removeprefix("DATABASE_URL: ")) from None
             raise LedgerConfigError(describe_connect_error(database_url, err)) from None
         if schema:
             db.execute_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')

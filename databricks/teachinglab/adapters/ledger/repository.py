@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Iterable, Iterator
 
 from peewee import fn
 
 from databricks.teachinglab.adapters.ledger.models import (
-    Cluster, ClusterDay, ClusterExemption, ClosedDay, JobRun, LabFact, LabSecret, OutboxAttachment, OutboxMessage, QuotaGrant, QuotaOverride,
+    Cluster, ClusterDay, ClusterExemption, ClosedDay, JobRun, LabFact, LabSecret, MailRequest, OutboxAttachment, OutboxMessage, QuotaGrant, QuotaOverride,
     UsageHistory, UsageSession, db_proxy)
 from databricks.teachinglab.core.records import (
     ClosedDayRecord, DayRecord, DayUsage, ExemptionRecord, GrantRecord, HistoryRecord, MessageRecord, RunRecord, SessionRecord,
@@ -24,9 +24,16 @@ from databricks.teachinglab.core.records import (
 logger = logging.getLogger(__name__)
 
 
+# Checks run before every write transaction: the PostgreSQL run lock's (lock.advisory_lock) that
+# its session still holds the lock.
+before_write: list = []
+
+
 @contextlib.contextmanager
 def transaction() -> Iterator[None]:
     """Everything inside commits together, or not at all."""
+    for check in list(before_write):
+        check()
     with db_proxy.atomic():
         yield
 
@@ -79,6 +86,7 @@ def save_usage(usages: Iterable, now: datetime) -> None:
             kind=a.kind or (known.kind if known else None),
             tag_group=a.tag_group if a.kind else (known.tag_group if known else None),
             tag_quota=a.tag_quota if a.kind else (known.tag_quota if known else None), tag_drift=a.drift,
+            photon=info.photon or (u.vanished and bool(known and known.photon)),
         ).on_conflict(
             conflict_target=[Cluster.cluster_id],
             preserve=[Cluster.name, Cluster.group_name, Cluster.group_source, Cluster.owner, Cluster.course,
@@ -86,7 +94,7 @@ def save_usage(usages: Iterable, now: datetime) -> None:
                       Cluster.num_workers, Cluster.last_seen, Cluster.open_since, Cluster.watermark,
                       Cluster.checked_until, Cluster.workers, Cluster.segment_since, Cluster.starting_since,
                       Cluster.estimated, Cluster.creator, Cluster.kind, Cluster.tag_group, Cluster.tag_quota,
-                      Cluster.tag_drift],
+                      Cluster.tag_drift, Cluster.photon],
         ).execute()
         for day in sorted(set(u.pieces) | set(u.node_pieces) | set(u.startup_pieces)):
             ms, sessions = u.pieces.get(day, (0, 0))
@@ -440,6 +448,19 @@ def drop_messages(ids: Iterable[int] | None) -> int:
         cond = cond & OutboxMessage.id.in_(list(ids))
     return OutboxMessage.update(status="dropped", last_error=fn.TRIM(
         fn.COALESCE(OutboxMessage.last_error, "").concat(" (dropped by the admin)"))).where(cond).execute()
+
+
+def record_mail_requests(kinds: Iterable[str], now: datetime) -> None:
+    """Requests just made of a paced mail service; those over two hours old are forgotten."""
+    rows = [{"at": now, "kind": k} for k in kinds]
+    with db_proxy.atomic():
+        if rows:
+            MailRequest.insert_many(rows).execute()
+        MailRequest.delete().where(MailRequest.at < now - timedelta(hours=2)).execute()
+
+
+def mail_requests_since(kind: str, since: datetime) -> int:
+    return MailRequest.select().where((MailRequest.kind == kind) & (MailRequest.at > since)).count()
 
 
 # -- job runs -----------------------------------------------------------------------------------

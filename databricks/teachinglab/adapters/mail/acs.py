@@ -26,8 +26,8 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 from azure.core.rest import HttpRequest
 
 from databricks.teachinglab.adapters.deadline import Deadline
-from databricks.teachinglab.adapters.mail.transports import (PermanentSendError, StillRunning, TransientSendError,
-                                                              one_line)
+from databricks.teachinglab.adapters.mail.transports import (PermanentSendError, StatusUnknown, StillRunning,
+                                                              TransientSendError, one_line)
 from databricks.teachinglab.core.messages import EVENT_HEADER, OutgoingMail
 from databricks.teachinglab.core.settings import MailSettings
 
@@ -49,7 +49,7 @@ class AcsTransport:
     name = "acs"
 
     def __init__(self, mail: MailSettings, *, connect_timeout: float = 5, read_timeout: float = 10,
-                 poll_interval: float = 0.25):
+                 poll_interval: float = 1.5):
         # `mail` was parsed and checked by config.load_settings
         endpoint, key = mail.acs_endpoint, mail.acs_key
         if not endpoint or not key:
@@ -58,7 +58,8 @@ class AcsTransport:
         from azure.communication.email import EmailClient
         ca_bundle = mail.ca_bundle
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
-        self.poll_interval = poll_interval  # the outbox waits this long between status checks
+        self.poll_interval = poll_interval  # the outbox waits this long before its one status check of a run
+        self.made: list[str] = []           # requests made (send | status), for the outbox's pacing
         self.client = EmailClient(endpoint, AzureKeyCredential(key), retry_total=0,
                                   connection_timeout=connect_timeout, read_timeout=read_timeout,
                                   connection_verify=ca_bundle or True)
@@ -76,8 +77,9 @@ class AcsTransport:
         except (ValueError, UnicodeError) as err:  # text no encoder takes (a lone surrogate): never sendable
             raise PermanentSendError(f"the message cannot be encoded ({type(err).__name__}: {err})") from err
         try:
-            # No client-side polling: the outbox checks every accepted message together, so
-            # forty messages cost forty sends and a few rounds of status checks, not forty waits.
+            # No client-side polling: the outbox asks about each accepted message once a run, so
+            # forty messages cost forty sends and forty status checks, not forty waits.
+            self.made.append("send")
             self.client.begin_send(payload, operation_id=op_id, polling=False,
                                    **self._timeouts(deadline))
         except HttpResponseError as err:
@@ -92,15 +94,22 @@ class AcsTransport:
         return {"connection_timeout": min(self.connect_timeout, left), "read_timeout": min(self.read_timeout, left)}
 
     def _status(self, op_id: str, deadline: Deadline) -> dict | None:
+        """The operation's status; None when the service never had it (safe to send). A status
+        that cannot be read (429, 5xx, the network) is StatusUnknown: neither an attempt nor a
+        failure, asked again after Retry-After."""
         request = HttpRequest("GET", f"/emails/operations/{op_id}", params={"api-version": API_VERSION})
+        self.made.append("status")
         try:
             response = self.client.send_request(request, **self._timeouts(deadline))
         except (ServiceRequestError, ServiceResponseError) as err:
-            raise TransientSendError(f"ACS unreachable: {err}") from err
+            raise StatusUnknown(f"ACS unreachable: {err}") from err
         if response.status_code == 404:
             return None  # never reached the service: safe to send
         if response.status_code >= 400:
-            raise self._classify(HttpResponseError(response=response))
+            failure = self._classify(HttpResponseError(response=response))
+            if isinstance(failure, TransientSendError):
+                raise StatusUnknown(str(failure), retry_after=failure.retry_after)
+            raise failure
         return response.json()
 
     @staticmethod

@@ -23,7 +23,8 @@ from typing import Callable, Iterable
 from databricks.teachinglab.adapters.deadline import Deadline
 from databricks.teachinglab.adapters.ledger import repository as ledger
 from databricks.teachinglab.adapters.ledger.models import OutboxAttachment, OutboxMessage
-from databricks.teachinglab.adapters.mail.transports import PermanentSendError, StillRunning, TransientSendError, Transport
+from databricks.teachinglab.adapters.mail.transports import (PermanentSendError, StatusUnknown, StillRunning,
+                                                              TransientSendError, Transport)
 from databricks.teachinglab.core.messages import EVENTS, Attachment, OutgoingMail, Rendered
 
 logger = logging.getLogger(__name__)
@@ -63,46 +64,102 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(minutes=min(240, 2 ** attempts))
 
 
+# When the service's budget is short, what matters most goes first: a stop and the admin's alerts
+# before warnings, warnings before reports.
+PRIORITY = {"termination": 0, "retermination": 0, "block_undone": 0, "failure": 0, "tag_drift": 0,
+            "warning": 1, "daily_report": 2, "test": 2}
+
+
+@dataclass(frozen=True)
+class Pace:
+    """A mail service's request limits, counted across runs in the ledger: sends per minute and
+    hour (ACS_SEND_PER_MINUTE/_HOUR), and status checks (ACS: 60 a minute, 200 an hour)."""
+    send_per_minute: int
+    send_per_hour: int
+    status_per_minute: int = 60
+    status_per_hour: int = 200
+
+    def room(self, kind: str, now: datetime) -> bool:
+        """Whether one more request of `kind` fits (those of this run are recorded as they are made)."""
+        per_minute, per_hour = ((self.send_per_minute, self.send_per_hour) if kind == "send" else
+                                (self.status_per_minute, self.status_per_hour))
+        minute = ledger.mail_requests_since(kind, now - timedelta(minutes=1))
+        hour = ledger.mail_requests_since(kind, now - timedelta(hours=1))
+        return minute < per_minute and hour < per_hour
+
+
 def deliver_pending(transport: Transport, sender: str, now: datetime, *, budget_seconds: float,
-                    monotonic: Callable[[], float] = time.monotonic,
-                    sleep: Callable[[float], None] = time.sleep, scope: str | None = None) -> Delivery:
-    """Send what is due within the budget. Messages a service accepted but has not finished are
-    checked again, all together, while budget is left; the rest are checked next run. `scope`:
-    the course, when there are several (see `finished`)."""
+                    monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                    scope: str | None = None, pace: Pace | None = None) -> Delivery:
+    """Send what is due within the budget, what matters most first (PRIORITY), and within the
+    service's limits when it has them (`pace`). A message the service accepted is asked about at
+    most once a run: those accepted earlier in their turn, those accepted now once at the end,
+    after a pause (`transport.poll_interval`). `scope`: the course, when there are several."""
     deadline = Deadline(budget_seconds, monotonic=monotonic)
-    due = list(OutboxMessage.select().where(
-        OutboxMessage.status.in_(("pending", "accepted")) & (OutboxMessage.next_attempt_at <= now))
-        .order_by(OutboxMessage.id))
+    due = sorted(OutboxMessage.select().where(
+        OutboxMessage.status.in_(("pending", "accepted")) & (OutboxMessage.next_attempt_at <= now)),
+        key=lambda m: (PRIORITY.get(m.kind, 1), m.id))
     tally = {"sent": 0, "retrying": 0, "failed": 0}
     failures: list[tuple[str, str]] = []
-    waiting = []
-    for index, message in enumerate(due):
-        if deadline.expired:
-            logger.warning("mail budget of %.0fs used up; %d message(s) wait for the next run",
-                           budget_seconds, len(due) - index)
-            return Delivery(tally["sent"], tally["retrying"] + len(waiting), tally["failed"], len(due) - index,
-                            tuple(failures))
-        outcome = _attempt(transport, message, sender, now, deadline, scope)
+    waiting, left = [], 0
+
+    def settle(message, outcome) -> None:
         if outcome == "accepted":
             waiting.append(message)
-        else:
-            tally[outcome] += 1
-            if outcome == "failed":
-                failures.append((message.dedupe_key, message.last_error))
-    pause = getattr(transport, "poll_interval", 0.25)
-    while waiting and deadline.allows_sleep(pause):
+            return
+        tally[outcome] += 1
+        if outcome == "failed":
+            failures.append((message.dedupe_key, message.last_error))
+
+    for index, message in enumerate(due):
+        if deadline.expired:
+            left = len(due) - index
+            logger.warning("mail budget of %.0fs used up; %d message(s) wait for the next run", budget_seconds, left)
+            break
+        if pace is not None and not _has_room(pace, message, now):
+            left = len(due) - index
+            logger.warning("the mail service's limit (%d a minute, %d an hour) is reached: %d message(s) wait for the "
+                           "next run, the stops and alerts among them first", pace.send_per_minute,
+                           pace.send_per_hour, left)
+            break
+        outcome = _attempt(transport, message, sender, now, deadline, scope)
+        _record_requests(transport, now)
+        if outcome == "accepted" and _checked_now(message):
+            tally["retrying"] += 1  # asked once this run already: the next run asks again
+            continue
+        settle(message, outcome)
+    fresh, waiting = waiting, []
+    pause = getattr(transport, "poll_interval", 0.0)
+    if fresh and deadline.allows_sleep(pause):
         sleep(pause)
-        still = []
-        for message in waiting:
-            outcome = _attempt(transport, message, sender, now, deadline, scope)
-            if outcome == "accepted":
-                still.append(message)
-            else:
-                tally[outcome] += 1
-                if outcome == "failed":
-                    failures.append((message.dedupe_key, message.last_error))
-        waiting = still
-    return Delivery(tally["sent"], tally["retrying"] + len(waiting), tally["failed"], 0, tuple(failures))
+        for message in fresh:
+            if deadline.expired or (pace is not None and not _has_room(pace, message, now, status=True)):
+                waiting.append(message)
+                continue
+            settle(message, _attempt(transport, message, sender, now, deadline, scope))
+            _record_requests(transport, now)
+    else:
+        waiting = fresh
+    return Delivery(tally["sent"], tally["retrying"] + len(waiting), tally["failed"], left, tuple(failures))
+
+
+def _checked_now(message: OutboxMessage) -> bool:
+    """An accepted message whose turn this run was its status check (not a new send)."""
+    return getattr(message, "_was_accepted", False)
+
+
+def _has_room(pace: Pace, message: OutboxMessage, now: datetime, *, status: bool = False) -> bool:
+    """A pending message may need a status check (a retry) and a send; an accepted one a check."""
+    if status or message.status == "accepted":
+        return pace.room("status", now)
+    return pace.room("send", now) and (message.attempts == 0 or pace.room("status", now))
+
+
+def _record_requests(transport: Transport, now: datetime) -> None:
+    made = getattr(transport, "made", None)
+    if made:
+        kinds, made[:] = list(made), []
+        ledger.record_mail_requests(kinds, now)
 
 
 def finished(message: OutboxMessage, sender: str, scope: str | None = None) -> OutgoingMail:
@@ -126,12 +183,25 @@ def _attempt(transport: Transport, message: OutboxMessage, sender: str, now: dat
     """One send (or status check); returns sent | accepted | retrying | failed. Whatever goes
     wrong with one message is that message's failure: the next one goes on."""
     name = getattr(transport, "name", type(transport).__name__)
+    message._was_accepted = message.status == "accepted"
     if message.status == "pending":
         message.attempts += 1
         _mark(message, attempts=message.attempts, last_attempt_at=now)  # write-ahead
     outgoing = finished(message, sender, scope)  # the ledger's own errors are the run's, not the message's
     try:
         ref = transport.send(outgoing, deadline=deadline)
+    except StatusUnknown as unknown:
+        # Nothing was sent and nothing failed: the service could not be asked about the message
+        # (429, down). Not an attempt; asked again after its Retry-After. An accepted message is
+        # never failed for this: the service has it.
+        wait = timedelta(seconds=unknown.retry_after or 60)
+        if message.status == "pending":
+            message.attempts -= 1
+        _mark(message, attempts=message.attempts, next_attempt_at=now + wait,
+              last_error=f"status not known yet: {unknown}"[:2000])
+        logger.warning("mail %s: its status could not be read (%s); asked again in %d s", message.dedupe_key,
+                       unknown, wait.total_seconds())
+        return "accepted" if message.status == "accepted" else "retrying"
     except StillRunning as running:
         if message.status != "accepted":
             message.status = "accepted"

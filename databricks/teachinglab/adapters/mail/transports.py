@@ -34,6 +34,11 @@ class PermanentSendError(Exception):
     pass
 
 
+class StatusUnknown(TransientSendError):
+    """The service could not be asked about a message it may have (throttled, down): nothing was
+    sent, nothing failed; ask again after `retry_after`."""
+
+
 class StillRunning(Exception):
     def __init__(self, ref: str):
         super().__init__(f"operation {ref} still running")

@@ -8,6 +8,11 @@ from databricks.teachinglab.core.model import StatementResult
 
 
 class BillingApi:
+    def warehouse_state(self, warehouse_id: str) -> str:
+        """RUNNING, STOPPED, STARTING, ... (SQL Warehouses API); a statement starts a stopped one."""
+        got = self._retry(f"warehouse {warehouse_id}", lambda: self.client.warehouses.get(warehouse_id))
+        return got.state.value if got.state else "UNKNOWN"
+
     def workspace_id(self) -> int:
         return self._retry("workspace id", self.client.get_workspace_id)
 

@@ -92,8 +92,19 @@ class ClustersApi:
         return {v.key: v.name or v.key for v in found.versions or [] if v.key}
 
     def pinned_count(self) -> int:
-        only = compute.ListClustersFilterBy(is_pinned=True)
-        return self._retry("count pinned clusters", lambda: sum(1 for _ in self.client.clusters.list(filter_by=only)))
+        """Pinned clusters in the workspace. The query is built here: databricks-sdk 0.156 turns only
+        top-level booleans into `true` (its _fix_query_string), so ListClustersFilterBy(is_pinned=True)
+        went out as filter_by.is_pinned=True, which the API need not read as true."""
+        def count() -> int:
+            total, token = 0, None
+            while True:
+                query = {"filter_by.is_pinned": "true", "page_size": 100, **({"page_token": token} if token else {})}
+                page = self.client.api_client.do("GET", "/api/2.1/clusters/list", query=query)
+                total += len(page.get("clusters") or [])
+                token = page.get("next_page_token")
+                if not token:
+                    return total
+        return self._retry("count pinned clusters", count)
 
     def pin(self, cluster_id: str) -> None:
         self._retry(f"pin {cluster_id}", lambda: self.client.clusters.pin(cluster_id))
