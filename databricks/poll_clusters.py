@@ -5,6 +5,9 @@
 from __future__ import annotations
 
 import sys
+import time
+
+STARTED = time.monotonic()  # the run's deadline counts from here, before any heavy import
 
 DESCRIPTION = ("Measure each cluster's usage today from cluster events, warn groups at the soft "
                "quota (DATABRICKS_WARN_UPTIME), terminate and block restarts at the hard quota "
@@ -22,7 +25,9 @@ def build_parser():
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from databricks.teachinglab.cli.jobs import poll, run_job
-    return run_job("poll_clusters", args, poll, deadline=True)  # one budget for every call and retry
+    # Run as a program, the budget began at the process's start; called in process, at this call.
+    started = STARTED if __name__ == "__main__" else None
+    return run_job("poll_clusters", args, poll, deadline=True, started=started)
 
 
 if __name__ == "__main__":

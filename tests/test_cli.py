@@ -336,3 +336,28 @@ def test_drop_message_takes_a_failed_message_out_for_good_and_refuses_a_sent_one
     env.poll(local(2026, 3, 2, 15))
     assert OutboxMessage.select().where(OutboxMessage.kind == "warning").count() == 1  # never queued again
     assert run(env, "--drop_message", "99999") == 2 and "no message 99999" in capsys.readouterr().err
+
+
+def test_a_workspace_that_accepts_and_never_answers_ends_the_poll_by_itself_with_exit_3(env, tmp_path):
+    """Under the cron wrapper: the run's deadline counts from the process's start, every request
+    is cut to what is left of it, and the SDK's retries say what they waited on, so a hung host
+    ends the poll by itself (exit 3, not the wrapper's 124), with one alert naming it."""
+    import socket
+    import threading
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(50)
+    held = []
+    threading.Thread(target=lambda: [held.append(server.accept()) for _ in range(50)], daemon=True).start()
+    subenv = {**env.env, "PATH": os.environ["PATH"], "DATABRICKS_HOST": f"http://127.0.0.1:{server.getsockname()[1]}",
+              "POLL_DEADLINE_SECONDS": "5", "POLL_TIMEOUT_SECONDS": "9", "TEACHINGLAB_PYTHON": sys.executable}
+    try:
+        r = subprocess.run(["bash", str(ROOT / "scripts" / "periodic_poll.sh")], cwd=ROOT, env=subenv,
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        server.close()
+    out = r.stdout + r.stderr
+    assert r.returncode == 3, out
+    assert "never answered" in out and "killed by timeout" not in out and "Traceback" not in out
+    alerts = [p for p in (env.tmp / "mail").glob("failure_*.eml")]
+    assert len(alerts) == 1

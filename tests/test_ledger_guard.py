@@ -149,8 +149,8 @@ def test_restore_ledger_puts_the_backup_back_safely_past_a_stale_wal(env):
     keep.execute("PRAGMA journal_mode=WAL")
     keep.execute("PRAGMA wal_autocheckpoint=0")
     for n in range(50):
-        keep.execute("INSERT INTO cluster (cluster_id, name, exempt, state, first_seen, last_seen, estimated, tag_drift) "
-                     "VALUES (?, 'ghost', 0, 'X', '2026-03-02T00:00:00.000+00:00', '2026-03-02T00:00:00.000+00:00', 0, 0)",
+        keep.execute("INSERT INTO cluster (cluster_id, name, exempt, state, first_seen, last_seen, estimated, tag_drift, photon) "
+                     "VALUES (?, 'ghost', 0, 'X', '2026-03-02T00:00:00.000+00:00', '2026-03-02T00:00:00.000+00:00', 0, 0, 0)",
                      (f"ghost-{n}",))
     keep.commit()
     import shutil

@@ -407,3 +407,54 @@ def test_a_nested_boolean_must_be_true_or_false_as_the_api_spells_it(sandbox, w)
     with pytest.raises(errors.BadRequest, match="is not a boolean"):
         list(w.clusters.list(filter_by=compute.ListClustersFilterBy(is_pinned=True)))
     assert WorkspaceGateway(w).pinned_count() == 1
+
+
+def test_resizes_are_reported_as_the_real_api_reports_them_and_billed_by_the_nodes_present(sandbox, w):
+    """RESIZING is "a change in the target size (upsize or downsize)" with the old size as
+    current_num_workers and the new one as target_num_workers; only growth completes
+    (UPSIZE_COMPLETED); a downsize shows DECOMMISSION_STARTED/_ENDED and its nodes leave when the
+    decommission ends. The list's num_workers is the target at once, its executors the nodes there."""
+    ws = sandbox.workspace
+    cid = _create(w)  # 1 worker
+    ws.advance(120)
+    w.clusters.resize(cid, num_workers=4)
+    assert w.clusters.get(cid).num_workers == 4 and len(w.clusters.get(cid).executors or []) == 0  # RESIZING
+    ws.advance(30)
+    assert len(w.clusters.get(cid).executors) == 4
+    ws.advance(3600 - 30)
+    w.clusters.resize(cid, num_workers=1)
+    ws.advance(30)
+    events = [(e.type.value, e.details.current_num_workers, e.details.target_num_workers)
+              for e in w.clusters.events(cid, order=compute.GetEventsOrder.ASC)
+              if e.type.value in ("RESIZING", "UPSIZE_COMPLETED", "DECOMMISSION_STARTED", "DECOMMISSION_ENDED")]
+    assert events == [("RESIZING", 1, 4), ("UPSIZE_COMPLETED", 4, 4), ("RESIZING", 4, 1),
+                      ("DECOMMISSION_STARTED", None, None), ("DECOMMISSION_ENDED", None, None)]
+    c = ws.clusters.get(cid)
+    assert [n for _, n in c.node_log] == [2, 5, 2]   # 2 nodes, 5 once grown, 2 when the decommission ended
+    assert len(w.clusters.get(cid).executors) == 1 and w.clusters.get(cid).runtime_engine == compute.RuntimeEngine.STANDARD
+
+
+def test_warehouses_report_their_state(sandbox, w):
+    sandbox.workspace.warehouses.add("wh1", state="STOPPED")
+    assert w.warehouses.get("wh1").state.value == "STOPPED"
+    with pytest.raises(errors.NotFound):
+        w.warehouses.get("nope")
+
+
+def test_the_fake_acs_enforces_the_send_limits_with_429_and_retry_after():
+    from azure.communication.email import EmailClient
+    from azure.core.credentials import AzureKeyCredential
+    from azure.core.exceptions import HttpResponseError
+    from databricks.sandbox.fake_acs import FakeAcs
+    with FakeAcs() as acs:
+        acs.state.send_limits = (2, 10)
+        acs.state.clock = lambda: 100.0
+        client = EmailClient(acs.endpoint, AzureKeyCredential(acs.state.access_key), retry_total=0)
+        message = {"senderAddress": "a@b.c", "recipients": {"to": [{"address": "x@y.z"}]},
+                   "content": {"subject": "s", "plainText": "t"}}
+        for _ in range(2):
+            client.begin_send(message, polling=False)
+        with pytest.raises(HttpResponseError) as refused:
+            client.begin_send(message, polling=False)
+        assert refused.value.status_code == 429 and int(refused.value.response.headers["Retry-After"]) > 0
+        assert acs.state.sends == 2 and acs.state.throttled["send"] == 1

@@ -18,10 +18,13 @@ MAIL_GRACE_SECONDS = 3.0
 
 
 class Deadline:
-    def __init__(self, seconds: float | None, *, monotonic: Callable[[], float] = time.monotonic):
+    def __init__(self, seconds: float | None, *, monotonic: Callable[[], float] = time.monotonic,
+                 started: float | None = None):
+        """`started`: when the budget began on the `monotonic` clock; by default now. A job passes
+        its process's start, so the imports (most of a second for databricks-sdk) count too."""
         self.seconds = seconds
         self._monotonic = monotonic
-        self._start = monotonic()
+        self._start = monotonic() if started is None else started
         self._end = None if seconds is None else self._start + seconds
 
     def elapsed(self) -> float:

@@ -38,24 +38,25 @@ DEADLINE_GRACE_SECONDS = 3.0  # a course's process past its deadline by this muc
 
 
 def run_job(job: str, args: argparse.Namespace, body: Callable[[JobContext, argparse.Namespace, datetime], int], *,
-            deadline: bool = False, wait_for_lock: float = 0, first: Callable | None = None) -> int:
+            deadline: bool = False, wait_for_lock: float = 0, first: Callable | None = None,
+            started: float | None = None) -> int:
     """The job for every course it covers: one course in this process, several in parallel
     (cli/fanout.py), each under its own lock and ledger, all within the same deadline."""
     courses = courses_or_exit(args.course, need_mail=True)  # a job whose mail goes nowhere must not run
     if len(courses) == 1:
         return run_course_job(job, args, body, courses[0], deadline=deadline, wait_for_lock=wait_for_lock,
-                              first=first)
+                              first=first, started=started)
     every_secret = [s for c in courses for s in secrets_of(c.settings)]
     setup_logging(args, every_secret, courses[0].settings)
     seconds = courses[0].settings.workspace.poll_deadline_seconds if deadline else None
     return fan_out(job, courses, lambda c: run_course_job(job, args, body, c, deadline=deadline,
-                                                          wait_for_lock=wait_for_lock, first=first),
+                                                          wait_for_lock=wait_for_lock, first=first, started=started),
                    timeout_seconds=None if seconds is None else seconds + DEADLINE_GRACE_SECONDS)
 
 
 def run_course_job(job: str, args: argparse.Namespace, body: Callable[[JobContext, argparse.Namespace, datetime], int],
                    course: Course, *, deadline: bool = False, wait_for_lock: float = 0,
-                   first: Callable | None = None) -> int:
+                   first: Callable | None = None, started: float | None = None) -> int:
     """Run `body` under the lock with a context built at one `now`; a real run is entered in the
     run log first (so a killed one is reported by the next) and closed with its exit code.
     `first(settings, now)`: what must happen under the lock before anything else (the close's
@@ -68,7 +69,7 @@ def run_course_job(job: str, args: argparse.Namespace, body: Callable[[JobContex
         now = utcnow()
         if first is not None and not args.dry_run:
             first(settings, now)
-        budget = Deadline(settings.workspace.poll_deadline_seconds if deadline else None)
+        budget = Deadline(settings.workspace.poll_deadline_seconds if deadline else None, started=started)
         ctx = open_context(settings, now, deadline=budget)
         run_id = None if args.dry_run else begin_run(ctx, job, now, os.getpid())
         code = 1

@@ -147,9 +147,16 @@ def workspace_advice(settings: Settings, err: BaseException) -> tuple[str, int]:
     if kind == "network":
         return (f"cannot reach the workspace {host} ({type(err).__name__}): check DATABRICKS_HOST and the "
                 f"VM's network (curl -sI {settings.workspace.host or '<host>'}); the next run tries again", EXIT_WORKSPACE)
-    if kind in ("deadline", "throttled"):
-        return (f"the workspace {host} was too slow or throttling requests, and the run's "
+    if kind == "hung":
+        return (f"the workspace {host} accepted the connection but never answered within the run's "
+                f"{settings.workspace.poll_deadline_seconds:g} s deadline: it is down or hung (check "
+                "https://status.azuredatabricks.net and curl -sI the host); the next run tries again", EXIT_WORKSPACE)
+    if kind == "throttled":
+        return (f"the workspace {host} was throttling requests (HTTP 429) until the run's "
                 f"{settings.workspace.poll_deadline_seconds:g} s deadline passed; the next run tries again", EXIT_FAILED)
+    if kind == "deadline":
+        return (f"the workspace {host} was too slow, and the run's {settings.workspace.poll_deadline_seconds:g} s "
+                "deadline passed; the next run tries again", EXIT_FAILED)
     return f"the workspace {host} answered with an error: {type(err).__name__}: {err}", EXIT_WORKSPACE
 
 

@@ -3,6 +3,7 @@ from the settings. Only the CLI layer (and tests, which stand where it stands) c
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import peewee as pw
 
@@ -10,10 +11,12 @@ from databricks.teachinglab.adapters.deadline import UNBOUNDED, Deadline
 from databricks.teachinglab.adapters.ledger.guard import LedgerGuard
 from databricks.teachinglab.adapters.ledger.models import db_proxy, open_ledger
 from databricks.teachinglab.adapters.mail.transports import Transport, make_transport
-from databricks.teachinglab.adapters.workspace import SDK_RETRY_SECONDS, AccountDirectory, WorkspaceGateway
 from databricks.teachinglab.cli.config import data_home
 from databricks.teachinglab.core.settings import Settings
 from databricks.teachinglab.services.context import JobContext, no_workspace
+
+if TYPE_CHECKING:  # databricks.sdk is imported only when a client is made: it takes most of a second
+    from databricks.teachinglab.adapters.workspace import AccountDirectory, WorkspaceGateway
 
 
 def ledger_guard(settings: Settings, *, init: bool = False) -> LedgerGuard:
@@ -51,13 +54,15 @@ def close_ledger() -> None:
 
 
 def connect_workspace(settings: Settings, *, deadline: Deadline = UNBOUNDED,
-                      retry_timeout_seconds: int = SDK_RETRY_SECONDS) -> WorkspaceGateway:
+                      retry_timeout_seconds: int | None = None) -> WorkspaceGateway:
+    from databricks.teachinglab.adapters.workspace import SDK_RETRY_SECONDS, WorkspaceGateway
     ws = settings.workspace
     return WorkspaceGateway.connect(host=ws.host, token=ws.token, profile=ws.profile, deadline=deadline,
-                                    retry_timeout_seconds=retry_timeout_seconds)
+                                    retry_timeout_seconds=retry_timeout_seconds or SDK_RETRY_SECONDS)
 
 
 def connect_account(settings: Settings, gateway: WorkspaceGateway) -> AccountDirectory | None:
+    from databricks.teachinglab.adapters.workspace import AccountDirectory
     ws = settings.workspace
     if not ws.account_id:
         return None

@@ -8,14 +8,16 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
 
 from databricks.teachinglab.adapters.deadline import UNBOUNDED, Deadline
 from databricks.teachinglab.adapters.mail.outbox import Delivery, Pace, deliver_pending
 from databricks.teachinglab.adapters.mail.transports import Transport
-from databricks.teachinglab.adapters.workspace import WorkspaceGateway
 from databricks.teachinglab.core.errors import AdminError, Failed, MessageProblem
 from databricks.teachinglab.core.settings import Settings
+
+if TYPE_CHECKING:  # the SDK is imported when a client is made (cli/wiring.py), not for --help
+    from databricks.teachinglab.adapters.workspace import WorkspaceGateway
 
 logger = logging.getLogger(__name__)
 K = TypeVar("K")

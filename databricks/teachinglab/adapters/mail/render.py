@@ -6,7 +6,6 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
-import jinja2
 
 from databricks.teachinglab.core.messages import EVENTS, Rendered
 
@@ -15,7 +14,8 @@ PACKAGED_TEMPLATES = Path(__file__).parent / "templates"
 
 
 @lru_cache(maxsize=8)
-def _environment(override: str | None) -> jinja2.Environment:
+def _environment(override: str | None) -> "jinja2.Environment":
+    import jinja2  # here, not at import: a command that renders nothing never loads it
     folders = ([override] if override else []) + [str(PACKAGED_TEMPLATES)]
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(folders),  # an override folder wins file by file

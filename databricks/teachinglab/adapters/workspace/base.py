@@ -69,9 +69,17 @@ class _RunClock(Clock):
             raise _NoRetry()
         deadline = self.gateway.deadline if self.gateway else UNBOUNDED
         if not deadline.allows_sleep(seconds):
-            raise DeadlineReached(f"throttled by the workspace; waiting {seconds:.0f} s more would pass the "
-                                  f"run's {deadline.seconds:g} s deadline")
+            # The SDK retries a 429 and a failed connection alike: say which it was waiting on.
+            last = self.gateway._last_failure if self.gateway else None
+            why = ("the workspace is throttling requests (429)" if last is None or isinstance(last, Throttled) else
+                   f"the workspace did not answer ({type(last).__name__})")
+            raise DeadlineReached(f"{why}; waiting {seconds:.0f} s more to retry would pass the run's "
+                                  f"{deadline.seconds:g} s deadline") from last
         (self.gateway._sleep if self.gateway else time.sleep)(seconds)
+
+
+class Throttled(Exception):
+    """The workspace answered 429: a request was refused for its rate, not lost."""
 
 
 class _DeadlineAdapter(requests.adapters.HTTPAdapter):
@@ -85,10 +93,17 @@ class _DeadlineAdapter(requests.adapters.HTTPAdapter):
         left = self._gateway.deadline.remaining()
         if left <= 0:
             raise DeadlineReached(f"{request.method} {request.path_url.split('?')[0]}: the run's "
-                                  f"{self._gateway.deadline.seconds:g} s deadline has passed")
+                                  f"{self._gateway.deadline.seconds:g} s deadline has passed") from self._gateway._last_failure
         if math.isfinite(left) and not isinstance(timeout, tuple):
             timeout = min(timeout or HTTP_TIMEOUT_SECONDS, max(left, 0.05))
-        return super().send(request, stream=stream, timeout=timeout, **kwargs)
+        try:
+            response = super().send(request, stream=stream, timeout=timeout, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as err:
+            self._gateway._last_failure = err  # what a deadline reached later was waiting on
+            raise
+        if response.status_code == 429:
+            self._gateway._last_failure = Throttled(f"{request.method} {request.path_url.split('?')[0]}: 429")
+        return response
 
 
 class GatewayBase:
@@ -110,11 +125,22 @@ class GatewayBase:
                 retry_timeout_seconds: int = SDK_RETRY_SECONDS, deadline: Deadline = UNBOUNDED) -> "GatewayBase":
         clock = _RunClock()
         left = deadline.remaining()
-        config = Config(host=host, token=token, profile=profile, clock=clock,
-                        retry_timeout_seconds=max(1, min(retry_timeout_seconds, math.ceil(min(left, 3600)))),
-                        http_timeout_seconds=max(1, min(HTTP_TIMEOUT_SECONDS, left)))
+        # Config() probes GET /.well-known/databricks-config (databricks-sdk 0.156
+        # Config._resolve_host_metadata; best effort, no setting skips it) with the timeouts it is
+        # given and outside our adapter: a short probe, so a host that never answers leaves the
+        # run's budget to its real calls, whose failures say what happened.
+        probe = max(1.0, min(HTTP_TIMEOUT_SECONDS, left / 5))
+        began = time.monotonic()
+        config = Config(host=host, token=token, profile=profile, clock=clock, retry_timeout_seconds=1,
+                        http_timeout_seconds=probe)
+        spent = time.monotonic() - began
+        config.http_timeout_seconds = max(1, min(HTTP_TIMEOUT_SECONDS, left))
+        config.retry_timeout_seconds = max(1, min(retry_timeout_seconds, math.ceil(min(left, 3600))))
         gateway = cls(WorkspaceClient(config=config), deadline=deadline)
         clock.gateway = gateway
+        if spent >= probe:  # the probe waited out its timeout: the host accepts and does not answer
+            gateway._last_failure = requests.ReadTimeout(
+                f"GET /.well-known/databricks-config: no answer in {spent:.0f} s")
         return gateway
 
     def _bound_to_deadline(self) -> None:
@@ -172,18 +198,22 @@ class GatewayBase:
 
 
 def failure_kind(err: BaseException) -> str:
-    """What kind of workspace failure `err` is, following __cause__: auth | network | deadline |
-    throttled | api | other. The CLI turns it into one line of advice and an exit code."""
+    """What kind of workspace failure `err` is, following __cause__: auth | network (refused,
+    unreachable) | hung (connected, no answer) | deadline | throttled | api | other. The CLI turns
+    it into one line of advice and an exit code."""
     seen, deadline = 0, False
     while err is not None and seen < 6:
         if isinstance(err, DeadlineReached):
             deadline = True  # what the retries were waiting on, further down, says more
         elif isinstance(err, (sdk_errors.Unauthenticated, sdk_errors.PermissionDenied)):
             return "auth"
-        elif isinstance(err, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
+        elif isinstance(err, requests.ReadTimeout) or (isinstance(err, TimeoutError)
+                                                        and not isinstance(err, requests.ConnectionError)):
+            return "hung"
+        elif isinstance(err, (requests.ConnectionError, requests.Timeout, ConnectionError)):
             return "network"
         elif isinstance(err, (sdk_errors.TooManyRequests, sdk_errors.RequestLimitExceeded,
-                            sdk_errors.ResourceExhausted, sdk_errors.TemporarilyUnavailable)):
+                            sdk_errors.ResourceExhausted, sdk_errors.TemporarilyUnavailable, Throttled)):
             return "throttled"
         elif isinstance(err, ApiFailure):
             return "api"
