@@ -361,3 +361,11 @@ def test_a_workspace_that_accepts_and_never_answers_ends_the_poll_by_itself_with
     assert "never answered" in out and "killed by timeout" not in out and "Traceback" not in out
     alerts = [p for p in (env.tmp / "mail").glob("failure_*.eml")]
     assert len(alerts) == 1
+
+
+def test_a_poll_never_imports_pandas_or_matplotlib(env):
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "databricks.poll_clusters"], cwd=ROOT,
+                       env={**env.env, "PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    loaded = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert "databricks.sdk" in loaded and not {"pandas", "matplotlib"} & loaded

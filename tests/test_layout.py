@@ -152,3 +152,25 @@ def test_wrappers_log_to_journald_or_syslog_or_stderr(tmp_path, has):
         assert "databricks.poll_clusters: poll done" in got and "<6>" not in got  # logger sets its own priority
     else:
         assert "<6>databricks.poll_clusters: poll done" in r.stderr
+
+
+def _imported(args: list[str], env: dict | None = None) -> set[str]:
+    """Top-level modules a run of `python -X importtime ...` imported."""
+    r = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120, env={**os.environ, **(env or {})})
+    return {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("args, env", [
+    (["-m", "databricks.main", "--help"], None),
+    (["-m", "databricks.poll_clusters", "--help"], None),
+    (["-m", "databricks.main", "--frobnicate"], None),                                   # an argument error
+    (["-m", "databricks.poll_clusters"], {"DATABRICKS_WARN_UPTIME": "abc", "DATABRICKS_HOST": "https://x.net"}),
+], ids=["main-help", "poll-help", "argument-error", "configuration-error"])
+def test_help_and_errors_never_import_the_sdk_or_the_renderers(args, env):
+    """databricks.sdk takes most of a second to import, Jinja2, pandas and matplotlib more: a
+    command that only explains itself must not pay for them (timings: make bench)."""
+    loaded = _imported(args, env)
+    assert "databricks.teachinglab.cli.config" in loaded or "argparse" in loaded
+    for heavy in ("databricks.sdk", "jinja2", "pandas", "matplotlib"):
+        assert heavy not in loaded, heavy

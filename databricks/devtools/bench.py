@@ -153,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import logging
     logging.basicConfig(level=logging.ERROR)
+    from databricks.devtools.bench_startup import measure_hung_host, measure_startup
+    print("start-up, real processes (median of 5; CPU is user + sys)")
+    for what, (wall, cpu, code) in measure_startup().items():
+        print(f"  {what:<36} {wall:5.2f} s wall, {cpu:5.2f} s CPU (exit {code})")
+    code, took = measure_hung_host()
+    print(f"a workspace that accepts connections and never answers, under scripts/periodic_poll.sh: exit {code} "
+          f"after {took:.1f} s (the wrapper kills at 30 s: exit 124)")
     print(f"poll of {args.clusters} clusters, {args.running} running, API_PARALLELISM=8")
     for latency in (0.0, 0.1):
         r = measure(latency, args.clusters, args.running, args.rounds)
