@@ -15,6 +15,16 @@ def main(argv: list[str] | None = None) -> int:
     return dispatch(argv)
 
 
+def console() -> int:
+    """The `teachinglab` console script and `python -m databricks.main`: Ctrl-C, even during the
+    imports, is one line and exit 130."""
+    from databricks.teachinglab.cli.parsing import interruptible
+
+    def run() -> int:
+        from databricks.teachinglab.cli.admin import run as dispatch_and_flush
+        return dispatch_and_flush()
+    return interruptible("databricks.main", run)
+
+
 if __name__ == "__main__":
-    from databricks.teachinglab.cli.admin import run
-    sys.exit(run())
+    sys.exit(console())

@@ -31,4 +31,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from databricks.teachinglab.cli.parsing import interruptible
+    sys.exit(interruptible("databricks.poll_clusters", main))

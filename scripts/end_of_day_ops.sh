@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cron wrapper for the nightly close (00:07): archive, restore permissions, reset, report.
-# Logs go to journald: journalctl -t dbr_scripts -r
+# Logs: journald (journalctl -t dbr_scripts -r), else syslog (tag dbr_scripts), else teachinglab.log
+# beside the ledger (TEACHINGLAB_LOG_DIR); see scripts/job.sh.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . scripts/job.sh

@@ -146,6 +146,14 @@ def test_convert_moodle_dry_run(env, capsys):
     assert "would write users.csv" in capsys.readouterr().out
 
 
+def test_status_links_dry_run(env, capsys, monkeypatch):
+    """The first --status_links makes the ledger's link secret; with --dry-run it says so and
+    makes nothing."""
+    monkeypatch.setenv("STATUS_PAGE_URL", "https://lab.example.edu/status")
+    assert unchanged(env, lambda: cli.main(["--status_links", "--dry-run"])) == 0
+    assert "2 group(s); the links need a secret, which would be made now" in capsys.readouterr().out
+
+
 # Commands run with --dry-run by a parametrized test above rather than on one line of their own.
 PARAMETRIZED = {"delete_all_users", "delete_all_groups", "purge_clusters", "report"}
 

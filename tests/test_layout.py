@@ -113,9 +113,10 @@ def test_crontab_follows_poll_interval_minutes():
 
 
 @pytest.mark.parametrize("has", ["systemd-cat", "logger", "neither"])
-def test_wrappers_log_to_journald_or_syslog_or_stderr(tmp_path, has):
-    """systemd-cat when journald runs, logger when only syslog does, stderr otherwise (cron mails
-    it): a run's lines are never lost, whatever the host. Stand-in programs record what they get."""
+def test_wrappers_log_to_journald_or_syslog_or_the_jobs_own_file(tmp_path, has):
+    """systemd-cat when journald runs, logger when only syslog does; else the job is told to write
+    its own log file (--log-to file) and its output is not piped anywhere. The job is always told
+    where its log goes, so its alert mails can say. Stand-in programs record what they get."""
     import socket
     import shutil
     bin_dir = tmp_path / "bin"
@@ -132,7 +133,8 @@ def test_wrappers_log_to_journald_or_syslog_or_stderr(tmp_path, has):
         s.bind(str(tmp_path / name))
         sockets.append(s)
     fake_python = bin_dir / "python"
-    fake_python.write_text("#!/bin/sh\necho '<6>databricks.poll_clusters: poll done'\necho '<3>x: failed' >&2\n")
+    fake_python.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/args\n"
+                           "echo '<6>databricks.poll_clusters: poll done'\necho '<3>x: failed' >&2\n")
     fake_python.chmod(0o755)
     env = {"PATH": str(bin_dir), "TEACHINGLAB_PYTHON": str(fake_python),
            "TEACHINGLAB_JOURNAL_SOCKET": str(tmp_path / "journal.sock"),
@@ -144,14 +146,18 @@ def test_wrappers_log_to_journald_or_syslog_or_stderr(tmp_path, has):
         for s in sockets:
             s.close()
     assert r.returncode == 0
+    args = (tmp_path / "args").read_text().split()
     if has == "systemd-cat":
         got = (tmp_path / "systemd-cat.out").read_text()
         assert "<6>databricks.poll_clusters: poll done" in got and "<3>x: failed" in got
+        assert args[args.index("--log-to") + 1] == "journald" and "--journald" in args
     elif has == "logger":
         got = (tmp_path / "logger.out").read_text()
         assert "databricks.poll_clusters: poll done" in got and "<6>" not in got  # logger sets its own priority
+        assert args[args.index("--log-to") + 1] == "syslog"
     else:
-        assert "<6>databricks.poll_clusters: poll done" in r.stderr
+        assert args[args.index("--log-to") + 1] == "file" and "--journald" not in args
+        assert "poll done" in r.stdout and "x: failed" in r.stderr  # nothing between the job and cron
 
 
 def _imported(args: list[str], env: dict | None = None) -> set[str]:

@@ -73,10 +73,10 @@ def test_a_corrupt_ledger_names_the_backup_to_restore_and_alerts_the_admin_once(
     r = job(env)
     assert r.returncode == 4 and "Traceback" not in r.stderr
     assert "is not a readable SQLite database" in r.stderr and "backups/ledger-" in r.stderr
-    alerts = sorted((env.tmp / "mail").glob("failure_poll_clusters-ledger-*.eml"))
+    alerts = sorted((env.tmp / "mail").glob("failure_ledger-*.eml"))
     assert len(alerts) == 1 and "the ledger" in alerts[0].read_text()
     assert job(env).returncode == 4
-    assert len(sorted((env.tmp / "mail").glob("failure_poll_clusters-ledger-*.eml"))) == 1  # once a day
+    assert len(sorted((env.tmp / "mail").glob("failure_ledger-*.eml"))) == 1  # once a day
 
 
 def test_a_ledger_path_that_is_a_folder_exits_4(env, tmp_path):

@@ -228,3 +228,45 @@ def test_every_usage_interval_is_kept_as_a_session_once(env):
     before = UsageSession.select().count()
     env.poll(env.now)   # a rerun at the same time adds nothing
     assert UsageSession.select().count() == before
+
+
+def test_a_week_used_up_gets_one_stop_notice_however_many_days_the_group_tries_again(env):
+    """Regression (issue 21): the weekly stop notice was keyed by the day's limit, so on
+    Wednesday, with nothing left of the week (a limit of 0, a new number), the group got a
+    second "weekly limit reached" mail saying it "has used 0 of its 0 minutes today"."""
+    monday_then_tuesday(env)
+    env.close_day(local(2026, 3, 4, 0, 7))
+    cid = env.ids["cluster_01"]
+    env.workspace.user_action(local(2026, 3, 4, 8), "start", cid, as_group="group_01")
+    env.polls(local(2026, 3, 4, 8), local(2026, 3, 4, 8, 30))
+    row = ledger.day_of(cid, date(2026, 3, 4))
+    assert row.terminated_at is not None and row.quota_cap == "weekly"  # still stopped on Wednesday
+    weekly = [m for m in stops(env, "group_01") if "weekly limit reached" in m.subject]
+    assert len(weekly) == 1
+    assert not any("0 of its 0" in m.text_body for m in stops(env, "group_01"))
+
+
+def test_a_grant_after_the_week_is_used_up_earns_a_new_stop_notice_when_it_runs_out(env):
+    """What the key still tells apart: minutes added on top of a used-up week are a new limit, and
+    reaching it is news."""
+    from databricks import main as cli
+    monday_then_tuesday(env)
+    cid = env.ids["cluster_01"]
+    with freeze_time(env.at(local(*TUE, 11, 5))):
+        assert cli.main(["--grant", "30", "--cluster", "cluster_01", "--reason", "deadline"]) == 0
+    env.workspace.user_action(local(*TUE, 11, 10), "start", cid, as_group="group_01")
+    env.polls(local(*TUE, 11, 15), local(*TUE, 12, 0))
+    weekly = [m for m in stops(env, "group_01") if "weekly limit reached" in m.subject]
+    assert len(weekly) == 2
+
+
+def test_the_page_counts_the_week_as_the_policy_does_without_the_top_up(env):
+    """group_02 used 90 minutes of its week and its 60-minute top-up on Tuesday: the page says the
+    week is 300 of 300 used (the top-up is extra), not 360 of 300."""
+    from databricks.teachinglab.services.status import group_status
+    monday_then_tuesday(env)
+    status = group_status(env.settings, "group_02", env.now)
+    week = next(p for p in status.periods if p.name == "this week")
+    assert (week.used, week.limit) == ("300 minutes", "300 minutes")
+    today = next(p for p in status.periods if p.name == "today")
+    assert today.used == "150 minutes" and today.limit == "150 minutes"

@@ -108,13 +108,57 @@ def test_price_table_can_be_overridden(tmp_path):
     assert prices.hourly("X", 3) == 9.0 and prices.hourly("unknown", 1) is None
 
 
-def test_chart_labels_rtl_groups_by_cluster_name():
+def _row(cid, name, group, used_min, limit_min, **flags):
     from databricks.teachinglab.core.report import ReportRow
-    from databricks.teachinglab.adapters.report_files import chart_labels
-    rows = [ReportRow("c1", "bigdata-g1044", "קבוצה שלוש", 0, 1, 0, False, False, False, False),
-            ReportRow("c2", "cluster_01", "group_01", 0, 1, 0, False, False, False, False),
-            ReportRow("c3", "scratch", None, 0, 1, 0, False, False, False, False)]
-    assert chart_labels(rows) == ["bigdata-g1044", "group_01", "scratch"]
+    return ReportRow(cid, name, group, used_min * 60_000, limit_min * 60_000, 1, flags.get("warned", False),
+                     flags.get("terminated", False), False, False, exempt=flags.get("exempt", False),
+                     used=used_min * 60_000)
+
+
+def test_the_chart_has_one_bar_per_group_with_its_clusters_stacked_against_the_group_quota():
+    """Regression (issue 21): a group with two clusters was drawn twice, each bar against the
+    whole quota, and a Hebrew group was labelled by its cluster's name."""
+    from databricks.teachinglab.core.report import chart_bars
+    rows = [_row("c1", "cluster_01", "group_01", 300, 480, warned=True), _row("c1b", "extra", "group_01", 180, 480,
+                                                                             warned=True, terminated=True),
+            _row("c2", "bigdata-g1044", "קבוצה שלוש", 60, 480), _row("c3", "teacher-demo", None, 90, 0, exempt=True)]
+    bars = {b.label: b for b in chart_bars(rows)}
+    assert set(bars) == {"group_01", "קבוצה שלוש", "teacher-demo"}
+    g1 = bars["group_01"]
+    assert g1.segments == (("cluster_01", 300.0), ("extra", 180.0)) and g1.total == 480 and g1.quota == 480
+    assert g1.state == "stopped" and bars["teacher-demo"].quota is None and bars["teacher-demo"].state == "exempt"
+
+
+def test_every_colour_on_the_chart_is_in_its_legend_and_rtl_names_are_drawn_as_names(env):
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+    from dataclasses import replace
+    from databricks.teachinglab.adapters.report_files import chart_figure
+    from bidi import get_display
+    r = daily_report(date(2026, 3, 2), env.settings)
+    r = replace(r, rows=[*r.rows, _row("c9", "bigdata-g1044", "קבוצה שלוש", 60, 480)])
+    fig = chart_figure(r)
+    try:
+        ax = fig.axes[0]
+        drawn = {mcolors.to_hex(p.get_facecolor()) for p in ax.patches}
+        legend = ax.get_legend()
+        in_legend = {mcolors.to_hex(h.get_facecolor()) for h in legend.legend_handles if hasattr(h, "get_facecolor")}
+        assert drawn and drawn <= in_legend
+        assert "quota" in [t.get_text() for t in legend.get_texts()]
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert get_display("קבוצה שלוש") in labels and "bigdata-g1044" not in labels
+        assert len(labels) == len({row.group or row.cluster_name for row in r.rows if not row.exempt})
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("used_ms, limit_min, want", [(3 * 60_000 + 4_000, 3, 100), (479 * 60_000, 480, 99),
+                                                     (481 * 60_000, 480, 100), (0, 480, 0)])
+def test_a_percentage_never_says_more_than_the_two_figures_beside_it(used_ms, limit_min, want):
+    """Regression (issue 21): "3 min / 3 quota = 102%"."""
+    from databricks.teachinglab.core.report import ReportRow
+    row = ReportRow("c", "n", "g", used_ms, limit_min * 60_000, 1, False, False, False, False, used=used_ms)
+    assert row.percent == want == 100 * row.used_minutes // row.limit_minutes
 
 
 def test_honest_records_after_a_grant_exempt_clusters_and_the_close_time(make_env):

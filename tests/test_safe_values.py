@@ -148,6 +148,12 @@ def test_csvs_the_product_writes_cannot_run_as_formulas(tmp_path):
     assert "'=HYPERLINK(\"http://x\")" in cells and "'@SUM(1)" in cells and "'-2+3" in cells
 
 
+def _as_the_cli_sees_it(env, monkeypatch) -> None:
+    """The lab's settings in the process environment, where the in-process CLI reads them."""
+    for key, value in env.env.items():
+        monkeypatch.setenv(key, value)
+
+
 @pytest.mark.sqlite_only
 def test_simulation_csv_cells_are_inert_and_files_are_private(make_env, tmp_path, monkeypatch):
     from freezegun import freeze_time
@@ -159,8 +165,7 @@ def test_simulation_csv_cells_are_inert_and_files_are_private(make_env, tmp_path
     env.ids = env.seed(scenario)
     env.workspace.session(env.ids["cluster_01"], local(2026, 3, 2, 8), local(2026, 3, 2, 9))
     env.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 9, 15))
-    for key, value in env.env.items():
-        monkeypatch.setenv(key, value)
+    _as_the_cli_sees_it(env, monkeypatch)
     policy = tmp_path / "p.toml"
     policy.write_text("[daily]\nwarn_minutes = 20\nmax_minutes = 30\n")
     out = tmp_path / "sim"
@@ -179,8 +184,7 @@ def test_report_files_are_private_and_a_planted_link_is_replaced_not_followed(ma
     env = make_env(local(2026, 3, 2, 7))
     env.ids = env.seed(course(1, 1))
     env.poll(local(2026, 3, 2, 8))
-    for key, value in env.env.items():
-        monkeypatch.setenv(key, value)
+    _as_the_cli_sees_it(env, monkeypatch)
     out = tmp_path / "report-out"
     out.mkdir()
     victim = tmp_path / "victim.txt"
@@ -213,8 +217,7 @@ def test_import_notebooks_refuses_manifest_entries_outside_the_backup(make_env, 
     from databricks import main as cli
     env = make_env(local(2026, 3, 2, 7))
     env.seed(course(1, 1))
-    for key, value in env.env.items():
-        monkeypatch.setenv(key, value)
+    _as_the_cli_sees_it(env, monkeypatch)
     backup = tmp_path / "backup"
     backup.mkdir()
     secret = tmp_path / ".env"

@@ -108,7 +108,7 @@ def run(out: Path, say) -> dict[str, bool]:
             say("  " + line)
         shot = _screenshot(settings, ws.now(), out, say)
         rows = {r["group"]: r for r in result.as_json()}
-        return {
+        return {**_agreeing_numbers(settings, ws.now(), say), 
             "the weekly cap stops group_01 on Tuesday": stops.get(("cluster_01", DAYS[1]), ("", ""))[1] == "weekly",
             "group_02's top-up lets it run on Wednesday": ("cluster_02", DAYS[2]) in stops
             and stops["cluster_02", DAYS[2]][0] > stops.get(("cluster_01", DAYS[2]), ("99",))[0],
@@ -119,6 +119,35 @@ def run(out: Path, say) -> dict[str, bool]:
     finally:
         logging.disable(logging.NOTSET)
         server.stop()
+
+
+def _agreeing_numbers(settings, now: datetime, say) -> dict[str, bool]:
+    """Issue 21's numbers that must agree: one weekly stop notice per group and week, the page's
+    week without the top-up, the limits every view shows are the poll's, one chart bar per group."""
+    from databricks.teachinglab.adapters.ledger.models import OutboxMessage
+    from databricks.teachinglab.core.report import chart_bars
+    from databricks.teachinglab.services.grants import cluster_usage
+    from databricks.teachinglab.services.reports import daily_report
+    from databricks.teachinglab.services.status import group_status
+    weekly = [m.subject for m in OutboxMessage.select() if m.kind == "termination" and "weekly limit" in m.subject]
+    week = {g: next(p for p in group_status(settings, g, now).periods if p.name == "this week")
+            for g in ("group_01", "group_02")}
+    say("  the students' page, this week: " + "; ".join(f"{g} {p.used} of {p.limit}" for g, p in week.items()))
+    today = {r.cluster_id: r for r in ClusterDay.select().where(ClusterDay.day == DAYS[-1])}
+    usage = [u for u in cluster_usage(settings, now) if u.cluster_id in today]
+    bars = chart_bars(daily_report(DAYS[1], settings).rows)
+    return {
+        # group_02's top-up ending on Wednesday is news of its own; a used-up week on a later day is not
+        "one weekly stop notice per group and week (and one when a top-up runs out)":
+            sum("group_01" in subject for subject in weekly) == 1 and sum("group_02" in subject for subject in weekly) == 2,
+        "the page's week counts what the policy counts (the top-up is extra)": all(
+            float(p.used.split()[0]) <= float(p.limit.split()[0]) for p in week.values()),
+        "--cluster_usage shows the limits the poll applied": bool(usage) and all(
+            u.max_minutes == today[u.cluster_id].limit_amount // 60_000 and 0 <= u.warn_minutes <= u.max_minutes
+            for u in usage),
+        "the report's chart has one bar per group": sorted(b.label for b in bars) == ["group_01", "group_02",
+                                                                                      "group_03"],
+    }
 
 
 def _screenshot(settings, now: datetime, out: Path, say) -> bool:

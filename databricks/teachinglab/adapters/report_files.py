@@ -14,7 +14,7 @@ from databricks.teachinglab.adapters.mail.render import render
 from databricks.teachinglab.core.accounting import local_day
 from databricks.teachinglab.core.cells import safe_cell
 from databricks.teachinglab.core.messages import Attachment, Rendered, dedupe_key, show_local
-from databricks.teachinglab.core.report import DailyReport
+from databricks.teachinglab.core.report import DailyReport, chart_bars
 from databricks.teachinglab.core.settings import Settings
 
 CHART_CID = "usage-chart"
@@ -35,37 +35,72 @@ def report_csv(report: DailyReport) -> bytes:
     return ("\ufeff" + out.getvalue()).encode("utf-8")  # BOM: Excel then reads Hebrew names right
 
 
-def report_png(report: DailyReport) -> bytes:
+# Each state's colour and what the legend calls it: every colour on the chart is in its legend.
+STATE_COLOURS = {"ok": ("#2e86c1", "below the warning level"), "warned": ("#e67e22", "warned"),
+                 "stopped": ("#c0392b", "stopped at the quota"), "exempt": ("#95a5a6", "exempt (no quota)")}
+
+
+def chart_figure(report: DailyReport):
+    """The chart as a matplotlib Figure: one bar per group, its clusters stacked (white lines
+    between them), coloured by the group's state, with the group's quota as a black mark."""
     import matplotlib
     matplotlib.use("Agg")  # headless: the VM has no display
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
-    # matplotlib draws right-to-left text (Hebrew) reversed; such groups are labelled by cluster
-    labels = chart_labels(report.rows)
+    bars = chart_bars(report.rows)
     unit = report.unit  # rows held to another unit (QUOTA_UNIT changed that day) are drawn in theirs
-    used = [r.unit.value(r.used) for r in report.rows]
-    limits = [r.unit.value(r.limit_amount) for r in report.rows]
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(labels) + 2), 4), dpi=100)
-    colors = ["#c0392b" if r.terminated else "#e67e22" if r.warned else "#2e86c1" for r in report.rows]
-    ax.bar(range(len(labels)), used, color=colors, label="used")
-    ax.scatter(range(len(labels)), limits, marker="_", s=600, color="black", label="quota", zorder=3)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(bars) + 2), 4.5), dpi=100)
+    for x, bar in enumerate(bars):
+        colour = STATE_COLOURS[bar.state][0]
+        bottom = 0.0
+        for _, value in bar.segments:
+            ax.bar(x, value, bottom=bottom, color=colour, edgecolor="white", linewidth=1)
+            bottom += value
+    quotas = [(x, b.quota) for x, b in enumerate(bars) if b.quota is not None]
+    if quotas:
+        ax.scatter([x for x, _ in quotas], [q for _, q in quotas], marker="_", s=600, color="black", zorder=3)
+    ax.set_xticks(range(len(bars)), [display_label(b.label) for b in bars], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("minutes" if unit.name == "minutes" else unit.symbol)
-    ax.set_ylim(0, 1.2 * max(used + limits + [1]))  # room for the legend above the bars
+    top = max([b.total for b in bars] + [q for _, q in quotas] + [1])
+    ax.set_ylim(0, 1.35 * top)  # room for the legend above the bars
     what = "Cluster minutes" if unit.name == "minutes" else unit.symbol
-    ax.set_title(f"{what} used on {report.day.isoformat()} against the daily quota")
-    ax.legend(loc="upper center", ncol=2, fontsize=8)
+    ax.set_title(f"{what} used per group on {report.day.isoformat()} (its clusters stacked) against its daily quota",
+                 fontsize=9)
+    used_states = [s for s in STATE_COLOURS if any(b.state == s for b in bars)]
+    handles = [Patch(color=STATE_COLOURS[s][0], label=STATE_COLOURS[s][1]) for s in used_states]
+    if quotas:
+        from matplotlib.lines import Line2D
+        handles.append(Line2D([], [], color="black", marker="_", linestyle="none", markersize=15, label="quota"))
+    if handles:
+        ax.legend(handles=handles, loc="upper center", ncol=min(len(handles), 3), fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def report_png(report: DailyReport) -> bytes:
+    import matplotlib.pyplot as plt
+    fig = chart_figure(report)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
 
 
+def display_label(text: str) -> str:
+    """A name as matplotlib can draw it: it lays text out left to right only, so a right-to-left
+    name (Hebrew, Arabic) is given in visual order (python-bidi), Arabic letters joined first."""
+    if not _has_rtl(text):
+        return text
+    import arabic_reshaper
+    from bidi import get_display
+    return get_display(arabic_reshaper.reshape(text))
+
+
 def chart_labels(rows) -> list[str]:
-    """The x labels: the group, or the cluster's name for a right-to-left group name, which
-    matplotlib cannot shape (Hebrew would come out reversed and unjoined)."""
-    return [r.group if r.group and not _has_rtl(r.group) else r.cluster_name for r in rows]
+    """The x labels of a chart with a bar per row: the group (as drawn, any script), or the
+    cluster's name for a row with no group."""
+    return [display_label(r.group) if r.group else r.cluster_name for r in rows]
 
 
 def _has_rtl(text: str) -> bool:

@@ -12,11 +12,13 @@ from datetime import date
 from databricks.teachinglab.cli import (commands, ledger_commands, provisioning_commands,  # noqa: F401 - they register
                                         semester_commands)
 from databricks.teachinglab.cli.clock import use_clock_at, utcnow
+from databricks.teachinglab.cli.parsing import LabParser, interruptible
 from databricks.teachinglab.cli.registry import COMMANDS, Command, Invocation
 from databricks.teachinglab.cli.courses import Course
 from databricks.teachinglab.cli.fanout import combined_exit
-from databricks.teachinglab.cli.runtime import (add_logging_flags, courses_or_exit, explain, run_locked, secrets_of,
-                                                setup_logging)
+from databricks.teachinglab.cli.runtime import (EXIT_LEDGER, add_logging_flags, alert_without_ledger, courses_or_exit,
+                                                explain, ledger_unusable, run_locked, secrets_of, setup_logging,
+                                                with_log_target)
 from databricks.teachinglab.cli.wiring import close_ledger, open_ledger_for
 from databricks.teachinglab.core.errors import AdminError
 
@@ -29,7 +31,7 @@ def _day(text: str) -> date:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = LabParser(
         prog="python -m databricks.main",
         description="Admin commands for the Databricks teaching lab. Settings come from the "
                     "environment or .env (see README).")
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{cmd.name} needs --{option} NAME_OR_ID")
     if not cmd.settings:
         return _run(cmd, args, None)
-    courses = courses_or_exit(args.course, need_workspace=cmd.workspace, strict=False)
+    courses = courses_or_exit(args.course, need_workspace=cmd.workspace, strict=False, args=args)
     if len(courses) == 1 or cmd.name in ONCE:
         return _run(cmd, args, courses[0], zones=tuple(sorted({c.settings.quota.tz_name for c in courses})))
     if "cluster" in cmd.needs:
@@ -152,7 +154,7 @@ def _every_course(cmd: Command, args: argparse.Namespace, courses: list[Course])
 
 
 def _run(cmd: Command, args: argparse.Namespace, course: Course | None, zones: tuple[str, ...] = ()) -> int:
-    settings = course.settings if course else None
+    settings = with_log_target(course.settings, args) if course else None
     if settings is not None:
         setup_logging(args, secrets_of(settings), settings, course=None if course.implicit else course.name)
         use_clock_at(settings, args.at)
@@ -167,14 +169,21 @@ def _run(cmd: Command, args: argparse.Namespace, course: Course | None, zones: t
     except Exception as err:  # noqa: BLE001 - one line and an exit code; --debug for the traceback
         if args.debug:
             raise
+        unusable = ledger_unusable(settings, err)
+        if unusable is not None:  # a command run by hand meets what the next poll will: the admin hears once
+            print(f"--{cmd.name}: {unusable}", file=sys.stderr)
+            alert_without_ledger(settings, f"--{cmd.name}", unusable)
+            return EXIT_LEDGER
         return explain(settings, err, job=f"--{cmd.name}")
 
 
 def run() -> int:
     """main(), plus the stdout flush at exit: `--json | head` may close the pipe only then."""
-    try:
-        code = main()
-        sys.stdout.flush()
-        return code
-    except BrokenPipeError as err:
-        return explain(None, err, job="databricks.main")
+    def body() -> int:
+        try:
+            code = main()
+            sys.stdout.flush()
+            return code
+        except BrokenPipeError as err:
+            return explain(None, err, job="databricks.main")
+    return interruptible("databricks.main", body)

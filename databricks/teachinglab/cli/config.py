@@ -25,6 +25,7 @@ from databricks.teachinglab.core.settings import (
     Settings, StatusPageSettings, WorkspaceSettings, runtime_of)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+DOTENV = REPO_ROOT / ".env"
 # Any of these lets databricks-sdk authenticate without DATABRICKS_TOKEN (its unified auth).
 OTHER_AUTH_VARS = ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_AUTH_TYPE", "DATABRICKS_CLIENT_ID",
                    "ARM_CLIENT_ID", "AZURE_CLIENT_ID", "DATABRICKS_AZURE_RESOURCE_ID")
@@ -99,18 +100,23 @@ def loose_permissions(path: Path) -> bool:
         return False
 
 
-def read_env(dotenv_path: Path | None = None) -> dict[str, str]:
-    """The process environment over `.env`; also exports `.env` so the SDK's own auth sees it."""
+def read_dotenv(path: Path) -> dict[str, str]:
+    """`.env`'s values; also exported (the environment wins) so the SDK's own auth sees them."""
     from dotenv import dotenv_values, load_dotenv
 
-    path = dotenv_path or REPO_ROOT / ".env"
+    if not path.exists():
+        return {}
     if loose_permissions(path):
         import sys
         print(f"warning: {path} holds secrets but others can read it: chmod 600 {path}", file=sys.stderr)
-    values = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.exists() else {}
-    if path.exists():
-        load_dotenv(path, override=False)
-    return {**values, **os.environ}
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    load_dotenv(path, override=False)
+    return values
+
+
+def read_env(dotenv_path: Path | None = None) -> dict[str, str]:
+    """The process environment over `.env`."""
+    return {**read_dotenv(dotenv_path or DOTENV), **os.environ}
 
 
 def is_loopback(host: str | None) -> bool:
@@ -415,7 +421,9 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
                 db_path.with_suffix(".lock") if not database_url else data_home(env) / "teachinglab.lock"),
             state_dir=data_home(env)),
         cluster=cluster,
-        logging=LoggingSettings(journald=env.get("LOG_JOURNALD") == "1"),
+        logging=LoggingSettings(journald=env.get("LOG_JOURNALD") == "1", log_file=Path(
+            text("TEACHINGLAB_LOG_DIR") or (db_path.parent if not database_url else data_home(env))).expanduser()
+            / "teachinglab.log"),
         course_given=bool(text("COURSE_NAME")),
     )
 

@@ -17,7 +17,9 @@ from databricks.teachinglab.adapters.ledger.guard import backup
 from databricks.teachinglab.cli.clock import use_clock_at, utcnow
 from databricks.teachinglab.cli.courses import Course
 from databricks.teachinglab.cli.fanout import fan_out
-from databricks.teachinglab.cli.runtime import add_logging_flags, courses_or_exit, run_locked, secrets_of, setup_logging
+from databricks.teachinglab.cli.parsing import LabParser
+from databricks.teachinglab.cli.runtime import (add_logging_flags, courses_or_exit, failed_run_line, run_locked,
+                                                secrets_of, setup_logging, with_log_target)
 from databricks.teachinglab.cli.wiring import open_context
 from databricks.teachinglab.services.context import JobContext
 from databricks.teachinglab.services.nightly import plan_end_of_day, run_end_of_day
@@ -26,7 +28,7 @@ from databricks.teachinglab.services.runs import begin_run, end_run
 
 
 def job_parser(module: str, description: str, dry_run_help: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser = LabParser(prog=f"python -m {module}", description=description)
     parser.add_argument("--dry-run", action="store_true", help=dry_run_help)
     parser.add_argument("--course", metavar="NAME",
                         help="only this course of TEACHINGLAB_COURSES_FILE (default: every course, in parallel)")
@@ -42,16 +44,19 @@ def run_job(job: str, args: argparse.Namespace, body: Callable[[JobContext, argp
             started: float | None = None) -> int:
     """The job for every course it covers: one course in this process, several in parallel
     (cli/fanout.py), each under its own lock and ledger, all within the same deadline."""
-    courses = courses_or_exit(args.course, need_mail=True)  # a job whose mail goes nowhere must not run
+    courses = courses_or_exit(args.course, need_mail=True, args=args)  # a job whose mail goes nowhere must not run
     if len(courses) == 1:
-        return run_course_job(job, args, body, courses[0], deadline=deadline, wait_for_lock=wait_for_lock,
+        code = run_course_job(job, args, body, courses[0], deadline=deadline, wait_for_lock=wait_for_lock,
                               first=first, started=started)
-    every_secret = [s for c in courses for s in secrets_of(c.settings)]
-    setup_logging(args, every_secret, courses[0].settings)
-    seconds = courses[0].settings.workspace.poll_deadline_seconds if deadline else None
-    return fan_out(job, courses, lambda c: run_course_job(job, args, body, c, deadline=deadline,
-                                                          wait_for_lock=wait_for_lock, first=first, started=started),
-                   timeout_seconds=None if seconds is None else seconds + DEADLINE_GRACE_SECONDS)
+    else:
+        every_secret = [s for c in courses for s in secrets_of(c.settings)]
+        setup_logging(args, every_secret, courses[0].settings)
+        seconds = courses[0].settings.workspace.poll_deadline_seconds if deadline else None
+        code = fan_out(job, courses, lambda c: run_course_job(job, args, body, c, deadline=deadline,
+                                                              wait_for_lock=wait_for_lock, first=first, started=started),
+                       timeout_seconds=None if seconds is None else seconds + DEADLINE_GRACE_SECONDS)
+    failed_run_line(job, code, args, courses[0].settings)
+    return code
 
 
 def run_course_job(job: str, args: argparse.Namespace, body: Callable[[JobContext, argparse.Namespace, datetime], int],
@@ -61,7 +66,7 @@ def run_course_job(job: str, args: argparse.Namespace, body: Callable[[JobContex
     run log first (so a killed one is reported by the next) and closed with its exit code.
     `first(settings, now)`: what must happen under the lock before anything else (the close's
     backup), so nothing the run does, or fails to do, can skip it."""
-    settings = course.settings
+    settings = with_log_target(course.settings, args)
     setup_logging(args, secrets_of(settings), settings, course=None if course.implicit else course.name)
     use_clock_at(settings, args.at)
 

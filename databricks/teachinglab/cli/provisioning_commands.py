@@ -191,7 +191,7 @@ def _roster_groups(args) -> list[str]:
     try:
         return [g.name for g in read_users_csv(path).groups]
     except RosterError as err:
-        raise AdminError(f"--roster {path}: " + "; ".join(err.problems)) from None
+        raise AdminError(f"--roster {path}: " + "; ".join(map(str, err.problems))) from None
 
 
 @command("purge_clusters", "permanently delete every cluster (or only --course's)", changes=True, workspace=True)

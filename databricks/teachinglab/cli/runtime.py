@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from databricks.teachinglab.cli.clock import utcnow
-from databricks.teachinglab.cli.config import ConfigError, read_env
+from databricks.teachinglab.cli.config import ConfigError
 from databricks.teachinglab.cli.courses import Course, read_courses, select
-from databricks.teachinglab.cli.wiring import LEDGER_LOST, ledger_guard
+from databricks.teachinglab.cli.wiring import LEDGER_LOST, ledger_guard, unwritable_ledger
 from databricks.teachinglab.adapters.ledger.lock import advisory_lock, file_lock
 from databricks.teachinglab.adapters.ledger.models import LedgerConfigError, is_postgres
 from databricks.teachinglab.core.errors import AdminError, LedgerUnavailable, LockBusy, LockLost, WorkspaceUnavailable
@@ -52,6 +52,12 @@ def add_logging_flags(parser: argparse.ArgumentParser) -> None:
                              "(also on when LOG_JOURNALD=1)")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error instead of the one-line explanation")
+    parser.add_argument("--strict-config", action="store_true",
+                        help="a variable that looks like a misspelt setting (e.g. DATABRICKS_MAX_UPTIM) is an "
+                             "error (exit 2), not a warning")
+    parser.add_argument("--log-to", choices=("journald", "syslog", "file", "stderr"), default="stderr",
+                        help="where the log goes (the cron wrappers set it): alert mails say where to read it; "
+                             "file: a rotated teachinglab.log in TEACHINGLAB_LOG_DIR or the ledger's folder")
     parser.add_argument("--at", metavar="ISO_TIME",
                         help="run as of this time (the emulated workspace only: its /_sandbox/now)")
 
@@ -85,18 +91,52 @@ def explain(settings: Settings | None, err: BaseException, *, job: str) -> int:
     return EXIT_FAILED
 
 
+LOG_FILE_BYTES = 5_000_000   # the wrappers' log file (no journald, no syslog) is rotated at this size
+LOG_FILE_KEEP = 5            # and this many old files are kept (teachinglab.log.1 … .5)
+
+
+class _LastError(logging.Handler):
+    """Remembers the last error line, for the one line cron mails when a run logging to a file failed."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.line: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.line = record.getMessage()
+
+
+LAST_ERROR = _LastError()
+
+
+def with_log_target(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with where this run logs (the wrappers' --log-to), so alert mails point there."""
+    from dataclasses import replace
+    target = getattr(args, "log_to", None) or "stderr"
+    return replace(settings, logging=replace(settings.logging, target=target))
+
+
 def setup_logging(args: argparse.Namespace, secrets: list[str] = (), settings: Settings | None = None,
                   course: str | None = None) -> None:
-    """`course`: a run of one course among several; each line then names it, e.g. [bigdata]."""
+    """`course`: a run of one course among several; each line then names it, e.g. [bigdata].
+    --log-to file (the wrappers, where neither journald nor syslog runs): the lines go to the
+    settings' log file, rotated, and nothing to stderr, so cron mails only a failed run's last
+    line (see failed_run_line)."""
     journald = getattr(args, "journald", False) or (settings is not None and settings.logging.journald)
     tag = f"[{course}] " if course else ""
     fmt = f"<%(priority)d>%(name)s: {tag}%(message)s" if journald else \
         f"%(asctime)s %(levelname)s %(name)s: {tag}%(message)s"
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _file_handler(settings) if getattr(args, "log_to", None) == "file" and settings is not None else None
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        fmt = f"%(asctime)s %(levelname)s %(name)s: {tag}%(message)s"
     handler.setFormatter(logging.Formatter(fmt))
-    handler.addFilter(_Redact(list(secrets)))
+    redact = _Redact(list(secrets))
+    handler.addFilter(redact)
+    LAST_ERROR.filters[:] = [redact]
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, LAST_ERROR]
     root.setLevel(logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
     # The SDK logs its host-metadata probe and retries at WARNING/DEBUG; ours say what matters.
     logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
@@ -104,13 +144,50 @@ def setup_logging(args: argparse.Namespace, secrets: list[str] = (), settings: S
     logging.getLogger("azure").setLevel(logging.WARNING)
 
 
-def courses_or_exit(course: str | None, *, need_workspace: bool = True, need_mail: bool = False,
-                    strict: bool = True) -> list[Course]:
-    """The courses this run covers (TEACHINGLAB_COURSES_FILE, or the one implicit course), each
-    checked; every problem printed at once and exit 2."""
+def _file_handler(settings: Settings) -> logging.Handler | None:
+    from logging.handlers import RotatingFileHandler
+    path = settings.logging.log_file
+    if path is None:
+        return None
     try:
-        return select(read_courses(read_env(), need_workspace=need_workspace, need_mail=need_mail), course,
-                      strict=strict)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handler = RotatingFileHandler(path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_KEEP, encoding="utf-8")
+        os.chmod(path, 0o600)  # the log names students and clusters
+        return handler
+    except OSError as err:
+        print(f"warning: cannot write the log file {path} ({err.strerror or err}); logging to stderr instead "
+              "(set TEACHINGLAB_LOG_DIR to a folder this account can write)", file=sys.stderr)
+        return None
+
+
+def failed_run_line(job: str, code: int, args: argparse.Namespace, settings: Settings | None) -> None:
+    """With --log-to file, a failed run (not 0, not 75: another run held the lock) prints one line
+    on stderr, which cron mails: what failed last and where the whole log is."""
+    if getattr(args, "log_to", None) != "file" or code in (0, EXIT_LOCKED) or settings is None:
+        return
+    last = f": {LAST_ERROR.line}" if LAST_ERROR.line else ""
+    print(f"{job} failed (exit {code}){last[:500]}; the whole log: {settings.logging.log_file}", file=sys.stderr)
+
+
+def courses_or_exit(course: str | None, *, need_workspace: bool = True, need_mail: bool = False,
+                    strict: bool = True, args: argparse.Namespace | None = None) -> list[Course]:
+    """The courses this run covers (TEACHINGLAB_COURSES_FILE, or the one implicit course), each
+    checked; every problem printed at once and exit 2. A variable that looks like a misspelt
+    setting is a warning, and with --strict-config one of those problems."""
+    from databricks.teachinglab.cli.config import DOTENV, read_dotenv
+    from databricks.teachinglab.cli.variables import misspelt_lines
+    dotenv = read_dotenv(DOTENV)
+    misspelt = misspelt_lines(os.environ, dotenv, str(DOTENV))
+    strict_config = bool(getattr(args, "strict_config", False))
+    if not strict_config:
+        prefix = "<4>" if getattr(args, "journald", False) else ""
+        for line in misspelt:
+            print(f"{prefix}warning: {line}", file=sys.stderr)
+    try:
+        if strict_config and misspelt:
+            raise ConfigError(misspelt + ["(--strict-config: fix or remove these, then run again)"])
+        return select(read_courses({**dotenv, **os.environ}, need_workspace=need_workspace, need_mail=need_mail),
+                      course, strict=strict)
     except ConfigError as err:
         _config_problems(err)
 
@@ -195,12 +272,28 @@ def run_locked(settings: Settings, job: str, body: Callable[[], int], *, debug: 
     except Exception as err:  # noqa: BLE001 - one line and an exit code; --debug for the traceback
         if debug:
             raise
+        unusable = ledger_unusable(settings, err)
+        if unusable is not None:
+            log.error("%s stopped: %s", job, unusable)
+            alert_without_ledger(settings, job, unusable)
+            return EXIT_LEDGER
         if lost_database(settings, err):
             log.error("%s: %s", job, lost_database_line(err))
             alert_without_ledger(settings, job, LedgerUnavailable(lost_database_line(err)))
             return EXIT_FAILED
         log.error("%s stopped: %s: %s", job, type(err).__name__, err)
         return explain(settings, err, job=job)
+
+
+def ledger_unusable(settings: Settings | None, err: BaseException) -> LedgerUnavailable | None:
+    """`err` as LedgerUnavailable when it says the ledger cannot be used (opened, written, its
+    lock taken); None for any other error."""
+    if settings is None:
+        return None
+    if isinstance(err, LedgerUnavailable):
+        return err
+    line = unwritable_ledger(settings, err)
+    return LedgerUnavailable(line) if line else None
 
 
 def lost_database(settings: Settings, err: BaseException) -> bool:
@@ -215,14 +308,22 @@ def lost_database_line(err: BaseException) -> str:
             "what was committed")
 
 
+ALERT_TRIES_PER_DAY = 3          # a direct alert that cannot be sent is tried again, at most this often a day
+ALERT_RETRY_SECONDS = 3600       # and no sooner than this after the last try
+
+
 def alert_without_ledger(settings: Settings, job: str, err: Exception) -> None:
-    """Tell the admin straight through the transport, once per cause per day: the outbox lives in
-    the ledger that just failed. What was sent is remembered in the account's data folder."""
+    """Tell the admin straight through the transport, once per cause per day whatever the cadence:
+    the outbox lives in the ledger that just failed. What was sent (or tried) is remembered in the
+    account's data folder, which outlives the ledger."""
     import hashlib
+    import re
     now = utcnow()
     tz = settings.quota.timezone
-    cause = hashlib.sha256(f"{job}:{type(err).__name__}:{err}".encode()).hexdigest()[:12]
-    key = f"failure:{job}-ledger-{cause}:{now.astimezone(tz).date()}"
+    # The cause, without what changes from run to run (a time, a pid, a port in a driver's text).
+    # Not the job either: the poll, the close and a command that meet the same broken ledger are one cause.
+    cause = re.sub(r"\d+", "#", f"{type(err).__name__}:{err}")
+    key = f"failure:ledger-{hashlib.sha256(cause.encode()).hexdigest()[:12]}:{now.astimezone(tz).date()}"
     key = f"{settings.course_id}/{key}" if settings.course_id else key  # as outbox.finished scopes it
     state = (settings.ledger.state_dir or Path.home()) / "alerts-sent.json"
     with _state_lock(state):  # several courses' runs may fail at once (one process each)
@@ -238,42 +339,75 @@ def _state_lock(state: Path) -> Iterator[None]:
         yield
 
 
+def _due(entry: dict | None, now: datetime) -> bool:
+    """Whether this cause's alert is to be (re)tried now: never sent today, or tried and failed
+    fewer than ALERT_TRIES_PER_DAY times, the last at least ALERT_RETRY_SECONDS ago."""
+    if not entry:
+        return True
+    if entry.get("status") == "sent" or entry.get("tries", 1) >= ALERT_TRIES_PER_DAY:
+        return False
+    try:
+        last = datetime.fromisoformat(entry["at"])
+    except (KeyError, TypeError, ValueError):
+        return True
+    return (now - last).total_seconds() >= ALERT_RETRY_SECONDS
+
+
 def _alert_once(settings: Settings, job: str, err: Exception, key: str, state: Path, now: datetime) -> None:
     import json
     from databricks.teachinglab.adapters.deadline import Deadline
     from databricks.teachinglab.adapters.mail.render import render
     from databricks.teachinglab.adapters.mail.transports import make_transport
-    from databricks.teachinglab.core.messages import EVENTS, OutgoingMail, show_local
+    from databricks.teachinglab.core.messages import EVENTS, FailureItem, OutgoingMail, failure_context, show_local
     log = logging.getLogger(job)
     tz = settings.quota.timezone
     try:
         sent = json.loads(state.read_text(encoding="utf-8"))
+        sent = sent if isinstance(sent, dict) else {}
     except (OSError, ValueError):
         sent = {}
-    if key in sent:
+    entry = sent.get(key) if isinstance(sent.get(key), dict) else ({"status": "sent"} if key in sent else None)
+    if not _due(entry, now):
         return
     if not settings.mail.admin_email:
         log.error("no ADMIN_EMAIL: nobody can be told that the ledger is unusable")
         return
-    rendered = render("failure", {"job": job, "at": show_local(now, tz), "tz_name": tz.key,
-                                  "failures": [{"cluster": "(the ledger)", "error": str(err), "traceback": ""}],
-                                  "contact": settings.mail.admin_email}, templates_dir=settings.mail.templates_dir)
+    today = str(now.astimezone(tz).date())
+    sent = {k: v for k, v in sent.items() if k.endswith(today)}
+    tries = (entry or {}).get("tries", 0) + 1
+
+    def remember(status: str) -> bool:
+        sent[key] = {"status": status, "tries": tries, "at": now.isoformat()}
+        try:
+            state.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = state.with_suffix(".tmp")
+            tmp.write_text(json.dumps(sent), encoding="utf-8")
+            tmp.replace(state)
+            return True
+        except OSError as write_err:
+            log.error("%s cannot be written (%s): the admin may get this alert again at the next run", state,
+                      write_err)
+            return False
+
+    # Remembered before the send: a run killed mid-send, or a send that fails after the service
+    # took the message, is retried only an hour later and at most ALERT_TRIES_PER_DAY times a day.
+    remember("trying")
+    line = " ".join(str(err).split())
+    context = failure_context(job, show_local(now, tz), tz.key, [FailureItem("(the ledger)", line)], handled=[],
+                              contact=settings.mail.admin_email, log_hint=settings.logging.hint)
+    rendered = render("failure", context, templates_dir=settings.mail.templates_dir)
     message = OutgoingMail(dedupe_key=key, event=EVENTS["failure"], sender=settings.mail.sender,
                            to_addrs=settings.mail.admin_email, cc_addrs="", subject=rendered.subject,
                            text_body=rendered.text, html_body=rendered.html)
     try:
         make_transport(settings.mail.transport, settings.mail).send(
             message, deadline=Deadline(min(settings.mail.budget_seconds, 5)))
-    except Exception as send_err:  # noqa: BLE001 - journald is the last resort
-        log.error("could not email the admin about the ledger either (%s: %s)", type(send_err).__name__, send_err)
+    except Exception as send_err:  # noqa: BLE001 - the log is the last resort
+        log.error("could not email the admin about the ledger either (%s: %s); try %d of %d today, the next in "
+                  "an hour at the earliest", type(send_err).__name__, send_err, tries, ALERT_TRIES_PER_DAY)
+        remember("failed")
         return
-    sent = {k: v for k, v in sent.items() if k.endswith(str(now.astimezone(tz).date()))}
-    sent[key] = now.isoformat()
-    try:
-        state.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        state.write_text(json.dumps(sent), encoding="utf-8")
-    except OSError as write_err:
-        log.error("alert sent, but %s cannot be written (%s): the next run may send it again", state, write_err)
+    remember("sent")
 
 
 def secrets_of(settings: Settings) -> list[str]:

@@ -17,7 +17,7 @@ from databricks.teachinglab.core.cells import safe_row
 from databricks.teachinglab.cli.status_page import serve
 from databricks.teachinglab.core.accounting import local_day
 from databricks.teachinglab.services.simulate import CAVEAT, Simulation, simulate as run_simulation
-from databricks.teachinglab.services.status import rotate_secret
+from databricks.teachinglab.services.status import known_groups, link_secret, rotate_secret, status_link
 
 
 @command("simulate", "replay the recorded sessions under POLICY_FILE (--from/--to, --json, --out DIR for "
@@ -121,6 +121,35 @@ class _Row:
 def status_page(inv: Invocation) -> int:
     inv.context()
     serve(inv.settings, utcnow, inv.args.host, inv.args.port)
+    return 0
+
+
+@command("status_links", "print each group's status page link (STATUS_PAGE_URL/g/<token>), or --json; the groups "
+         "are those the poll has seen", changes=True, ledger=True)
+def status_links(inv: Invocation) -> int:
+    """The links the mails carry, for an admin who wants to post them (say, in Moodle) before
+    any mail went out. The first call makes the ledger's secret when STATUS_PAGE_SECRET is unset."""
+    settings, args = inv.settings, inv.args
+    if not settings.status.url:
+        print("STATUS_PAGE_URL is not set: set it in .env to the address students reach --status_page at "
+              "(e.g. https://lab.example.edu/status); the links are made from it", file=sys.stderr)
+        return 2
+    inv.context()
+    groups = known_groups()
+    if args.dry_run and link_secret(settings, inv.now, create=False) is None:
+        print(f"{len(groups)} group(s); the links need a secret, which would be made now; nothing changed (--dry-run)")
+        return 0
+    links = [{"group": g, "url": status_link(settings, g, inv.now)} for g in groups]
+    if args.json:
+        json.dump(links, sys.stdout, indent=2, ensure_ascii=False)
+        print()
+    elif not links:
+        print("no groups yet: the links appear once a poll has seen the course's clusters")
+    else:
+        width = max(len(x["group"]) for x in links)
+        for x in links:
+            name = x['group'] if x['group'].isprintable() else repr(x['group'])  # no line breaks or escapes
+            print(f"{name:<{width}}  {x['url']}")
     return 0
 
 

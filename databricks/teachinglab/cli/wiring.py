@@ -32,6 +32,23 @@ def open_ledger_for(settings: Settings, now: datetime, *, init: bool = False) ->
 LEDGER_LOST = (pw.OperationalError, pw.InterfaceError)
 
 
+# What SQLite says when the ledger's file or folder cannot be written mid-run (permissions, a full
+# or failing disk): the ledger is unusable, as it is when it cannot be opened.
+SQLITE_UNWRITABLE = ("readonly database", "unable to open database", "disk i/o error", "database or disk is full",
+                     "read-only file system")
+
+
+def unwritable_ledger(settings: Settings, err: BaseException) -> str | None:
+    """The one line for a SQLite ledger that cannot be written, or None for any other error."""
+    if settings.ledger.db_path is None or not isinstance(err, (pw.OperationalError, pw.DatabaseError)):
+        return None
+    text = str(err).lower()
+    if not any(s in text for s in SQLITE_UNWRITABLE):
+        return None
+    from databricks.teachinglab.adapters.ledger.guard import describe_open_error
+    return describe_open_error(settings.ledger.db_path, err)
+
+
 def reconnect_ledger() -> None:
     """Drop a dead connection and open a new one (a long-running process: the status page)."""
     db = db_proxy.obj

@@ -99,12 +99,18 @@ class Allowance:
     def semester_total(self) -> int | None:
         return None if self.semester_left is None else self.semester_left + self.semester_used
 
+    def counted(self, used: int) -> int:
+        """What of `used` today counts toward the week and the semester: usage above the base is
+        paid by today's grants and the banks first (extra amounts are extra)."""
+        return used - min(max(0, used - self.base), self.granted + self.bank_left)
+
     def left(self, used: int) -> dict[str, int | None]:
         """What is left today (every cap, grants and banks), this week and this semester after
         `used` today (never below 0)."""
+        counted = self.counted(used)
         return {"daily": max(0, self.hard - used),
-                "weekly": None if self.week_left is None else max(0, self.week_left - used),
-                "semester": None if self.semester_left is None else max(0, self.semester_left - used)}
+                "weekly": None if self.week_left is None else max(0, self.week_left - counted),
+                "semester": None if self.semester_left is None else max(0, self.semester_left - counted)}
 
 
 class Balance:
@@ -184,7 +190,7 @@ class Balance:
                 take = min(extra, bank[1])
                 bank[1] -= take
                 extra -= take
-        counted = used - (max(0, used - a.base) - extra)
+        counted = a.counted(used)  # the same as used less what the grants and the banks just paid
         self.week_counted += counted
         if self.caps.in_semester(day):
             self.semester_counted += counted

@@ -48,3 +48,8 @@ class Failed:
 
 class MessageProblem(Exception):
     """One message could not be made or sent as it should: that message's failure, never the run's."""
+
+
+class Expected(Exception):
+    """A failure the product knows and explains itself (its message is the cause and the fix):
+    an alert shows the message and no traceback."""

@@ -101,3 +101,29 @@ def quota_resets_at(now: datetime, tz: ZoneInfo) -> str:
 
 def dedupe_key(kind: str, subject_id: str, day: date | str) -> str:
     return f"{kind}:{subject_id}:{day}"
+
+
+@dataclass(frozen=True)
+class FailureItem:
+    """One thing a job could not do: what (a cluster, "(the cluster list)", "(the ledger)"), the
+    cause and the fix in one line, and a traceback only when nobody expected the error."""
+    subject: str
+    line: str
+    traceback: str = ""
+
+
+SHOWN_NAMES = 20  # a handled list longer than this is cut, with a count of the rest
+
+
+def failure_context(job: str, at: str, tz_name: str, items: list[FailureItem], *, handled: list[str] | None,
+                    contact: str, log_hint: str) -> dict:
+    """What the failure templates show. `handled`: the clusters this run did handle (None when the
+    job does not work cluster by cluster, or nothing could be measured at all: then the mail says
+    that instead of claiming the others were handled)."""
+    shown = sorted(handled or [])
+    return {"job": job, "at": at, "tz_name": tz_name, "contact": contact, "log_hint": log_hint,
+            "causes": [{"subject": i.subject, "line": i.line} for i in items],
+            "unexpected": [{"subject": i.subject, "traceback": i.traceback} for i in items if i.traceback],
+            "not_handled": [i.subject for i in items],
+            "handled_known": handled is not None, "handled_count": len(shown),
+            "handled_names": shown[:SHOWN_NAMES], "handled_more": max(0, len(shown) - SHOWN_NAMES)}

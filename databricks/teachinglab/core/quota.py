@@ -37,6 +37,13 @@ class Limits:
     bank: int = 0                     # top-up bank included in `hard`
     spans: tuple = ()                 # (cap, used before today, the period's total) for weekly, semester
 
+    @property
+    def extra(self) -> int:
+        """What today's hard limit holds beyond what its cap itself leaves (grants, top-up banks):
+        0 for a week or a semester used up, however many days later."""
+        own = next((max(0, total - before) for cap, before, total in self.spans if cap == self.cap), None)
+        return self.hard if own is None else max(0, self.hard - own)
+
     @classmethod
     def of(cls, unit: QuotaUnit, warn: float, hard: float, granted: float = 0) -> "Limits":
         """From limits given in the unit (480 minutes, 6.5 DBU), plus what was granted today."""

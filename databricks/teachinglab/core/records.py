@@ -76,6 +76,7 @@ class DayRecord:
     startup_ms: int = 0                  # VM start-up time (start to RUNNING): billed, not usable
     startup_node_ms: int = 0
     quota_cap: str = "daily"             # the cap the hard quota came from (a semester policy)
+    warn_amount: int | None = None       # the soft quota the same poll applied (None: a row older than that)
 
     @property
     def was_warned(self) -> bool:

@@ -53,10 +53,13 @@ class ReportRow:
 
     @property
     def percent(self) -> int | str:
-        """Of the quota; an exempt cluster has none ("exempt", never "141")."""
+        """Of the quota; an exempt cluster has none ("exempt", never "141"). From the two figures
+        shown beside it (whole minutes, rounded down), so "3 of 3 minutes" never reads 102 %."""
         if self.exempt:
             return "exempt"
-        return round(100 * self.used / self.limit_amount) if self.limit_amount else 0
+        if self.unit.name == "minutes":
+            return 100 * self.used_minutes // self.limit_minutes if self.limit_minutes else 0
+        return 100 * self.used // self.limit_amount if self.limit_amount else 0
 
     @property
     def flags(self) -> str:
@@ -238,3 +241,38 @@ def build_preview(day: date, *, days: list["DayRecord"], clusters: dict[str, "Tr
                        idle_today=[r.cluster_name for r in rows if r.used_ms == 0],
                        currency=prices.currency, preview=True, unit=unit, unpriced=unpriced_node_types(rows, clusters, prices),
                        exemptions=list(exemptions))
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    """One bar of the report's chart: a group's clusters stacked (or one cluster with no group
+    quota: exempt, or no group), against the group's hard quota (None: no quota to show)."""
+    label: str                              # the group's name as it is, in any script
+    segments: tuple[tuple[str, float], ...]  # (cluster name, used in the unit), bottom to top
+    quota: float | None
+    state: str                              # ok | warned | stopped | exempt
+
+    @property
+    def total(self) -> float:
+        return sum(v for _, v in self.segments)
+
+
+def chart_bars(rows: list[ReportRow]) -> list[ChartBar]:
+    """One bar per group, its clusters stacked, against the group's quota (its clusters share it:
+    the largest recorded, after a grant); clusters outside any group quota each on their own."""
+    groups: dict[str, list[ReportRow]] = {}
+    alone: list[ReportRow] = []
+    for r in rows:
+        (groups.setdefault(r.group, []) if r.group and not r.exempt else alone).append(r)
+    bars = []
+    for group, members in groups.items():
+        members = sorted(members, key=lambda r: r.cluster_name)
+        state = "stopped" if any(r.terminated for r in members) else "warned" if any(r.warned for r in members) \
+            else "ok"
+        bars.append(ChartBar(group, tuple((r.cluster_name, r.unit.value(r.used)) for r in members),
+                             max(r.unit.value(r.limit_amount) for r in members), state))
+    for r in alone:
+        bars.append(ChartBar(r.cluster_name, ((r.cluster_name, r.unit.value(r.used)),),
+                             None if r.exempt else r.unit.value(r.limit_amount),
+                             "exempt" if r.exempt else "stopped" if r.terminated else "warned" if r.warned else "ok"))
+    return sorted(bars, key=lambda b: b.label)

@@ -118,6 +118,9 @@ def parse_roster(raw: bytes | str, path: str = "moodle.csv") -> Roster:
         header_line = lines[0]
         delimiter = max((",", ";", "\t"), key=lambda c: (header_line.count(c), c == ","))
     body = "".join(lines[offset:])
+    unbalanced = unbalanced_quote(body, delimiter)
+    if unbalanced:
+        raise RosterError([Problem(path, offset + unbalanced[0], unbalanced[1])])
     reader = csv.reader(io.StringIO(body, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
@@ -129,6 +132,54 @@ def parse_roster(raw: bytes | str, path: str = "moodle.csv") -> Roster:
     if any(MEMBER_COL.match(h) for h in lower):
         return _parse_wide(path, header, lower, rows, offset)
     return _parse_long(path, header, lower, rows, offset)
+
+
+def unbalanced_quote(text: str, delimiter: str = ",") -> tuple[int, str] | None:
+    """(line, message) of a quoted field that never closes, or that runs on over whole rows: the
+    csv module would silently read the rest of the file (or those rows) as one cell. A quoted
+    field may hold a line break (a name written on two lines), but not a line that itself looks
+    like a row of the file (the header's number of delimiters)."""
+    header_delimiters = text.split("\n", 1)[0].count(delimiter)
+    line, i, n = 1, 0, len(text)
+    at_field_start = True
+    while i < n:
+        ch = text[i]
+        if ch == '"' and at_field_start:
+            opened, j = line, i + 1
+            inner_lines: list[str] = []
+            current = []
+            while j < n:
+                if text[j] == '"':
+                    if j + 1 < n and text[j + 1] == '"':
+                        j += 2
+                        continue
+                    break
+                if text[j] == "\n":
+                    line += 1
+                    inner_lines.append("".join(current))
+                    current = []
+                else:
+                    current.append(text[j])
+                j += 1
+            if j >= n:
+                return opened, ("an unbalanced quote: a quoted field opens here (\") and is never closed, so every "
+                                "row after it would be read as part of this one cell; add the missing quote, or "
+                                "remove the stray one")
+            if header_delimiters and inner_lines and any(
+                    piece.count(delimiter) >= max(1, header_delimiters // 2) for piece in [*inner_lines[1:], "".join(current)]):
+                return opened, (f"an unbalanced quote: a quoted field opens here (\") and closes only on line {line}, "
+                                "taking in the rows between as one cell; add the missing quote, or remove the "
+                                "stray one")
+            i = j + 1
+            at_field_start = False
+            continue
+        if ch == "\n":
+            line += 1
+            at_field_start = True
+        else:
+            at_field_start = ch == delimiter or (ch == "\r" and at_field_start)
+        i += 1
+    return None
 
 
 def _getter(row: list[str]):
@@ -276,12 +327,16 @@ def users_csv_text(roster: Roster) -> tuple[str, int]:
 def parse_users_csv(text: str, path: str) -> Roster:
     """The converter's output read back (for --create_from_csv)."""
     problems: list[Problem] = []
+    unbalanced = unbalanced_quote(text)
+    if unbalanced:
+        raise RosterError([Problem(path, *unbalanced)])
     reader = csv.DictReader(io.StringIO(text, newline=""))
     missing = [c for c in USERS_CSV_HEADER[:3] if c not in (reader.fieldnames or [])]
     if missing:
         raise RosterError([Problem(path, 1, f"missing column(s) {', '.join(missing)}: produce this file "
                                             "with python -m databricks.main --convert_moodle")])
     groups: dict[str, RosterGroup] = {}
+    owner: dict[str, tuple[str, int]] = {}
     for row in reader:
         line = reader.line_num
         key, name, email = (row.get("group_key") or "").strip(), (row.get("group_name") or "").strip(), \
@@ -294,6 +349,12 @@ def parse_users_csv(text: str, path: str) -> Roster:
             if not EMAIL_RE.match(email):
                 problems.append(Problem(path, line, f"{email!r} is not an email address"))
                 continue
+            if email in owner and owner[email][0] != key:
+                problems.append(Problem(path, line, f"{email} is in {owner[email][0]!r} (line {owner[email][1]}) and "
+                                        f"in {key!r}: a student belongs to one group; remove one of the two rows "
+                                        "(or fix the group in Moodle and run --convert_moodle again)"))
+                continue
+            owner.setdefault(email, (key, line))
             group.members.append(Student(email, (row.get("first_name") or "").strip(),
                                          (row.get("last_name") or "").strip()))
     return Roster(list(groups.values()), problems)

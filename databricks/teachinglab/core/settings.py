@@ -154,6 +154,19 @@ class StatusPageSettings:
 @dataclass(frozen=True)
 class LoggingSettings:
     journald: bool = False                 # LOG_JOURNALD=1: <N> priority prefixes for systemd-cat
+    target: str = "stderr"                 # where this run's log lines go: journald, syslog, file, stderr
+    log_file: Path | None = None           # the file, for target "file" (TEACHINGLAB_LOG_DIR or the ledger's folder)
+
+    @property
+    def hint(self) -> str:
+        """How the admin reads this run's log, as an alert mail says it."""
+        if self.target == "journald":
+            return "journalctl -t dbr_scripts -r"
+        if self.target == "syslog":
+            return "grep dbr_scripts /var/log/syslog (or /var/log/messages): the system log, tag dbr_scripts"
+        if self.target == "file" and self.log_file is not None:
+            return f"tail -n 100 {self.log_file}"
+        return "the run's own output (it ran outside the cron wrappers; scripts/periodic_poll.sh logs for you)"
 
 
 @dataclass(frozen=True)

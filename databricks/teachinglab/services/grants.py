@@ -78,8 +78,8 @@ def cluster_usage(settings: Settings, now: datetime) -> list[UsageLine]:
     for c in clusters:
         row = rows.get(c.cluster_id)
         limits = limits_for(c.cluster_id)
-        if row and row.limit_amount and row.quota_unit == unit.name:
-            limits = _as_recorded(row.limit_amount, limits)
+        if row and row.as_of is not None and row.quota_unit == unit.name:  # 0 is a limit too (a week used up)
+            limits = _as_recorded(row, limits)
         grouped = c.group_name and not c.exempt
         out.append(UsageLine(
             cluster_id=c.cluster_id, cluster_name=c.name, group=c.group_name,
@@ -151,9 +151,12 @@ def _amount(settings: Settings, c: TrackedCluster, row) -> int:
     return quota_amount(settings, c, Measured(row.used_ms, row.used_node_ms, row.startup_ms, row.startup_node_ms))[0]
 
 
-def _as_recorded(hard: int, computed: Limits) -> Limits:
-    """The limit the last poll applied (a group's, for its clusters), warn level kept."""
-    return Limits(computed.warn + (hard - computed.hard), hard, computed.unit)
+def _as_recorded(row, computed: Limits) -> Limits:
+    """The limits the last poll applied (a group's, for its clusters), as it stored them: what it
+    enforced, even when .env changed since. A row from before the soft quota was stored keeps
+    the computed one, never above the hard quota."""
+    warn = row.warn_amount if row.warn_amount is not None else min(computed.warn, row.limit_amount)
+    return Limits(max(0, warn), row.limit_amount, computed.unit)
 
 
 def history(start: date | None, end: date | None) -> list[dict]:

@@ -196,7 +196,7 @@ def _archive(ctx: JobContext, day: date, now: datetime, audit: tuple[list[dict],
 def _limit_of_day(row: DayRecord | None, computed: Limits) -> dict:
     """The hard quota a poll applied that day (a group's, for its clusters), in its unit; the
     day's computed limit when no poll recorded one."""
-    if row is not None and row.limit_amount:
+    if row is not None and row.as_of is not None:  # a poll stored it (0 is a limit: a week used up)
         return {"limit_amount": row.limit_amount, "quota_unit": row.quota_unit}
     return {"limit_amount": computed.hard, "quota_unit": computed.unit.name}
 

@@ -107,7 +107,8 @@ def list_or_alert(ctx: JobContext, job: str, now: datetime, *, alert: bool = Tru
                      type(err).__name__, err)
         if alert:
             with ledger.transaction():
-                queue_failure_alert(ctx, job, [("(the cluster list)", Failed(err, traceback.format_exc()))], now)
+                queue_failure_alert(ctx, job, [("(the cluster list)", Failed(err, traceback.format_exc()))], now,
+                                    handled=[])
             ctx.deliver(now)
         raise WorkspaceUnavailable(str(err)) from err
 
@@ -154,7 +155,8 @@ def run_poll(ctx: JobContext, now: datetime, *, dry_run: bool = False) -> PollRe
         problems += sweep.problems
         failures = [(o.usage.info.name, o.error) for o in outcomes if o.error is not None] + problems
         if failures:
-            queue_failure_alert(ctx, "poll_clusters", failures, now)
+            queue_failure_alert(ctx, "poll_clusters", failures, now,
+                                handled=[o.usage.info.name for o in outcomes if o.error is None])
         queue_tag_drift(ctx, usages, now)
 
     report = PollReport(outcomes, dry_run=False, problems=problems)
@@ -397,13 +399,15 @@ def _queue(s: Sweep, o: Outcome, kind: str, *, admin_only: bool = False, key_suf
     limit = u.limits.warn if kind == "warning" else u.limits.hard
     # The limit is in the key: after a grant, the new limit may earn a new message. The group's
     # warning and stop notice are one per group, however many of its clusters cross the line;
-    # a weekly or semester warning once per week or semester, its stop notice once per limit in it.
+    # a weekly or semester warning once per week or semester, and its stop notice too: once per
+    # period and what was added on top of it (a grant or a top-up earns a new one), never again
+    # on the next days of a week already used up (their limit is 0, a new number, the same stop).
     subject = u.group if kind in ("warning", "termination") and u.group else u.info.cluster_id
     period = f"{u.day}:{limit}"
     if kind == "warning" and u.limits.warn_cap != "daily":
         period = f"{u.limits.warn_cap}:{u.limits.warn_period}"
     elif kind == "termination" and u.limits.cap != "daily":
-        period = f"{u.limits.cap}:{u.limits.period}:{limit}"
+        period = f"{u.limits.cap}:{u.limits.period}:extra{u.limits.extra}"
     key = dedupe_key(kind, subject, period) + key_suffix
     rendered = render(kind, _context(s, o), templates_dir=s.ctx.settings.mail.templates_dir)
     if rendered.problem:

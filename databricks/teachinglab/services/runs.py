@@ -8,13 +8,14 @@ from datetime import datetime
 
 from databricks.teachinglab.adapters.ledger import repository as ledger
 from databricks.teachinglab.core.messages import show_local
+from databricks.teachinglab.core.errors import Expected
 from databricks.teachinglab.services.alerts import queue_failure_alert
 from databricks.teachinglab.services.context import JobContext
 
 logger = logging.getLogger(__name__)
 
 
-class RunKilled(Exception):
+class RunKilled(Expected):
     """A previous run of the job ended without finishing."""
 
 

@@ -97,13 +97,20 @@ def group_status(settings: Settings, group: str, now: datetime) -> GroupStatus:
                                                                           unit.of(daily.granted(members)))
     left = a.left(used)
     caps = a.caps
-    periods = [Period("today", unit.show(used), unit.show(a.hard), unit.show(left["daily"]),
+    # Today's limit as the last poll applied and stored it (a .env changed since shows after the
+    # next poll, as everywhere else); the computed one only before today's first poll.
+    applied = max((r.limit_amount for r in rows.values() if r.as_of is not None and r.quota_unit == unit.name),
+                  default=None)
+    hard = applied if applied is not None else a.hard
+    periods = [Period("today", unit.show(used), unit.show(hard), unit.show(max(0, hard - used)),
                       refill_text("daily", today, caps))]
+    # The week and the semester count what the policy counts: top-up and granted amounts are extra.
+    counted = a.counted(used)
     if a.week_total is not None:
-        periods.append(Period("this week", unit.show(a.week_used + used), unit.show(a.week_total),
+        periods.append(Period("this week", unit.show(a.week_used + counted), unit.show(a.week_total),
                               unit.show(left["weekly"]), refill_text("weekly", today, caps)))
     if a.semester_left is not None:
-        periods.append(Period("this semester", unit.show(a.semester_used + used), unit.show(a.semester_total),
+        periods.append(Period("this semester", unit.show(a.semester_used + counted), unit.show(a.semester_total),
                               unit.show(left["semester"]), refill_text("semester", today, caps)))
     as_of = max((r.as_of for r in rows.values() if r.as_of), default=None)
     stop = min((s for s in (stop_today(r.limit_at, today, tz) for r in rows.values()) if s), default=None)

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from databricks.teachinglab.adapters.ledger import repository as ledger
 from databricks.teachinglab.core import accounting as acc
 from databricks.teachinglab.core.accounting import Activity, Tracker
-from databricks.teachinglab.core.errors import DeadlineReached, Failed
+from databricks.teachinglab.core.errors import DeadlineReached, Expected, Failed
 from databricks.teachinglab.core.model import ClusterInfo
 from databricks.teachinglab.core.quota import DayFlags, Limits
 from databricks.teachinglab.core.records import DayRecord, TrackedCluster
@@ -82,7 +82,7 @@ def _flags(row: DayRecord | None) -> DayFlags:
     return DayFlags() if row is None else row.flags
 
 
-class UnknownCreator(Exception):
+class UnknownCreator(Expected):
     """A new cluster whose creator cannot be classified this run (the admins were unreadable)."""
 
 

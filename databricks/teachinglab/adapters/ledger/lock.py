@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from databricks.teachinglab.core.errors import LockBusy, LockLost
+from databricks.teachinglab.core.errors import LedgerUnavailable, LockBusy, LockLost
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +34,16 @@ def file_lock(path: Path, *, wait_seconds: float = 0) -> Iterator[None]:
     """An flock that stops overlapping runs; the kernel drops it if the process is killed.
     `wait_seconds`: wait that long for a run in progress (the nightly close, which must not lose
     its night to the poll cron starts in the same minute), instead of giving up at once."""
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700)  # by default it is the ledger's folder too
-        logger.warning("created the folder %s (mode 700) for the run lock", path.parent)
-    with open(path, "a+") as handle:
+    try:
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, mode=0o700)  # by default it is the ledger's folder too
+            logger.warning("created the folder %s (mode 700) for the run lock", path.parent)
+        handle = open(path, "a+")
+    except OSError as err:
+        raise LedgerUnavailable(f"the run lock {path} cannot be opened ({err.strerror or err}): check that this "
+                                f"account can write {path.parent} (ls -ld {path.parent}), or set TEACHINGLAB_LOCK_FILE "
+                                "to a file in a folder it can write") from None
+    with handle:
         give_up = time.monotonic() + wait_seconds
         while True:
             try:
@@ -61,7 +67,6 @@ def advisory_lock(database_url: str, name: str, *, wait_seconds: float = 0) -> I
     from databricks.teachinglab.adapters.ledger import repository
     from databricks.teachinglab.adapters.ledger.models import (KEEPALIVES, LedgerConfigError, describe_connect_error,
                                                                unreachable)
-    from databricks.teachinglab.core.errors import LedgerUnavailable
     try:
         conn = psycopg2.connect(database_url.replace("postgresext://", "postgresql://", 1), connect_timeout=5,
                                 application_name="teachinglab-run-lock", **KEEPALIVES)

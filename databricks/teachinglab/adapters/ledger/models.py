@@ -121,6 +121,7 @@ class ClusterDay(BaseModel):
     startup_ms = pw.BigIntegerField(default=0)      # start-up VM time (start to RUNNING): cost only
     startup_node_ms = pw.BigIntegerField(default=0)
     quota_cap = pw.CharField(default="daily")  # the cap the hard limit came from: daily | weekly | semester
+    warn_amount = pw.BigIntegerField(null=True)  # the soft quota the same poll applied (None: before v12)
 
     class Meta:
         primary_key = pw.CompositeKey("cluster", "day")
@@ -382,9 +383,15 @@ def _v11(db: pw.Database) -> None:
     db.create_tables([MailRequest])
 
 
+def _v12(db: pw.Database) -> None:
+    """The soft quota each poll applied, beside the hard one: what every view shows is what the
+    poll enforced, even after .env changed."""
+    _add_columns(db, {"cluster_day": [("warn_amount", pw.BigIntegerField(null=True))]})
+
+
 # Append, never edit: each entry runs once, in order, inside a transaction.
 MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8), (9, _v9),
-              (10, _v10), (11, _v11)]
+              (10, _v10), (11, _v11), (12, _v12)]
 
 
 def migrate(db: pw.Database, now: datetime) -> int:

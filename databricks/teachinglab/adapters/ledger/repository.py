@@ -121,9 +121,11 @@ def save_usage(usages: Iterable, now: datetime) -> None:
         save_sessions(info.cluster_id, u.group, u.segments)
         ClusterDay.insert(cluster=info.cluster_id, day=u.day, used_ms=u.used_ms, limit_amount=u.limits.hard,
                           quota_unit=u.limits.unit.name, used_node_ms=u.used_node_ms, as_of=now,
-                          estimated=u.estimated, limit_at=u.limit_at, quota_cap=u.limits.cap).on_conflict(
+                          estimated=u.estimated, limit_at=u.limit_at, quota_cap=u.limits.cap,
+                          warn_amount=u.limits.warn).on_conflict(
             conflict_target=[ClusterDay.cluster, ClusterDay.day],
             update={ClusterDay.used_ms: u.used_ms, ClusterDay.limit_amount: u.limits.hard,
+                    ClusterDay.warn_amount: u.limits.warn,
                     ClusterDay.quota_unit: u.limits.unit.name, ClusterDay.used_node_ms: u.used_node_ms,
                     ClusterDay.as_of: now, ClusterDay.limit_at: u.limit_at, ClusterDay.quota_cap: u.limits.cap},
         ).execute()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:  # a type only: jinja2 is imported where it is used
+    import jinja2
 
 from databricks.teachinglab.core.messages import EVENTS, Rendered
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:  # a type only: jinja2 is imported where it is used
+    import jinja2
 
 TEMPLATES = Path(__file__).parent / "templates"
 

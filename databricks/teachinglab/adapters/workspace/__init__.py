@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from databricks.teachinglab.adapters.workspace.accounts import AccountDirectory
 from databricks.teachinglab.adapters.workspace.base import (HTTP_TIMEOUT_SECONDS, SDK_RETRY_SECONDS, TRANSIENT,
-                                                            ApiFailure, GatewayBase, NotFound, failure_kind,
+                                                            ApiFailure, GatewayBase, NotFound, failure_cause, failure_kind,
                                                             scim_string)
 from databricks.teachinglab.adapters.workspace.billing import BillingApi
 from databricks.teachinglab.adapters.workspace.clusters import ClustersApi
@@ -20,5 +20,5 @@ class WorkspaceGateway(ClustersApi, IdentityApi, PermissionsApi, PoliciesApi, Bi
     """The workspace as the lab uses it: every API family on one deadline-bounded client."""
 
 
-__all__ = ["AccountDirectory", "ApiFailure", "GatewayBase", "HTTP_TIMEOUT_SECONDS", "NotFound", "SDK_RETRY_SECONDS",
+__all__ = ["AccountDirectory", "ApiFailure", "GatewayBase", "HTTP_TIMEOUT_SECONDS", "NotFound", "SDK_RETRY_SECONDS", "failure_cause",
            "TRANSIENT", "WorkspaceGateway", "failure_kind", "scim_string"]

@@ -221,6 +221,19 @@ def failure_kind(err: BaseException) -> str:
     return "deadline" if deadline else "other"
 
 
+def failure_cause(err: BaseException) -> str:
+    """failure_kind, told apart further for one call's failure: `permission` (a 403 on this
+    object, not a refused token) and `not_found` (it was deleted meanwhile)."""
+    seen, cause = 0, err
+    while cause is not None and seen < 6:
+        if isinstance(cause, sdk_errors.PermissionDenied):
+            return "permission"
+        if isinstance(cause, NotFound):
+            return "not_found"
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return failure_kind(err)
+
+
 def scim_string(value: str) -> str:
     """A SCIM filter's string literal: JSON string rules (RFC 7644 3.4.2.2), so a quote or a
     backslash in a group name cannot end the literal or escape its closing quote."""
