@@ -77,6 +77,23 @@ def test_a_429_storm_stops_the_poll_at_its_deadline_with_one_alert_and_loses_not
     assert row.used_ms == 60 * 60_000  # measured exactly once the storm passed
 
 
+def test_a_storm_on_the_very_first_poll_still_records_the_clusters_and_alerts_once(env):
+    """Regression (found by make bench): on a new ledger the lab's principals are read after the
+    events; with the deadline gone by then, that read raised out of the poll, which recorded
+    nothing and alerted no one. Now the clusters it cannot classify are this run's failures."""
+    from databricks.teachinglab.adapters.ledger.models import Cluster
+    env.workspace.session(env.ids["cluster_01"], at(8), None)
+    for path in ("/clusters/events", "/scim/"):  # the events and the reads of who the admins are
+        env.workspace.inject(Fault(method="*", path=path, status=429, error_code="REQUEST_LIMIT_EXCEEDED",
+                                   retry_after=1, times=None))
+    env.at(at(8, 30))
+    lab, clock = storm_lab(env)
+    report = run_poll(lab, env.now)
+    assert report.failures and clock.t - 1000.0 <= 25.0
+    assert {c.cluster_id for c in Cluster.select()} >= {env.ids["cluster_01"]}
+    assert len(failures()) == 1 and "deadline" in failures()[0].text_body
+
+
 def test_deadline_already_passed_sends_no_request(env):
     lab, clock = storm_lab(env, seconds=1)
     clock.t += 2

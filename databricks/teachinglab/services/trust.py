@@ -20,7 +20,7 @@ from typing import Iterable
 from databricks.teachinglab.adapters.ledger import repository as ledger
 from databricks.teachinglab.adapters.mail.outbox import enqueue
 from databricks.teachinglab.adapters.mail.render import render
-from databricks.teachinglab.core.errors import AdminError, DeadlineReached
+from databricks.teachinglab.core.errors import AdminError
 from databricks.teachinglab.core.messages import dedupe_key
 from databricks.teachinglab.core.records import TrackedCluster
 from databricks.teachinglab.core.trust import LAB, LabPrincipals
@@ -46,9 +46,8 @@ def lab_principals(ctx: JobContext, now: datetime, *, creators: Iterable[str | N
     me = _me(ctx)
     try:
         read = {*([me.lower()] if me else []), *ctx.workspace.admin_principals()}
-    except DeadlineReached:
-        raise
     except Exception as err:  # noqa: BLE001 - the kept list serves; with none, nothing new is concluded
+        # The run's deadline too: what was measured is still recorded, and the run's one alert says so.
         logger.warning("the workspace admins could not be read (%s: %s); %s", type(err).__name__, err,
                        "using the list read at " + kept[1].isoformat(timespec="minutes") if known else
                        "clusters of creators outside LAB_MANAGERS and the tool's identity stay unclassified this run")
@@ -67,8 +66,6 @@ def lab_principals(ctx: JobContext, now: datetime, *, creators: Iterable[str | N
 def _me(ctx: JobContext) -> str | None:
     try:
         return ctx.workspace.me()
-    except DeadlineReached:
-        raise
     except Exception as err:  # noqa: BLE001 - said, and the admins alone decide this run
         logger.warning("the tool's own identity could not be read (%s: %s)", type(err).__name__, err)
         return None
