@@ -6,7 +6,7 @@ from databricks.teachinglab.adapters.ledger.models import OutboxMessage
 def test_demo_day_goes_as_described(tmp_path, capsys):
     assert demo.main(["--out", str(tmp_path / "demo"), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "FAIL" not in out and out.count("ok ") == 23
+    assert "FAIL" not in out and out.count("ok ") == 25
     assert (tmp_path / "demo" / "timeline.log").read_text().count("terminated") == 3 + 1  # part 2: group_02
     assert len(list((tmp_path / "demo" / "mail").glob("*.eml"))) == 7
     assert len(list((tmp_path / "demo" / "dbu" / "mail").glob("*.eml"))) == 2   # part 2: a warning, a stop

@@ -47,7 +47,7 @@ def test_a_usd_quota_is_shown_in_usd():
 
 def test_every_kind_has_an_event_header_and_renders():
     assert set(EVENTS.values()) == {"quota-warning", "quota-termination", "quota-retermination", "quota-block-undone", "failure",
-                                    "daily-report", "test", "lab-cluster-tags-changed"}
+                                    "daily-report", "test", "lab-cluster-tags-changed", "serverless-blocked"}
     for kind in ("warning", "termination", "retermination"):
         r = render(kind, ctx())
         assert r.subject and "480" in r.text and "480" in r.html

@@ -473,3 +473,30 @@ def test_provisioning_needs_course_name(env, monkeypatch, capsys):
     monkeypatch.delenv("COURSE_NAME")
     assert run("--create_from_csv", str(env.users_csv)) == 2
     assert "COURSE_NAME is not set" in capsys.readouterr().err and not env.workspace.cluster_views(include_deleted=True)
+
+
+def test_serverless_access_follows_the_course_dry_run_first(env, capsys, monkeypatch):
+    """With the two serverless compute ids, --create_from_csv takes CAN_USE from `users` and gives
+    it to each course group; --dry-run says so and changes nothing; a second run changes nothing."""
+    ws = env.workspace
+    ids = ws.serverless_ids()
+    monkeypatch.setenv("SERVERLESS_INTERACTIVE_COMPUTE_ID", ids["interactive"])
+    monkeypatch.setenv("SERVERLESS_AUTOMATED_COMPUTE_ID", ids["automated"])
+    assert run("--create_from_csv", str(env.users_csv), "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert f"would grant CAN_USE on serverless compute for notebooks ({ids['interactive']}) to Team Rocket" in out
+    assert "would remove CAN_USE on serverless compute for jobs" in out and "from users" in out
+    assert ws.serverless_acl("interactive") == {("group_name", "users"): "CAN_USE"}
+    assert run("--create_from_csv", str(env.users_csv)) == 0
+    for kind in ("interactive", "automated"):
+        acl = ws.serverless_acl(kind)
+        assert ("group_name", "users") not in acl and acl[("group_name", "Team Rocket")] == "CAN_USE"
+        assert acl[("group_name", "קבוצה שלוש")] == "CAN_USE"
+    capsys.readouterr()
+    assert run("--create_from_csv", str(env.users_csv)) == 0
+    assert "nothing to change" in capsys.readouterr().out
+
+
+def test_without_serverless_ids_provisioning_says_serverless_stays_open(env, capsys):
+    assert run("--create_from_csv", str(env.users_csv), "--dry-run") == 0
+    assert "SERVERLESS_INTERACTIVE_COMPUTE_ID and SERVERLESS_AUTOMATED_COMPUTE_ID are not set" in capsys.readouterr().out

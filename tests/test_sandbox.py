@@ -458,3 +458,44 @@ def test_the_fake_acs_enforces_the_send_limits_with_429_and_retry_after():
             client.begin_send(message, polling=False)
         assert refused.value.status_code == 429 and int(refused.value.response.headers["Retry-After"]) > 0
         assert acs.state.sends == 2 and acs.state.throttled["send"] == 1
+
+
+def test_serverless_compute_permissions_start_with_users_and_only_admins_change_them(sandbox, w):
+    ws = sandbox.workspace
+    oid = ws.serverless_ids()["interactive"]
+    got = w.permissions.get("serverless-compute", oid)
+    direct = {(e.group_name, p.permission_level.value) for e in got.access_control_list for p in e.all_permissions
+              if not p.inherited}
+    assert direct == {("users", "CAN_USE")}
+    ws.add_user("s@uni.edu")
+    ws.add_group("g1", ["s@uni.edu"])
+    w.permissions.set("serverless-compute", oid, access_control_list=[
+        iam.AccessControlRequest(group_name="g1", permission_level=iam.PermissionLevel.CAN_USE)])
+    assert ws.serverless_acl("interactive") == {("group_name", "g1"): "CAN_USE"}
+    with pytest.raises(errors.InvalidParameterValue):
+        w.permissions.set("serverless-compute", oid, access_control_list=[
+            iam.AccessControlRequest(group_name="g1", permission_level=iam.PermissionLevel.CAN_RESTART)])
+    student = WorkspaceClient(host=sandbox.url, token=ws.token_for("s@uni.edu"))
+    with pytest.raises(errors.PermissionDenied):
+        student.permissions.set("serverless-compute", oid, access_control_list=[])
+
+
+def test_serverless_use_is_refused_without_can_use_and_billed_late_with_corrections(sandbox, w):
+    ws = sandbox.workspace
+    ws.add_user("s@uni.edu")
+    ws.add_group("g1", ["s@uni.edu"])
+    start = ws.now().replace(minute=0, second=0, microsecond=0)
+    ws.set_serverless_lag(2)
+    ids = ws.use_serverless("s@uni.edu", start, start + timedelta(hours=1), 2.0)
+    assert len(ids) == 1
+    ws.grant_serverless("interactive", group="g1")
+    ws.serverless.acls[ws.serverless.ids["interactive"]].pop(("group_name", "users"))
+    ws.serverless.acls[ws.serverless.ids["interactive"]].pop(("group_name", "g1"))
+    assert ws.use_serverless("s@uni.edu", start, start + timedelta(hours=1), 2.0) is None
+    assert ws.refused[-1][1:3] == ("serverless", "s@uni.edu")
+    rows = ws.serverless.rows({"since": "2000-01-01"}, start + timedelta(hours=2, minutes=59))
+    assert rows == []                                  # its hour ends, then two hours of lag
+    ws.restate_serverless(ids[0], 1.5)
+    later = start + timedelta(hours=6)
+    kinds = [(r[5], float(r[4])) for r in ws.serverless.rows({"since": "2000-01-01"}, later)]
+    assert kinds == [("ORIGINAL", 2.0), ("RETRACTION", -2.0), ("RESTATEMENT", 1.5)]

@@ -26,8 +26,9 @@ from databricks.teachinglab.cli.status_page import QuietHandler, make_app
 from databricks.teachinglab.cli.wiring import connect_workspace, open_context
 from databricks.teachinglab.services.nightly import run_end_of_day
 from databricks.teachinglab.services.poll import run_poll
+from databricks.teachinglab.services.serverless import provision_access
 from databricks.teachinglab.services.simulate import simulate
-from databricks.teachinglab.services.status import status_link
+from databricks.teachinglab.services.status import group_status, status_link
 
 TZ = ZoneInfo("Asia/Jerusalem")
 DAYS = [date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)]
@@ -51,6 +52,9 @@ minutes = 60
 from = 2026-03-04
 until = 2026-03-04
 reason = "project deadline"
+
+[serverless]
+weekly_max_dbu = 4
 """
 CANDIDATE = POLICY.replace("max_minutes = 180", "max_minutes = 240").replace("max_minutes = 300", "max_minutes = 420")
 
@@ -74,15 +78,25 @@ def run(out: Path, say) -> dict[str, bool]:
             "DATABRICKS_HOST": server.url, "DATABRICKS_TOKEN": "demo-token", "QUOTA_TIMEZONE": TZ.key,
             "ADMIN_EMAIL": "admin@course.example.edu", "QUOTA_POLICY_FILE": str(out / "policy.toml"),
             "CLUSTER_UPTIMES_DB": str(out / "ledger.db"), "EMAIL_TRANSPORT": "file",
-            "EMAIL_FILE_DIR": str(out / "mail"), "HOME": str(out), "STATUS_PAGE_URL": "http://127.0.0.1/status"})
+            "EMAIL_FILE_DIR": str(out / "mail"), "HOME": str(out), "STATUS_PAGE_URL": "http://127.0.0.1/status",
+            "DATABRICKS_WAREHOUSE_ID": "wh-demo", "WAREHOUSE_WAIT_SECONDS": "1",
+            "SERVERLESS_INTERACTIVE_COMPUTE_ID": ws.serverless_ids()["interactive"],
+            "SERVERLESS_AUTOMATED_COMPUTE_ID": ws.serverless_ids()["automated"]})
+        ws.warehouses.add("wh-demo")
+        ws.set_serverless_lag(2)
         lab = open_context(settings, clock.now(), gateway=connect_workspace(settings))
         say("\nPart 3: a semester policy (QUOTA_POLICY_FILE): daily 180 min, weekly 300 min, a 60-minute top-up "
             "for group_02 on Wednesday; polls every 15 minutes")
         say("-" * 100)
         stops: dict[tuple[str, date], tuple[str, str]] = {}
+        refused: dict[date, bool] = {}
         for day in DAYS:
             for name, end in (("cluster_01", (11, 30)), ("cluster_02", (11, 30)), ("cluster_03", (9, 0))):
                 ws.session(ids[name], at(day, 8), at(day, *end))
+            if day == DAYS[0]:
+                provision_access(lab, ["group_01", "group_02", "group_03"], blocked=set(), dry_run=False)
+            # group_03 also works in a serverless notebook, 13:00-16:00 at 1.5 DBU an hour (refused once blocked)
+            served = ws.use_serverless("student031@students.example.edu", at(day, 13), at(day, 16), 1.5)
             t = at(day, 7, 45)
             while t <= at(day, 11, 45) if day != DAYS[-1] else t <= at(day, 10):
                 clock.set(t)
@@ -95,7 +109,10 @@ def run(out: Path, say) -> dict[str, bool]:
             say(f"  {day:%a %Y-%m-%d}: " + "; ".join(
                 f"{n.replace('cluster', 'group')} " + (f"stopped {stops[n, day][0]} by the {stops[n, day][1]} cap"
                                                          if (n, day) in stops else "not stopped")
-                for n in ("cluster_01", "cluster_02", "cluster_03")))
+                for n in ("cluster_01", "cluster_02", "cluster_03"))
+                + ("; group_03's serverless notebook ran 13:00-16:00" if served else
+                   "; group_03's serverless notebook was refused (serverless off)"))
+            refused[day] = served is None
             if day != DAYS[-1]:
                 clock.set(at(day + timedelta(days=1), 0, 7))
                 run_end_of_day(lab, ws.now())
@@ -108,6 +125,10 @@ def run(out: Path, say) -> dict[str, bool]:
             say("  " + line)
         shot = _screenshot(settings, ws.now(), out, say)
         rows = {r["group"]: r for r in result.as_json()}
+        page = group_status(settings, "group_03", ws.now())
+        off = page.serverless.off if page.serverless else None
+        say(f"\nServerless ([serverless] weekly_max_dbu = 4, billed 2 h late, read at each nightly close): group_03's "
+            f"page says: {off or 'nothing'}")
         return {**_agreeing_numbers(settings, ws.now(), say), 
             "the weekly cap stops group_01 on Tuesday": stops.get(("cluster_01", DAYS[1]), ("", ""))[1] == "weekly",
             "group_02's top-up lets it run on Wednesday": ("cluster_02", DAYS[2]) in stops
@@ -115,6 +136,10 @@ def run(out: Path, say) -> dict[str, bool]:
             "--simulate shows fewer stops under the looser policy":
                 rows["group_01"]["stops"] < rows["group_01"]["current"]["stops"],
             "a group's status page was rendered (screenshot if Chromium is here)": shot,
+            "group_03 loses serverless access once its weekly 4 DBU are billed, and is refused on Wednesday":
+                ("group_name", "group_03") not in ws.serverless_acl("interactive") and refused.get(DAYS[2], False)
+                and not refused.get(DAYS[0], True),
+            "group_03's page says why serverless is off and when it returns": bool(off and "Monday" in off),
         }
     finally:
         logging.disable(logging.NOTSET)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from .errors import ApiError
+from .serverless import COLUMNS as SERVERLESS_COLUMNS
 
 # Azure list DBU rates per node for all-purpose compute (the packaged price table's figures), and
 # Photon's: twice as many here, as the packaged table assumes.
@@ -34,6 +35,7 @@ DBU_PER_HOUR = {"Standard_DS3_v2": 0.75, "Standard_DS4_v2": 1.5, "Standard_DS5_v
                 "Standard_D4ds_v5": 1.0, "Standard_D8ds_v5": 2.0, "Standard_E4ds_v4": 1.0, "Standard_F4s": 0.5}
 PHOTON_FACTOR = 2.0
 HOUR = timedelta(hours=1)
+CLUSTER_COLUMNS = [("cluster_id", "STRING"), ("start_s", "BIGINT"), ("end_s", "BIGINT"), ("dbus", "DOUBLE")]
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Statement:
     rows: list[list[str]]
     state: str = "PENDING"
     error: dict | None = None
+    columns: list[tuple[str, str]] = field(default_factory=lambda: list(CLUSTER_COLUMNS))
 
 
 @dataclass
@@ -66,17 +69,24 @@ class Warehouses:
         self.warehouses[warehouse_id] = Warehouse(warehouse_id, **kwargs)
         return self.warehouses[warehouse_id]
 
-    def execute(self, body: dict, clusters, now: datetime) -> dict:
+    def execute(self, body: dict, clusters, now: datetime, serverless=None) -> dict:
         warehouse = self.warehouses.get(body.get("warehouse_id") or "")
         if warehouse is None:
             raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Warehouse {body.get('warehouse_id')} does not exist.")
         params = {p["name"]: p.get("value") for p in body.get("parameters") or []}
         statement = Statement(f"01ef-{next(self._ids):06d}", warehouse, [])
         text = " ".join((body.get("statement") or "").split()).lower()
-        if "from system.billing.usage" not in text or not {"start", "end"} <= params.keys():
+        serverless_query = "product_features.is_serverless" in text and "since" in params
+        if serverless_query and serverless is not None and not warehouse.refuse:
+            # The serverless statement (services/serverless.py): its records, as ingested by now.
+            statement.rows, statement.columns = serverless.rows(params, now), list(SERVERLESS_COLUMNS)
+            if warehouse.state == "STOPPED" and warehouse.started_at is None:
+                warehouse.started_at = now + timedelta(seconds=warehouse.start_seconds)
+        elif "from system.billing.usage" not in text or not {"start", "end"} <= params.keys():
             statement.state, statement.error = "FAILED", {
-                "error_code": "BAD_REQUEST", "message": "the emulated workspace answers only the billing statement "
-                                                        "(system.billing.usage with :start and :end, epoch seconds)"}
+                "error_code": "BAD_REQUEST", "message": "the emulated workspace answers only the billing statements "
+                                                        "(system.billing.usage with :start and :end, epoch seconds; "
+                                                        "or serverless records with :since)"}
         elif warehouse.refuse:
             statement.state, statement.error = "FAILED", {"error_code": "BAD_REQUEST", "message": warehouse.refuse}
         else:
@@ -99,7 +109,7 @@ class Warehouses:
         if statement.error:
             out["status"]["error"] = statement.error
         if statement.state == "SUCCEEDED":
-            columns = [("cluster_id", "STRING"), ("start_s", "BIGINT"), ("end_s", "BIGINT"), ("dbus", "DOUBLE")]
+            columns = statement.columns
             out["manifest"] = {"format": "JSON_ARRAY", "total_chunk_count": 1, "total_row_count": len(statement.rows),
                                "schema": {"column_count": len(columns), "columns": [
                                    {"name": n, "type_name": t, "type_text": t, "position": i}

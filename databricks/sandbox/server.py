@@ -159,7 +159,7 @@ def clusters_events(ws, body, query, m, user):
 # -- SQL statements (billing.py) ----------------------------------------------------------------
 @route("POST", "/sql/statements/?")
 def statements_execute(ws, body, query, m, user):
-    return ws.warehouses.execute(body, ws.clusters, ws.clock.now())
+    return ws.warehouses.execute(body, ws.clusters, ws.clock.now(), serverless=ws.serverless)
 
 
 @route("GET", "/sql/statements/([^/]+)")
@@ -196,6 +196,23 @@ def permissions_patch(ws, body, query, m, user):
     ws.clusters.get(m.group(1))
     ws.assert_can_manage(m.group(1), user, ("CAN_MANAGE",))
     return ws.acls.patch(m.group(1), body)
+
+
+@route("GET", "/permissions/serverless-compute/([^/]+)")
+def serverless_permissions_get(ws, body, query, m, user):
+    return ws.serverless.get(m.group(1))
+
+
+@route("PUT", "/permissions/serverless-compute/([^/]+)")
+def serverless_permissions_put(ws, body, query, m, user):
+    ws.assert_admin(user)
+    return ws.serverless.put(m.group(1), body)
+
+
+@route("PATCH", "/permissions/serverless-compute/([^/]+)")
+def serverless_permissions_patch(ws, body, query, m, user):
+    ws.assert_admin(user)
+    return ws.serverless.patch(m.group(1), body)
 
 
 @route("GET", "/permissions/clusters/([^/]+)/permissionLevels")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 @dataclass(frozen=True)
@@ -215,3 +216,47 @@ class WorkspaceView:
         """The id of a cluster policy by name (every workspace has Personal Compute)."""
         with self.lock:
             return next(pid for pid, p in self.policies.policies.items() if p["name"] == name)
+
+    # -- serverless compute (serverless.py) ---------------------------------------------------
+    def serverless_ids(self) -> dict[str, str]:
+        """{"interactive": id, "automated": id}: what the admin copies from the workspace settings."""
+        with self.lock:
+            return dict(self.serverless.ids)
+
+    def serverless_acl(self, kind: str = "interactive") -> dict[tuple[str, str], str]:
+        """The direct entries of a serverless compute object: (principal_type, name) -> level."""
+        with self.lock:
+            return dict(self.serverless.acls[self.serverless.ids[kind]])
+
+    def grant_serverless(self, kind: str, level: str = "CAN_USE", *, group: str | None = None,
+                         user: str | None = None) -> None:
+        """Someone grants access in the UI (Settings > Compute > Serverless compute > Permissions)."""
+        key, name = ("group_name", group) if group else ("user_name", user)
+        with self.lock:
+            self.serverless.acls[self.serverless.ids[kind]][(key, name)] = level
+
+    def use_serverless(self, user_name: str, start, end, dbu_per_hour: float, *, kind: str = "interactive",
+                       notebook_id: str | None = None) -> list[str] | None:
+        """A student runs a serverless notebook (or job) from `start` to `end`: its record ids, or
+        None when the workspace refused it (no CAN_USE)."""
+        from .errors import ApiError
+        with self.lock:
+            try:
+                return self.serverless.use(user_name, start, end, dbu_per_hour, kind=kind, notebook_id=notebook_id)
+            except ApiError as err:
+                self.refused.append((self.clock.now(), "serverless", user_name, err.message))
+                return None
+
+    def restate_serverless(self, record_id: str, dbu: float) -> tuple[str, str]:
+        """Billing corrects a record: a retraction and a restatement, visible after the lag."""
+        with self.lock:
+            return self.serverless.restate(record_id, dbu, self.clock.now())
+
+    def set_serverless_lag(self, hours: float) -> None:
+        with self.lock:
+            self.serverless.lag = timedelta(hours=hours)
+
+    def serverless_billed(self, user_names: set[str] | None = None) -> float:
+        """The DBUs the bill holds in the end for these users (all records, visible or not yet)."""
+        with self.lock:
+            return self.serverless.billed(self.clock.now(), user_names=user_names)

@@ -14,6 +14,7 @@ from .objects import Libraries, WorkspaceTree
 from .permissions import ClusterAcls
 from .billing import Warehouses
 from .policies import Policies
+from .serverless import Serverless
 from .view import WorkspaceView
 
 
@@ -56,6 +57,7 @@ class Workspace(WorkspaceView):
         self.libraries = Libraries()
         self.clusters.on_running.append(self.libraries.cluster_started)
         self.warehouses = Warehouses()   # SQL warehouses and the billing statement (billing.py)
+        self.serverless = Serverless(self.directory)  # serverless compute: access and its bill
         self.faults: list[Fault] = []
         self.requests: list[LoggedRequest] = []
         self.refused: list[tuple[datetime, str, str, str]] = []
@@ -208,6 +210,12 @@ class Workspace(WorkspaceView):
             raise ApiError(403, "PERMISSION_DENIED", f"User {user_name} is not authorized to create clusters: "
                                                      "it needs unrestricted cluster creation or a cluster policy")
         return body
+
+    def assert_admin(self, user_name: str) -> None:
+        """Serverless compute's permissions are changed by workspace admins (CAN_MANAGE is theirs by
+        inheritance; the emulator grants it to no one else)."""
+        if not self.directory.is_admin(user_name):
+            raise ApiError(403, "PERMISSION_DENIED", f"User {user_name} does not have CAN_MANAGE on serverless compute")
 
     def assert_can_manage(self, cluster_id: str, user_name: str, need: tuple[str, ...]) -> None:
         if self.directory.is_admin(user_name):

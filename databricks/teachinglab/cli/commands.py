@@ -160,6 +160,33 @@ def history(inv: Invocation) -> int:
     return 0
 
 
+@command("serverless_usage", "serverless DBUs per course group and local day, as billing has shown them, with "
+         "when each became known, the allowance and any block (--from, --to, --json)", ledger=True)
+def serverless_usage(inv: Invocation) -> int:
+    from databricks.teachinglab.services import serverless
+    inv.context()
+    tz = inv.settings.quota.timezone
+    rows = ledger.serverless_days(inv.args.date_from, inv.args.date_to)
+    if inv.args.json:
+        _json([{"course": inv.settings.course_label, "group": d.group_name, "date": d.day.isoformat(),
+                "dbu": d.dbu, "usd": d.usd, "known_at": d.known_at.astimezone(tz).isoformat(),
+                "records": d.records} for d in rows])
+        return 0
+    print(serverless.freshness().describe(tz))
+    table(["date", "group", "DBU", "USD", "known at", "records"],
+          [[d.day, d.group_name or "(no course group)", f"{d.dbu:.3f}", "" if d.usd is None else f"{d.usd:.2f}",
+            d.known_at.astimezone(tz).strftime("%m-%d %H:%M"), d.records] for d in rows])
+    today = inv.now.astimezone(tz).date()
+    blocks = ledger.serverless_blocks()
+    for s in serverless.standings(inv.settings, today):
+        block = blocks.get(s.group)
+        print(f"{s.group}: today {s.today:.3f}, this week {s.week:.3f}, this semester {s.semester:.3f} DBU"
+              + (f"; serverless off since {block.blocked_at.astimezone(tz):%m-%d %H:%M} ({block.cap} cap "
+                 f"{block.used:.2f}/{block.limit:g} DBU), back {block.returns_on or 'after the semester'}"
+                 if block else ""))
+    return 0
+
+
 @command("outbox", "list queued, sent and failed messages", ledger=True)
 def outbox(inv: Invocation) -> int:
     inv.context()

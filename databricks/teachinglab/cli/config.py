@@ -384,6 +384,26 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
         problems.append(f"WAREHOUSE_START={warehouse_start!r} must be auto (the close starts a stopped warehouse "
                         "to read the bill) or never (a stopped warehouse is left alone: billing not checked).")
         warehouse_start = "auto"
+    serverless_ids = {}
+    for var in ("SERVERLESS_INTERACTIVE_COMPUTE_ID", "SERVERLESS_AUTOMATED_COMPUTE_ID"):
+        value = text(var)
+        if value and not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", value):
+            problems.append(f"{var}={value!r} is not a serverless compute object's id: copy it from Settings > "
+                            "Compute > Serverless compute > Permissions (see README, 'Serverless').")
+            value = None
+        serverless_ids[var] = value
+    check_raw = text("SERVERLESS_CHECK_MINUTES")
+    check_minutes = None
+    if check_raw:
+        if not check_raw.isdigit() or not 15 <= int(check_raw) <= 1440:
+            problems.append(f"SERVERLESS_CHECK_MINUTES={check_raw!r} must be a whole number of minutes from 15 to "
+                            "1440 (e.g. 60): how often the poll reads serverless use from billing, which lags by "
+                            "hours anyway. Unset, the nightly close reads it once a day.")
+        elif not text("DATABRICKS_WAREHOUSE_ID"):
+            problems.append("SERVERLESS_CHECK_MINUTES is set, but DATABRICKS_WAREHOUSE_ID is not: serverless use is "
+                            "read from system.billing.usage through a SQL warehouse; set its id.")
+        else:
+            check_minutes = int(check_raw)
     warehouse_wait = seconds("WAREHOUSE_WAIT_SECONDS", 45, 600, ": how long the nightly close waits for "
                              "DATABRICKS_WAREHOUSE_ID to answer (default 45).")
 
@@ -398,6 +418,9 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
             serverless_notebooks=serverless, account_id=account_id,
             account_host=account_host, account_token=text("DATABRICKS_ACCOUNT_TOKEN"),
             account_profile=text("DATABRICKS_ACCOUNT_PROFILE"), warehouse_id=text("DATABRICKS_WAREHOUSE_ID"),
+            serverless_interactive_id=serverless_ids["SERVERLESS_INTERACTIVE_COMPUTE_ID"],
+            serverless_automated_id=serverless_ids["SERVERLESS_AUTOMATED_COMPUTE_ID"],
+            serverless_check_minutes=check_minutes,
             warehouse_wait_seconds=warehouse_wait, lab_managers=managers, warehouse_start=warehouse_start),
         quota=QuotaSettings(unit=unit, warn_limit=warn, max_limit=hard, timezone=tz,
                             semester_start=semester_start, prices=prices,

@@ -97,6 +97,11 @@ def poll(ctx: JobContext, args: argparse.Namespace, now: datetime) -> int:
     log = logging.getLogger("databricks.poll_clusters")
     report = run_poll_to_the_second(ctx, now, wait=_sleep_and_read_the_clock, dry_run=args.dry_run,
                                     interval_seconds=ctx.settings.workspace.poll_interval_seconds)
+    if not args.dry_run and ctx.deadline.remaining() > 10:
+        from databricks.teachinglab.services import serverless
+        if serverless.due(ctx.settings, now):  # SERVERLESS_CHECK_MINUTES: the bill, read within the deadline
+            serverless.serverless_job(ctx, now, "poll_clusters")
+            ctx.deliver(now)
     log.info("poll done: %d clusters, %d warned, %d terminated, %d blocked, %d failed%s%s",
              len(report.outcomes), report.count_done("warn"), report.count_done("terminate"),
              report.count_done("block"), len(report.failures),

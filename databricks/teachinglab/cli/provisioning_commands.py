@@ -62,6 +62,7 @@ def convert_moodle(inv: Invocation) -> int:
          "(--dry-run shows the plan; --prune also deletes what the roster lacks)", flag={"metavar": "USERS_CSV"},
          changes=True, workspace=True)
 def create_from_csv(inv: Invocation) -> int:
+    from databricks.teachinglab.services.serverless import provision_access
     settings, args = inv.settings, inv.args
     if not settings.course_given:
         raise AdminError("COURSE_NAME is not set: it names the clusters (<course>-<group_key>), their course "
@@ -83,15 +84,28 @@ def create_from_csv(inv: Invocation) -> int:
              principals=LabPrincipals.of(keep), account=connect_account(settings, gateway))
     for line in p.drift:
         print(f"drift: {line}")
-    if not p.changes:
+    groups = sorted(r.name for r in roster.groups)
+    serverless = serverless_plan(inv, groups) if settings.workspace.serverless_objects else None
+    if not settings.workspace.serverless_objects:
+        print("note: SERVERLESS_INTERACTIVE_COMPUTE_ID and SERVERLESS_AUTOMATED_COMPUTE_ID are not set: serverless "
+              "compute stays open to every workspace user, outside the quota (README, 'Serverless')")
+    if not p.changes and not (serverless and serverless[1]):
         print(f"nothing to change: the workspace matches {args.create_from_csv}")
         return 0
     for change in p.changes:
         print(("would " if args.dry_run else "") + str(change))
     if args.dry_run:
-        print(f"{len(p.changes)} change(s) planned; nothing done (--dry-run)")
+        for line in serverless[1] if serverless else []:
+            print(line)
+        print(f"{len(p.changes) + len(serverless[1] if serverless else [])} change(s) planned; nothing done (--dry-run)")
         return 0
     outcome = apply(p, progress=_progress("provisioning"))
+    if serverless:
+        try:
+            for line in provision_access(inv.context(), groups, blocked=serverless[0], dry_run=False):
+                print(line)
+        except Exception as err:  # noqa: BLE001 - said, and the exit code says so; a rerun finishes it
+            outcome.failed.append(("serverless compute access", err))
     print(f"{len(outcome.done)} change(s) made, {len(outcome.failed)} failed")
     for change, err in outcome.failed:
         print(f"  FAILED {change}: {err}", file=sys.stderr)
@@ -100,6 +114,24 @@ def create_from_csv(inv: Invocation) -> int:
         print(f"Run --create_from_csv {args.create_from_csv} again: it makes only what is still missing "
               "(wait a minute first if the workspace was throttling requests).", file=sys.stderr)
     return 1 if outcome.failed else 0
+
+
+def serverless_plan(inv: Invocation, groups: list[str]) -> tuple[set[str], list[str]]:
+    """(groups whose serverless allowance is spent, what --create_from_csv would change): those
+    groups stay without CAN_USE. The ledger is read only when it exists already."""
+    from databricks.teachinglab.services.serverless import provision_access
+    settings = inv.settings
+    blocked: set[str] = set()
+    if settings.ledger.database_url or (settings.ledger.db_path and settings.ledger.db_path.exists()):
+        try:
+            from databricks.teachinglab.adapters.ledger import repository as ledger
+            from databricks.teachinglab.cli.wiring import open_ledger_for
+            open_ledger_for(settings, inv.now)
+            blocked = set(ledger.serverless_blocks())
+        except Exception as err:  # noqa: BLE001 - said; the next serverless check re-applies any block
+            print(f"note: the ledger could not be read ({type(err).__name__}: {err}); groups whose serverless "
+                  "allowance is spent get CAN_USE now and lose it again at the next serverless check")
+    return blocked, provision_access(inv.context(), groups, blocked=blocked, dry_run=True)
 
 
 DEDICATED_SETTING = ("the workspace setting \"Dedicated group clusters\" (a workspace admin turns it on in the "

@@ -16,6 +16,7 @@ EVENTS = {
     "retermination": "quota-retermination",
     "block_undone": "quota-block-undone",
     "tag_drift": "lab-cluster-tags-changed",
+    "serverless_blocked": "serverless-blocked",
     "failure": "failure",
     "daily_report": "daily-report",
     "test": "test",

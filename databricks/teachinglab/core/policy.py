@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from databricks.teachinglab.core.serverless import ServerlessCaps
 from databricks.teachinglab.core.units import QuotaUnit
 
 CAPS = ("daily", "weekly", "semester")
@@ -70,9 +71,19 @@ class Policy:
     groups: dict[str, GroupCaps] = field(default_factory=dict)
     deadlines: tuple[date, ...] = ()                  # [semester] deadlines: the simulator's landmarks
     source: str = "the environment"                   # the file, for messages
+    serverless: ServerlessCaps = ServerlessCaps()     # [serverless]: everyone's, in DBU
+    serverless_groups: dict[str, ServerlessCaps] = field(default_factory=dict)  # [groups.NAME.serverless]
 
     def for_group(self, group: str) -> GroupCaps:
         return self.groups.get(group, self.caps)
+
+    def serverless_for(self, group: str) -> ServerlessCaps:
+        return self.serverless_groups.get(group, self.serverless)
+
+    @property
+    def serverless_capped(self) -> bool:
+        """Whether any group has a serverless cap (then the serverless check enforces)."""
+        return any(c.any_cap for c in (self.serverless, *self.serverless_groups.values()))
 
     @property
     def periodic(self) -> bool:
@@ -98,7 +109,7 @@ def build_policy(data: dict[str, Any], unit: QuotaUnit, *, defaults: tuple[float
     (warn, max), used when the file has no [daily]."""
     problems: list[Problem] = []
     suffix = unit.name
-    known = {"daily", "weekly", "semester", "topup", "groups"}
+    known = {"daily", "weekly", "semester", "topup", "groups", "serverless"}
     for key in data:
         if key not in known:
             problems.append(Problem((key,), f"unknown section [{key}]: expected one of {', '.join(sorted(known))}"))
@@ -119,17 +130,69 @@ def build_policy(data: dict[str, Any], unit: QuotaUnit, *, defaults: tuple[float
             problems.append(Problem(("groups", name), f"[groups.{name}] must be a table like daily = {{ max_{suffix} = 250 }}"))
             continue
         for key in over:
-            if key not in ("daily", "weekly", "semester"):
+            if key not in ("daily", "weekly", "semester", "serverless"):
                 problems.append(Problem(("groups", name, key), f"[groups.{name}]: unknown key {key!r}: expected daily, "
-                                                                "weekly or semester"))
+                                                                "weekly, semester or serverless"))
         mine = _sections(over, ("groups", name), unit, problems, inherit={**base, "daily": daily})
         group_sections[name] = {**base, "daily": daily, **mine}
     topups = _topups(data.get("topup", []), unit, problems)
+    sem = base.get("semester") or {}
+    everyone = _serverless(data.get("serverless"), ("serverless",), {}, unit, problems)
+    serverless_groups = {}
+    for name, over in raw_groups.items():
+        if isinstance(over, dict) and "serverless" in over:
+            serverless_groups[name] = _serverless(over["serverless"], ("groups", name, "serverless"),
+                                                  everyone, unit, problems)
+    for at, caps in ((("serverless",), everyone), *((("groups", n, "serverless"), c)
+                                                     for n, c in serverless_groups.items())):
+        if caps.get("semester_max") is not None and not sem.get("start"):
+            problems.append(Problem((*at, "semester_max_dbu"), f"[{'.'.join(at)}]: semester_max_dbu needs the "
+                                                               "semester's dates: add [semester] with start and end"))
     if problems:
         raise PolicyError(problems)
-    sem = base.get("semester") or {}
     return Policy(unit, _caps({**base, "daily": daily}), tuple(topups),
-                  {name: _caps(s) for name, s in group_sections.items()}, tuple(sem.get("deadlines", ())), source)
+                  {name: _caps(s) for name, s in group_sections.items()}, tuple(sem.get("deadlines", ())), source,
+                  ServerlessCaps(**everyone), {n: ServerlessCaps(**c) for n, c in serverless_groups.items()})
+
+
+SERVERLESS_KEYS = {"daily_max_dbu": "daily_max", "weekly_max_dbu": "weekly_max", "semester_max_dbu": "semester_max",
+                   "counts_toward_quota": "counts_toward_quota"}
+SERVERLESS_SPAN = {"daily_max": 1, "weekly_max": 7, "semester_max": 366}
+SERVERLESS_DAILY_TOP = 10_000.0  # DBU a group may be allowed in a day: far above any course, far below overflow
+
+
+def _serverless(raw, at: tuple, inherit: dict, unit: QuotaUnit, problems: list[Problem]) -> dict:
+    """[serverless] (or [groups.NAME.serverless], over it): caps in DBU, whatever QUOTA_UNIT is,
+    because serverless is billed in DBU; `counts_toward_quota` adds it to the main allowance."""
+    out = dict(inherit)
+    if raw is None:
+        return out
+    where = "[" + ".".join(str(p) for p in at) + "]"
+    if not isinstance(raw, dict):
+        problems.append(Problem(at, f"{where} must be a table like daily_max_dbu = 2"))
+        return out
+    for key, value in raw.items():
+        name = SERVERLESS_KEYS.get(key)
+        if name is None:
+            problems.append(Problem((*at, key), f"{where}: unknown key {key!r}; expected "
+                                                + ", ".join(SERVERLESS_KEYS) + " (serverless caps are in DBU)"))
+        elif name == "counts_toward_quota":
+            if not isinstance(value, bool):
+                problems.append(Problem((*at, key), f"{where}: counts_toward_quota must be true or false"))
+            elif value and unit.name == "minutes":
+                problems.append(Problem((*at, key), f"{where}: counts_toward_quota = true needs QUOTA_UNIT=dbu or usd "
+                                                    "(serverless use has no cluster minutes to count)"))
+            else:
+                out[name] = value
+        else:
+            top = SERVERLESS_DAILY_TOP * SERVERLESS_SPAN[name]
+            if (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                    and 0 < value <= top):
+                out[name] = float(value)
+            else:
+                problems.append(Problem((*at, key), f"{where}: {key} = {value!r}: expected a number of DBU above 0, "
+                                                    f"at most {top:g}"))
+    return out
 
 
 def _caps(s: dict) -> GroupCaps:

@@ -26,13 +26,16 @@ class PriceTable:
     dbu_price: float
     node_types: dict
     photon_multiplier: float | None = None
+    serverless_dbu_price: float | None = None  # $ per serverless DBU, when billing has no list price
 
     @classmethod
     def from_json(cls, data: dict) -> "PriceTable":
         """Raises KeyError, TypeError or ValueError when a field is missing or not a number."""
         multiplier = data.get("photon_dbu_multiplier")
         table = cls(data.get("currency", "USD"), _price(data["dbu_price"], "dbu_price"), dict(data["node_types"]),
-                    None if multiplier is None else _price(multiplier, "photon_dbu_multiplier"))
+                    None if multiplier is None else _price(multiplier, "photon_dbu_multiplier"),
+                    None if data.get("serverless_dbu_price") is None
+                    else _price(data["serverless_dbu_price"], "serverless_dbu_price"))
         for name, price in table.node_types.items():
             _price(price["dbu_per_hour"], f"{name}.dbu_per_hour"), _price(price["vm_per_hour"], f"{name}.vm_per_hour")
             if "photon_dbu_per_hour" in price:

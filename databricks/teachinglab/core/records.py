@@ -198,3 +198,26 @@ class DayUsage:
     startup_ms: int
     startup_node_ms: int
     exempt: bool = False
+
+
+@dataclass(frozen=True)
+class ServerlessDay:
+    """A group's serverless use on one local day (None: use by no course group's member), as far
+    as billing has shown it; `known_at` is when the latest part of it was read."""
+    group_name: str | None
+    day: date
+    dbu: float
+    usd: float | None
+    known_at: datetime
+    records: int
+
+
+@dataclass(frozen=True)
+class ServerlessBlockRecord:
+    group_name: str
+    cap: str
+    used: float
+    limit: float
+    blocked_at: datetime
+    returns_on: date | None
+    lifted_at: datetime | None

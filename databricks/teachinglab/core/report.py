@@ -90,6 +90,26 @@ class DailyReport:
     billing_error: str | None = None        # why the bill could not be read, when it could not
     billing_source: str = ""
     exemptions: list = field(default_factory=list)   # Exemption: clusters the admin exempted, who and why
+    serverless: "ServerlessSection | None" = None    # billed serverless use per group; None: never read
+
+
+@dataclass(frozen=True)
+class ServerlessLine:
+    group: str
+    day_dbu: float
+    week_dbu: float
+    semester_dbu: float
+    day_usd: float | None
+    blocked: str | None = None        # "weekly cap 6.30/6 DBU, back Mon 09 Mar"
+
+
+@dataclass(frozen=True)
+class ServerlessSection:
+    """Serverless use as billing has shown it (hours late): per group for the report's day, its
+    week and semester, and use by no course group's member (who, product, DBU)."""
+    lines: list[ServerlessLine]
+    unassigned: list[tuple]
+    freshness: str
 
 
 @dataclass(frozen=True)

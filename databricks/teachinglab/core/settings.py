@@ -85,6 +85,17 @@ class WorkspaceSettings:
     warehouse_wait_seconds: float = 45.0   # WAREHOUSE_WAIT_SECONDS: how long the close waits for it
     warehouse_start: str = "auto"          # WAREHOUSE_START: auto (a stopped one is started) | never
     lab_managers: tuple[str, ...] = ()     # LAB_MANAGERS: emails and service principals' application ids
+    # SERVERLESS_INTERACTIVE_COMPUTE_ID / SERVERLESS_AUTOMATED_COMPUTE_ID: the workspace's two
+    # serverless compute objects (notebooks, jobs), whose CAN_USE follows the course
+    serverless_interactive_id: str | None = None
+    serverless_automated_id: str | None = None
+    serverless_check_minutes: int | None = None  # SERVERLESS_CHECK_MINUTES: the poll reads the bill this often
+
+    @property
+    def serverless_objects(self) -> tuple[tuple[str, str], ...]:
+        """(label, id) of each serverless compute object the admin named."""
+        return tuple((label, oid) for label, oid in (("notebooks", self.serverless_interactive_id),
+                                                     ("jobs", self.serverless_automated_id)) if oid)
 
 
 @dataclass(frozen=True)

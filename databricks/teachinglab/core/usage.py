@@ -161,15 +161,19 @@ def forecast_limits(usages: list["ClusterUsage"], now: datetime, rate_per_ms: Ca
 
 
 def apply_group_quota(usages: list["ClusterUsage"], book: LimitsBook,
-                      policy: Callable[[str, Limits, int], Limits] | None = None) -> None:
+                      policy: Callable[[str, Limits, int], Limits] | None = None,
+                      extra: dict[str, int] | None = None) -> None:
     """Every cluster of a group is held to the group's total: a student who starts a personal
     cluster once the group cluster is stopped is stopped too. Exempt clusters do not count.
-    `policy(group, daily limits, granted today)`: a semester policy's limits for the group."""
+    `policy(group, daily limits, granted today)`: a semester policy's limits for the group.
+    `extra`: group -> today's amount used elsewhere that counts too (serverless, when the policy
+    says so)."""
     for group, members in _groups(usages).items():
         ids = [(m.info.cluster_id, m.group_source) for m in members]
         limits = book.for_group(ids, group)
         if policy is not None:
             limits = policy(group, limits, book.unit.of(book.granted(ids)))
-        total_ms, total = sum(m.used_ms for m in members), sum(m.used for m in members)
+        total_ms = sum(m.used_ms for m in members)
+        total = sum(m.used for m in members) + (extra or {}).get(group, 0)
         for m in members:
             m.limits, m.group_used_ms, m.group_used = limits, total_ms, total

@@ -97,6 +97,9 @@ def policy_book(settings: Settings, today: date, *, clusters: dict | None = None
         amount = unit.amount(settings.quota.prices, clusters.get(d.cluster_id) or _NoTypes(), Measured(
             d.used_ms, d.node_ms, d.startup_ms, d.startup_node_ms))[0]
         used[d.group_name, d.day] = used.get((d.group_name, d.day), 0) + amount
+    for key, amount in counted_serverless(settings, start, today - timedelta(days=1)).items():
+        if only is None or key[0] == only:
+            used[key] = used.get(key, 0) + amount
     granted: dict[tuple[str, date], int] = {}
     for g in ledger.grants_between(start, today):
         c = clusters.get(g.cluster_id)
@@ -112,6 +115,26 @@ def policy_book(settings: Settings, today: date, *, clusters: dict | None = None
             balance.close(day, used.get((group, day), 0), granted=granted.get((group, day), 0))
             day += timedelta(days=1)
     return book
+
+
+def counted_serverless(settings: Settings, start: date, end: date) -> dict[tuple[str, date], int]:
+    """(group, day) -> the serverless use that counts toward the group's main allowance, in
+    QUOTA_UNIT's integer amounts: for groups whose [serverless] has counts_toward_quota (dbu or
+    usd only). USD at the record's price; a record without one at the price table's."""
+    policy, unit = settings.quota.the_policy, settings.quota.unit
+    if not unit.priced or not any(c.counts_toward_quota for c in (policy.serverless, *policy.serverless_groups.values())):
+        return {}
+    prices = settings.quota.prices
+    out = {}
+    for d in ledger.serverless_days(start, end):
+        if not d.group_name or not policy.serverless_for(d.group_name).counts_toward_quota:
+            continue
+        if unit.name == "dbu":
+            value = d.dbu
+        else:
+            value = d.usd if d.usd is not None else d.dbu * (prices.serverless_dbu_price or prices.dbu_price)
+        out[d.group_name, d.day] = max(0, round(value * unit.scale))
+    return out
 
 
 class _NoTypes:

@@ -9,8 +9,10 @@
     student_cluster a cluster a student created (counted to their group, but it exists)
     spoofed_tag    a student's cluster whose tags or name claim a group, a course or an exemption
                    (never believed: core/trust.py; the attempt is worth knowing)
-    serverless     serverless notebooks: no workspace API shows the setting, so it is reported
-                   unless the admin has checked it and set SERVERLESS_NOTEBOOKS=off
+    serverless     CAN_USE on the serverless compute objects (SERVERLESS_INTERACTIVE_COMPUTE_ID,
+                   SERVERLESS_AUTOMATED_COMPUTE_ID) for `users` or anyone outside the course and its
+                   lab principals; without the ids, that they are not set (unless the admin turned
+                   serverless off for the account and set SERVERLESS_NOTEBOOKS=off)
 
 Read-only: nothing here changes the workspace. Each finding names the exact setting that closes it.
 """
@@ -169,13 +171,50 @@ def cluster_findings(ctx: JobContext, clusters: list[ClusterInfo], course: Cours
     return out
 
 
-def serverless_finding(setting: str) -> list[Finding]:
-    if setting == "off":
-        return []
-    state = "on" if setting == "on" else "not visible through any workspace API"
-    return [Finding("serverless", "users", "serverless compute for notebooks",
-                    f"{SERVERLESS_PATH}: turn it off; then set SERVERLESS_NOTEBOOKS=off in .env",
-                    f"serverless notebooks run without a cluster, outside the quota; state: {state}")]
+SERVERLESS_PERMISSIONS = "Settings > Compute > Serverless compute > {name} > Permissions"
+SERVERLESS_NAMES = {"notebooks": "Default Interactive Compute", "jobs": "Default Automated Compute"}
+
+
+def serverless_findings(ctx: JobContext, course: Course, principals: LabPrincipals) -> list[Finding]:
+    """Who may use serverless compute outside the course's allowance. Budget (usage) policies
+    only tag usage; they grant and cap nothing, so they are no fix."""
+    ws = ctx.settings.workspace
+    if not ws.serverless_objects:
+        if ws.serverless_notebooks == "off":
+            return []
+        state = "on" if ws.serverless_notebooks == "on" else "not visible through any workspace API"
+        return [Finding("serverless", "users", "serverless compute (notebooks and jobs)",
+                        "set SERVERLESS_INTERACTIVE_COMPUTE_ID and SERVERLESS_AUTOMATED_COMPUTE_ID (copy them from "
+                        "Settings > Compute > Serverless compute; README, 'Serverless') and run --create_from_csv: "
+                        "CAN_USE then goes to the course groups only, and their use is metered and capped; or "
+                        f"{SERVERLESS_PATH}: turn it off and set SERVERLESS_NOTEBOOKS=off",
+                        "SERVERLESS_INTERACTIVE_COMPUTE_ID and SERVERLESS_AUTOMATED_COMPUTE_ID are not set, so who may "
+                        f"use serverless compute cannot be checked; every workspace user may, by default; state: {state}")]
+    out = []
+    for (label, oid), acl in ctx.parallel(lambda o: ctx.workspace.serverless_acl(o[1]), ws.serverless_objects):
+        name = SERVERLESS_NAMES[label]
+        if isinstance(acl, Failed):
+            logger.error("serverless compute %s (%s): permissions unreadable (%s: %s); not audited. Check the id and "
+                         "that the token belongs to a workspace admin", name, oid, acl.kind, acl)
+            continue
+        for e in acl:
+            if e.inherited or e.level not in ("CAN_USE", "CAN_MANAGE"):
+                continue
+            if e.principal_type == "group_name" and (e.principal in course.groups or e.principal == "admins"):
+                continue
+            if e.principal_type != "group_name" and principals.trusts(e.principal):
+                continue
+            if e.principal == "users" and e.principal_type == "group_name":
+                why = "every workspace user may run serverless notebooks or jobs, outside every allowance"
+            elif _is_course(e, course, users_too=False):
+                why = "a student's own grant: it outlasts a block of the student's group"
+            else:
+                why = "outside the course: its use is billed to no course group (reported, never capped)"
+            out.append(Finding("serverless", e.principal, f"serverless compute '{name}' ({oid})",
+                               SERVERLESS_PERMISSIONS.format(name=name) + f": remove {e.level} for {_who(e)}"
+                               + (" (--create_from_csv does it)" if e.principal == "users" else ""),
+                               f"{e.level}: {why}", e.principal_type))
+    return out
 
 
 def audit_workspace(ctx: JobContext, now: datetime, *, known_home: dict[str, str]) -> list[Finding]:
@@ -188,5 +227,5 @@ def audit_workspace(ctx: JobContext, now: datetime, *, known_home: dict[str, str
                          principals=principals)
     findings = (policy_findings(ctx, course) + entitlement_findings(groups, gateway.users(), course)
                 + cluster_findings(ctx, clusters, course, principals)
-                + serverless_finding(ctx.settings.workspace.serverless_notebooks))
+                + serverless_findings(ctx, course, principals))
     return sorted(findings, key=lambda f: (KINDS.index(f.kind), f.object, f.principal))

@@ -11,6 +11,7 @@ import logging
 from datetime import date, datetime, timedelta, timezone
 
 from databricks.teachinglab.core import accounting as acc
+from databricks.teachinglab.core.model import StatementResult
 from databricks.teachinglab.core.reconcile import Billing, by_local_day
 from databricks.teachinglab.services.context import JobContext
 
@@ -36,6 +37,40 @@ GROUP BY 1, 2, 3
 """
 
 
+def run_statement(ctx: JobContext, statement: str, params: dict[str, str], *, what: str,
+                  budget_seconds: float | None = None) -> StatementResult | str:
+    """One billing statement on DATABRICKS_WAREHOUSE_ID (the workspace id added to `params`): its
+    result, or why there is none (a stopped warehouse left so, one too slow to start, a refusal).
+    Never raises: what reads the bill is optional and never in the way."""
+    warehouse = ctx.settings.workspace.warehouse_id
+    source = f"warehouse {warehouse}"
+    budget = ctx.settings.workspace.warehouse_wait_seconds if budget_seconds is None else budget_seconds
+    try:
+        state = ctx.workspace.warehouse_state(warehouse)
+        if state in ("STOPPED", "STOPPING"):
+            if ctx.settings.workspace.warehouse_start == "never":
+                why = (f"billing not checked: {source} is stopped, and WAREHOUSE_START=never leaves it so (a "
+                       "serverless warehouse starts in seconds and costs nothing while stopped)")
+                logger.warning("%s", why)
+                return why
+            logger.warning("%s is %s: starting it to read the bill (it runs until its own auto-stop; a classic one "
+                           "takes minutes to start, a serverless one seconds; WAREHOUSE_START=never leaves it "
+                           "stopped)", source, state.lower())
+        params = {"workspace_id": str(ctx.workspace.workspace_id()), **params}
+        result = ctx.workspace.sql(warehouse, statement, params, budget_seconds=budget)
+    except Exception as err:  # noqa: BLE001 - the report says why, the job goes on
+        why = (f"the billing query could not be sent to {source} ({type(err).__name__}: {err}); check "
+               "DATABRICKS_WAREHOUSE_ID and that the token may use the warehouse")
+        logger.error("%s left out: %s", what, why)
+        return why
+    if result.state != "SUCCEEDED":
+        why = (f"{source} did not answer within {budget:g} s (stopped and starting, or busy): {result.error}"
+               if result.state == "TIMEOUT" else f"{source} could not run the billing query ({result.error})")
+        logger.error("%s left out: %s", what, why)
+        return why
+    return result
+
+
 def billed_dbus(ctx: JobContext, days: list[date]) -> Billing | None:
     """None when no warehouse is configured; otherwise the figures, or why there are none."""
     warehouse = ctx.settings.workspace.warehouse_id
@@ -44,34 +79,13 @@ def billed_dbus(ctx: JobContext, days: list[date]) -> Billing | None:
     tz = ctx.settings.quota.timezone
     wanted = tuple(sorted(days))
     source = f"warehouse {warehouse}"
-    budget = ctx.settings.workspace.warehouse_wait_seconds
-    try:
-        state = ctx.workspace.warehouse_state(warehouse)
-        if state in ("STOPPED", "STOPPING"):
-            if ctx.settings.workspace.warehouse_start == "never":
-                why = (f"billing not checked: {source} is stopped, and WAREHOUSE_START=never leaves it so (a "
-                       "serverless warehouse starts in seconds and costs nothing while stopped)")
-                logger.warning("%s", why)
-                return Billing(wanted, error=why, source=source)
-            logger.warning("%s is %s: starting it to read the bill (it runs until its own auto-stop; a classic one "
-                           "takes minutes to start, a serverless one seconds; WAREHOUSE_START=never leaves it "
-                           "stopped)", source, state.lower())
-        # Each record's start, a little before the first day: a record that began before local
-        # midnight in UTC may reach into it (half-hour zones); by_local_day books only what falls in.
-        params = {"workspace_id": str(ctx.workspace.workspace_id()),
-                  "start": str(int((acc.day_start(wanted[0], tz) - timedelta(hours=1)).timestamp())),
-                  "end": str(int(acc.day_start(wanted[-1] + timedelta(days=1), tz).timestamp()))}
-        result = ctx.workspace.sql(warehouse, STATEMENT, params, budget_seconds=budget)
-    except Exception as err:  # noqa: BLE001 - the report says why, the close goes on
-        why = (f"the billing query could not be sent to {source} ({type(err).__name__}: {err}); check "
-               "DATABRICKS_WAREHOUSE_ID and that the token may use the warehouse")
-        logger.error("billing reconciliation left out: %s", why)
-        return Billing(wanted, error=why, source=source)
-    if result.state != "SUCCEEDED":
-        why = (f"{source} did not answer within {budget:g} s (stopped and starting, or busy): {result.error}"
-               if result.state == "TIMEOUT" else f"{source} could not run the billing query ({result.error})")
-        logger.error("billing reconciliation left out: %s", why)
-        return Billing(wanted, error=why, source=source)
+    # Each record's start, a little before the first day: a record that began before local
+    # midnight in UTC may reach into it (half-hour zones); by_local_day books only what falls in.
+    params = {"start": str(int((acc.day_start(wanted[0], tz) - timedelta(hours=1)).timestamp())),
+              "end": str(int(acc.day_start(wanted[-1] + timedelta(days=1), tz).timestamp()))}
+    result = run_statement(ctx, STATEMENT, params, what="billing reconciliation")
+    if isinstance(result, str):
+        return Billing(wanted, error=result, source=source)
     records = []
     for row in result.rows:
         try:

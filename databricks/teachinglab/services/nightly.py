@@ -89,6 +89,11 @@ def run_end_of_day(ctx: JobContext, now: datetime) -> CloseReport:
         ledger.save_usage(usages, now)
     report.failures += [(u.info.name, u.error) for u in usages if u.error is not None]
 
+    if ctx.settings.workspace.warehouse_id or ctx.settings.quota.the_policy.serverless_capped:
+        # Serverless use up to what the bill shows, before the report is written; a period that
+        # refilled at midnight gives access back here.
+        from databricks.teachinglab.services.serverless import serverless_job
+        serverless_job(ctx, now, "end_of_day_operations")
     days = days_to_close(today, tz)
     unreported = [d for d in days if ledger.closed_day(d) is None]
     # Read once a run, and only when a report is to be written: the audit, and the bill of every

@@ -80,6 +80,15 @@ class GroupStatus:
     stops_at: str | None = None
     stopped_by: str | None = None
     bank: str | None = None
+    serverless: "ServerlessStatus | None" = None
+
+
+@dataclass(frozen=True)
+class ServerlessStatus:
+    """The group's serverless use as billing has shown it, and whether its access is off."""
+    periods: list[Period]
+    freshness: str
+    off: str | None = None        # why and until when, while its access is switched off
 
 
 def group_status(settings: Settings, group: str, now: datetime) -> GroupStatus:
@@ -118,7 +127,33 @@ def group_status(settings: Settings, group: str, now: datetime) -> GroupStatus:
     return GroupStatus(group, today, tz.key, as_of.astimezone(tz).strftime("%H:%M") if as_of else None,
                        periods, _sessions(settings, group, clusters, today, now),
                        stop.astimezone(tz).strftime("%H:%M") if stop and not stopped else None,
-                       stopped[0] if stopped else None, unit.show(a.bank_left) if a.bank_left else None)
+                       stopped[0] if stopped else None, unit.show(a.bank_left) if a.bank_left else None,
+                       serverless_status(settings, group, today))
+
+
+def serverless_status(settings: Settings, group: str, today: date) -> ServerlessStatus | None:
+    """None when the group has no serverless allowance and the bill shows no use of it."""
+    from databricks.teachinglab.services import serverless
+    caps = settings.quota.the_policy.serverless_for(group)
+    s = next(x for x in serverless.standings(settings, today, [group]) if x.group == group)
+    if not caps.any_cap and not s.semester:
+        return None
+    ends = {"daily": "tomorrow, 00:00", "weekly": "Monday, 00:00", "semester": "at the semester's end"}
+    periods = []
+    for cap, name in (("daily", "today"), ("weekly", "this week"), ("semester", "this semester")):
+        limit = caps.cap(cap)
+        if limit is None and cap != "daily":
+            continue
+        used = s.figure(cap)
+        periods.append(Period(name, f"{used:.2f} DBU", "-" if limit is None else f"{limit:g} DBU",
+                              "-" if limit is None else f"{max(0.0, limit - used):.2f} DBU", ends[cap]))
+    block = ledger.serverless_blocks().get(group)
+    off = None
+    if block is not None:
+        back = block.returns_on.strftime("%A %d %b, 00:00") if block.returns_on else "the end of the semester"
+        off = (f"Serverless notebooks and jobs are switched off for your group: its {block.cap} allowance of "
+               f"{block.limit:g} DBU is used ({block.used:.2f} DBU). They come back {back}.")
+    return ServerlessStatus(periods, serverless.freshness().describe(settings.quota.timezone), off)
 
 
 def _sessions(settings: Settings, group: str, clusters: dict, today: date, now: datetime) -> list[SessionLine]:

@@ -21,7 +21,7 @@ from databricks.teachinglab.core.units import Measured
 from databricks.teachinglab.core.trust import LAB, STUDENT, Attribution, attribute, kind_of
 from databricks.teachinglab.core.usage import (ClusterUsage, LimitsBook, apply_group_quota, could_cross,
                                                forecast_limits, on_the_quarter_hour)
-from databricks.teachinglab.services.allowances import PolicyBook, policy_book
+from databricks.teachinglab.services.allowances import PolicyBook, counted_serverless, policy_book
 from databricks.teachinglab.services.context import JobContext
 from databricks.teachinglab.services.trust import lab_principals
 
@@ -208,7 +208,8 @@ def measure(ctx: JobContext, clusters: list[ClusterInfo], now: datetime, *, dry_
         usage.limits = limits_for(info.cluster_id)
         usage.group_used_ms, usage.group_used = usage.used_ms, usage.used
         out.append(usage)
-    apply_group_quota(out, limits_for, book.limits if book else None)
+    extra = {g: v for (g, _), v in counted_serverless(ctx.settings, today, today).items()}
+    apply_group_quota(out, limits_for, book.limits if book else None, extra)
     forecast_limits(out, now, lambda u: rate_now(ctx.settings, u))
     return out
 

@@ -17,14 +17,14 @@ import peewee as pw
 
 from databricks.teachinglab.adapters.ledger.guard import prepare_new
 from databricks.teachinglab.adapters.ledger.models import (
-    MIGRATIONS, Cluster, ClosedDay, ClusterDay, ClusterExemption, JobRun, LabFact, LabSecret, MailRequest,
+    MIGRATIONS, Cluster, ClosedDay, ClusterDay, ClusterExemption, JobRun, LabFact, LabSecret, MailRequest, ServerlessBlock, ServerlessUsage,
     OutboxAttachment, OutboxMessage, QuotaGrant, QuotaOverride, SchemaVersion, UsageHistory, UsageSession, LedgerConfigError, connect_url, describe_connect_error,
     db_proxy, is_postgres, migrate, redacted_url)
 
 logger = logging.getLogger(__name__)
 # Parents before children (foreign keys); schema_version is the target's own, from migrate().
 TABLES = [Cluster, ClusterDay, UsageHistory, ClosedDay, QuotaOverride, QuotaGrant, UsageSession, LabSecret, LabFact,
-          ClusterExemption, OutboxMessage, OutboxAttachment, JobRun, MailRequest]
+          ClusterExemption, OutboxMessage, OutboxAttachment, JobRun, MailRequest, ServerlessUsage, ServerlessBlock]
 SUMS = {"cluster_day.used_ms": ClusterDay.used_ms, "cluster_day.used_node_ms": ClusterDay.used_node_ms,
         "usage_history.used_ms": UsageHistory.used_ms, "usage_history.node_ms": UsageHistory.node_ms}
 BATCH = 500

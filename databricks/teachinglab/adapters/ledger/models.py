@@ -265,6 +265,39 @@ class JobRun(BaseModel):
     reported_at = UtcDateTimeField(null=True)  # when a later run queued the "did not finish" alert
 
 
+class ServerlessUsage(BaseModel):
+    """Every serverless billing record read (system.billing.usage), once, by its record_id: a
+    retraction is its own (negative) record, so a day's figure is a plain sum and a re-read adds
+    nothing. `known_at`: when this product first read it (billing lags; a day can grow after its
+    close)."""
+    record_id = pw.CharField(primary_key=True)
+    run_as = pw.CharField(null=True)
+    group_name = pw.CharField(null=True, index=True)   # None: whose it is, is in no course group
+    day = DayField(index=True)                          # the local day its usage started
+    start = UtcDateTimeField()
+    end = UtcDateTimeField()
+    dbu = pw.FloatField()
+    usd = pw.FloatField(null=True)
+    record_type = pw.CharField(default="ORIGINAL")
+    product = pw.CharField(null=True)
+    notebook_id = pw.CharField(null=True)
+    ingestion_date = DayField(null=True)
+    known_at = UtcDateTimeField()
+
+
+class ServerlessBlock(BaseModel):
+    """A group whose serverless allowance is spent: its CAN_USE on the serverless compute objects
+    is removed until `returns_on`. Written after the removal succeeded; `lifted_at` after the
+    grant came back."""
+    group_name = pw.CharField(primary_key=True)
+    cap = pw.CharField()                 # daily | weekly | semester
+    used = pw.FloatField()
+    limit = pw.FloatField()
+    blocked_at = UtcDateTimeField()
+    returns_on = DayField(null=True)     # None: not this semester
+    lifted_at = UtcDateTimeField(null=True)
+
+
 V1_TABLES = [Cluster, ClusterDay, UsageHistory, ClosedDay, QuotaOverride, QuotaGrant, OutboxMessage]
 
 
@@ -389,9 +422,15 @@ def _v12(db: pw.Database) -> None:
     _add_columns(db, {"cluster_day": [("warn_amount", pw.BigIntegerField(null=True))]})
 
 
+def _v13(db: pw.Database) -> None:
+    """Serverless inside the quota: billing records per group, and the groups whose serverless
+    access is switched off."""
+    db.create_tables([ServerlessUsage, ServerlessBlock])
+
+
 # Append, never edit: each entry runs once, in order, inside a transaction.
 MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8), (9, _v9),
-              (10, _v10), (11, _v11), (12, _v12)]
+              (10, _v10), (11, _v11), (12, _v12), (13, _v13)]
 
 
 def migrate(db: pw.Database, now: datetime) -> int:

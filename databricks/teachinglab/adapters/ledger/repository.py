@@ -16,10 +16,10 @@ from peewee import fn
 
 from databricks.teachinglab.adapters.ledger.models import (
     Cluster, ClusterDay, ClusterExemption, ClosedDay, JobRun, LabFact, LabSecret, MailRequest, OutboxAttachment, OutboxMessage, QuotaGrant, QuotaOverride,
-    UsageHistory, UsageSession, db_proxy)
+    ServerlessBlock, ServerlessUsage, UsageHistory, UsageSession, db_proxy)
 from databricks.teachinglab.core.records import (
     ClosedDayRecord, DayRecord, DayUsage, ExemptionRecord, GrantRecord, HistoryRecord, MessageRecord, RunRecord, SessionRecord,
-    TrackedCluster, record_of)
+    ServerlessBlockRecord, ServerlessDay, TrackedCluster, record_of)
 
 logger = logging.getLogger(__name__)
 
@@ -481,3 +481,88 @@ def start_run(job: str, now: datetime, pid: int | None) -> int:
 
 def end_run(run_id: int, now: datetime, exit_code: int) -> None:
     JobRun.update(finished_at=now, exit_code=exit_code).where(JobRun.id == run_id).execute()
+
+
+# -- serverless (services/serverless.py) -------------------------------------------------------
+def save_serverless(booked: Iterable, now: datetime) -> int:
+    """Keep each billing record once (core/serverless.Booked); one already kept is left as it was
+    (its known_at too). Returns how many were new."""
+    rows = [{"record_id": b.record.record_id, "run_as": b.record.run_as, "group_name": b.group, "day": b.day,
+             "start": b.record.start, "end": b.record.end, "dbu": b.record.dbu, "usd": b.usd,
+             "record_type": b.record.record_type, "product": b.record.product, "notebook_id": b.record.notebook_id,
+             "ingestion_date": b.record.ingestion_date, "known_at": now} for b in booked]
+    new = [r for r in rows if not ServerlessUsage.select().where(ServerlessUsage.record_id == r["record_id"]).exists()]
+    for i in range(0, len(new), 200):
+        ServerlessUsage.insert_many(new[i:i + 200]).on_conflict_ignore().execute()
+    return len(new)
+
+
+def serverless_days(start: date | None = None, end: date | None = None) -> list[ServerlessDay]:
+    """Per group (None: no course group) and local day, from `start` to `end` (both included)."""
+    query = ServerlessUsage.select(
+        ServerlessUsage.group_name, ServerlessUsage.day, fn.SUM(ServerlessUsage.dbu).alias("dbu"),
+        fn.SUM(ServerlessUsage.usd).alias("usd"), fn.MAX(ServerlessUsage.known_at).alias("known_at"),
+        fn.COUNT(ServerlessUsage.record_id).alias("records"))
+    if start is not None:
+        query = query.where(ServerlessUsage.day >= start)
+    if end is not None:
+        query = query.where(ServerlessUsage.day <= end)
+    out = []
+    for r in query.group_by(ServerlessUsage.group_name, ServerlessUsage.day).order_by(
+            ServerlessUsage.day, ServerlessUsage.group_name):
+        known = ServerlessUsage.known_at.python_value(r.known_at) if not isinstance(r.known_at, datetime) \
+            else r.known_at
+        out.append(ServerlessDay(r.group_name, ServerlessUsage.day.python_value(r.day) if not isinstance(r.day, date)
+                                 else r.day, round(float(r.dbu or 0), 6),
+                                 None if r.usd is None else round(float(r.usd), 6), known, int(r.records)))
+    return out
+
+
+def serverless_unassigned(start: date | None = None) -> list[tuple[str | None, str | None, float]]:
+    """(run_as, product, DBU) of serverless use by no course group's member, since `start`."""
+    query = ServerlessUsage.select(ServerlessUsage.run_as, ServerlessUsage.product,
+                                   fn.SUM(ServerlessUsage.dbu).alias("dbu")).where(ServerlessUsage.group_name.is_null())
+    if start is not None:
+        query = query.where(ServerlessUsage.day >= start)
+    return [(r.run_as, r.product, round(float(r.dbu or 0), 6))
+            for r in query.group_by(ServerlessUsage.run_as, ServerlessUsage.product).order_by(ServerlessUsage.run_as)]
+
+
+def serverless_since() -> date | None:
+    """The ingestion date to read billing from: the latest one booked (re-read: a day's records
+    arrive over the day, and a record kept already is not kept twice)."""
+    value = ServerlessUsage.select(fn.MAX(ServerlessUsage.ingestion_date)).scalar()
+    return ServerlessUsage.ingestion_date.python_value(value) if value is not None and not isinstance(value, date) \
+        else value
+
+
+def serverless_data_until() -> datetime | None:
+    value = ServerlessUsage.select(fn.MAX(ServerlessUsage.end)).scalar()
+    return ServerlessUsage.end.python_value(value) if value is not None and not isinstance(value, datetime) else value
+
+
+def serverless_blocks(*, active: bool = True) -> dict[str, ServerlessBlockRecord]:
+    query = ServerlessBlock.select()
+    if active:
+        query = query.where(ServerlessBlock.lifted_at.is_null())
+    return {r.group_name: record_of(ServerlessBlockRecord, r) for r in query}
+
+
+def mark_serverless_blocked(group: str, cap: str, used: float, limit: float, returns_on: date | None,
+                            now: datetime) -> None:
+    """A new block, or the figures of one in force (its blocked_at stays)."""
+    row = ServerlessBlock.get_or_none(ServerlessBlock.group_name == group)
+    if row is None or row.lifted_at is not None:
+        ServerlessBlock.insert(group_name=group, cap=cap, used=used, limit=limit, blocked_at=now,
+                               returns_on=returns_on, lifted_at=None).on_conflict(
+            conflict_target=[ServerlessBlock.group_name],
+            preserve=[ServerlessBlock.cap, ServerlessBlock.used, ServerlessBlock.limit, ServerlessBlock.blocked_at,
+                      ServerlessBlock.returns_on, ServerlessBlock.lifted_at]).execute()
+    else:
+        ServerlessBlock.update(cap=cap, used=used, limit=limit, returns_on=returns_on).where(
+            ServerlessBlock.group_name == group).execute()
+
+
+def mark_serverless_lifted(group: str, now: datetime) -> None:
+    ServerlessBlock.update(lifted_at=now).where(
+        (ServerlessBlock.group_name == group) & ServerlessBlock.lifted_at.is_null()).execute()
