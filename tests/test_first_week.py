@@ -354,6 +354,12 @@ def test_a_direct_alert_that_cannot_be_sent_is_tried_three_times_a_day_an_hour_a
 
 # -- Ctrl-C -------------------------------------------------------------------------------------------
 
+def interruptible_child() -> None:
+    """Ctrl-C as a terminal delivers it: a suite started in the background (`cmd &` in a script,
+    nohup) passes SIGINT on as ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.sqlite_only
 @pytest.mark.parametrize("module, args", [("databricks.poll_clusters", []),
                                           ("databricks.main", ["--print_clusters"])])
@@ -363,7 +369,7 @@ def test_ctrl_c_is_one_line_and_exit_130_and_keeps_nothing_half_written(lab, mod
     seen = len(lab.workspace.requests)
     process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, text=True,
                                env={**lab.env, "PATH": os.environ["PATH"]}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+                               stderr=subprocess.PIPE, preexec_fn=interruptible_child)
     give_up = time.monotonic() + 60
     while len(lab.workspace.requests) == seen and time.monotonic() < give_up:
         time.sleep(0.05)
@@ -383,7 +389,7 @@ def test_ctrl_c_is_one_line_and_exit_130_and_keeps_nothing_half_written(lab, mod
 def test_ctrl_c_during_start_up_is_one_line_and_exit_130(lab):
     process = subprocess.Popen([sys.executable, "-m", "databricks.poll_clusters"], cwd=ROOT, text=True,
                                env={**lab.env, "PATH": os.environ["PATH"]}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+                               stderr=subprocess.PIPE, preexec_fn=interruptible_child)
     time.sleep(0.3)  # inside the imports (the SDK alone takes most of a second)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
