@@ -268,3 +268,41 @@ def test_the_audit_names_users_holding_serverless_and_is_clean_after_provisionin
              if f.kind == "serverless"]
     assert [(f.principal, f.principal_type) for f in found] == [("student011@students.example.edu", "user_name")]
     assert "outlasts a block" in found[0].detail
+
+
+def test_simulate_replays_serverless_use_under_the_candidate_caps(make_env, tmp_path):
+    from databricks.teachinglab.adapters.policy_file import load_policy
+    from databricks.teachinglab.services.simulate import simulate
+    env = serverless_env(make_env, tmp_path)
+    ws = env.workspace
+    ws.set_serverless_lag(1)
+    for offset in range(3):  # 3 DBU a day, Monday to Wednesday: 9 DBU in the week
+        ws.use_serverless("student011@students.example.edu", day(offset, 9), day(offset, 11), 1.5)
+    check(env, day(3, 9))
+    looser = tmp_path / "looser.toml"
+    looser.write_text(POLICY.replace("weekly_max_dbu = 6", "weekly_max_dbu = 20"))
+    result = simulate(env.settings, load_policy(looser, env.settings.quota.unit, defaults=None),
+                      today=date(2026, 3, 5), date_from=date(*MON), date_to=date(2026, 3, 4))
+    row = next(r for r in result.as_json() if r["group"] == "group_01")
+    assert row["serverless"]["used_dbu"] == pytest.approx(9.0)
+    assert row["serverless"]["denied_dbu"] == 0 and row["serverless"]["off_days"] == []
+    now = row["serverless"]["current"]                    # the weekly 6 in force: Tuesday spends it
+    assert now["denied_dbu"] == pytest.approx(3.0) and now["off_days"] == ["2026-03-03", "2026-03-04"]
+
+
+def test_the_nightly_dry_run_says_what_the_serverless_check_would_do_and_changes_nothing(make_env, tmp_path):
+    from databricks.teachinglab.services.nightly import plan_end_of_day
+    env = serverless_env(make_env, tmp_path)
+    ws = env.workspace
+    provision_access(env.lab(), ["group_01", "group_02"], blocked=set(), dry_run=False)
+    ws.set_serverless_lag(1)
+    ws.use_serverless("student011@students.example.edu", day(0, 8), day(0, 12), 1.5)
+    env.at(day(1, 0, 7))
+    # Book the bill without enforcing, as a check killed after booking would leave it.
+    from databricks.teachinglab.services.serverless import ServerlessReport, course_members, read_bill
+    read_bill(env.lab(), env.now, course_members(env.lab())[0], ServerlessReport())
+    writes = len([r for r in ws.requests if r.method != "GET"])
+    lines = plan_end_of_day(env.lab(), env.now)
+    assert "  would switch serverless off for group_01: weekly cap 6.00/6 DBU" in lines
+    assert len([r for r in ws.requests if r.method != "GET"]) == writes
+    assert ("group_name", "group_01") in ws.serverless_acl("interactive")

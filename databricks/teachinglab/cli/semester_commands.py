@@ -68,6 +68,13 @@ def summary(result: Simulation, rows: list[dict]) -> str:
     totals = [sum(r[k] for r in rows) for k in ("stops", "denied_minutes")]
     now = [sum(r["current"][k] for r in rows) for k in ("stops", "denied_minutes")]
     print(f"{'total'.ljust(width)}  {totals[0]:>5} {'(' + str(now[0]) + ')':<5}  {totals[1]:>10} ({now[1]})", file=out)
+    served = [r for r in rows if "serverless" in r]
+    if served:
+        print(f"serverless ({result.candidate.source}'s [serverless] caps; now in brackets):", file=out)
+        for r in served:
+            s, c = r["serverless"], r["serverless"]["current"]
+            print(f"{r['group'].ljust(width)}  used {s['used_dbu']:.2f} DBU, beyond the caps {s['denied_dbu']:.2f} "
+                  f"({c['denied_dbu']:.2f}), days switched off {len(s['off_days'])} ({len(c['off_days'])})", file=out)
     print(CAVEAT, file=out)
     return out.getvalue().rstrip()
 
@@ -80,10 +87,13 @@ def write_simulation(result: Simulation, rows: list[dict], out: Path) -> list[Pa
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["group", "stops", "denied_minutes", "cost_saved_usd", "current_stops", "current_denied_minutes",
-                     "recorded_stops", "stop_days"])
+                     "recorded_stops", "stop_days", "serverless_used_dbu", "serverless_denied_dbu",
+                     "serverless_off_days"])
     for r in rows:
+        s = r.get("serverless") or {}
         writer.writerow(safe_row([r["group"], r["stops"], r["denied_minutes"], r["cost_saved_usd"], r["current"]["stops"],
-                                  r["current"]["denied_minutes"], r["recorded_stops"], " ".join(r["stop_days"])]))
+                                  r["current"]["denied_minutes"], r["recorded_stops"], " ".join(r["stop_days"]),
+                                  s.get("used_dbu", ""), s.get("denied_dbu", ""), " ".join(s.get("off_days", []))]))
     files = {"simulation.html": html.encode("utf-8"), "simulation.csv": ("\ufeff" + buf.getvalue()).encode("utf-8"),
              "simulation.png": _chart(rows)}
     return [write_private(out / name, data) for name, data in files.items()]

@@ -133,3 +133,40 @@ class Freshness:
 
 def _local(at: datetime, tz: ZoneInfo) -> str:
     return at.astimezone(tz).strftime("%a %d %b %H:%M")
+
+
+@dataclass(frozen=True)
+class ServerlessReplay:
+    """What a serverless allowance would have done to recorded use: the days the group's access
+    would have been off (at the day's end, as the nightly close decides) and the DBUs used beyond
+    the caps (what a block without billing lag would have denied)."""
+    used: float
+    denied: float
+    off_days: tuple[date, ...]
+
+
+def replay(caps: ServerlessCaps, used_by_day: dict[date, float], start: date, end: date, *,
+           report_from: date, semester_start: date | None, semester_end: date | None) -> ServerlessReplay:
+    week = semester = 0.0
+    used_total = denied = 0.0
+    off: list[date] = []
+    d = start
+    while d <= end:
+        if d.weekday() == 0:
+            week = 0.0
+        in_semester = (semester_start is None or d >= semester_start) and (semester_end is None or d <= semester_end)
+        room = [c for c in (caps.daily_max, None if caps.weekly_max is None else caps.weekly_max - week,
+                            None if caps.semester_max is None or not in_semester else caps.semester_max - semester)
+                if c is not None]
+        used = used_by_day.get(d, 0.0)
+        took = min(used, max(0.0, min(room))) if room else used
+        week += took
+        semester += took if in_semester else 0.0
+        if d >= report_from:
+            used_total += used
+            denied += used - took
+            spent = [c for c in room if took >= c - EPSILON]
+            if spent:
+                off.append(d)
+        d += timedelta(days=1)
+    return ServerlessReplay(round(used_total, 6), round(denied, 6), tuple(off))

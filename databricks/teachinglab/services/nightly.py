@@ -76,6 +76,9 @@ def plan_end_of_day(ctx: JobContext, now: datetime) -> list[str]:
                 lines.append(f"  would keep {name} blocked: {group} is over its quota today too")
             else:
                 lines.append(f"  would restore {name}: {group} back to {level or RESTORED_LEVEL}")
+    if ctx.settings.workspace.warehouse_id or ctx.settings.quota.the_policy.serverless_capped:
+        from databricks.teachinglab.services.serverless import plan
+        lines += plan(ctx.settings, now)
     list_or_alert(ctx, "end_of_day_operations", now, alert=False)  # the workspace must be reachable
     return lines or ["nothing to close: every finished day is closed already"]
 

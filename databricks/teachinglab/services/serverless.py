@@ -321,3 +321,22 @@ def serverless_job(ctx: JobContext, now: datetime, job: str) -> ServerlessReport
         with ledger.transaction():
             queue_failure_alert(ctx, job, items, now)
     return report
+
+
+def plan(settings: Settings, now: datetime) -> list[str]:
+    """What the check would do from what the ledger knows (the bill is not read: --dry-run)."""
+    today = acc.local_day(now, settings.quota.timezone)
+    active = ledger.serverless_blocks()
+    lines = []
+    if settings.workspace.warehouse_id:
+        lines.append(f"would read serverless use from system.billing.usage (warehouse {settings.workspace.warehouse_id}) "
+                     f"ingested since {ledger.serverless_since() or 'the semester start'}; from what is booked already:")
+    for s in standings(settings, today):
+        if s.spent and s.group not in active:
+            lines.append(f"  would switch serverless off for {s.group}: {s.spent} cap {s.used:.2f}/{s.limit:g} DBU")
+        elif s.spent:
+            lines.append(f"  would keep serverless off for {s.group} ({s.spent} cap) and take back any CAN_USE given "
+                         "outside the lab")
+        elif s.group in active:
+            lines.append(f"  would give serverless back to {s.group}: its {active[s.group].cap} allowance refilled")
+    return lines

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from databricks.teachinglab.adapters.ledger import repository as ledger
 from databricks.teachinglab.core import accounting as acc
 from databricks.teachinglab.core.policy import Policy
+from databricks.teachinglab.core.serverless import replay
 from databricks.teachinglab.core.settings import Settings
 from databricks.teachinglab.core.simulate import GroupOutcome, day_pieces, nearest_stop, simulate_group
 from databricks.teachinglab.core.units import UNITS
@@ -24,15 +25,21 @@ class Comparison:
     current: GroupOutcome
     recorded_stops: int
     landmarks: list[dict]        # top-up windows and deadlines, each with the candidate's nearest stop
+    serverless: tuple | None = None  # (candidate, current) ServerlessReplay, when the bill showed use
 
     def as_json(self, unit) -> dict:
         def figures(o: GroupOutcome) -> dict:
             return {"stops": len(o.stops), "denied_minutes": o.denied_ms // 60_000,
                     "denied_amount": round(unit.value(o.denied_amount), 4), "cost_saved_usd": round(o.saved_usd, 2),
                     "stop_days": [d.isoformat() for d in o.stop_days]}
-        return {"group": self.group, **figures(self.candidate), "quota_unit": unit.name,
-                "current": figures(self.current), "recorded_stops": self.recorded_stops,
-                "nearest_stops": self.landmarks}
+        out = {"group": self.group, **figures(self.candidate), "quota_unit": unit.name,
+               "current": figures(self.current), "recorded_stops": self.recorded_stops,
+               "nearest_stops": self.landmarks}
+        if self.serverless:
+            def serverless(r) -> dict:
+                return {"used_dbu": r.used, "denied_dbu": r.denied, "off_days": [d.isoformat() for d in r.off_days]}
+            out["serverless"] = {**serverless(self.serverless[0]), "current": serverless(self.serverless[1])}
+        return out
 
 
 @dataclass(frozen=True)
@@ -92,14 +99,23 @@ def simulate(settings: Settings, candidate: Policy, *, today: date, date_from: d
     for h in ledger.history(report_from, report_to):
         if h.terminated and h.group_name:
             recorded.setdefault(h.group_name, set()).add(h.day)
+    serverless_use: dict[str, dict[date, float]] = {}
+    for d in ledger.serverless_days(start, report_to):
+        if d.group_name:
+            serverless_use.setdefault(d.group_name, {})[d.day] = d.dbu
     out = []
-    for group in sorted(set(by_group) | set(recorded)):
+    for group in sorted(set(by_group) | set(recorded) | set(serverless_use)):
         pieces = day_pieces(by_group.get(group, []), tz)
         runs = [simulate_group(policy, group, pieces, start=start, end=report_to, report_from=report_from,
                                report_to=report_to, granted=granted.get(group), tz=tz)
                 for policy in (candidate, current)]
+        replays = None
+        if group in serverless_use:
+            replays = tuple(replay(p.serverless_for(group), serverless_use[group], start, report_to,
+                                   report_from=report_from, semester_start=p.caps.semester_start,
+                                   semester_end=p.caps.semester_end) for p in (candidate, current))
         out.append(Comparison(group, runs[0], runs[1], len(recorded.get(group, ())),
-                              _landmarks(candidate, group, runs[0])))
+                              _landmarks(candidate, group, runs[0]), replays))
     return Simulation(candidate, current, report_from, report_to, out, count)
 
 

@@ -14,7 +14,7 @@ from databricks.teachinglab.core.links import group_of_token, group_url
 from databricks.teachinglab.core.settings import Settings
 from databricks.teachinglab.core.units import Measured
 from databricks.teachinglab.core.usage import stop_today
-from databricks.teachinglab.services.allowances import policy_book
+from databricks.teachinglab.services.allowances import counted_serverless, policy_book
 from databricks.teachinglab.services.usage import limits_book, quota_amount
 
 SECRET_NAME = "status_page"
@@ -99,6 +99,7 @@ def group_status(settings: Settings, group: str, now: datetime) -> GroupStatus:
     rows = {k: v for k, v in ledger.days_on(today).items() if k in clusters}
     used = sum(quota_amount(settings, clusters[k], Measured(r.used_ms, r.used_node_ms, r.startup_ms,
                                                             r.startup_node_ms))[0] for k, r in rows.items())
+    used += counted_serverless(settings, today, today).get((group, today), 0)  # when the policy counts it
     members = [(c.cluster_id, c.group_source) for c in clusters.values()]
     daily = limits_book(settings, today)
     limits = daily.for_group(members, group)
