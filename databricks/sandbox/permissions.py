@@ -29,31 +29,7 @@ class ClusterAcls:
         return max(levels, key=CLUSTER_LEVELS.index, default=None)
 
     def _parse(self, body: dict) -> dict[tuple[str, str], str]:
-        entries: dict[tuple[str, str], str] = {}
-        for entry in body.get("access_control_list") or []:
-            keys = [k for k in PRINCIPAL_KEYS if entry.get(k)]
-            if len(keys) != 1:
-                raise ApiError(400, "INVALID_PARAMETER_VALUE",
-                               "Each ACL entry needs exactly one of user_name, group_name, "
-                               "service_principal_name")
-            key = keys[0]
-            name = entry[key]
-            level = entry.get("permission_level")
-            if level not in CLUSTER_LEVELS:
-                raise ApiError(400, "INVALID_PARAMETER_VALUE",
-                               f"Permission {level} is not a valid permission for clusters; "
-                               f"valid levels are {', '.join(CLUSTER_LEVELS)}")
-            if key == "group_name" and name == "admins":
-                raise ApiError(400, "INVALID_PARAMETER_VALUE",
-                               "it is not possible to modify admin permissions for cluster resources")
-            if key == "group_name" and not self.directory.group_id(name):
-                raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Group {name} does not exist")
-            if key == "user_name" and not self.directory.find_user(name):
-                raise ApiError(400, "INVALID_PARAMETER_VALUE", f"User {name} does not exist")
-            if key == "service_principal_name" and not self.directory.find_principal(name):
-                raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Service principal {name} does not exist")
-            entries[(key, name)] = level
-        return entries
+        return parse_acl(body, self.directory, CLUSTER_LEVELS, "clusters")
 
     def put(self, cluster_id: str, body: dict) -> dict:
         self.direct[cluster_id] = self._parse(body)
@@ -74,3 +50,31 @@ class ClusterAcls:
                                          "inherited_from_object": ["/clusters/"]}]})
         return {"object_id": f"/clusters/{cluster_id}", "object_type": "cluster",
                 "access_control_list": acl}
+
+
+def parse_acl(body: dict, directory: Directory, levels: tuple[str, ...], kind: str) -> dict[tuple[str, str], str]:
+    """A Permissions API request's entries: one principal each, a level the object type knows, a
+    principal that exists; admins are refused (their CAN_MANAGE is inherited)."""
+    entries: dict[tuple[str, str], str] = {}
+    for entry in body.get("access_control_list") or []:
+        keys = [k for k in PRINCIPAL_KEYS if entry.get(k)]
+        if len(keys) != 1:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                           "Each ACL entry needs exactly one of user_name, group_name, service_principal_name")
+        key = keys[0]
+        name = entry[key]
+        level = entry.get("permission_level")
+        if level not in levels:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                           f"Permission {level} is not a valid permission for {kind}; valid levels are {', '.join(levels)}")
+        if key == "group_name" and name == "admins":
+            raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                           f"it is not possible to modify admin permissions for {kind} resources")
+        if key == "group_name" and name != "users" and not directory.group_id(name):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Group {name} does not exist")
+        if key == "user_name" and not directory.find_user(name):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"User {name} does not exist")
+        if key == "service_principal_name" and not directory.find_principal(name):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Service principal {name} does not exist")
+        entries[(key, name)] = level
+    return entries

@@ -22,9 +22,9 @@ from datetime import datetime, timedelta, timezone
 
 from .errors import ApiError
 from .identity import Directory
+from .permissions import parse_acl
 
 LEVELS = ("CAN_USE", "CAN_MANAGE")
-PRINCIPAL_KEYS = ("user_name", "group_name", "service_principal_name")
 HOUR = timedelta(hours=1)
 OBJECTS = {"interactive": ("Default Interactive Compute", "INTERACTIVE"),
            "automated": ("Default Automated Compute", "JOBS")}
@@ -83,24 +83,7 @@ class Serverless:
                 "access_control_list": acl}
 
     def _parse(self, body: dict) -> dict[tuple[str, str], str]:
-        entries = {}
-        for entry in body.get("access_control_list") or []:
-            keys = [k for k in PRINCIPAL_KEYS if entry.get(k)]
-            if len(keys) != 1:
-                raise ApiError(400, "INVALID_PARAMETER_VALUE", "Each ACL entry needs exactly one principal")
-            key, name, level = keys[0], entry[keys[0]], entry.get("permission_level")
-            if level not in LEVELS:
-                raise ApiError(400, "INVALID_PARAMETER_VALUE",
-                               f"Permission {level} is not a valid permission for serverless compute; "
-                               f"valid levels are {', '.join(LEVELS)}")
-            if key == "group_name" and name == "admins":
-                raise ApiError(400, "INVALID_PARAMETER_VALUE", "it is not possible to modify admin permissions")
-            if key == "group_name" and name != "users" and not self.directory.group_id(name):
-                raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Group {name} does not exist")
-            if key == "user_name" and not self.directory.find_user(name):
-                raise ApiError(400, "INVALID_PARAMETER_VALUE", f"User {name} does not exist")
-            entries[(key, name)] = level
-        return entries
+        return parse_acl(body, self.directory, LEVELS, "serverless compute")
 
     def put(self, object_id: str, body: dict) -> dict:
         self._object(object_id)
