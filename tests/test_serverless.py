@@ -306,3 +306,14 @@ def test_the_nightly_dry_run_says_what_the_serverless_check_would_do_and_changes
     assert "  would switch serverless off for group_01: weekly cap 6.00/6 DBU" in lines
     assert len([r for r in ws.requests if r.method != "GET"]) == writes
     assert ("group_name", "group_01") in ws.serverless_acl("interactive")
+
+
+def test_the_poll_reads_the_bill_every_serverless_check_minutes_and_not_every_run_when_it_fails(make_env, tmp_path):
+    from databricks.teachinglab.services.serverless import due, serverless_job
+    env = serverless_env(make_env, tmp_path, SERVERLESS_CHECK_MINUTES="60")
+    assert due(env.settings, env.at(day(0, 8)))
+    env.workspace.warehouses.warehouses[WH].refuse = "[INSUFFICIENT_PERMISSIONS] no access to system.billing"
+    report = serverless_job(env.lab(), env.now, "poll_clusters")
+    assert report.error and "INSUFFICIENT_PERMISSIONS" in report.error
+    assert not due(env.settings, env.at(day(0, 8, 30)))     # a failing warehouse is tried again in an hour
+    assert due(env.settings, env.at(day(0, 9, 1)))

@@ -76,13 +76,9 @@ class Warehouses:
         params = {p["name"]: p.get("value") for p in body.get("parameters") or []}
         statement = Statement(f"01ef-{next(self._ids):06d}", warehouse, [])
         text = " ".join((body.get("statement") or "").split()).lower()
-        serverless_query = "product_features.is_serverless" in text and "since" in params
-        if serverless_query and serverless is not None and not warehouse.refuse:
-            # The serverless statement (services/serverless.py): its records, as ingested by now.
-            statement.rows, statement.columns = serverless.rows(params, now), list(SERVERLESS_COLUMNS)
-            if warehouse.state == "STOPPED" and warehouse.started_at is None:
-                warehouse.started_at = now + timedelta(seconds=warehouse.start_seconds)
-        elif "from system.billing.usage" not in text or not {"start", "end"} <= params.keys():
+        serverless_query = "product_features.is_serverless" in text and "since" in params and serverless is not None
+        cluster_query = "from system.billing.usage" in text and {"start", "end"} <= params.keys()
+        if not (serverless_query or cluster_query):
             statement.state, statement.error = "FAILED", {
                 "error_code": "BAD_REQUEST", "message": "the emulated workspace answers only the billing statements "
                                                         "(system.billing.usage with :start and :end, epoch seconds; "
@@ -90,7 +86,12 @@ class Warehouses:
         elif warehouse.refuse:
             statement.state, statement.error = "FAILED", {"error_code": "BAD_REQUEST", "message": warehouse.refuse}
         else:
-            statement.rows = self._billing_rows(clusters, params, now)
+            # The serverless statement (services/serverless.py): its records as ingested by now;
+            # the cluster one: DBUs per cluster and hour.
+            if serverless_query:
+                statement.rows, statement.columns = serverless.rows(params, now), list(SERVERLESS_COLUMNS)
+            else:
+                statement.rows = self._billing_rows(clusters, params, now)
             if warehouse.state == "STOPPED" and warehouse.started_at is None:
                 warehouse.started_at = now + timedelta(seconds=warehouse.start_seconds)
         self.statements[statement.statement_id] = statement

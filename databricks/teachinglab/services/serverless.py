@@ -29,7 +29,8 @@ from databricks.teachinglab.core.settings import Settings
 from databricks.teachinglab.services.context import JobContext
 
 logger = logging.getLogger(__name__)
-CHECKED = "serverless_checked"   # LabFact: when the bill was last read (ISO time)
+CHECKED = "serverless_checked"   # LabFact: when the bill was last read
+TRIED = "serverless_tried"       # LabFact: when a read was last tried (a failing warehouse is not retried every poll)
 
 # system.billing.usage (docs "Billable usage system table reference"; "Monitor the cost of
 # serverless compute"), joined to system.billing.list_prices for each record's list price. Read by
@@ -76,8 +77,8 @@ def due(settings: Settings, now: datetime) -> bool:
     every = settings.workspace.serverless_check_minutes
     if not every or not settings.workspace.warehouse_id:
         return False
-    last = ledger.fact(CHECKED)
-    return last is None or now - last[1] >= timedelta(minutes=every) - timedelta(seconds=30)
+    last = max((f[1] for f in (ledger.fact(CHECKED), ledger.fact(TRIED)) if f), default=None)
+    return last is None or now - last >= timedelta(minutes=every) - timedelta(seconds=30)
 
 
 def freshness() -> Freshness:
@@ -133,6 +134,8 @@ def read_bill(ctx: JobContext, now: datetime, group_of: dict[str, str], report: 
         start, _ = semester_bounds(ctx.settings)
         seen = ledger.first_seen()
         since = start or (acc.local_day(seen, tz) if seen else acc.local_day(now, tz)) - timedelta(days=7)
+    with ledger.transaction():
+        ledger.set_fact(TRIED, "{}", now)
     budget = ctx.settings.workspace.warehouse_wait_seconds
     # In the poll the bill must never cost the poll its deadline (remaining() is inf in the close).
     budget = min(budget, max(0.0, ctx.deadline.remaining() - 5))
