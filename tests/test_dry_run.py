@@ -172,4 +172,4 @@ def test_every_command_that_changes_something_is_run_with_dry_run_by_a_test():
     assert PARAMETRIZED <= changing
     readers = {name for name, cmd in COMMANDS.items() if not cmd.changes}
     assert readers == {"print_clusters", "print_user_groups", "audit_workspace", "cluster_usage", "history",
-                       "outbox", "crontab", "status_page", "serverless_usage"}
+                       "outbox", "crontab", "status_page", "serverless_usage", "plan_course"}

@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         say("-" * 100)
         for f in findings:
             say(f"  [{f.kind}] {f.principal} on {f.object}\n      fix: {f.fix}")
+        _plan(say, settings, ws)
         checks = _summary(say, out, settings, findings)
     finally:
         server.stop()
@@ -160,6 +161,22 @@ def main(argv: list[str] | None = None) -> int:
     for name, ok in checks.items():
         print(f"  {'ok  ' if ok else 'FAIL'} {name}")
     return 0 if all(checks.values()) else 1
+
+
+def _plan(say, settings, ws) -> None:
+    """What --plan_course says of this course before a semester of 14 weeks, against a budget."""
+    from types import SimpleNamespace
+    from databricks.teachinglab.cli.plan_commands import describe
+    from databricks.teachinglab.services.plan import course_plan, node_type_options
+    roster = SimpleNamespace(groups=[SimpleNamespace(name=g, members=sorted(ws.group_members(g)))
+                                     for g in sorted(ws.group_names()) if g.startswith("group_")])
+    plan = course_plan(settings, roster, weeks=14, budget_usd=3000)
+    from databricks.teachinglab.cli.wiring import connect_workspace
+    offered = node_type_options(settings, connect_workspace(settings).node_types())
+    say("\nBefore the semester (python -m databricks.main --plan_course users.csv --weeks 14 --budget 3000)")
+    say("-" * 100)
+    for line in describe(plan, None, offered[:4], None).splitlines():
+        say("  " + line)
 
 
 def _timeline_logging(clock: SandboxClock, out: Path, quiet: bool) -> SimTime:

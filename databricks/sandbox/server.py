@@ -69,6 +69,20 @@ SPARK_VERSIONS = [("13.3.x-scala2.12", "13.3 LTS (includes Apache Spark 3.4.1, S
                   ("17.3.x-scala2.13", "17.3 LTS (includes Apache Spark 4.0.0, Scala 2.13)")]
 
 
+# Clusters API list-node-types (docs "List node types"; databricks-sdk compute.NodeType): Azure VM
+# types with their cores and memory; a deprecated one is listed with is_deprecated.
+NODE_TYPES = [("Standard_DS3_v2", 4, 14336), ("Standard_DS4_v2", 8, 28672), ("Standard_DS5_v2", 16, 57344),
+              ("Standard_D4ds_v5", 4, 16384), ("Standard_D8ds_v5", 8, 32768), ("Standard_E4ds_v4", 4, 32768),
+              ("Standard_F4s", 4, 8192), ("Standard_NC6s_v3", 6, 114688)]
+
+
+@route("GET", "/clusters/list-node-types")
+def clusters_node_types(ws, body, query, m, user):
+    return {"node_types": [
+        {"node_type_id": t, "instance_type_id": t, "num_cores": cores, "memory_mb": mb, "category": "General Purpose",
+         "description": t, "is_deprecated": t == "Standard_F4s"} for t, cores, mb in NODE_TYPES]}
+
+
 @route("GET", "/clusters/spark-versions")
 def clusters_spark_versions(ws, body, query, m, user):
     return {"versions": [{"key": k, "name": n} for k, n in SPARK_VERSIONS]}

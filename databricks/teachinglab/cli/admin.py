@@ -9,8 +9,8 @@ import json
 import sys
 from datetime import date
 
-from databricks.teachinglab.cli import (commands, ledger_commands, provisioning_commands,  # noqa: F401 - they register
-                                        semester_commands)
+from databricks.teachinglab.cli import (commands, ledger_commands, plan_commands,  # noqa: F401 - they register
+                                        provisioning_commands, semester_commands)
 from databricks.teachinglab.cli.clock import use_clock_at, utcnow
 from databricks.teachinglab.cli.parsing import LabParser, interruptible
 from databricks.teachinglab.cli.registry import COMMANDS, Command, Invocation
@@ -28,6 +28,23 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-03-02") from None
+
+
+def _money(text: str) -> float:
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= 100_000_000):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount of USD above 0, like 2500")
+    return value
+
+
+def _weeks(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 60:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of weeks from 1 to 60")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", dest="report_date", type=_day, metavar="YYYY-MM-DD", help="the day for --report")
     p.add_argument("--out", metavar="DIR", help="folder for --report files (default report-out) and --simulate's")
     p.add_argument("--send", action="store_true", help="with --report: email it to REPORT_RECIPIENT_EMAIL")
+    p.add_argument("--budget", type=_money, metavar="USD", help="--plan_course: the semester's budget in USD")
+    p.add_argument("--weeks", type=_weeks, metavar="N", help="--plan_course: the semester's length (default: the "
+                   "policy's [semester] dates, else 15)")
+    p.add_argument("--over_budget", action="store_true",
+                   help="--create_from_csv: provision although the worst case exceeds COURSE_BUDGET_USD")
     p.add_argument("--dry-run", action="store_true",
                    help="show what would change, change nothing (every command that changes anything)")
     add_logging_flags(p)

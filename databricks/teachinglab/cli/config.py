@@ -6,6 +6,7 @@ per run. Secrets (the token, a database password) never appear in a message or a
 from __future__ import annotations
 
 import os
+import math
 import re
 from datetime import date
 from pathlib import Path
@@ -307,6 +308,16 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
             semester_start = date.fromisoformat(text("SEMESTER_START"))
         except ValueError:
             problems.append(f"SEMESTER_START={text('SEMESTER_START')!r} is not a date like 2026-10-18.")
+    budget_usd = None
+    if text("COURSE_BUDGET_USD"):
+        try:
+            budget_usd = float(text("COURSE_BUDGET_USD"))
+        except ValueError:
+            budget_usd = math.nan
+        if not (math.isfinite(budget_usd) and 0 < budget_usd <= 100_000_000):
+            problems.append(f"COURSE_BUDGET_USD={text('COURSE_BUDGET_USD')!r} must be the semester's budget in USD, "
+                            "a number above 0 like 2500: --create_from_csv refuses a plan whose worst case exceeds it.")
+            budget_usd = None
     price_file = text("PRICE_TABLE_FILE")
     prices = None
     try:
@@ -424,7 +435,8 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
             warehouse_wait_seconds=warehouse_wait, lab_managers=managers, warehouse_start=warehouse_start),
         quota=QuotaSettings(unit=unit, warn_limit=warn, max_limit=hard, timezone=tz,
                             semester_start=semester_start, prices=prices,
-                            price_file=price_file or str(PACKAGED_PRICES), policy=policy),
+                            price_file=price_file or str(PACKAGED_PRICES), policy=policy,
+                            budget_usd=budget_usd),
         status=StatusPageSettings(url=(text("STATUS_PAGE_URL") or "").rstrip("/") or None,
                                   secret=env.get("STATUS_PAGE_SECRET") or None,
                                   password=env.get("STATUS_PAGE_PASSWORD") or None),

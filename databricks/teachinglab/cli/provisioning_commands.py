@@ -77,6 +77,17 @@ def create_from_csv(inv: Invocation) -> int:
         for problem in roster.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    if settings.quota.budget_usd is not None and settings.quota.prices and settings.quota.prices.node_types:
+        from databricks.teachinglab.services.plan import course_plan
+        budget = course_plan(settings, roster, budget_usd=settings.quota.budget_usd)
+        if not budget.within_budget and not args.over_budget:
+            print(f"error: the semester's worst case is {budget.worst_usd:.2f} USD, over COURSE_BUDGET_USD="
+                  f"{budget.budget_usd:g}: nothing created. See --plan_course {args.create_from_csv} --budget "
+                  f"{budget.budget_usd:g} for the largest quota that fits; lower the quota or the node type, or add "
+                  "--over_budget to provision anyway.", file=sys.stderr)
+            return 1
+        print(f"note: the semester's worst case is {budget.worst_usd:.2f} USD, "
+              + ("within" if budget.within_budget else "OVER (--over_budget)") + f" COURSE_BUDGET_USD={budget.budget_usd:g}")
     gateway = inv.context().workspace
     check_access_mode(settings, gateway, roster)
     keep = keepers(gateway, settings)

@@ -108,6 +108,7 @@ class QuotaSettings:
     prices: PriceTable | None = None        # PRICE_TABLE_FILE, or the packaged table
     price_file: str = "the packaged prices.json"  # where `prices` came from, for messages
     policy: Policy | None = None            # QUOTA_POLICY_FILE, else the daily limits above
+    budget_usd: float | None = None         # COURSE_BUDGET_USD: --create_from_csv refuses a worst case above it
 
     @property
     def the_policy(self) -> Policy:

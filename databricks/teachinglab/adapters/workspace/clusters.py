@@ -91,6 +91,13 @@ class ClustersApi:
         found = self._retry("spark versions", lambda: self.client.clusters.spark_versions())
         return {v.key: v.name or v.key for v in found.versions or [] if v.key}
 
+    def node_types(self) -> list[tuple[str, float, int]]:
+        """(node type id, cores, memory MB) of the VM types the workspace offers for clusters
+        (Clusters API list-node-types), hidden and deprecated ones left out."""
+        found = self._retry("node types", lambda: self.client.clusters.list_node_types())
+        return [(n.node_type_id, float(n.num_cores or 0), int(n.memory_mb or 0)) for n in found.node_types or []
+                if n.node_type_id and not n.is_hidden and not n.is_deprecated]
+
     def pinned_count(self) -> int:
         """Pinned clusters in the workspace. The query is built here: databricks-sdk 0.156 turns only
         top-level booleans into `true` (its _fix_query_string), so ListClustersFilterBy(is_pinned=True)
