@@ -500,3 +500,38 @@ def test_serverless_access_follows_the_course_dry_run_first(env, capsys, monkeyp
 def test_without_serverless_ids_provisioning_says_serverless_stays_open(env, capsys):
     assert run("--create_from_csv", str(env.users_csv), "--dry-run") == 0
     assert "SERVERLESS_INTERACTIVE_COMPUTE_ID and SERVERLESS_AUTOMATED_COMPUTE_ID are not set" in capsys.readouterr().out
+
+
+def test_provisioning_and_teardown_write_the_handoff_record_without_secrets(env, capsys, tmp_path):
+    import os
+    import stat
+    record_path = tmp_path / "env0" / "handoff.json"
+    assert run("--create_from_csv", str(env.users_csv), "--dry-run") == 0
+    assert not record_path.exists()                                   # a dry run writes no record
+    assert run("--create_from_csv", str(env.users_csv)) == 0
+    assert record_path.exists() and stat.S_IMODE(os.stat(record_path).st_mode) == 0o600
+    text = record_path.read_text()
+    assert "sandbox-token" not in text
+    record = json.loads(text)
+    assert record["course"] == "bigdata" and record["cloud"] == "unknown" and record["workspace"]["id"]
+    assert record["auth"] == {"method": "pat", "principal": ADMIN, "account_id": None}
+    clusters = {c["name"]: c for c in record["created"]["clusters"]}
+    assert sorted(clusters) == ["bigdata-g1043", "bigdata-g1044", "bigdata-g1045", "bigdata-g1046"]
+    assert clusters["bigdata-g1044"]["group"] == "קבוצה שלוש" and clusters["bigdata-g1044"]["id"]
+    assert {g["name"] for g in record["created"]["groups"]} >= {"Team Rocket", "bigdata-students"}
+    assert [e["event"] for e in record["events"]] == ["provisioned"]
+    capsys.readouterr()
+    assert run("--handoff", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == record
+    copy = tmp_path / "copy.json"
+    assert run("--handoff", "-o", str(copy), "--dry-run") == 0 and not copy.exists()
+    assert run("--handoff", "-o", str(copy)) == 0 and json.loads(copy.read_text()) == record
+    assert run("--purge_clusters", "--yes") == 0
+    after = json.loads(record_path.read_text())
+    assert after["created_at"] == record["created_at"] and after["created"]["clusters"] == []
+    assert [e["event"] for e in after["events"]] == ["provisioned", "teardown: purge_clusters"]
+
+
+def test_handoff_without_a_record_says_where_it_comes_from(env, capsys):
+    assert run("--handoff") == 2
+    assert "--create_from_csv writes it" in capsys.readouterr().err

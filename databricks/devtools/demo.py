@@ -151,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         for f in findings:
             say(f"  [{f.kind}] {f.principal} on {f.object}\n      fix: {f.fix}")
         _plan(say, settings, ws)
+        from databricks.teachinglab.cli.provisioning_commands import tool_version
+        from databricks.teachinglab.services.handoff import write_record
+        from dataclasses import replace
+        named = replace(lab, settings=replace(settings, cluster=replace(settings.cluster, course="bigdata")))
+        if write_record(named, ws.now(), "demo", out / "handoff.json", version=tool_version()):
+            say(f"\nHandoff record (python -m databricks.main --handoff): {out / 'handoff.json'}")
         checks = _summary(say, out, settings, findings)
     finally:
         server.stop()

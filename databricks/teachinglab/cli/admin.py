@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--from", dest="date_from", type=_day, metavar="YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", type=_day, metavar="YYYY-MM-DD")
-    p.add_argument("-o", "--output", default="terraform/dbr/users.csv", help="--convert_moodle's output")
+    p.add_argument("-o", "--output", help="--convert_moodle's output (default terraform/dbr/users.csv); --handoff: "
+                   "also write the record to this file")
     p.add_argument("--strict", action="store_true", help="--convert_moodle: any problem is fatal (exit 2)")
     p.add_argument("--prune", action="store_true", help="--create_from_csv: also delete what the roster lacks")
     p.add_argument("--yes", action="store_true", help="skip the typed confirmation of a teardown")

@@ -27,6 +27,65 @@ def _progress(desc: str):
     return wrap
 
 
+DEFAULT_ROSTER = "terraform/dbr/users.csv"
+
+
+def tool_version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("teachinglab")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed as a package)"
+
+
+def handoff_file(settings) -> Path:
+    import os
+    from databricks.teachinglab.cli.config import data_home
+    from databricks.teachinglab.services.handoff import handoff_path
+    return handoff_path(settings, data_home(dict(os.environ)))
+
+
+def record_handoff(inv: Invocation, event: str) -> None:
+    """The handoff record, after provisioning or a teardown (never on a dry run)."""
+    if inv.args.dry_run:
+        return
+    from databricks.teachinglab.services.handoff import write_record
+    path = handoff_file(inv.settings)
+    if write_record(inv.context(), inv.now, event, path, version=tool_version()):
+        print(f"handoff record: {path} (python -m databricks.main --handoff)")
+
+
+@command("handoff", "print the handoff record (handoff.json next to the ledger): what the semester created, where, "
+         "how the lab signs in (no secrets); -o FILE also writes a copy, --json prints it as is", changes=True)
+def handoff(inv: Invocation) -> int:
+    import json
+    from databricks.teachinglab.adapters.files import write_private
+    from databricks.teachinglab.services.handoff import read_record
+    path = handoff_file(inv.settings)
+    record = read_record(path)
+    if record is None:
+        raise AdminError(f"no handoff record at {path} yet: --create_from_csv writes it after provisioning, and "
+                         "each teardown command updates it")
+    if inv.args.output:
+        if inv.args.dry_run:
+            print(f"would write a copy to {inv.args.output} (--dry-run)")
+        else:
+            write_private(Path(inv.args.output), (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
+            print(f"written to {inv.args.output} (mode 600)", file=sys.stderr)
+    if inv.args.json:
+        print(json.dumps(record, indent=2, ensure_ascii=False))
+        return 0
+    created = record.get("created", {})
+    print(f"course {record.get('course')} on {record.get('workspace', {}).get('host')} "
+          f"(workspace {record.get('workspace', {}).get('id')}, {record.get('cloud')})")
+    print(f"signs in as {record.get('auth', {}).get('principal')} ({record.get('auth', {}).get('method')})")
+    print(f"groups: {len(created.get('groups', []))}, clusters: {len(created.get('clusters', []))}; status page: "
+          f"{record.get('status_page_url') or 'not set'}; policy: {record.get('policy', {}).get('source')}")
+    print(f"created {record.get('created_at')}, updated {record.get('updated_at')}; events: "
+          + ", ".join(e["event"] for e in record.get("events", [])))
+    return 0
+
+
 @command("convert_moodle", "convert a Moodle group export to users.csv (-o), reporting file:line problems",
          flag={"metavar": "MOODLE_CSV"}, changes=True, settings=False)
 def convert_moodle(inv: Invocation) -> int:
@@ -47,7 +106,7 @@ def convert_moodle(inv: Invocation) -> int:
     if roster.problems and args.strict:
         print(f"{len(roster.problems)} problem(s); nothing written (--strict)", file=sys.stderr)
         return 2
-    out = Path(args.output)
+    out = Path(args.output or DEFAULT_ROSTER)
     if args.dry_run:
         print(f"would write {out}: {len(roster.groups)} groups, {len(roster.memberships())} students; "
               "nothing written (--dry-run)")
@@ -118,6 +177,7 @@ def create_from_csv(inv: Invocation) -> int:
         except Exception as err:  # noqa: BLE001 - said, and the exit code says so; a rerun finishes it
             outcome.failed.append(("serverless compute access", err))
     print(f"{len(outcome.done)} change(s) made, {len(outcome.failed)} failed")
+    record_handoff(inv, "provisioned")
     for change, err in outcome.failed:
         print(f"  FAILED {change}: {err}", file=sys.stderr)
     if outcome.failed:
@@ -197,6 +257,7 @@ def _teardown(inv: Invocation, what: str, run, *, always_confirm: bool = False) 
     summary = run(gateway)
     for line in summary.lines():
         print(("(dry run) " if args.dry_run else "") + line)
+    record_handoff(inv, f"teardown: {inv.command.name}")
     return 1 if summary.failed else 0
 
 
@@ -226,7 +287,7 @@ def delete_all_groups(inv: Invocation) -> int:
 
 def _roster_groups(args) -> list[str]:
     """Group names from the roster (--roster, or the converter's default output if it exists)."""
-    path = Path(args.roster) if args.roster else Path(args.output)
+    path = Path(args.roster) if args.roster else Path(args.output or DEFAULT_ROSTER)
     if not path.exists():
         if args.roster:
             raise AdminError(f"--roster {path}: no such file")

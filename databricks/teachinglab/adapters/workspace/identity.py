@@ -12,6 +12,16 @@ class IdentityApi:
     def me(self) -> str:
         return self._retry("current user", lambda: self.client.current_user.me().user_name)
 
+    def auth_description(self) -> tuple[str, str]:
+        """(the SDK's auth type, e.g. pat or azure-client-secret; the cloud, AZURE or another): what
+        a handoff record says of how the lab signs in, never a secret."""
+        cfg = self.client.config
+        host = (cfg.host or "").lower()
+        # By the host, as the SDK's own is_azure does (its is_aws is true for any other host, a local one too)
+        cloud = ("AZURE" if ".azuredatabricks.net" in host or ".databricks.azure." in host else
+                 "GCP" if ".gcp.databricks.com" in host else "AWS" if ".cloud.databricks.com" in host else "unknown")
+        return cfg.auth_type or "unknown", cloud
+
     def users(self) -> list[Person]:
         raw = self._retry("list users", lambda: list(self.client.users.list(
             attributes="id,userName,displayName,emails,entitlements")))
