@@ -505,7 +505,10 @@ def test_without_serverless_ids_provisioning_says_serverless_stays_open(env, cap
 def test_provisioning_and_teardown_write_the_handoff_record_without_secrets(env, capsys, tmp_path):
     import os
     import stat
-    record_path = tmp_path / "env0" / "handoff.json"
+    from databricks.teachinglab.cli.provisioning_commands import handoff_file
+    record_path = handoff_file(env.settings)   # next to a SQLite ledger; with PostgreSQL, in the state folder
+    assert record_path.parent == (tmp_path / "env0" if env.settings.ledger.db_path else
+                                  tmp_path / "env0" / ".local" / "share" / "teachinglab")
     assert run("--create_from_csv", str(env.users_csv), "--dry-run") == 0
     assert not record_path.exists()                                   # a dry run writes no record
     assert run("--create_from_csv", str(env.users_csv)) == 0
