@@ -273,3 +273,16 @@ def free_port() -> int:
 
 
 __all__ = ["local", "course", "evening_zone", "ledger_dump", "TZ", "ADMIN", "timedelta", "Inbox", "free_port"]
+
+
+def roster_env(make_env, monkeypatch, tmp_path, start: datetime, **extra) -> Env:
+    """An Env whose settings are also the process's (for in-process `cli.main`), with the sample
+    Moodle export converted to `env.users_csv`."""
+    from databricks import main as cli
+    e = make_env(start, **extra)
+    for key, value in e.env.items():
+        monkeypatch.setenv(key, value)
+    users = tmp_path / "users.csv"
+    assert cli.main(["--convert_moodle", str(ROOT / "tests" / "data" / "moodle_groupselect.csv"), "-o", str(users)]) == 0
+    e.users_csv = users
+    return e

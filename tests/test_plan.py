@@ -6,14 +6,12 @@ import json
 
 import pytest
 
-from conftest import ROOT, course, local
+from conftest import course, local, roster_env
 from databricks import main as cli
 from databricks.teachinglab.adapters.prices import load_prices
 from databricks.teachinglab.core.plan import plan_course
 from databricks.teachinglab.core.policy import build_policy
 from databricks.teachinglab.core.units import UNITS
-
-DATA = ROOT / "tests" / "data"
 
 
 def test_the_worst_case_is_every_group_at_its_binding_cap_on_its_largest_cluster():
@@ -47,14 +45,8 @@ def test_top_ups_and_serverless_caps_count_in_the_worst_case():
 
 @pytest.fixture
 def env(make_env, monkeypatch, tmp_path):
-    e = make_env(local(2026, 3, 1, 9), COURSE_NAME="bigdata", DATABRICKS_MAX_UPTIME="240",
-                 DATABRICKS_WARN_UPTIME="200")
-    for key, value in e.env.items():
-        monkeypatch.setenv(key, value)
-    users = tmp_path / "users.csv"
-    assert cli.main(["--convert_moodle", str(DATA / "moodle_groupselect.csv"), "-o", str(users)]) == 0
-    e.users_csv = users
-    return e
+    return roster_env(make_env, monkeypatch, tmp_path, local(2026, 3, 1, 9), COURSE_NAME="bigdata",
+                      DATABRICKS_MAX_UPTIME="240", DATABRICKS_WARN_UPTIME="200")
 
 
 def test_plan_course_prints_the_worst_case_and_the_node_types_cheapest_first(env, capsys):
@@ -99,16 +91,12 @@ def test_create_from_csv_refuses_a_plan_over_course_budget_unless_told(env, caps
 
 
 def test_the_expected_cost_comes_from_a_previous_ledgers_sessions(make_env, monkeypatch, tmp_path, capsys):
-    e = make_env(local(2026, 3, 2, 7), COURSE_NAME="bigdata")
+    e = roster_env(make_env, monkeypatch, tmp_path, local(2026, 3, 2, 7), COURSE_NAME="bigdata")
     e.ids = e.seed(course(2, 2))
     e.workspace.session(e.ids["cluster_01"], local(2026, 3, 2, 8), local(2026, 3, 2, 10))
     e.polls(local(2026, 3, 2, 8), local(2026, 3, 2, 10, 15))
-    for key, value in e.env.items():
-        monkeypatch.setenv(key, value)
-    users = tmp_path / "users.csv"
-    assert cli.main(["--convert_moodle", str(DATA / "moodle_groupselect.csv"), "-o", str(users)]) == 0
     capsys.readouterr()
-    assert cli.main(["--plan_course", str(users), "--weeks", "10", "--json"]) == 0
+    assert cli.main(["--plan_course", str(e.users_csv), "--weeks", "10", "--json"]) == 0
     expected = json.loads(capsys.readouterr().out)["expected"]
     # one group seen for one week ran 2 h on a driver and one worker (0.75 DBU/h each): 3 DBU; the
     # roster's 4 groups for 10 weeks at that rate: 120 DBU

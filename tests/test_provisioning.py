@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ADMIN, ROOT, local
+from conftest import ADMIN, ROOT, local, roster_env
 from databricks import main as cli
 from databricks.sandbox import Fault
 
@@ -16,14 +16,8 @@ DATA = ROOT / "tests" / "data"
 
 @pytest.fixture
 def env(make_env, monkeypatch, tmp_path):
-    e = make_env(local(2026, 3, 1, 9), COURSE_NAME="bigdata", CLUSTER_PYPI_PACKAGES="nltk==3.9.1",
-                 CLUSTER_MAVEN_PACKAGES="com.example:lib:1.0")
-    for key, value in e.env.items():
-        monkeypatch.setenv(key, value)
-    users = tmp_path / "users.csv"
-    assert cli.main(["--convert_moodle", str(DATA / "moodle_groupselect.csv"), "-o", str(users)]) == 0
-    e.users_csv = users
-    return e
+    return roster_env(make_env, monkeypatch, tmp_path, local(2026, 3, 1, 9), COURSE_NAME="bigdata",
+                      CLUSTER_PYPI_PACKAGES="nltk==3.9.1", CLUSTER_MAVEN_PACKAGES="com.example:lib:1.0")
 
 
 def run(*argv):

@@ -176,7 +176,7 @@ def serverless_usage(inv: Invocation) -> int:
     table(["date", "group", "DBU", "USD", "known at", "records"],
           [[d.day, d.group_name or "(no course group)", f"{d.dbu:.3f}", "" if d.usd is None else f"{d.usd:.2f}",
             d.known_at.astimezone(tz).strftime("%m-%d %H:%M"), d.records] for d in rows])
-    today = inv.now.astimezone(tz).date()
+    today = local_day(inv.now, tz)
     blocks = ledger.serverless_blocks()
     for s in serverless.standings(inv.settings, today):
         block = blocks.get(s.group)

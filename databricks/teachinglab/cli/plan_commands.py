@@ -57,14 +57,10 @@ def plan_course(inv: Invocation) -> int:
 
 def _expected(inv: Invocation, groups: int, weeks: int) -> dict | None:
     """From the ledger's recorded sessions, when a ledger exists (it is never created here)."""
+    from databricks.teachinglab.cli.wiring import open_existing_ledger
     from databricks.teachinglab.services.plan import expected_cost
-    ledger_settings = inv.settings.ledger
-    if not (ledger_settings.database_url or (ledger_settings.db_path and ledger_settings.db_path.exists())):
-        return None
     try:
-        from databricks.teachinglab.cli.wiring import open_ledger_for
-        open_ledger_for(inv.settings, inv.now)
-        return expected_cost(inv.settings, groups, weeks)
+        return expected_cost(inv.settings, groups, weeks) if open_existing_ledger(inv.settings, inv.now) else None
     except Exception as err:  # noqa: BLE001 - the worst case does not need it
         print(f"note: the ledger could not be read for an expected cost ({type(err).__name__}: {err})",
               file=sys.stderr)

@@ -121,20 +121,14 @@ def convert_moodle(inv: Invocation) -> int:
          "(--dry-run shows the plan; --prune also deletes what the roster lacks)", flag={"metavar": "USERS_CSV"},
          changes=True, workspace=True)
 def create_from_csv(inv: Invocation) -> int:
+    from databricks.teachinglab.cli.plan_commands import read_roster
     from databricks.teachinglab.services.serverless import provision_access
     settings, args = inv.settings, inv.args
     if not settings.course_given:
         raise AdminError("COURSE_NAME is not set: it names the clusters (<course>-<group_key>), their course "
                          "tag and the <course>-students group. Set it in .env, e.g. COURSE_NAME=bigdata.")
-    try:
-        roster = read_users_csv(Path(args.create_from_csv))
-    except RosterError as err:
-        for problem in err.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return 2
-    if roster.problems:
-        for problem in roster.problems:
-            print(f"error: {problem}", file=sys.stderr)
+    roster = read_roster(args.create_from_csv)
+    if roster is None:
         return 2
     if settings.quota.budget_usd is not None and settings.quota.prices and settings.quota.prices.node_types:
         from databricks.teachinglab.services.plan import course_plan
@@ -193,15 +187,14 @@ def serverless_plan(inv: Invocation, groups: list[str]) -> tuple[set[str], list[
     from databricks.teachinglab.services.serverless import provision_access
     settings = inv.settings
     blocked: set[str] = set()
-    if settings.ledger.database_url or (settings.ledger.db_path and settings.ledger.db_path.exists()):
-        try:
-            from databricks.teachinglab.adapters.ledger import repository as ledger
-            from databricks.teachinglab.cli.wiring import open_ledger_for
-            open_ledger_for(settings, inv.now)
+    try:
+        from databricks.teachinglab.adapters.ledger import repository as ledger
+        from databricks.teachinglab.cli.wiring import open_existing_ledger
+        if open_existing_ledger(settings, inv.now):
             blocked = set(ledger.serverless_blocks())
-        except Exception as err:  # noqa: BLE001 - said; the next serverless check re-applies any block
-            print(f"note: the ledger could not be read ({type(err).__name__}: {err}); groups whose serverless "
-                  "allowance is spent get CAN_USE now and lose it again at the next serverless check")
+    except Exception as err:  # noqa: BLE001 - said; the next serverless check re-applies any block
+        print(f"note: the ledger could not be read ({type(err).__name__}: {err}); groups whose serverless "
+              "allowance is spent get CAN_USE now and lose it again at the next serverless check")
     return blocked, provision_access(inv.context(), groups, blocked=blocked, dry_run=True)
 
 

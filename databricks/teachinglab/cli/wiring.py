@@ -28,6 +28,15 @@ def open_ledger_for(settings: Settings, now: datetime, *, init: bool = False) ->
                        guard=ledger_guard(settings, init=init), schema=settings.ledger.schema)
 
 
+def open_existing_ledger(settings: Settings, now: datetime) -> bool:
+    """Open the ledger for reading what it knows, only when one exists (a command that merely looks
+    never creates one); False when there is none yet."""
+    if not (settings.ledger.database_url or (settings.ledger.db_path and settings.ledger.db_path.exists())):
+        return False
+    open_ledger_for(settings, now)
+    return True
+
+
 # What a query raises when the ledger's server connection is gone (a PostgreSQL failover or restart).
 LEDGER_LOST = (pw.OperationalError, pw.InterfaceError)
 
