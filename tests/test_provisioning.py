@@ -179,31 +179,32 @@ def test_import_restores_per_user(env, tmp_path, capsys):
 def test_semester_path_from_moodle_export_to_notebook_backup(env, tmp_path, capsys):
     """convert -> terraform test (where Terraform can load the provider) -> --create_from_csv ->
     notebooks exported and imported."""
-    module = tmp_path / "dbr"
-    shutil.copytree(ROOT / "terraform" / "dbr", module, ignore=shutil.ignore_patterns(".terraform*", "tests"))
-    shutil.copy(env.users_csv, module / "users.csv")
-    (module / "tests").mkdir()
-    (module / "tests" / "roster.tftest.hcl").write_text('''
+    from test_terraform import _copy_terraform, _terraform_env
+    root = _copy_terraform(tmp_path) / "environments" / "dev"
+    shutil.copy(env.users_csv, root / "users.csv")
+    shutil.rmtree(root / "tests")
+    (root / "tests").mkdir()
+    (root / "tests" / "roster.tftest.hcl").write_text('''
 variables {
   course                     = "bigdata"
-  target_workspace           = "default"
+  databricks_host            = "https://adb-1.azuredatabricks.net"
   stop_clusters_after_create = false
 }
 run "roster" {
   command = plan
   assert {
-    condition     = length(databricks_cluster.team) == 4 && length(databricks_group_member.team) == 7
-    error_message = "4 groups and 7 memberships from the Moodle export"
+    condition     = length(output.cluster_names) == 4 && output.cluster_names["g1043"] == "bigdata-g1043"
+    error_message = "4 groups from the Moodle export, one cluster each"
   }
 }
 ''')
-    from test_terraform import _terraform_env
     try:
         tf_env = _terraform_env()
     except pytest.skip.Exception as skipped:
         tf_result = f"skipped: {skipped}"
     else:
-        r = subprocess.run(["terraform", f"-chdir={module}", "test", "-no-color"], env=tf_env,
+        subprocess.run(["terraform", f"-chdir={root}", "get"], env=tf_env, capture_output=True, timeout=300)
+        r = subprocess.run(["terraform", f"-chdir={root}", "test", "-no-color"], env=tf_env,
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 0 and "1 passed, 0 failed" in r.stdout, r.stdout + r.stderr
         tf_result = "passed"

@@ -1,5 +1,6 @@
-"""The Terraform module: structure (python-hcl2, always), and terraform fmt/validate/test where the
-databricks provider can be loaded (the offline stand-ins from ../shared/tfcheck, or a real one)."""
+"""The Terraform module (terraform/modules/lab) and its two environment roots (terraform/environments/
+dev and prod): structure (python-hcl2, always), and terraform fmt/validate/test where the databricks
+provider can be loaded (the offline stand-ins from ../shared/tfcheck, or a real one)."""
 import os
 import shutil
 import subprocess
@@ -10,25 +11,22 @@ import pytest
 
 from conftest import ROOT
 
-MODULE = ROOT / "terraform" / "dbr"
+MODULE = ROOT / "terraform" / "modules" / "lab"
+ENVIRONMENTS = ROOT / "terraform" / "environments"
 
 
-def _load(name: str) -> dict:
-    with open(MODULE / name, encoding="utf-8") as handle:
+def _load(name: str, folder: Path = MODULE) -> dict:
+    with open(folder / name, encoding="utf-8") as handle:
         return hcl2.load(handle)
 
 
 def _resources() -> dict:
     out = {}
-    for block in _load("main.tf").get("resource", []):
+    for block in [b for name in ("main.tf", "uc.tf", "notebooks.tf") for b in _load(name).get("resource", [])]:
         for kind, named in block.items():
             for name, body in named.items():
                 out[f"{kind}.{name}"] = body
     return out
-
-
-def _variables() -> dict:
-    return {k.strip('"'): v for block in _load("variables.tf")["variable"] for k, v in block.items()}
 
 
 def test_module_has_the_resources_the_course_needs():
@@ -36,12 +34,14 @@ def test_module_has_the_resources_the_course_needs():
     for name in ("databricks_user.student", "databricks_group.team", "databricks_group.all_students",
                  "databricks_group_member.team", "databricks_group_member.all_students",
                  "databricks_cluster.team", "databricks_permissions.cluster", "terraform_data.workspace_guard",
-                 "terraform_data.stop_clusters", "databricks_schema.team", "databricks_grants.team_schema"):
+                 "terraform_data.stop_clusters", "databricks_catalog.course", "databricks_catalog.course_protected",
+                 "databricks_schema.group", "databricks_schema.group_protected", "databricks_grant.schema",
+                 "databricks_grant.catalog_students", "databricks_notebook.course"):
         assert any(key.replace('"', "") == name for key in res), name
     cluster = next(v for k, v in res.items() if k.replace('"', "") == "databricks_cluster.team")
     assert "local.pinned" in cluster["is_pinned"] and "data_security_mode" in cluster
     text = (MODULE / "main.tf").read_text()
-    assert "csvdecode(file(" in text and "group  = each.value" in text and "course = var.course" in text
+    assert "csvdecode(file(var.users_csv))" in text and "group  = each.value" in text and "course = var.course" in text
     assert '"CAN_RESTART"' in text and '"CAN_MANAGE"' in text
 
 
@@ -59,23 +59,64 @@ def test_module_never_writes_an_admins_entry_and_leaves_acl_drift_to_the_poll():
 
 
 def test_provider_is_pinned_and_only_builtins_besides_it():
-    tf = _load("versions.tf")["terraform"][0]
-    providers = tf["required_providers"][0]
-    assert {k for k in providers if not k.startswith("__")} == {"databricks"}
-    assert providers["databricks"]["source"].strip('"') == "databricks/databricks"
-    assert providers["databricks"]["version"].strip('"').startswith("~> 1.")
+    for folder in (MODULE, ENVIRONMENTS / "dev", ENVIRONMENTS / "prod"):
+        tf = _load("versions.tf", folder)["terraform"][0]
+        providers = tf["required_providers"][0]
+        assert {k for k in providers if not k.startswith("__")} == {"databricks"}, folder
+        assert providers["databricks"]["source"].strip('"') == "databricks/databricks"
+        assert providers["databricks"]["version"].strip('"').startswith("~> 1.")
 
 
-def test_every_variable_is_described_and_in_the_tfvars_example():
-    example = (MODULE / "terraform.tfvars.example").read_text()
+def test_the_module_takes_its_providers_from_the_environment_roots():
+    """A module with provider blocks cannot be used with for_each or removed cleanly: the roots
+    configure the workspace and the account API and pass both in."""
+    assert "provider" not in _load("versions.tf") and "provider" not in _load("main.tf")
+    providers = _load("versions.tf")["terraform"][0]["required_providers"][0]["databricks"]
+    assert "databricks.account" in str(providers["configuration_aliases"])
+    for env in ("dev", "prod"):
+        lab = _load("main.tf", ENVIRONMENTS / env)["module"][0]['"lab"']
+        assert lab["source"].strip('"') == "../../modules/lab"
+        assert "databricks.account" in str(lab["providers"])
+
+
+def test_dev_is_cheap_and_destroyable_and_prod_keeps_state_remote_and_protects_data():
+    dev = _load("main.tf", ENVIRONMENTS / "dev")["module"][0]['"lab"']
+    prod = _load("main.tf", ENVIRONMENTS / "prod")["module"][0]['"lab"']
+    assert dev["protect_data"] is False and prod["protect_data"] is True
+    assert '10)' in dev["autotermination_minutes"] and '30)' in prod["autotermination_minutes"]
+    assert '1)' in dev["max_workers"] and '2)' in prod["max_workers"]
+    assert '"local"' in _load("versions.tf", ENVIRONMENTS / "dev")["terraform"][0]["backend"][0]
+    assert '"azurerm"' in _load("versions.tf", ENVIRONMENTS / "prod")["terraform"][0]["backend"][0]
+    protected = [body for key, body in _resources().items() if key.replace('"', "").endswith("_protected")]
+    assert len(protected) == 2 and all(b["lifecycle"][0]["prevent_destroy"] is True for b in protected)
+
+
+def test_grants_never_take_anyones_privileges_away():
+    """databricks_grants is authoritative (it removes whatever else is granted on the securable);
+    the module only uses databricks_grant, one principal at a time."""
+    text = "".join((MODULE / f).read_text() for f in ("main.tf", "uc.tf", "notebooks.tf"))
+    assert 'resource "databricks_grants"' not in text and 'resource "databricks_grant"' in text
+
+
+def _variables(folder: Path = MODULE) -> dict:
+    return {k.strip('"'): v for block in _load("variables.tf", folder)["variable"] for k, v in block.items()}
+
+
+def test_every_variable_is_described_and_in_each_tfvars_example():
     for name, body in _variables().items():
         assert body.get("description"), name
-        assert f"{name} " in example or f"# {name} " in example, f"{name} missing from terraform.tfvars.example"
-    assert _variables()["create_group_schemas"]["default"] is False
+    for env in ("dev", "prod"):
+        example = (ENVIRONMENTS / env / "terraform.tfvars.example").read_text()
+        for name, body in _variables(ENVIRONMENTS / env).items():
+            assert body.get("description"), name
+            assert f"{name} " in example or f"# {name} " in example, f"{name} missing from {env}/terraform.tfvars.example"
+    assert _variables()["uc_catalog"]["default"] is None
 
 
-def test_backend_example_is_azure_storage():
-    assert 'backend "azurerm"' in (MODULE / "backend.tf.example").read_text()
+def test_prod_state_is_azure_storage_and_the_old_roots_resources_move_into_the_module():
+    assert "storage_account_name" in (ENVIRONMENTS / "prod" / "backend.hcl.example").read_text()
+    moved = {m["from"].strip("${}"): m["to"].strip("${}") for m in _load("moved.tf", ENVIRONMENTS / "prod")["moved"]}
+    assert moved["databricks_cluster.team"] == "module.lab.databricks_cluster.team"
 
 
 def _terraform_env() -> dict:
@@ -102,16 +143,36 @@ def terraform(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProc
 
 def test_terraform_fmt():
     env = _terraform_env()
-    r = terraform(["fmt", "-check", "-recursive"], MODULE, env)
+    r = terraform(["fmt", "-check", "-recursive"], ROOT / "terraform", env)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_terraform_validate_and_test(tmp_path):
+def _copy_terraform(tmp_path: Path) -> Path:
+    """The terraform tree in a scratch folder (symlinks kept), so parallel tests never share .terraform."""
+    work = tmp_path / "terraform"
+    shutil.copytree(ROOT / "terraform", work, symlinks=True,
+                    ignore=shutil.ignore_patterns(".terraform*", "terraform.tfstate*", "users.csv"))
+    return work
+
+
+def test_terraform_module_test(tmp_path):
+    """The module's own runs (its test files configure both providers). It is validated through
+    the environment roots below: on its own, validate wants the aliased provider configured."""
     env = _terraform_env()
-    work = tmp_path / "dbr"
-    shutil.copytree(MODULE, work, ignore=shutil.ignore_patterns(".terraform*", "terraform.tfstate*"))
+    work = _copy_terraform(tmp_path) / "modules" / "lab"
+    r = terraform(["test"], work, env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "15 passed, 0 failed" in r.stdout
+
+
+@pytest.mark.parametrize("environment, runs", [("dev", 2), ("prod", 1)])
+def test_terraform_environment_validate_and_test(tmp_path, environment, runs):
+    env = _terraform_env()
+    work = _copy_terraform(tmp_path) / "environments" / environment
+    r = terraform(["get"], work, env)   # the local module only: nothing from the registry
+    assert r.returncode == 0, r.stdout + r.stderr
     r = terraform(["validate"], work, env)
     assert r.returncode == 0, r.stdout + r.stderr
     r = terraform(["test"], work, env)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "12 passed, 0 failed" in r.stdout
+    assert f"{runs} passed, 0 failed" in r.stdout

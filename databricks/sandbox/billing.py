@@ -137,6 +137,10 @@ class Warehouses:
                     rows.append([cluster.cluster_id, str(began), str(began + 3600), repr(round(dbus * self.skew, 6))])
         return rows
 
+    def list(self) -> dict:
+        """SQL Warehouses API "list"."""
+        return {"warehouses": [self.get(w) for w in sorted(self.warehouses)]}
+
     def get(self, warehouse_id: str) -> dict:
         """SQL Warehouses API "get": its state (STOPPED until a statement starts it)."""
         warehouse = self.warehouses.get(warehouse_id)

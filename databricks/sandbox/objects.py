@@ -13,8 +13,9 @@ EXPORT_LIMIT = 10 * 1024 * 1024  # "MAX_NOTEBOOK_SIZE_EXCEEDED" past 10 MB (Work
 
 
 class WorkspaceTree:
-    def __init__(self):
+    def __init__(self, now_ms=lambda: 0):
         self._ids = itertools.count(1)
+        self.now_ms = now_ms   # ObjectInfo.created_at / modified_at, in ms (the workspace's clock)
         self.objects: dict[str, dict] = {}
         self.mkdirs("/")
         self.mkdirs("/Users")
@@ -63,9 +64,15 @@ class WorkspaceTree:
         content = base64.b64decode(body.get("content") or "")
         if len(content) > EXPORT_LIMIT:
             raise ApiError(400, "MAX_NOTEBOOK_SIZE_EXCEEDED", f"Content of {path} is over the 10 MB limit")
+        before = self.objects.get(path)
         self.objects[path] = {"path": path, "object_type": "NOTEBOOK",
-                              "language": language or "PYTHON", "object_id": next(self._ids),
-                              "size": len(content), "content": content, "format": fmt}
+                              "language": language or "PYTHON",
+                              "object_id": before["object_id"] if before else next(self._ids),
+                              "size": len(content), "content": content, "format": fmt,
+                              "created_at": before.get("created_at", self.now_ms()) if before else self.now_ms(),
+                              "modified_at": self.now_ms()}
+        if before and "acl" in before:
+            self.objects[path]["acl"] = before["acl"]
 
     def add_object(self, path: str, object_type: str, *, size: int = 0, content: bytes = b"") -> None:
         """A Git folder (REPO), dashboard, library or large file, as other tools leave them."""

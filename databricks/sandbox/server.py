@@ -181,6 +181,11 @@ def statements_get(ws, body, query, m, user):
     return ws.warehouses.status(m.group(1), ws.clock.now())
 
 
+@route("GET", "/sql/warehouses")
+def warehouses_list(ws, body, query, m, user):
+    return ws.warehouses.list()
+
+
 @route("GET", "/sql/warehouses/([^/]+)")
 def warehouses_get(ws, body, query, m, user):
     return ws.warehouses.get(m.group(1))
@@ -422,6 +427,52 @@ def scim_patch_user(ws, body, query, m, user):
 def scim_patch_group(ws, body, query, m, user):
     ws.directory.patch_group(m.group(1), body)
     return None
+
+
+# -- Unity Catalog (catalog.py) ---------------------------------------------------------------
+def _ms(ws) -> int:
+    return int(ws.clock.now().timestamp() * 1000)
+
+
+@route("POST", "/unity-catalog/catalogs")
+def uc_catalog_create(ws, body, query, m, user):
+    return ws.catalog.create_catalog(body, user, _ms(ws))
+
+
+@route("GET", "/unity-catalog/catalogs/([^/]+)")
+def uc_catalog_get(ws, body, query, m, user):
+    return ws.catalog.catalog(m.group(1))
+
+
+@route("POST", "/unity-catalog/schemas")
+def uc_schema_create(ws, body, query, m, user):
+    return ws.catalog.create_schema(body, user, _ms(ws))
+
+
+@route("GET", "/unity-catalog/schemas")
+def uc_schema_list(ws, body, query, m, user):
+    return ws.catalog.list_schemas(query.get("catalog_name", ""))
+
+
+@route("GET", "/unity-catalog/schemas/([^/]+)")
+def uc_schema_get(ws, body, query, m, user):
+    return ws.catalog.schema(m.group(1))
+
+
+@route("DELETE", "/unity-catalog/schemas/([^/]+)")
+def uc_schema_delete(ws, body, query, m, user):
+    ws.catalog.delete_schema(m.group(1), user, str(query.get("force", "")).lower() == "true")
+    return {}
+
+
+@route("GET", "/unity-catalog/permissions/([^/]+)/([^/]+)")
+def uc_grants_get(ws, body, query, m, user):
+    return ws.catalog.get_grants(m.group(1), m.group(2))
+
+
+@route("PATCH", "/unity-catalog/permissions/([^/]+)/([^/]+)")
+def uc_grants_update(ws, body, query, m, user):
+    return ws.catalog.update_grants(m.group(1), m.group(2), body, user)
 
 
 # -- workspace files and libraries -------------------------------------------------------------

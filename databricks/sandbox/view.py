@@ -260,3 +260,31 @@ class WorkspaceView:
         """The DBUs the bill holds in the end for these users (all records, visible or not yet)."""
         with self.lock:
             return self.serverless.billed(self.clock.now(), user_names=user_names)
+
+    # -- Unity Catalog (catalog.py) -----------------------------------------------------------
+    def uc_schemas(self, catalog: str) -> dict[str, dict]:
+        """The schemas of a catalog, full name -> schema (owner, properties, comment)."""
+        with self.lock:
+            return {k: dict(v) for k, v in self.catalog.schemas.items() if v["catalog_name"] == catalog}
+
+    def uc_grants(self, kind: str, full_name: str) -> dict[str, set[str]]:
+        """principal -> privileges granted directly on a catalog or schema."""
+        with self.lock:
+            return {p: set(v) for p, v in self.catalog.grants.get((kind, full_name), {}).items() if v}
+
+    def uc_can(self, user_name: str, privilege: str, schema: str) -> bool:
+        """Whether a student could, e.g., CREATE_TABLE in the schema (USE_CATALOG, USE_SCHEMA and it)."""
+        with self.lock:
+            return self.catalog.can(user_name, privilege, schema)
+
+    def uc_add_catalog(self, name: str, *, owner: str = "someone@example.edu") -> None:
+        """A catalog that exists before the lab (the workspace catalog, another course's)."""
+        with self.lock:
+            self.catalog.catalogs[name] = {"name": name, "full_name": name, "owner": owner, "properties": {},
+                                           "catalog_type": "MANAGED_CATALOG"}
+
+    def uc_add_table(self, schema: str, table: str) -> None:
+        """A student's table in a schema (dropping the schema then needs force)."""
+        with self.lock:
+            self.catalog.schema(schema)
+            self.catalog.tables.setdefault(schema, set()).add(table)

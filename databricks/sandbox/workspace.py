@@ -15,6 +15,7 @@ from .permissions import ClusterAcls
 from .billing import Warehouses
 from .policies import Policies
 from .serverless import Serverless
+from .catalog import UnityCatalog
 from .view import WorkspaceView
 
 
@@ -53,11 +54,12 @@ class Workspace(WorkspaceView):
         self.policies = Policies(self.directory)
         self.workspace_id = 1234567890123456
         self.account_id = "00000000-0000-4000-8000-000000000001"
-        self.tree = WorkspaceTree()
+        self.tree = WorkspaceTree(lambda: int(self.clock.now().timestamp() * 1000))
         self.libraries = Libraries()
         self.clusters.on_running.append(self.libraries.cluster_started)
         self.warehouses = Warehouses()   # SQL warehouses and the billing statement (billing.py)
         self.serverless = Serverless(self.directory)  # serverless compute: access and its bill
+        self.catalog = UnityCatalog(self.directory)   # Unity Catalog: catalogs, schemas, grants
         self.faults: list[Fault] = []
         self.requests: list[LoggedRequest] = []
         self.refused: list[tuple[datetime, str, str, str]] = []

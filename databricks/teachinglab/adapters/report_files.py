@@ -129,7 +129,7 @@ def bundle(report: DailyReport, settings: Settings, now: datetime, *, inline_cha
                "failed_messages": report.failed_messages, "currency": report.currency,
                "findings": report.findings, "audit_error": report.audit_error,
                "chart_src": f"cid:{CHART_CID}" if inline_chart else "report.png",
-               "contact": settings.mail.admin_email or "the lab admin"}
+               "contact": settings.mail.admin_email or "the lab admin", "environment": settings.environment}
     rendered = render("daily_report", context, templates_dir=settings.mail.templates_dir)
     return ReportBundle(rendered.subject, rendered.text, rendered.html, report_csv(report), report_png(report))
 

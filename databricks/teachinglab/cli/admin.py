@@ -10,7 +10,7 @@ import sys
 from datetime import date
 
 from databricks.teachinglab.cli import (commands, ledger_commands, plan_commands,  # noqa: F401 - they register
-                                        provisioning_commands, semester_commands)
+                                        provisioning_commands, semester_commands, semester_end_commands)
 from databricks.teachinglab.cli.clock import use_clock_at, utcnow
 from databricks.teachinglab.cli.parsing import LabParser, interruptible
 from databricks.teachinglab.cli.registry import COMMANDS, Command, Invocation
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--from", dest="date_from", type=_day, metavar="YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", type=_day, metavar="YYYY-MM-DD")
-    p.add_argument("-o", "--output", help="--convert_moodle's output (default terraform/dbr/users.csv); --handoff: "
+    p.add_argument("-o", "--output", help="--convert_moodle's output (default terraform/environments/prod/users.csv); --handoff: "
                    "also write the record to this file")
     p.add_argument("--strict", action="store_true", help="--convert_moodle: any problem is fatal (exit 2)")
     p.add_argument("--prune", action="store_true", help="--create_from_csv: also delete what the roster lacks")
@@ -80,13 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--export_notebooks format")
     p.add_argument("--user", metavar="EMAIL", help="--import_notebooks: only this user's folder")
     p.add_argument("--date", dest="report_date", type=_day, metavar="YYYY-MM-DD", help="the day for --report")
-    p.add_argument("--out", metavar="DIR", help="folder for --report files (default report-out) and --simulate's")
+    p.add_argument("--out", metavar="DIR", help="folder for --report files (default report-out), --simulate's "
+                   "and --end_semester's (default semester-end/<course>)")
     p.add_argument("--send", action="store_true", help="with --report: email it to REPORT_RECIPIENT_EMAIL")
     p.add_argument("--budget", type=_money, metavar="USD", help="--plan_course: the semester's budget in USD")
     p.add_argument("--weeks", type=_weeks, metavar="N", help="--plan_course: the semester's length (default: the "
                    "policy's [semester] dates, else 15)")
     p.add_argument("--over_budget", action="store_true",
                    help="--create_from_csv: provision although the worst case exceeds COURSE_BUDGET_USD")
+    p.add_argument("--drop_data", action="store_true",
+                   help="--end_semester: also drop the course's Unity Catalog schemas (after the export, and a typed "
+                        "confirmation that --yes does not skip)")
+    p.add_argument("--skip", metavar="STEP,...", help="--end_semester: steps to leave out (report, export, handoff, "
+                   "teardown, costs)")
     p.add_argument("--dry-run", action="store_true",
                    help="show what would change, change nothing (every command that changes anything)")
     add_logging_flags(p)
@@ -104,8 +110,8 @@ def chosen(args: argparse.Namespace) -> Command:
 # folders, a policy, a page, one ledger's messages. Run without --course they would do the same
 # thing in every course's workspace, which no admin means; they ask for --course instead.
 ONE_COURSE = {"create_from_csv", "delete_all_users", "delete_all_groups", "purge_clusters", "terminate_clusters",
-              "export_notebooks", "import_notebooks", "simulate", "status_page", "rotate_status_secret",
-              "init_ledger", "retry"}
+              "export_notebooks", "import_notebooks", "deploy_notebooks", "end_semester", "simulate", "status_page",
+              "rotate_status_secret", "init_ledger", "retry"}
 ONCE = {"crontab"}  # the same for every course: the cron lines cover them all
 
 

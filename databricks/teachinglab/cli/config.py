@@ -22,11 +22,12 @@ from databricks.teachinglab.core.units import MINUTES, UNITS, QuotaUnit
 from databricks.teachinglab.core.urls import shown_url
 from databricks.teachinglab.core.roster import EMAIL_RE
 from databricks.teachinglab.core.settings import (
-    ACCESS_MODES, MIN_RUNTIME, ClusterSettings, LedgerSettings, LoggingSettings, MailSettings, QuotaSettings,
+    ACCESS_MODES, MIN_RUNTIME, ClusterSettings, ContentSettings, LedgerSettings, LoggingSettings, MailSettings, QuotaSettings,
     Settings, StatusPageSettings, WorkspaceSettings, runtime_of)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DOTENV = REPO_ROOT / ".env"
+ENVIRONMENTS = ("dev", "prod")
 # Any of these lets databricks-sdk authenticate without DATABRICKS_TOKEN (its unified auth).
 OTHER_AUTH_VARS = ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_AUTH_TYPE", "DATABRICKS_CLIENT_ID",
                    "ARM_CLIENT_ID", "AZURE_CLIENT_ID", "DATABRICKS_AZURE_RESOURCE_ID")
@@ -118,6 +119,26 @@ def read_dotenv(path: Path) -> dict[str, str]:
 def read_env(dotenv_path: Path | None = None) -> dict[str, str]:
     """The process environment over `.env`."""
     return {**read_dotenv(dotenv_path or DOTENV), **os.environ}
+
+
+def env_files(environment: Mapping[str, str]) -> list[Path]:
+    """The dotenv files a run reads, the one that wins first: with TEACHINGLAB_ENV=dev (in the
+    environment, or in `.env`), `.env.dev` and then `.env`; otherwise `.env` alone. An unknown
+    environment name reads `.env` only (load_settings then says what is wrong)."""
+    name = (environment.get("TEACHINGLAB_ENV") or "").strip().lower()
+    if not name and DOTENV.exists():
+        from dotenv import dotenv_values
+        name = (dotenv_values(DOTENV).get("TEACHINGLAB_ENV") or "").strip().lower()
+    return ([DOTENV.with_name(f".env.{name}")] if name in ENVIRONMENTS else []) + [DOTENV]
+
+
+def read_dotenvs(environment: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """The values of env_files (the environment still wins over all of them), and their names."""
+    files = env_files(environment)
+    values: dict[str, str] = {}
+    for path in files:  # the winner first: each also exports its values without overriding any
+        values = {**read_dotenv(path), **values}
+    return values, " or ".join(str(p) for p in files)
 
 
 def is_loopback(host: str | None) -> bool:
@@ -417,6 +438,12 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
             check_minutes = int(check_raw)
     warehouse_wait = seconds("WAREHOUSE_WAIT_SECONDS", 45, 600, ": how long the nightly close waits for "
                              "DATABRICKS_WAREHOUSE_ID to answer (default 45).")
+    content = content_settings(text, problems)
+    environment = (text("TEACHINGLAB_ENV") or "prod").lower()
+    if environment not in ENVIRONMENTS:
+        problems.append(f"TEACHINGLAB_ENV={environment!r} must be dev or prod: it picks .env.dev or .env.prod (read "
+                        "before .env) and, when not prod, names the environment in every log line, mail and report.")
+        environment = "prod"
 
     if problems:
         raise ConfigError(problems)
@@ -460,7 +487,38 @@ def load_settings(env: Mapping[str, str], *, need_workspace: bool = True, need_m
             text("TEACHINGLAB_LOG_DIR") or (db_path.parent if not database_url else data_home(env))).expanduser()
             / "teachinglab.log"),
         course_given=bool(text("COURSE_NAME")),
+        content=content, environment=environment,
     )
+
+
+def content_settings(text, problems: list[str]) -> ContentSettings:
+    """UC_CATALOG, UC_CATALOG_STORAGE_ROOT, COURSE_NOTEBOOKS_DIR, COURSE_NOTEBOOKS_SHARED."""
+    catalog = text("UC_CATALOG")
+    if catalog is not None:
+        catalog = catalog.lower()
+        if not re.fullmatch(r"[a-z0-9_]{1,255}", catalog) or catalog in ("hive_metastore", "system", "samples"):
+            problems.append(f"UC_CATALOG={catalog!r} must be a catalog name of letters, digits and underscores, and "
+                            "not hive_metastore, system or samples (e.g. UC_CATALOG=bigdata_2026): the course's "
+                            "catalog, created if missing, with one schema per group and a shared one.")
+            catalog = None
+    root = text("UC_CATALOG_STORAGE_ROOT")
+    if root is not None and not re.match(r"^abfss://[^@/\s]+@[^/\s]+\.dfs\.core\.windows\.net(/\S*)?$", root):
+        problems.append(f"UC_CATALOG_STORAGE_ROOT={root!r} is not an ADLS Gen2 location (abfss://container@account"
+                        ".dfs.core.windows.net/path, covered by an external location): the catalog's managed "
+                        "storage, needed when the metastore has none.")
+        root = None
+    folder = text("COURSE_NOTEBOOKS_DIR")
+    notebooks = Path(folder).expanduser() if folder else None
+    if notebooks is not None and not notebooks.is_dir():
+        problems.append(f"COURSE_NOTEBOOKS_DIR={folder!r} is not a folder: the course's notebooks in source format "
+                        "(.py, .sql, .scala, .r, .ipynb), deployed into each group's folder.")
+        notebooks = None
+    shared = (text("COURSE_NOTEBOOKS_SHARED") or "0").lower()
+    if shared not in ("0", "1", "true", "false", "yes", "no"):
+        problems.append(f"COURSE_NOTEBOOKS_SHARED={shared!r} must be 1 (one copy in a folder every group may read) "
+                        "or 0 (a copy in each group's folder, the default).")
+    return ContentSettings(catalog=catalog, storage_root=root, notebooks_dir=notebooks,
+                           notebooks_shared=shared in ("1", "true", "yes"))
 
 
 def _unit_limit(text, unit: QuotaUnit, name: str, problems: list[str]) -> float | None:

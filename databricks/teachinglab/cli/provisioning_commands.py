@@ -27,7 +27,7 @@ def _progress(desc: str):
     return wrap
 
 
-DEFAULT_ROSTER = "terraform/dbr/users.csv"
+DEFAULT_ROSTER = "terraform/environments/prod/users.csv"
 
 
 def tool_version() -> str:
@@ -38,11 +38,16 @@ def tool_version() -> str:
         return "unknown (not installed as a package)"
 
 
-def handoff_file(settings) -> Path:
+def lab_file(settings, name: str) -> Path:
+    """One of the lab's own files (handoff.json, course_notebooks.json) beside the ledger."""
     import os
     from databricks.teachinglab.cli.config import data_home
-    from databricks.teachinglab.services.handoff import handoff_path
-    return handoff_path(settings, data_home(dict(os.environ)))
+    from databricks.teachinglab.services.handoff import state_path
+    return state_path(settings, data_home(dict(os.environ)), name)
+
+
+def handoff_file(settings) -> Path:
+    return lab_file(settings, "handoff.json")
 
 
 def record_handoff(inv: Invocation, event: str) -> None:
@@ -146,9 +151,10 @@ def create_from_csv(inv: Invocation) -> int:
     keep = keepers(gateway, settings)
     p = plan(gateway, roster, settings.cluster, prune=args.prune, protected=keep,
              principals=LabPrincipals.of(keep), account=connect_account(settings, gateway))
+    groups = sorted(r.name for r in roster.groups)
+    content_plan(inv, gateway, roster, p, groups)
     for line in p.drift:
         print(f"drift: {line}")
-    groups = sorted(r.name for r in roster.groups)
     serverless = serverless_plan(inv, groups) if settings.workspace.serverless_objects else None
     if not settings.workspace.serverless_objects:
         print("note: SERVERLESS_INTERACTIVE_COMPUTE_ID and SERVERLESS_AUTOMATED_COMPUTE_ID are not set: serverless "
@@ -178,6 +184,68 @@ def create_from_csv(inv: Invocation) -> int:
         # Creates are never retried (a retry could make a second cluster); the reconcile is.
         print(f"Run --create_from_csv {args.create_from_csv} again: it makes only what is still missing "
               "(wait a minute first if the workspace was throttling requests).", file=sys.stderr)
+    return 1 if outcome.failed else 0
+
+
+def content_plan(inv: Invocation, gateway, roster, p, groups: list[str]) -> None:
+    """Add to the provisioning plan what UC_CATALOG and COURSE_NOTEBOOKS_DIR ask for (after the
+    groups and clusters: grants name groups the plan may create first)."""
+    settings = inv.settings
+    content, cs = settings.content, settings.cluster
+    if content.catalog:
+        from databricks.teachinglab.services.catalog import plan_catalog
+        if not settings.workspace.account_id:
+            raise AdminError(f"UC_CATALOG={content.catalog} needs account groups: Unity Catalog grants only go to "
+                             "account groups, and without DATABRICKS_ACCOUNT_ID this tool makes workspace-local ones. "
+                             "Set DATABRICKS_ACCOUNT_ID and account auth (README, Unity Catalog), or unset UC_CATALOG; "
+                             "nothing created")
+        changes, drift = plan_catalog(gateway, content, roster, course=cs.course, students_group=cs.students_group)
+        p.changes += changes
+        p.drift += drift
+    if content.notebooks_dir:
+        notebook_changes(inv, gateway, groups, p)
+
+
+def notebook_changes(inv: Invocation, gateway, groups: list[str], p) -> None:
+    from databricks.teachinglab.services.course_notebooks import STATE_FILE, plan_notebooks
+    settings = inv.settings
+    planned = {c.target for c in p.changes if c.action == "group_folder"}
+    changes, notes = plan_notebooks(gateway, settings.content.notebooks_dir, settings.cluster, groups,
+                                    shared=settings.content.notebooks_shared,
+                                    state_path=lab_file(settings, STATE_FILE), planned_folders=planned)
+    p.changes += changes
+    p.drift += [f"notebooks: {n}" for n in notes]
+
+
+@command("deploy_notebooks", "deploy COURSE_NOTEBOOKS_DIR to the roster's groups (USERS_CSV): only what changed "
+         "since the last deploy, never over a copy a group edited", flag={"metavar": "USERS_CSV"}, changes=True,
+         workspace=True)
+def deploy_notebooks(inv: Invocation) -> int:
+    from databricks.teachinglab.cli.plan_commands import read_roster
+    from databricks.teachinglab.services.provisioning import Plan
+    settings, args = inv.settings, inv.args
+    if not settings.content.notebooks_dir:
+        raise AdminError("COURSE_NOTEBOOKS_DIR is not set: set it to the folder of the course's notebooks "
+                         "(.py, .sql, .scala, .r in source format, or .ipynb)")
+    roster = read_roster(args.deploy_notebooks)
+    if roster is None:
+        return 2
+    p = Plan([], [])
+    notebook_changes(inv, inv.context().workspace, sorted(g.name for g in roster.groups), p)
+    for line in p.drift:
+        print(f"note: {line}")
+    if not p.changes:
+        print(f"nothing to deploy: every destination has the notebooks of {settings.content.notebooks_dir}")
+        return 0
+    for change in p.changes:
+        print(("would " if args.dry_run else "") + str(change))
+    if args.dry_run:
+        print(f"{len(p.changes)} change(s) planned; nothing done (--dry-run)")
+        return 0
+    outcome = apply(p, progress=_progress("notebooks"))
+    print(f"{len(outcome.done)} change(s) made, {len(outcome.failed)} failed")
+    for change, err in outcome.failed:
+        print(f"  FAILED {change}: {err}", file=sys.stderr)
     return 1 if outcome.failed else 0
 
 
@@ -272,13 +340,13 @@ def delete_all_groups(inv: Invocation) -> int:
             g, principals=LabPrincipals.of(keepers(g, inv.settings)), dry_run=args.dry_run,
             progress=_progress("groups")), always_confirm=True)
     course = inv.settings.cluster.course
-    roster = _roster_groups(args)
+    roster = roster_groups(args)
     return _teardown(inv, f"delete the groups of course {course}", lambda g: teardown.delete_all_groups(
         g, principals=LabPrincipals.of(keepers(g, inv.settings)), course=course, roster_groups=roster,
         dry_run=args.dry_run, progress=_progress("groups")))
 
 
-def _roster_groups(args) -> list[str]:
+def roster_groups(args) -> list[str]:
     """Group names from the roster (--roster, or the converter's default output if it exists)."""
     path = Path(args.roster) if args.roster else Path(args.output or DEFAULT_ROSTER)
     if not path.exists():

@@ -123,7 +123,7 @@ def setup_logging(args: argparse.Namespace, secrets: list[str] = (), settings: S
     settings' log file, rotated, and nothing to stderr, so cron mails only a failed run's last
     line (see failed_run_line)."""
     journald = getattr(args, "journald", False) or (settings is not None and settings.logging.journald)
-    tag = f"[{course}] " if course else ""
+    tag = (settings.environment_tag if settings is not None else "") + (f"[{course}] " if course else "")
     fmt = f"<%(priority)d>%(name)s: {tag}%(message)s" if journald else \
         f"%(asctime)s %(levelname)s %(name)s: {tag}%(message)s"
     handler = _file_handler(settings) if getattr(args, "log_to", None) == "file" and settings is not None else None
@@ -174,10 +174,10 @@ def courses_or_exit(course: str | None, *, need_workspace: bool = True, need_mai
     """The courses this run covers (TEACHINGLAB_COURSES_FILE, or the one implicit course), each
     checked; every problem printed at once and exit 2. A variable that looks like a misspelt
     setting is a warning, and with --strict-config one of those problems."""
-    from databricks.teachinglab.cli.config import DOTENV, read_dotenv
+    from databricks.teachinglab.cli.config import read_dotenvs
     from databricks.teachinglab.cli.variables import misspelt_lines
-    dotenv = read_dotenv(DOTENV)
-    misspelt = misspelt_lines(os.environ, dotenv, str(DOTENV))
+    dotenv, where = read_dotenvs(os.environ)
+    misspelt = misspelt_lines(os.environ, dotenv, where)
     strict_config = bool(getattr(args, "strict_config", False))
     if not strict_config:
         prefix = "<4>" if getattr(args, "journald", False) else ""

@@ -182,6 +182,22 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class ContentSettings:
+    """Where each group works beyond its cluster: a Unity Catalog home and the course's notebooks."""
+    catalog: str | None = None              # UC_CATALOG: the course catalog (created if missing)
+    storage_root: str | None = None         # UC_CATALOG_STORAGE_ROOT: its managed location, if the metastore has none
+    notebooks_dir: Path | None = None       # COURSE_NOTEBOOKS_DIR: notebooks in source format, deployed to the groups
+    notebooks_shared: bool = False          # COURSE_NOTEBOOKS_SHARED: once into a folder every group may read
+
+    def group_schema(self, group_key: str) -> str:
+        return f"{self.catalog}.{group_key.lower()}"
+
+    @property
+    def shared_schema(self) -> str:
+        return f"{self.catalog}.shared"
+
+
+@dataclass(frozen=True)
 class Settings:
     workspace: WorkspaceSettings = field(default_factory=WorkspaceSettings)
     quota: QuotaSettings = field(default_factory=QuotaSettings)
@@ -192,6 +208,13 @@ class Settings:
     status: StatusPageSettings = field(default_factory=StatusPageSettings)
     course_given: bool = False             # COURSE_NAME set: provisioning needs it
     course_id: str | None = None           # the course's name in TEACHINGLAB_COURSES_FILE; None: the one course
+    content: ContentSettings = field(default_factory=ContentSettings)
+    environment: str = "prod"              # TEACHINGLAB_ENV: dev | prod
+
+    @property
+    def environment_tag(self) -> str:
+        """"[dev] " in front of log lines, mail subjects and report titles; nothing for prod."""
+        return "" if self.environment == "prod" else f"[{self.environment}] "
 
     @property
     def course_label(self) -> str:

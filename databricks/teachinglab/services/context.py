@@ -68,7 +68,7 @@ class JobContext:
         pace = Pace(mail.acs_send_per_minute, mail.acs_send_per_hour) if getattr(self.transport, "name", "") == "acs" \
             else None
         result = deliver_pending(self.transport, mail.sender, now, budget_seconds=self.deadline.mail_budget(budget),
-                                 scope=self.settings.course_id, pace=pace)
+                                 scope=self.settings.course_id, pace=pace, label=self.settings.environment_tag)
         if result.failures:
             from databricks.teachinglab.adapters.ledger.repository import transaction
             from databricks.teachinglab.services.alerts import queue_failure_alert

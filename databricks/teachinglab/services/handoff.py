@@ -15,13 +15,17 @@ from databricks.teachinglab.adapters.files import write_private
 from databricks.teachinglab.services.context import JobContext
 
 logger = logging.getLogger(__name__)
-TERRAFORM_ROOT = Path(__file__).resolve().parents[3] / "terraform" / "dbr"
+TERRAFORM_ENVIRONMENTS = Path(__file__).resolve().parents[3] / "terraform" / "environments"
+
+
+def state_path(settings, home: Path, name: str) -> Path:
+    """A file of the lab's own next to the SQLite ledger; with PostgreSQL, in its state folder (`home`)."""
+    db = settings.ledger.db_path
+    return (db.parent if db is not None else (settings.ledger.state_dir or home)) / name
 
 
 def handoff_path(settings, home: Path) -> Path:
-    """Next to the SQLite ledger; with PostgreSQL, in the lab's state folder (`home`)."""
-    db = settings.ledger.db_path
-    return (db.parent if db is not None else (settings.ledger.state_dir or home)) / "handoff.json"
+    return state_path(settings, home, "handoff.json")
 
 
 def read_record(path: Path) -> dict | None:
@@ -34,17 +38,44 @@ def read_record(path: Path) -> dict | None:
         return None
 
 
-def terraform_output(root: Path = TERRAFORM_ROOT) -> dict | None:
-    """`terraform output -json` when the Terraform path ran here (a state in the root)."""
-    if not (root / "terraform.tfstate").exists() or shutil.which("terraform") is None:
+def terraform_output(root: Path) -> dict | None:
+    """`terraform output -json` of the environment's root when the Terraform path ran there: it
+    holds a local state (dev), or was initialised with a backend (prod's remote state)."""
+    ran = (root / "terraform.tfstate").exists() or (root / ".terraform" / "terraform.tfstate").exists()
+    if not ran or shutil.which("terraform") is None:
         return None
     try:
         done = subprocess.run(["terraform", f"-chdir={root}", "output", "-json"], capture_output=True, text=True,
                               timeout=60, check=True)
-        return json.loads(done.stdout)
+        return json.loads(done.stdout) or None
     except (subprocess.SubprocessError, ValueError, OSError) as err:
         logger.warning("terraform output -json failed (%s); the record goes without it", err)
         return None
+
+
+def _schemas(gw, settings) -> list[dict] | None:
+    """The course's schemas in UC_CATALOG (those the lab made for it), with their owners."""
+    from databricks.teachinglab.services.catalog import COURSE_PROPERTY
+    catalog = settings.content.catalog
+    if not catalog or gw.catalog(catalog) is None:
+        return [] if not catalog else None
+    return [{"name": s.full_name, "owner": s.owner} for s in gw.schemas(catalog)
+            if s.properties.get(COURSE_PROPERTY) == settings.cluster.course]
+
+
+def _folders(gw, settings, groups: list[str]) -> list[dict]:
+    """The groups' folders and the shared course-notebook folder that exist, with their ids."""
+    cs = settings.cluster
+    paths = [cs.group_folder(g) for g in groups if g != cs.students_group]
+    if settings.content.notebooks_dir:
+        from databricks.teachinglab.services.course_notebooks import destinations
+        paths += [where for where, _, _ in destinations(cs, groups, settings.content.notebooks_shared)]
+    out = []
+    for path in sorted(set(paths)):
+        info = gw.object_info(path)
+        if info is not None:
+            out.append({"path": path, "type": info[0]})
+    return out
 
 
 def build_record(ctx: JobContext, now: datetime, event: str, previous: dict | None, *, version: str) -> dict:
@@ -62,6 +93,7 @@ def build_record(ctx: JobContext, now: datetime, event: str, previous: dict | No
     events = list((previous or {}).get("events", [])) + [{"event": event, "at": at}]
     return {
         "course": settings.course_label,
+        "environment": settings.environment,
         "cloud": cloud,
         "workspace": {"host": gw.host, "id": str(gw.workspace_id())},
         "auth": {"method": auth, "principal": gw.me(),
@@ -72,8 +104,11 @@ def build_record(ctx: JobContext, now: datetime, event: str, previous: dict | No
             "clusters": [{"name": c.name, "id": c.cluster_id, "group": c.custom_tags.get("group"),
                           "state": c.state} for c in sorted(clusters, key=lambda c: c.name)],
             "serverless_compute": [{"label": label, "id": oid} for label, oid in settings.workspace.serverless_objects],
+            "catalog": settings.content.catalog,
+            "schemas": _schemas(gw, settings),
+            "folders": _folders(gw, settings, wanted),
         },
-        "terraform_output": terraform_output(),
+        "terraform_output": terraform_output(TERRAFORM_ENVIRONMENTS / settings.environment),
         "status_page_url": settings.status.url,
         "policy": {"source": policy.source, "unit": policy.unit.name, "daily_max": caps.daily_max,
                    "weekly_max": caps.weekly_max, "semester_max": caps.semester_max,

@@ -1,4 +1,4 @@
-"""Semester-end notebook backup and restore: every user's home folder and /Shared.
+"""Semester-end notebook backup and restore: every user's home folder, /Shared and the group folders.
 
 Export keeps language and format (SOURCE with the extension of the language, or DBC or JUPYTER
 on request) and writes manifest.json with path, language, format, size and sha256. The manifest
@@ -93,7 +93,9 @@ def inside(folder: Path, name: str) -> Path | None:
 def export_all(gateway, out: Path, *, fmt: str = "SOURCE", progress=None, dry_run: bool = False) -> Result:
     manifest = out / MANIFEST
     entries = _load(manifest)
-    roots = [f"/Users/{p.user_name}" for p in gateway.users()] + ["/Shared"]
+    # Group folders too: dedicated group clusters work in /Workspace/Groups/<group>, and the
+    # course's notebooks are deployed there (a missing folder lists as empty).
+    roots = [f"/Users/{p.user_name}" for p in gateway.users()] + ["/Shared", "/Workspace/Groups"]
     passed_over: list[tuple[str, str, str]] = []
     objects = [o for root in roots for o in _walk(gateway, root, passed_over)]
     skipped = {path: {"path": path, "kind": kind, "status": "skipped", "reason": why}

@@ -31,7 +31,7 @@ class Summary:
         return out
 
 
-def _run(summary: Summary, items: Iterable[tuple[str, Callable[[], None]]], progress=None) -> Summary:
+def run_deletes(summary: Summary, items: Iterable[tuple[str, Callable[[], None]]], progress=None) -> Summary:
     items = list(items)
     for name, delete in (progress(items) if progress else items):
         try:
@@ -55,7 +55,7 @@ def delete_all_users(gateway, *, keep: dict[str, str], dry_run: bool = False, pr
         else:
             todo.append((p.user_name, (lambda uid=p.user_id: None) if dry_run else
                          (lambda uid=p.user_id: gateway.delete_user(uid))))
-    return _run(summary, todo, progress)
+    return run_deletes(summary, todo, progress)
 
 
 def lab_clusters_of(clusters, course: str, principals) -> list:
@@ -92,7 +92,7 @@ def delete_all_groups(gateway, *, principals, course: str | None = None, roster_
             summary.kept.append((g.name, "synced from Entra ID: remove it there"))
         else:
             todo.append((g.name, (lambda: None) if dry_run else (lambda gid=g.group_id: gateway.delete_group(gid))))
-    return _run(summary, todo, progress)
+    return run_deletes(summary, todo, progress)
 
 
 def course_clusters(gateway, course: str, principals) -> tuple[list, list]:
@@ -120,4 +120,4 @@ def purge_clusters(gateway, *, principals=None, course: str | None = None, dry_r
         mine = gateway.list_clusters()
     for c in sorted(mine, key=lambda c: c.name):
         todo.append((c.name, (lambda: None) if dry_run else (lambda cid=c.cluster_id: gateway.permanent_delete(cid))))
-    return _run(summary, todo, progress)
+    return run_deletes(summary, todo, progress)

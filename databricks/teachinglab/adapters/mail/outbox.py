@@ -90,11 +90,13 @@ class Pace:
 
 def deliver_pending(transport: Transport, sender: str, now: datetime, *, budget_seconds: float,
                     monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                    scope: str | None = None, pace: Pace | None = None) -> Delivery:
+                    scope: str | None = None, pace: Pace | None = None, label: str = "") -> Delivery:
     """Send what is due within the budget, what matters most first (PRIORITY), and within the
     service's limits when it has them (`pace`). A message the service accepted is asked about at
     most once a run: those accepted earlier in their turn, those accepted now once at the end,
-    after a pause (`transport.poll_interval`). `scope`: the course, when there are several."""
+    after a pause (`transport.poll_interval`). `scope`: the course, when there are several.
+    `label`: put before every subject ("[dev] " outside prod), so a test course's mail is never
+    taken for the real one's."""
     deadline = Deadline(budget_seconds, monotonic=monotonic)
     due = sorted(OutboxMessage.select().where(
         OutboxMessage.status.in_(("pending", "accepted")) & (OutboxMessage.next_attempt_at <= now)),
@@ -122,7 +124,7 @@ def deliver_pending(transport: Transport, sender: str, now: datetime, *, budget_
                            "next run, the stops and alerts among them first", pace.send_per_minute,
                            pace.send_per_hour, left)
             break
-        outcome = _attempt(transport, message, sender, now, deadline, scope)
+        outcome = _attempt(transport, message, sender, now, deadline, scope, label)
         _record_requests(transport, now)
         if outcome == "accepted" and _checked_now(message):
             tally["retrying"] += 1  # asked once this run already: the next run asks again
@@ -136,7 +138,7 @@ def deliver_pending(transport: Transport, sender: str, now: datetime, *, budget_
             if deadline.expired or (pace is not None and not _has_room(pace, message, now, status=True)):
                 waiting.append(message)
                 continue
-            settle(message, _attempt(transport, message, sender, now, deadline, scope))
+            settle(message, _attempt(transport, message, sender, now, deadline, scope, label))
             _record_requests(transport, now)
     else:
         waiting = fresh
@@ -162,7 +164,7 @@ def _record_requests(transport: Transport, now: datetime) -> None:
         ledger.record_mail_requests(kinds, now)
 
 
-def finished(message: OutboxMessage, sender: str, scope: str | None = None) -> OutgoingMail:
+def finished(message: OutboxMessage, sender: str, scope: str | None = None, label: str = "") -> OutgoingMail:
     """An outbox row and its attachments as the immutable message a transport receives. With a
     `scope` (a course of several) its key is `<course>/<key>`: the transports derive ids from
     the key (ACS's operation id, the Message-ID, a file name), and two courses' ledgers make the
@@ -173,13 +175,13 @@ def finished(message: OutboxMessage, sender: str, scope: str | None = None) -> O
                         .order_by(OutboxAttachment.id))
     return OutgoingMail(dedupe_key=f"{scope}/{message.dedupe_key}" if scope else message.dedupe_key,
                         event=message.event, sender=sender,
-                        to_addrs=message.to_addrs, cc_addrs=message.cc_addrs or "", subject=message.subject,
+                        to_addrs=message.to_addrs, cc_addrs=message.cc_addrs or "", subject=label + message.subject,
                         text_body=message.text_body, html_body=message.html_body, attachments=attachments,
                         attempts=message.attempts, accepted=message.status == "accepted", outbox_id=message.id)
 
 
 def _attempt(transport: Transport, message: OutboxMessage, sender: str, now: datetime,
-             deadline: Deadline, scope: str | None = None) -> str:
+             deadline: Deadline, scope: str | None = None, label: str = "") -> str:
     """One send (or status check); returns sent | accepted | retrying | failed. Whatever goes
     wrong with one message is that message's failure: the next one goes on."""
     name = getattr(transport, "name", type(transport).__name__)
@@ -187,7 +189,7 @@ def _attempt(transport: Transport, message: OutboxMessage, sender: str, now: dat
     if message.status == "pending":
         message.attempts += 1
         _mark(message, attempts=message.attempts, last_attempt_at=now)  # write-ahead
-    outgoing = finished(message, sender, scope)  # the ledger's own errors are the run's, not the message's
+    outgoing = finished(message, sender, scope, label)  # the ledger's own errors are the run's, not the message's
     try:
         ref = transport.send(outgoing, deadline=deadline)
     except StatusUnknown as unknown:

@@ -13,6 +13,11 @@ class BillingApi:
         got = self._retry(f"warehouse {warehouse_id}", lambda: self.client.warehouses.get(warehouse_id))
         return got.state.value if got.state else "UNKNOWN"
 
+    def warehouses(self) -> list[tuple[str, str, str]]:
+        """(id, name, state) of every SQL warehouse the lab can see."""
+        return [(w.id or "", w.name or w.id or "", w.state.value if w.state else "UNKNOWN")
+                for w in self._retry("SQL warehouses", lambda: list(self.client.warehouses.list()))]
+
     def workspace_id(self) -> int:
         return self._retry("workspace id", self.client.get_workspace_id)
 

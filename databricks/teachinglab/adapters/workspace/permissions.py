@@ -96,8 +96,8 @@ class PermissionsApi:
         self._retry(f"grant on {cluster_id}", lambda: self.client.clusters.update_permissions(
             cluster_id, access_control_list=acl))
 
-    def folder_managers(self, path: str) -> set[str] | None:
-        """Groups with CAN_MANAGE directly on a workspace folder; None when it does not exist."""
+    def folder_managers(self, path: str, level: str = "CAN_MANAGE") -> set[str] | None:
+        """Groups with `level` directly on a workspace folder; None when it does not exist."""
         try:
             status = self._retry(f"status of {path}", lambda: self.client.workspace.get_status(path))
         except NotFound:
@@ -106,12 +106,12 @@ class PermissionsApi:
             "directories", str(status.object_id)))
         return {e.group_name for e in perms.access_control_list or [] if e.group_name
                 for p in e.all_permissions or [] if not p.inherited and p.permission_level
-                and p.permission_level.value == "CAN_MANAGE"}
+                and p.permission_level.value == level}
 
-    def group_folder(self, path: str, group: str) -> None:
-        """Make `path` and give `group` CAN_MANAGE on it (PATCH: other entries stay)."""
+    def group_folder(self, path: str, group: str, level: str = "CAN_MANAGE") -> None:
+        """Make `path` and give `group` `level` on it (PATCH: other entries stay)."""
         self._retry(f"mkdirs {path}", lambda: self.client.workspace.mkdirs(path))
         status = self._retry(f"status of {path}", lambda: self.client.workspace.get_status(path))
         self._retry(f"permissions of {path}", lambda: self.client.workspace.update_permissions(
             "directories", str(status.object_id), access_control_list=[ws_service.WorkspaceObjectAccessControlRequest(
-                group_name=group, permission_level=ws_service.WorkspaceObjectPermissionLevel.CAN_MANAGE)]))
+                group_name=group, permission_level=ws_service.WorkspaceObjectPermissionLevel(level))]))

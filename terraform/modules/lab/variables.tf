@@ -12,29 +12,9 @@ variable "target_workspace" {
   type        = string
 }
 
-variable "databricks_host" {
-  description = "Workspace URL, e.g. https://adb-123.4.azuredatabricks.net. Leave null to use databricks_profile."
-  type        = string
-  default     = null
-}
-
-variable "databricks_token" {
-  description = "Personal access token. Leave null to use databricks_profile or another databricks auth method."
-  type        = string
-  default     = null
-  sensitive   = true
-}
-
-variable "databricks_profile" {
-  description = "A profile in ~/.databrickscfg, instead of host and token."
-  type        = string
-  default     = null
-}
-
 variable "users_csv" {
-  description = "The roster from `python -m databricks.main --convert_moodle`, relative to this module."
+  description = "Path of the roster from `python -m databricks.main --convert_moodle` (the environment roots pass \"$${path.root}/users.csv\")."
   type        = string
-  default     = "users.csv"
 }
 
 variable "spark_version" {
@@ -90,7 +70,7 @@ variable "maven_packages" {
 }
 
 variable "manager_group" {
-  description = "A course-staff group that gets CAN_MANAGE on every cluster and ALL_PRIVILEGES on the group schemas; null for none. Not \"admins\": workspace admins already manage every cluster, and the provider refuses an admins entry."
+  description = "A course-staff group that gets CAN_MANAGE on every cluster and ALL_PRIVILEGES on the course catalog; null for none. Not \"admins\": workspace admins already manage every cluster, and the provider refuses an admins entry."
   type        = string
   default     = null
   validation {
@@ -129,38 +109,8 @@ variable "stop_clusters_after_create" {
   default     = true
 }
 
-variable "create_group_schemas" {
-  description = "Create one Unity Catalog schema per group in catalog_name, with grants for the group."
-  type        = bool
-  default     = false
-}
-
-variable "catalog_name" {
-  description = "Unity Catalog catalog for the per-group schemas."
-  type        = string
-  default     = "main"
-}
-
-variable "schema_privileges" {
-  description = "Privileges each group gets on its own schema."
-  type        = list(string)
-  default     = ["USE_SCHEMA", "CREATE_TABLE", "SELECT", "MODIFY"]
-}
-
 variable "account_id" {
   description = "Databricks account id: set it to create the groups as account groups (identity federation), assigned to the workspace, so they can be granted Unity Catalog privileges. Null: workspace-local groups. The SDK path reads DATABRICKS_ACCOUNT_ID."
-  type        = string
-  default     = null
-}
-
-variable "account_host" {
-  description = "The account console host, for account groups."
-  type        = string
-  default     = "https://accounts.azuredatabricks.net"
-}
-
-variable "account_profile" {
-  description = "A profile in ~/.databrickscfg for the account API; null to authenticate from the environment."
   type        = string
   default     = null
 }
@@ -179,4 +129,38 @@ variable "manage_memberships" {
   description = "With account groups: manage their members from the roster. Set false when the groups are synced from Entra ID (SCIM provisioning), whose members must not be changed here."
   type        = bool
   default     = true
+}
+
+variable "uc_catalog" {
+  description = "UC_CATALOG of the SDK path: the course's Unity Catalog catalog, with one schema per group (<catalog>.<group_key>, the group may create and modify) and a shared schema every course group may read. Null: no Unity Catalog objects. Grants go to account groups (set account_id)."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.uc_catalog == null || can(regex("^[a-z0-9_]{1,255}$", coalesce(var.uc_catalog, "x")))
+    error_message = "uc_catalog must be lowercase letters, digits and underscores."
+  }
+}
+
+variable "create_catalog" {
+  description = "Create uc_catalog (true), or use one that exists already (false: it is reused, never replaced; the course schemas and grants go into it)."
+  type        = bool
+  default     = true
+}
+
+variable "catalog_storage_root" {
+  description = "UC_CATALOG_STORAGE_ROOT: the catalog's managed location (abfss://container@account.dfs.core.windows.net/path), needed when the metastore has no storage of its own; null for the metastore's."
+  type        = string
+  default     = null
+}
+
+variable "protect_data" {
+  description = "prevent_destroy on what holds the students' data (the catalog and schemas): prod sets it, dev does not. Terraform needs a literal there, so the module has a protected twin of each resource."
+  type        = bool
+  default     = true
+}
+
+variable "notebooks_dir" {
+  description = "COURSE_NOTEBOOKS_DIR: a folder of notebooks in source format (.py, .sql, .scala, .r, .ipynb), deployed once into /Workspace/Groups/<course>-students/course-notebooks, which every course group may read. Per-group copies are the SDK path's (--deploy_notebooks), which never overwrites a copy a group edited. Null: none."
+  type        = string
+  default     = null
 }

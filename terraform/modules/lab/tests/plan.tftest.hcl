@@ -1,9 +1,14 @@
 # Plan-level checks from the sample roster: N groups give N clusters, memberships, permissions, tags.
+# The module takes both provider configurations from its root (configuration_aliases).
+provider "databricks" {}
+
+provider "databricks" {
+  alias = "account"
+}
+
 variables {
   course                     = "bigdata"
   target_workspace           = "default"
-  databricks_host            = "https://adb-1.azuredatabricks.net"
-  databricks_token           = "dapi-test"
   users_csv                  = "tests/users.sample.csv"
   pypi_packages              = ["nltk==3.9.1"]
   maven_packages             = ["com.example:lib:1.0"]
@@ -66,8 +71,8 @@ run "memberships_and_permissions" {
     error_message = "each group gets CAN_RESTART on its own cluster"
   }
   assert {
-    condition     = length(databricks_schema.team) == 0
-    error_message = "Unity Catalog schemas are off by default"
+    condition     = length(databricks_schema.group) + length(databricks_schema.group_protected) + length(databricks_catalog.course_protected) == 0
+    error_message = "Unity Catalog objects are off by default"
   }
 }
 
@@ -205,4 +210,73 @@ run "account_id_needs_a_workspace_id" {
   }
 
   expect_failures = [var.workspace_id]
+}
+
+run "a_unity_catalog_home_for_every_group" {
+  command = plan
+
+  variables {
+    account_id   = "00000000-0000-4000-8000-000000000001"
+    workspace_id = 1234567890123456
+    uc_catalog   = "bigdata_2026"
+  }
+
+  assert {
+    condition     = length(databricks_catalog.course_protected) == 1 && length(databricks_catalog.course) == 0
+    error_message = "the catalog is created, protected from destroy by default"
+  }
+  assert {
+    condition     = length(databricks_schema.group_protected) == 5 && databricks_schema.group_protected["g1043"].name == "g1043" && databricks_schema.group_protected["shared"].catalog_name == "bigdata_2026"
+    error_message = "one schema per group (<catalog>.<group_key>) and a shared one"
+  }
+  assert {
+    condition     = databricks_grant.schema["g1043"].principal == "Team Rocket" && contains(databricks_grant.schema["g1043"].privileges, "CREATE_TABLE") && contains(databricks_grant.schema["g1043"].privileges, "MODIFY")
+    error_message = "each group may create and modify in its own schema"
+  }
+  assert {
+    condition     = databricks_grant.schema["shared"].principal == "bigdata-students" && !contains(databricks_grant.schema["shared"].privileges, "MODIFY") && contains(databricks_grant.schema["shared"].privileges, "SELECT")
+    error_message = "every course group may read the shared schema, and not change it"
+  }
+  assert {
+    condition     = databricks_grant.catalog_students[0].principal == "bigdata-students" && databricks_grant.catalog_students[0].privileges == toset(["USE_CATALOG"])
+    error_message = "the students reach the catalog"
+  }
+}
+
+run "an_existing_catalog_is_reused_and_dev_is_unprotected" {
+  command = plan
+
+  variables {
+    account_id     = "00000000-0000-4000-8000-000000000001"
+    workspace_id   = 1234567890123456
+    uc_catalog     = "main"
+    create_catalog = false
+    protect_data   = false
+  }
+
+  assert {
+    condition     = length(databricks_catalog.course) + length(databricks_catalog.course_protected) == 0 && databricks_schema.group["g1044"].catalog_name == "main"
+    error_message = "an existing catalog is used as it is, never created or replaced"
+  }
+  assert {
+    condition     = length(databricks_schema.group) == 5 && length(databricks_schema.group_protected) == 0
+    error_message = "protect_data = false: the schemas can be destroyed (dev)"
+  }
+}
+
+run "course_notebooks_once_for_every_group_to_read" {
+  command = plan
+
+  variables {
+    notebooks_dir = "tests/notebooks"
+  }
+
+  assert {
+    condition     = length(databricks_notebook.course) == 2 && databricks_notebook.course["week1/intro.py"].path == "/Workspace/Groups/bigdata-students/course-notebooks/week1/intro" && databricks_notebook.course["week1/intro.py"].language == "PYTHON"
+    error_message = "each notebook in source format goes to the shared course folder, without its extension"
+  }
+  assert {
+    condition     = [for ac in databricks_permissions.course_notebooks[0].access_control : "${ac.group_name}=${ac.permission_level}"] == ["bigdata-students=CAN_READ"]
+    error_message = "every course group may read the course notebooks, not change them"
+  }
 }

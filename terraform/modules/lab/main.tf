@@ -1,5 +1,5 @@
 locals {
-  rows = csvdecode(file("${path.module}/${var.users_csv}"))
+  rows = csvdecode(file(var.users_csv))
 
   # group_key => group name; keys come from the converter and never renumber.
   groups = { for key, names in { for r in local.rows : r.group_key => r.group_name... } : key => names[0] }
@@ -244,35 +244,9 @@ resource "terraform_data" "stop_clusters" {
   triggers_replace = [for k in sort(keys(local.groups)) : databricks_cluster.team[k].id]
 
   provisioner "local-exec" {
-    working_dir = "${path.module}/../.."
-    command     = "${path.module}/../../.venv/bin/python -m databricks.main --terminate_clusters --course ${var.course}"
+    working_dir = "${path.module}/../../.."
+    command     = "${path.module}/../../../.venv/bin/python -m databricks.main --terminate_clusters --course ${var.course}"
   }
 
   depends_on = [databricks_permissions.cluster]
-}
-
-resource "databricks_schema" "team" {
-  for_each     = var.create_group_schemas ? local.groups : {}
-  catalog_name = var.catalog_name
-  name         = "${replace(var.course, "-", "_")}_${each.key}"
-  comment      = "Schema of group ${each.value} in ${var.course}"
-}
-
-resource "databricks_grants" "team_schema" {
-  for_each   = databricks_schema.team
-  schema     = each.value.id
-  depends_on = [databricks_group.team, databricks_mws_permission_assignment.team]
-
-  grant {
-    principal  = local.groups[each.key]
-    privileges = var.schema_privileges
-  }
-
-  dynamic "grant" {
-    for_each = local.staff
-    content {
-      principal  = grant.value
-      privileges = ["ALL_PRIVILEGES"]
-    }
-  }
 }

@@ -12,12 +12,24 @@ mock_provider "databricks" {
   }
 }
 
+mock_provider "databricks" {
+  alias = "account"
+  mock_resource "databricks_group" {
+    defaults = {
+      id = "2000001"
+    }
+  }
+}
+
 variables {
   course                     = "bigdata"
   target_workspace           = "default"
   users_csv                  = "tests/users.sample.csv"
   stop_clusters_after_create = false
-  create_group_schemas       = true
+  account_id                 = "00000000-0000-4000-8000-000000000001"
+  workspace_id               = 1234567890123456
+  uc_catalog                 = "bigdata_2026"
+  protect_data               = false
 }
 
 run "apply_with_mocks" {
@@ -32,7 +44,7 @@ run "apply_with_mocks" {
     error_message = "group_ids has every group and the all-students group"
   }
   assert {
-    condition     = length(databricks_schema.team) == 4 && databricks_schema.team["g1043"].name == "bigdata_g1043"
-    error_message = "with create_group_schemas, each group gets a schema"
+    condition     = length(databricks_schema.group) == 5 && output.schemas["g1043"].full_name == "bigdata_2026.g1043"
+    error_message = "with uc_catalog, each group gets a schema, and the course a shared one"
   }
 }
