@@ -199,3 +199,12 @@ def test_the_handoff_record_lists_the_schemas_and_folders(env, notebooks, capsys
     assert all(s["owner"] == ADMIN for s in record["created"]["schemas"])
     paths = {f["path"] for f in record["created"]["folders"]}
     assert "/Workspace/Groups/Team Rocket/course-notebooks" in paths and "/Workspace/Groups/Solo" in paths
+
+
+def test_a_missing_notebook_folder_stops_the_deploy_and_never_the_poll(env, capsys, monkeypatch, tmp_path):
+    from databricks import poll_clusters
+    monkeypatch.setenv("COURSE_NOTEBOOKS_DIR", str(tmp_path / "moved-away"))
+    assert run("--deploy_notebooks", str(env.users_csv)) == 2
+    err = capsys.readouterr().err
+    assert "COURSE_NOTEBOOKS_DIR=" in err and "moved-away is not a folder" in err
+    assert poll_clusters.main([]) == 0

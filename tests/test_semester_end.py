@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pytest
 from freezegun import freeze_time
@@ -44,24 +45,31 @@ def dotenv_folder(tmp_path, monkeypatch):
     folder = tmp_path / "repo"
     folder.mkdir()
     monkeypatch.setattr(config, "DOTENV", folder / ".env")
-    return folder
+    saved = dict(os.environ)   # reading a dotenv file exports its values (load_dotenv): none may leak on
+    yield folder
+    os.environ.clear()
+    os.environ.update(saved)
 
 
-def test_teachinglab_env_picks_its_env_file_before_env_and_the_environment_wins(dotenv_folder, monkeypatch):
+def test_teachinglab_env_picks_its_env_file_before_env_and_the_environment_wins(dotenv_folder):
     from databricks.teachinglab.cli.config import read_dotenvs
     (dotenv_folder / ".env").write_text("COURSE_NAME=bigdata\nQUOTA_TIMEZONE=Asia/Jerusalem\n")
     (dotenv_folder / ".env.dev").write_text("COURSE_NAME=bigdata-dev\n")
     for key in ("COURSE_NAME", "QUOTA_TIMEZONE", "TEACHINGLAB_ENV"):
-        monkeypatch.delenv(key, raising=False)
+        os.environ.pop(key, None)          # the fixture puts the environment back as it was
     values, where = read_dotenvs({"TEACHINGLAB_ENV": "dev"})
     assert values["COURSE_NAME"] == "bigdata-dev" and values["QUOTA_TIMEZONE"] == "Asia/Jerusalem"
     assert where.endswith(".env.dev or " + str(dotenv_folder / ".env"))
     values, _ = read_dotenvs({})
     assert values["COURSE_NAME"] == "bigdata"                       # no TEACHINGLAB_ENV: .env alone
     (dotenv_folder / ".env").write_text("TEACHINGLAB_ENV=dev\nCOURSE_NAME=bigdata\n")
-    monkeypatch.delenv("COURSE_NAME", raising=False)
+    os.environ.pop("COURSE_NAME", None)
     values, _ = read_dotenvs({})
     assert values["COURSE_NAME"] == "bigdata-dev"                   # named in .env itself
+    from databricks.teachinglab.cli.runtime import courses_or_exit
+    os.environ["COURSE_NAME"] = "from-the-environment"
+    [course] = courses_or_exit(None, need_workspace=False)
+    assert course.settings.cluster.course == "from-the-environment" and course.settings.environment == "dev"
 
 
 @pytest.fixture

@@ -74,17 +74,18 @@ def test_the_module_takes_its_providers_from_the_environment_roots():
     providers = _load("versions.tf")["terraform"][0]["required_providers"][0]["databricks"]
     assert "databricks.account" in str(providers["configuration_aliases"])
     for env in ("dev", "prod"):
-        lab = _load("main.tf", ENVIRONMENTS / env)["module"][0]['"lab"']
+        lab = _load("lab.tf", ENVIRONMENTS / env)["module"][0]['"lab"']
         assert lab["source"].strip('"') == "../../modules/lab"
         assert "databricks.account" in str(lab["providers"])
+        assert (ENVIRONMENTS / env / "lab.tf").resolve() == ENVIRONMENTS / "shared" / "lab.tf"  # one module call
 
 
 def test_dev_is_cheap_and_destroyable_and_prod_keeps_state_remote_and_protects_data():
-    dev = _load("main.tf", ENVIRONMENTS / "dev")["module"][0]['"lab"']
-    prod = _load("main.tf", ENVIRONMENTS / "prod")["module"][0]['"lab"']
+    dev = _load("environment.tf", ENVIRONMENTS / "dev")["locals"][0]["env"]
+    prod = _load("environment.tf", ENVIRONMENTS / "prod")["locals"][0]["env"]
     assert dev["protect_data"] is False and prod["protect_data"] is True
-    assert '10)' in dev["autotermination_minutes"] and '30)' in prod["autotermination_minutes"]
-    assert '1)' in dev["max_workers"] and '2)' in prod["max_workers"]
+    assert dev["autotermination_minutes"] == 10 and prod["autotermination_minutes"] == 30
+    assert dev["max_workers"] == 1 and prod["max_workers"] == 2
     assert '"local"' in _load("versions.tf", ENVIRONMENTS / "dev")["terraform"][0]["backend"][0]
     assert '"azurerm"' in _load("versions.tf", ENVIRONMENTS / "prod")["terraform"][0]["backend"][0]
     protected = [body for key, body in _resources().items() if key.replace('"', "").endswith("_protected")]

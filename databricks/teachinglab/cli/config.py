@@ -507,12 +507,8 @@ def content_settings(text, problems: list[str]) -> ContentSettings:
                         ".dfs.core.windows.net/path, covered by an external location): the catalog's managed "
                         "storage, needed when the metastore has none.")
         root = None
-    folder = text("COURSE_NOTEBOOKS_DIR")
+    folder = text("COURSE_NOTEBOOKS_DIR")   # checked where it is deployed: a moved folder never stops the poll
     notebooks = Path(folder).expanduser() if folder else None
-    if notebooks is not None and not notebooks.is_dir():
-        problems.append(f"COURSE_NOTEBOOKS_DIR={folder!r} is not a folder: the course's notebooks in source format "
-                        "(.py, .sql, .scala, .r, .ipynb), deployed into each group's folder.")
-        notebooks = None
     shared = (text("COURSE_NOTEBOOKS_SHARED") or "0").lower()
     if shared not in ("0", "1", "true", "false", "yes", "no"):
         problems.append(f"COURSE_NOTEBOOKS_SHARED={shared!r} must be 1 (one copy in a folder every group may read) "

@@ -209,6 +209,10 @@ def content_plan(inv: Invocation, gateway, roster, p, groups: list[str]) -> None
 def notebook_changes(inv: Invocation, gateway, groups: list[str], p) -> None:
     from databricks.teachinglab.services.course_notebooks import STATE_FILE, plan_notebooks
     settings = inv.settings
+    folder = settings.content.notebooks_dir
+    if not folder.is_dir():
+        raise AdminError(f"COURSE_NOTEBOOKS_DIR={folder} is not a folder: set it to the course's notebooks in "
+                         "source format (.py, .sql, .scala, .r, .ipynb); nothing changed")
     planned = {c.target for c in p.changes if c.action == "group_folder"}
     changes, notes = plan_notebooks(gateway, settings.content.notebooks_dir, settings.cluster, groups,
                                     shared=settings.content.notebooks_shared,

@@ -57,9 +57,14 @@ def _schemas(gw, settings) -> list[dict] | None:
     """The course's schemas in UC_CATALOG (those the lab made for it), with their owners."""
     from databricks.teachinglab.services.catalog import COURSE_PROPERTY
     catalog = settings.content.catalog
-    if not catalog or gw.catalog(catalog) is None:
-        return [] if not catalog else None
-    return [{"name": s.full_name, "owner": s.owner} for s in gw.schemas(catalog)
+    if not catalog:
+        return []
+    try:
+        found = gw.schemas(catalog) if gw.catalog(catalog) is not None else []
+    except Exception as err:  # noqa: BLE001 - the record goes without them, and says so
+        logger.warning("the schemas of %s could not be read for the handoff record (%s)", catalog, err)
+        return None
+    return [{"name": s.full_name, "owner": s.owner} for s in found
             if s.properties.get(COURSE_PROPERTY) == settings.cluster.course]
 
 

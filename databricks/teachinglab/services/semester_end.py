@@ -69,7 +69,15 @@ def still_costing(gateway, settings, *, schemas_dropped: bool) -> list[StillCost
         items.append(StillCosting(
             f"cluster {c.name} ({c.state})", "its VMs and DBUs bill whenever it runs; a pinned or running one is "
             "easy to forget", f"Compute > {c.name} > More > Delete (or --purge_clusters --course NAME)"))
-    for w in gateway.warehouses():
+    try:
+        warehouses = gateway.warehouses()
+    except Exception as err:  # noqa: BLE001 - listed as unknown, never left out
+        logger.warning("SQL warehouses could not be listed: %s", err)
+        items.append(StillCosting("SQL warehouses (they could not be listed: "
+                                  f"{type(err).__name__})", "each bills while it runs",
+                                  "SQL Warehouses: delete the course's"))
+        warehouses = []
+    for w in warehouses:
         items.append(StillCosting(
             f"SQL warehouse {w[1]} ({w[2]})", "bills while it runs, and anything scheduled starts it again",
             f"SQL Warehouses > {w[1]} > More > Delete"))

@@ -1,6 +1,5 @@
-# dev: small nodes, one worker, a short auto-termination, nothing protected from destroy. Try a
-# change here (make plan ENV=dev, make apply ENV=dev) before it reaches the live course, and
-# make destroy ENV=dev when done.
+# The module call of both environment roots (dev/lab.tf and prod/lab.tf link here). Each root's
+# environment.tf sets local.env: the sizes it defaults to and whether its data is protected.
 module "lab" {
   source = "../../modules/lab"
   providers = {
@@ -12,11 +11,11 @@ module "lab" {
   target_workspace           = var.target_workspace
   users_csv                  = "${path.root}/${var.users_csv}"
   spark_version              = var.spark_version
-  node_type_id               = coalesce(var.node_type_id, "Standard_DS3_v2")
+  node_type_id               = coalesce(var.node_type_id, local.env.node_type_id)
   driver_node_type_id        = var.driver_node_type_id
-  min_workers                = coalesce(var.min_workers, 1)
-  max_workers                = coalesce(var.max_workers, 1)
-  autotermination_minutes    = coalesce(var.autotermination_minutes, 10)
+  min_workers                = coalesce(var.min_workers, local.env.min_workers)
+  max_workers                = coalesce(var.max_workers, local.env.max_workers)
+  autotermination_minutes    = coalesce(var.autotermination_minutes, local.env.autotermination_minutes)
   pypi_packages              = var.pypi_packages
   maven_packages             = var.maven_packages
   manager_group              = var.manager_group
@@ -30,5 +29,5 @@ module "lab" {
   create_catalog             = var.create_catalog
   catalog_storage_root       = var.catalog_storage_root
   notebooks_dir              = var.notebooks_dir == null ? null : abspath(startswith(var.notebooks_dir, "/") ? var.notebooks_dir : "${path.root}/${var.notebooks_dir}")
-  protect_data               = false
+  protect_data               = local.env.protect_data
 }
