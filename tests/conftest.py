@@ -286,3 +286,13 @@ def roster_env(make_env, monkeypatch, tmp_path, start: datetime, **extra) -> Env
     assert cli.main(["--convert_moodle", str(ROOT / "tests" / "data" / "moodle_groupselect.csv"), "-o", str(users)]) == 0
     e.users_csv = users
     return e
+
+
+def rerun_changes_nothing(env: Env, capsys) -> None:
+    """A second --create_from_csv of `env.users_csv` says "nothing to change" and writes nothing."""
+    from databricks import main as cli
+    capsys.readouterr()
+    writes = len([r for r in env.workspace.requests if r.method != "GET"])
+    assert cli.main(["--create_from_csv", str(env.users_csv)]) == 0
+    assert "nothing to change" in capsys.readouterr().out
+    assert len([r for r in env.workspace.requests if r.method != "GET"]) == writes

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import ADMIN, local, roster_env
+from conftest import ADMIN, local, rerun_changes_nothing, roster_env
 from databricks import main as cli
 
 DANA, AVIGAIL = "dana@uni.example.edu", "avigail@uni.example.edu"   # Team Rocket (g1043), קבוצה שלוש (g1044)
@@ -50,11 +50,7 @@ def test_every_group_gets_a_schema_it_may_change_and_a_shared_one_it_may_only_re
     assert not ws.uc_can(DANA, "MODIFY", "bigdata_2026.shared")
     assert not ws.uc_can(DANA, "CREATE_TABLE", "bigdata_2026.shared")
     assert ws.uc_grants("catalog", "bigdata_2026") == {"bigdata-students": {"USE_CATALOG"}}
-    capsys.readouterr()
-    writes = len([r for r in ws.requests if r.method != "GET"])
-    assert run("--create_from_csv", str(env.users_csv)) == 0
-    assert "nothing to change" in capsys.readouterr().out
-    assert len([r for r in ws.requests if r.method != "GET"]) == writes
+    rerun_changes_nothing(env, capsys)
 
 
 def test_an_existing_catalog_and_schema_are_reused_never_replaced_and_other_grants_stay(env, capsys):

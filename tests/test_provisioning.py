@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ADMIN, ROOT, local, roster_env
+from conftest import ADMIN, ROOT, local, rerun_changes_nothing, roster_env
 from databricks import main as cli
 from databricks.sandbox import Fault
 
@@ -41,11 +41,7 @@ def test_first_run_creates_everything_and_second_run_changes_nothing(env, capsys
     assert ws.group_level(c.cluster_id, "admins") is None  # inherited, never written
     libs = [s["library"] for s in ws.library_statuses(c.cluster_id)]
     assert {"pypi": {"package": "nltk==3.9.1"}} in libs and {"maven": {"coordinates": "com.example:lib:1.0"}} in libs
-    capsys.readouterr()
-    writes = len([r for r in ws.requests if r.method != "GET"])
-    assert run("--create_from_csv", str(env.users_csv)) == 0
-    assert "nothing to change" in capsys.readouterr().out
-    assert len([r for r in ws.requests if r.method != "GET"]) == writes
+    rerun_changes_nothing(env, capsys)
 
 
 def test_dry_run_plans_and_changes_nothing(env, capsys):
