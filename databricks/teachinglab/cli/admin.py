@@ -9,8 +9,9 @@ import json
 import sys
 from datetime import date
 
-from databricks.teachinglab.cli import (commands, ledger_commands, plan_commands,  # noqa: F401 - they register
-                                        provisioning_commands, semester_commands, semester_end_commands)
+from databricks.teachinglab.cli import (commands, content_commands, ledger_commands,  # noqa: F401 - they register
+                                        plan_commands, provisioning_commands, semester_commands,
+                                        semester_end_commands)
 from databricks.teachinglab.cli.clock import use_clock_at, utcnow
 from databricks.teachinglab.cli.parsing import LabParser, interruptible
 from databricks.teachinglab.cli.registry import COMMANDS, Command, Invocation
