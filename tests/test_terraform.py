@@ -118,6 +118,10 @@ def test_prod_state_is_azure_storage_and_the_old_roots_resources_move_into_the_m
     assert "storage_account_name" in (ENVIRONMENTS / "prod" / "backend.hcl.example").read_text()
     moved = {m["from"].strip("${}"): m["to"].strip("${}") for m in _load("moved.tf", ENVIRONMENTS / "prod")["moved"]}
     assert moved["databricks_cluster.team"] == "module.lab.databricks_cluster.team"
+    # The old per-group schemas hold tables and have no counterpart: forgotten, never destroyed.
+    removed = {r["from"].strip("${}"): r["lifecycle"][0]["destroy"] for r in
+               _load("moved.tf", ENVIRONMENTS / "prod")["removed"]}
+    assert removed == {"databricks_schema.team": False, "databricks_grants.team_schema": False}
 
 
 def _terraform_env() -> dict:
