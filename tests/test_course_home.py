@@ -192,9 +192,11 @@ def test_the_handoff_record_lists_the_schemas_and_folders(env, notebooks, capsys
     assert record["environment"] == "prod" and record["created"]["catalog"] == "bigdata_2026"
     assert {s["name"] for s in record["created"]["schemas"]} == {
         "bigdata_2026.g1043", "bigdata_2026.g1044", "bigdata_2026.g1045", "bigdata_2026.g1046", "bigdata_2026.shared"}
-    assert all(s["owner"] == ADMIN for s in record["created"]["schemas"])
-    paths = {f["path"] for f in record["created"]["folders"]}
-    assert "/Workspace/Groups/Team Rocket/course-notebooks" in paths and "/Workspace/Groups/Solo" in paths
+    assert all(s["owner"] == ADMIN and s["id"] for s in record["created"]["schemas"])
+    folders = {f["path"]: f for f in record["created"]["folders"]}
+    assert "/Workspace/Groups/Team Rocket/course-notebooks" in folders and "/Workspace/Groups/Solo" in folders
+    solo = env.workspace.object_status("/Workspace/Groups/Solo")
+    assert folders["/Workspace/Groups/Solo"]["id"] == solo["object_id"] and solo["object_type"] == "DIRECTORY"
 
 
 def test_a_missing_notebook_folder_stops_the_deploy_and_never_the_poll(env, capsys, monkeypatch, tmp_path):

@@ -17,6 +17,7 @@ Paths and bodies are those of databricks-sdk 0.156 (`CatalogsAPI`, `SchemasAPI`,
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from .errors import ApiError
@@ -74,6 +75,7 @@ class UnityCatalog:
         if full in self.schemas:
             raise ApiError(409, "SCHEMA_ALREADY_EXISTS", f"Schema '{full}' already exists")
         self.schemas[full] = {"name": name, "catalog_name": catalog["name"], "full_name": full, "owner": user,
+                              "schema_id": str(uuid.uuid4()),
                               "comment": body.get("comment"), "properties": dict(body.get("properties") or {}),
                               "created_at": now_ms, "created_by": user}
         return self.schemas[full]

@@ -64,7 +64,7 @@ def _schemas(gw, settings) -> list[dict] | None:
     except Exception as err:  # noqa: BLE001 - the record goes without them, and says so
         logger.warning("the schemas of %s could not be read for the handoff record (%s)", catalog, err)
         return None
-    return [{"name": s.full_name, "owner": s.owner} for s in found
+    return [{"name": s.full_name, "id": s.schema_id, "owner": s.owner} for s in found
             if s.properties.get(COURSE_PROPERTY) == settings.cluster.course]
 
 
@@ -79,7 +79,7 @@ def _folders(gw, settings, groups: list[str]) -> list[dict]:
     for path in sorted(set(paths)):
         info = gw.object_info(path)
         if info is not None:
-            out.append({"path": path, "type": info[0]})
+            out.append({"path": path, "id": info[2], "type": info[0]})
     return out
 
 

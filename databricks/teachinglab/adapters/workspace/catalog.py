@@ -16,10 +16,12 @@ class Securable:
     owner: str | None
     properties: dict
     comment: str | None = None
+    schema_id: str | None = None   # a schema's id (SchemaInfo.schema_id); None for a catalog
 
 
 def _securable(info) -> Securable:
-    return Securable(info.full_name or info.name, info.owner, dict(info.properties or {}), info.comment)
+    return Securable(info.full_name or info.name, info.owner, dict(info.properties or {}), info.comment,
+                     getattr(info, "schema_id", None))
 
 
 class CatalogApi:

@@ -22,13 +22,13 @@ class FilesApi:
         return [(o.path, o.object_type.value if o.object_type else "", o.language.value if o.language else None,
                  o.size) for o in items]
 
-    def object_info(self, path: str) -> tuple[str, int | None] | None:
-        """(object_type, modified_at in ms) of the object at `path`, or None when there is none."""
+    def object_info(self, path: str) -> tuple[str, int | None, int | None] | None:
+        """(object_type, modified_at in ms, object_id) of the object at `path`, or None when there is none."""
         try:
             info = self._retry(f"status of {path}", lambda: self.client.workspace.get_status(path))
         except NotFound:
             return None
-        return (info.object_type.value if info.object_type else "", info.modified_at)
+        return (info.object_type.value if info.object_type else "", info.modified_at, info.object_id)
 
     def export(self, path: str, fmt: str) -> bytes:
         res = self._retry(f"export {path}", lambda: self.client.workspace.export(
