@@ -60,7 +60,8 @@ def end_semester(inv: Invocation) -> int:
             _copy(handoff_file(settings), out / "handoff.json")
     schemas_dropped = False
     if "teardown" not in skip:
-        schemas_dropped = _teardown_step(inv, export_dir, failed)
+        # a dry run exports nothing to look at: a planned export counts as done
+        schemas_dropped = _teardown_step(inv, export_dir, failed, export_planned=dry and "export" not in skip)
     if "costs" not in skip:
         _costs_step(inv, out, schemas_dropped)
     if failed:
@@ -94,13 +95,12 @@ def _report_step(inv: Invocation, folder: Path, failed: list[str]) -> None:
     print(f"[report] the last closed day, {days[-1]}, with the semester's totals: " + ", ".join(map(str, paths)))
 
 
-def _teardown_step(inv: Invocation, export_dir: Path, failed: list[str]) -> bool:
+def _teardown_step(inv: Invocation, export_dir: Path, failed: list[str], *, export_planned: bool) -> bool:
     """True when the course's schemas were dropped."""
     from databricks.teachinglab.core.trust import LabPrincipals
     from databricks.teachinglab.services.semester_end import course_teardown
     from databricks.teachinglab.services.trust import keepers
     settings, args = inv.settings, inv.args
-    export_planned = args.dry_run and "export" not in _skipped(args)   # a dry run exports nothing to look at
     if "export" in failed or not ((export_dir / "manifest.json").exists() or export_planned):
         print(f"[teardown] not run: the notebooks are not exported yet ({export_dir / 'manifest.json'} is missing "
               "or the export failed); run --end_semester again without --skip export", file=sys.stderr)

@@ -60,8 +60,8 @@ def plan_catalog(gateway, content: ContentSettings, roster: Roster, *, course: s
                               + (f", stored at {content.storage_root}" if content.storage_root else ""),
                               run=create_catalog))
 
-    def needs(where: str, held_of, principal: str, privileges: tuple) -> None:
-        held = held_of().get(principal, set())
+    def needs(where: str, granted: dict[str, set[str]], principal: str, privileges: tuple) -> None:
+        held = granted.get(principal, set())
         missing = [p for p in privileges if p not in held and "ALL_PRIVILEGES" not in held]
         if not missing:
             return
@@ -75,8 +75,7 @@ def plan_catalog(gateway, content: ContentSettings, roster: Roster, *, course: s
             gateway.grant_privileges(kind, full, principal, missing)
         changes.append(Change("grant", where, f"{', '.join(missing)} to {principal}", run=grant))
 
-    needs(f"catalog {name}", lambda: gateway.grants("catalog", name) if catalog else {}, students_group,
-          CATALOG_PRIVILEGES)
+    needs(f"catalog {name}", gateway.grants("catalog", name) if catalog else {}, students_group, CATALOG_PRIVILEGES)
     for full, (principal, privileges) in sorted(wanted_schemas(content, roster, students_group).items()):
         existing = gateway.schema(full) if catalog is not None else None
         if existing is None:
@@ -90,8 +89,7 @@ def plan_catalog(gateway, content: ContentSettings, roster: Roster, *, course: s
         elif existing.properties.get(COURSE_PROPERTY) != course:
             drift.append(f"schema {full} exists and was not made for course {course}: reused as it is (never "
                          "replaced), and never dropped by --drop_data")
-        needs(f"schema {full}", (lambda full=full, existing=existing: gateway.grants("schema", full)
-                                 if existing is not None else {}), principal, privileges)
+        needs(f"schema {full}", gateway.grants("schema", full) if existing is not None else {}, principal, privileges)
     return changes, drift
 
 

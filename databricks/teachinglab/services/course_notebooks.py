@@ -97,17 +97,18 @@ def plan_notebooks(gateway, folder: Path, cs: ClusterSettings, groups: list[str]
                 changes.append(Change("group_folder", home, f"{level} for {group}",
                                       run=lambda home=home, group=group, level=level:
                                       gateway.group_folder(home, group, level)))
+        there = gateway.modified_times(where)   # one listing per destination, not a call per notebook
         for nb in notebooks:
             target = f"{where}/{nb.name}"
-            info = gateway.object_info(target)
+            exists = nb.name in there
             before = state.get(target)
-            if info is not None and before is None:
+            if exists and before is None:
                 notes.append(f"{target} exists and was not deployed by the lab: left as it is (delete it to get "
                              "the course's version)")
                 continue
-            if info is not None and before["sha256"] == nb.sha256:
+            if exists and before["sha256"] == nb.sha256:
                 continue
-            if info is not None and info[1] != before.get("modified_at"):
+            if exists and there[nb.name] != before.get("modified_at"):
                 notes.append(f"{target} was edited in the workspace since it was deployed: kept (the new version of "
                              f"{nb.file.name} goes there once the copy is deleted)")
                 continue
@@ -118,5 +119,6 @@ def plan_notebooks(gateway, folder: Path, cs: ClusterSettings, groups: list[str]
                 state[target] = {"sha256": nb.sha256, "modified_at": after[1] if after else None,
                                  "source": nb.name}
                 save_state(state_path, state)
-            changes.append(Change("deploy_notebook", target, "new" if info is None else "changed", run=deploy))
+            changes.append(Change("deploy_notebook", target, "changed" if exists else "new", run=deploy))
     return changes, notes
+

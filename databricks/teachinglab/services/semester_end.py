@@ -34,7 +34,7 @@ def course_teardown(gateway, settings, *, keep: dict[str, str], principals, rost
                                            roster_groups=roster_groups))
     out = [teardown.purge_clusters(gateway, principals=principals, course=course, dry_run=dry_run,
                                    progress=progress),
-           delete_course_users(gateway, course=course, keep=keep, dry_run=dry_run, progress=progress),
+           teardown.delete_course_users(gateway, course=course, keep=keep, dry_run=dry_run, progress=progress),
            teardown.delete_all_groups(gateway, principals=principals, course=course, roster_groups=groups,
                                       dry_run=dry_run, progress=progress)]
     if drop_data and settings.content.catalog:
@@ -42,22 +42,6 @@ def course_teardown(gateway, settings, *, keep: dict[str, str], principals, rost
         out.append(drop_schemas(gateway, settings.content, course=course, principals=principals, dry_run=dry_run,
                                 progress=progress))
     return out
-
-
-def delete_course_users(gateway, *, course: str, keep: dict[str, str], dry_run: bool = False,
-                        progress=None) -> teardown.Summary:
-    """The course's students: members of <course>-students, never a lab principal (`keep`).
-    Other courses' students in the same workspace stay."""
-    summary = teardown.Summary("students", dry_run)
-    group = gateway.group(f"{course}-students")
-    todo = []
-    for p in sorted(group.members if group else [], key=lambda p: p.user_name):
-        why = keep.get(p.user_name.lower())
-        if why:
-            summary.kept.append((p.user_name, why))
-        else:
-            todo.append((p.user_name, (lambda: None) if dry_run else (lambda uid=p.user_id: gateway.delete_user(uid))))
-    return teardown.run_deletes(summary, todo, progress)
 
 
 def still_costing(gateway, settings, *, schemas_dropped: bool) -> list[StillCosting]:

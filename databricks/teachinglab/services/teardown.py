@@ -46,9 +46,22 @@ def run_deletes(summary: Summary, items: Iterable[tuple[str, Callable[[], None]]
 
 def delete_all_users(gateway, *, keep: dict[str, str], dry_run: bool = False, progress=None) -> Summary:
     """Every user but those in `keep` (trust.keepers: the admins, LAB_MANAGERS, ADMIN_EMAIL, the caller)."""
-    summary = Summary("users", dry_run)
+    return delete_users(gateway, gateway.users(), "users", keep=keep, dry_run=dry_run, progress=progress)
+
+
+def delete_course_users(gateway, *, course: str, keep: dict[str, str], dry_run: bool = False,
+                        progress=None) -> Summary:
+    """The course's students: members of <course>-students, never one in `keep`. Other courses'
+    students in the same workspace stay."""
+    group = gateway.group(f"{course}-students")
+    return delete_users(gateway, group.members if group else [], "students", keep=keep, dry_run=dry_run,
+                        progress=progress)
+
+
+def delete_users(gateway, people, what: str, *, keep: dict[str, str], dry_run: bool, progress) -> Summary:
+    summary = Summary(what, dry_run)
     todo = []
-    for p in sorted(gateway.users(), key=lambda p: p.user_name):
+    for p in sorted(people, key=lambda p: p.user_name):
         why = keep.get(p.user_name.lower())
         if why:
             summary.kept.append((p.user_name, why))

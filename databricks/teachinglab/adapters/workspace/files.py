@@ -12,6 +12,10 @@ from databricks.teachinglab.adapters.workspace.base import ApiFailure, NotFound
 logger = logging.getLogger(__name__)
 
 
+def _without_workspace(path: str) -> str:
+    return path[len("/Workspace"):] if path.startswith("/Workspace/") else path
+
+
 class FilesApi:
     def list_dir(self, path: str) -> list[tuple[str, str, str | None, int | None]]:
         """(path, object_type, language, size) of the objects directly under `path`."""
@@ -21,6 +25,18 @@ class FilesApi:
             return []
         return [(o.path, o.object_type.value if o.object_type else "", o.language.value if o.language else None,
                  o.size) for o in items]
+
+    def modified_times(self, root: str) -> dict[str, int | None]:
+        """modified_at (ms) of every object below `root`, by its path relative to `root` ("week1/intro");
+        {} when `root` does not exist. One listing per folder instead of a status call per object."""
+        try:
+            items = self._retry(f"list {root}", lambda: list(self.client.workspace.list(root, recursive=True)))
+        except NotFound:
+            return {}
+        # "/Workspace/Users/x" and "/Users/x" name the same object: the API may answer either form.
+        base = _without_workspace(root).rstrip("/") + "/"
+        return {_without_workspace(o.path)[len(base):]: o.modified_at for o in items
+                if o.path and _without_workspace(o.path).startswith(base)}
 
     def object_info(self, path: str) -> tuple[str, int | None, int | None] | None:
         """(object_type, modified_at in ms, object_id) of the object at `path`, or None when there is none."""
